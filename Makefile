@@ -1,0 +1,106 @@
+# duplex: build, test, run. `make help` lists the targets.
+#
+# Two VMs are built and tested side by side: Lua 5.4 (build/lua5.4) and
+# LuaJIT (build/luajit); `make test-asan` adds AddressSanitizer +
+# UndefinedBehaviorSanitizer builds of both (build/asan-*).
+
+VERSION := 0.1.0
+PREFIX ?= /usr/local
+PORT ?= 8080
+JOBS ?= 2
+SHELL := /bin/bash
+
+SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+FLAVOUR = $(MAKE) --no-print-directory -j$(JOBS) -f mk/flavour.mk VERSION=$(VERSION) PREFIX=$(PREFIX)
+
+# Debian packages the build, the tests and `make run` need.
+DEB_PACKAGES := gcc make pkg-config libev-dev libssl-dev zlib1g-dev \
+	lua5.4 liblua5.4-dev luajit libluajit-5.1-dev lua-busted lua-socket \
+	python3 python3-websockets nodejs npm
+
+.PHONY: help deps build build-lua5.4 build-luajit build-asan unit test test-unit \
+	test-lua5.4 test-luajit test-asan run clean install
+
+help:
+	@echo "make deps       install what is missing (Debian packages, node modules)"
+	@echo "make build      build duplex for Lua 5.4 and LuaJIT"
+	@echo "make test       unit tests and specs on both VMs"
+	@echo "make test-asan  the same under AddressSanitizer + UBSan"
+	@echo "make run        serve scripts/chat.lua on port $(PORT)"
+	@echo "make install    install the command and modules under PREFIX ($(PREFIX))"
+
+# Quick when everything is present: asks dpkg, installs only what is missing.
+deps:
+	@missing=$$(for p in $(DEB_PACKAGES); do \
+		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing: $$missing"; \
+		SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+		$$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q $$missing; \
+	fi
+	@if [ ! -d node_modules/ws ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then \
+		npm ci --no-audit --no-fund --loglevel=error; fi
+
+build: build-lua5.4 build-luajit
+
+build-lua5.4:
+	@$(FLAVOUR) OUT=build/lua5.4 LUA_PKG=lua5.4 LUA_DIR=$(PREFIX)/share/lua/5.4
+
+build-luajit:
+	@$(FLAVOUR) OUT=build/luajit LUA_PKG=luajit LUA_DIR=$(PREFIX)/share/lua/5.1
+
+build-asan:
+	@$(FLAVOUR) OUT=build/asan-lua5.4 LUA_PKG=lua5.4 OPT=-O1 SAN="$(SAN_FLAGS)"
+	@$(FLAVOUR) OUT=build/asan-luajit LUA_PKG=luajit OPT=-O1 SAN="$(SAN_FLAGS)"
+
+# ---- tests ----
+
+UNIT_SRC := $(wildcard test/unit/test_*.c)
+PROTO_SRC := $(wildcard core/protocol/*.c)
+UNIT_CFLAGS := -std=c11 -D_GNU_SOURCE -g -Wall -Wextra -Werror -Wshadow -Icore -Icore/protocol
+
+build/unit/%: test/unit/%.c $(PROTO_SRC) $(wildcard core/protocol/*.h test/unit/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(UNIT_CFLAGS) -O2 $< $(PROTO_SRC) -lcrypto -o $@
+
+build/unit-asan/%: test/unit/%.c $(PROTO_SRC) $(wildcard core/protocol/*.h test/unit/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(UNIT_CFLAGS) -O1 $(SAN_FLAGS) $< $(PROTO_SRC) -lcrypto -o $@
+
+test-unit: $(patsubst test/unit/%.c,build/unit/%,$(UNIT_SRC))
+	@for t in $^; do $$t || exit 1; done
+
+test-unit-asan: $(patsubst test/unit/%.c,build/unit-asan/%,$(UNIT_SRC))
+	@for t in $^; do $$t || exit 1; done
+
+# busted runs in the Lua it tests; specs start $(DUPLEX_BIN) on port 0.
+BUSTED = busted --lpath='spec/?.lua;lua/?.lua;lua/?/init.lua' -o utfTerminal
+
+test-lua5.4: build-lua5.4
+	DUPLEX_BIN=build/lua5.4/duplex LUA_CPATH='build/lua5.4/lib/?.so;;' $(BUSTED) --lua=lua5.4 spec
+
+test-luajit: build-luajit
+	DUPLEX_BIN=build/luajit/duplex LUA_CPATH='build/luajit/lib/?.so;;' $(BUSTED) --lua=luajit spec
+
+test: deps
+	@$(MAKE) --no-print-directory test-unit test-lua5.4 test-luajit
+
+test-asan: deps build-asan
+	@$(MAKE) --no-print-directory test-unit-asan
+	DUPLEX_BIN=build/asan-lua5.4/duplex DUPLEX_ASAN=1 $(BUSTED) --lua=lua5.4 --exclude-tags=inprocess spec
+	DUPLEX_BIN=build/asan-luajit/duplex DUPLEX_ASAN=1 $(BUSTED) --lua=luajit --exclude-tags=inprocess spec
+
+# ---- run, install ----
+
+run: deps build-lua5.4
+	build/lua5.4/duplex run scripts/chat.lua --port $(PORT)
+
+install: build-lua5.4
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/lua/5.4/duplex \
+		$(DESTDIR)$(PREFIX)/lib/lua/5.4/duplex
+	install -m 755 build/lua5.4/duplex $(DESTDIR)$(PREFIX)/bin/duplex
+	install -m 644 lua/duplex/*.lua $(DESTDIR)$(PREFIX)/share/lua/5.4/duplex/
+	install -m 755 build/lua5.4/lib/duplex/core.so $(DESTDIR)$(PREFIX)/lib/lua/5.4/duplex/core.so
+
+clean:
+	rm -rf build

@@ -1,0 +1,67 @@
+/* The Lua binding: the only C that includes Lua headers. Shared between
+ * its files: the server and connection userdata and the call helper. */
+#ifndef DX_BINDING_H
+#define DX_BINDING_H
+
+#include "binding/compat.h"
+#include "transport/server.h"
+
+#define DX_SERVER_MT "duplex.server"
+#define DX_CONN_MT "duplex.connection"
+
+/* The events a route's handler table may name. */
+enum { DX_H_UPGRADE, DX_H_OPEN, DX_H_MESSAGE, DX_H_CLOSE, DX_H_PONG_TIMEOUT, DX_H_COUNT };
+
+typedef struct dx_route {
+    char *path;                 /* exact match on the request path */
+    int fn[DX_H_COUNT];         /* registry refs of the handlers, LUA_NOREF when absent */
+} dx_route;
+
+/* The server userdata. */
+typedef struct dx_lserver {
+    dx_server *srv;             /* NULL once closed */
+    lua_State *T;               /* the thread events run on, rooted in the registry */
+    dx_route *routes;
+    int nroutes;
+} dx_lserver;
+
+/* The connection userdata: a handle. conn is NULL once the close event has
+ * run; the fields stay readable. */
+typedef struct dx_lconn {
+    dx_conn *conn;
+    dx_lserver *ls;
+    int self;                   /* registry ref rooting this handle while open */
+    int route;                  /* index into ls->routes */
+    lua_Integer id;
+    char remote[56];
+} dx_lconn;
+
+/* Calls the function on L's stack below nargs arguments through the
+ * traceback handler. On an error, logs "duplex: error in <what> handler
+ * [connection N from ADDR]: message + traceback" once (conn may be NULL) and
+ * returns 0 with nothing left on the stack; else returns 1 with nresults
+ * values pushed. [-(nargs+1), +(nresults|0), -] */
+int dx_call(lua_State *L, int nargs, int nresults, const char *what, const dx_lconn *conn);
+
+/* Registers the connection metatable. [-0, +0, e] */
+void dx_conn_open_lib(lua_State *L);
+
+/* Creates the handle of c on route and roots it; leaves it on the stack.
+ * [-0, +1, m] */
+dx_lconn *dx_conn_push_new(lua_State *L, dx_lserver *ls, dx_conn *c, int route);
+
+/* Pushes the handle of c (its user pointer). [-0, +1, -] */
+void dx_conn_push(lua_State *L, dx_lconn *w);
+
+/* The close event ran: the handle lets go of c and stops rooting itself. */
+void dx_conn_release(lua_State *L, dx_lconn *w);
+
+/* Registers the server metatable and the core.server constructor into the
+ * module table on top of the stack. [-0, +0, e] */
+void dx_server_open_lib(lua_State *L);
+
+/* Pushes the registry-rooted thread events run on, creating it once per
+ * Lua state; returns it. [-0, +0, m] */
+lua_State *dx_event_thread(lua_State *L);
+
+#endif

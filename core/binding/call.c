@@ -1,0 +1,52 @@
+/* The one way C calls into Lua: lua_pcall with a traceback handler, and the
+ * failure policy "log it once, with its traceback". */
+#include <stdio.h>
+#include "binding/binding.h"
+
+static int traceback(lua_State *L)
+{
+    const char *msg = lua_tostring(L, 1);
+    if (msg == NULL) {
+        if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
+            msg = lua_tostring(L, -1);
+        else
+            msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+    }
+    dx_traceback(L, L, msg, 1);
+    return 1;
+}
+
+int dx_call(lua_State *L, int nargs, int nresults, const char *what, const dx_lconn *conn)
+{
+    int base = lua_gettop(L) - nargs;      /* the function's index */
+    lua_pushcfunction(L, traceback);
+    lua_insert(L, base);
+    int r = lua_pcall(L, nargs, nresults, base);
+    lua_remove(L, base);
+    if (r == 0)
+        return 1;
+    const char *err = lua_tostring(L, -1);
+    if (conn)
+        fprintf(stderr, "duplex: error in %s handler (connection %lld from %s): %s\n",
+                what, (long long)conn->id, conn->remote, err ? err : "?");
+    else
+        fprintf(stderr, "duplex: error in %s: %s\n", what, err ? err : "?");
+    fflush(stderr);
+    lua_pop(L, 1);
+    return 0;
+}
+
+lua_State *dx_event_thread(lua_State *L)
+{
+    static const char key = 0;             /* its address is the registry key */
+    lua_pushlightuserdata(L, (void *)&key);
+    lua_rawget(L, LUA_REGISTRYINDEX);
+    lua_State *T = lua_tothread(L, -1);
+    lua_pop(L, 1);
+    if (T == NULL) {
+        lua_pushlightuserdata(L, (void *)&key);
+        T = lua_newthread(L);
+        lua_rawset(L, LUA_REGISTRYINDEX);
+    }
+    return T;
+}

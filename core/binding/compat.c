@@ -1,0 +1,64 @@
+/* See compat.h. */
+#include "binding/compat.h"
+
+#if LUA_VERSION_NUM >= 502
+
+void dx_getuv(lua_State *L, int idx)
+{
+    lua_getiuservalue(L, idx, 1);
+}
+
+void dx_setuv(lua_State *L, int idx)
+{
+    lua_setiuservalue(L, idx, 1);
+}
+
+void dx_inituv(lua_State *L, int idx)
+{
+    (void)L;
+    (void)idx;
+}
+
+#else
+
+static const char none_key = 0;   /* registry key of the "nothing attached" marker */
+
+static void push_none(lua_State *L)
+{
+    lua_pushlightuserdata(L, (void *)&none_key);
+    lua_rawget(L, LUA_REGISTRYINDEX);
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        lua_newtable(L);
+        lua_pushlightuserdata(L, (void *)&none_key);
+        lua_pushvalue(L, -2);
+        lua_rawset(L, LUA_REGISTRYINDEX);
+    }
+}
+
+void dx_getuv(lua_State *L, int idx)
+{
+    idx = idx < 0 ? lua_gettop(L) + idx + 1 : idx;
+    lua_getfenv(L, idx);
+    push_none(L);
+    if (lua_rawequal(L, -1, -2)) {
+        lua_pop(L, 2);
+        lua_pushnil(L);
+    } else {
+        lua_pop(L, 1);
+    }
+}
+
+void dx_setuv(lua_State *L, int idx)
+{
+    lua_setfenv(L, idx);
+}
+
+void dx_inituv(lua_State *L, int idx)
+{
+    idx = idx < 0 ? lua_gettop(L) + idx + 1 : idx;
+    push_none(L);
+    lua_setfenv(L, idx);
+}
+
+#endif

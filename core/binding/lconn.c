@@ -1,0 +1,193 @@
+/* The connection handle seen by handlers as `ws`. */
+#include <string.h>
+#include "binding/binding.h"
+#include "protocol/message.h"
+#include "protocol/utf8.h"
+
+static const char *const closed_msg = "attempt to use a closed connection";
+
+static dx_lconn *check(lua_State *L)
+{
+    return luaL_checkudata(L, 1, DX_CONN_MT);
+}
+
+/* The live connection behind the handle at 1, or a raised error once the
+ * close event has run. */
+static dx_conn *live(lua_State *L)
+{
+    dx_lconn *w = check(L);
+    if (w->conn == NULL)
+        luaL_error(L, "%s", closed_msg);
+    return w->conn;
+}
+
+static int check_binary(lua_State *L, int idx)
+{
+    if (lua_isnoneornil(L, idx))
+        return 0;
+    luaL_checktype(L, idx, LUA_TBOOLEAN);
+    return lua_toboolean(L, idx);
+}
+
+/* A send that found the connection closing: a failure of the world. */
+static int push_result(lua_State *L, int r)
+{
+    if (r == DX_SEND_OK) {
+        lua_pushboolean(L, 1);
+        return 1;
+    }
+    lua_pushnil(L);
+    lua_pushstring(L, r == DX_SEND_CLOSED ? "connection is closing" : "out of memory");
+    lua_pushstring(L, r == DX_SEND_CLOSED ? "closed" : "ENOMEM");
+    return 3;
+}
+
+/* ws:send(data [, binary]) -> true | nil, message, name */
+static int l_send(lua_State *L)
+{
+    dx_conn *c = live(L);
+    size_t len;
+    const char *data = luaL_checklstring(L, 2, &len);
+    int binary = check_binary(L, 3);
+    return push_result(L, dx_conn_send(c, data, len, binary));
+}
+
+/* ws:ping([data]) -> true | nil, message, name */
+static int l_ping(lua_State *L)
+{
+    dx_conn *c = live(L);
+    size_t len = 0;
+    const char *data = luaL_optlstring(L, 2, "", &len);
+    luaL_argcheck(L, len <= DX_CONTROL_MAX, 2, "ping payload longer than 125 bytes");
+    return push_result(L, dx_conn_ping(c, data, len));
+}
+
+/* ws:close([code [, reason]]) -> true. Closing a closed connection does
+ * nothing. */
+static int l_close(lua_State *L)
+{
+    dx_lconn *w = check(L);
+    lua_Integer code = luaL_optinteger(L, 2, DX_CLOSE_NORMAL);
+    size_t len = 0;
+    const char *reason = luaL_optlstring(L, 3, "", &len);
+    luaL_argcheck(L, code >= 0 && code <= 0xffff && dx_close_code_valid((unsigned)code), 2,
+                  "invalid close code");
+    luaL_argcheck(L, len <= DX_CONTROL_MAX - 2, 3, "reason longer than 123 bytes");
+    luaL_argcheck(L, dx_utf8_valid((const uint8_t *)reason, len), 3, "reason is not valid UTF-8");
+    if (w->conn)
+        dx_conn_close(w->conn, (unsigned)code, reason, len);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* ws:buffered() -> bytes queued for sending */
+static int l_buffered(lua_State *L)
+{
+    lua_pushinteger(L, (lua_Integer)dx_conn_buffered(live(L)));
+    return 1;
+}
+
+/* ws.data: the app's table, made on first use. [-0, +1, m] */
+static void push_data(lua_State *L)
+{
+    dx_getuv(L, 1);
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        lua_newtable(L);
+        lua_pushvalue(L, -1);
+        dx_setuv(L, 1);
+    }
+}
+
+static int l_index(lua_State *L)
+{
+    dx_lconn *w = check(L);
+    const char *k = lua_tostring(L, 2);
+    lua_pushvalue(L, 2);
+    lua_rawget(L, lua_upvalueindex(1));        /* a method */
+    if (!lua_isnil(L, -1) || k == NULL)
+        return 1;
+    if (strcmp(k, "id") == 0)
+        lua_pushinteger(L, w->id);
+    else if (strcmp(k, "remote") == 0)
+        lua_pushstring(L, w->remote);
+    else if (strcmp(k, "data") == 0)
+        push_data(L);
+    else
+        lua_pushnil(L);
+    return 1;
+}
+
+static int l_newindex(lua_State *L)
+{
+    check(L);
+    const char *k = lua_tostring(L, 2);
+    if (k && strcmp(k, "data") == 0) {
+        luaL_checktype(L, 3, LUA_TTABLE);
+        lua_pushvalue(L, 3);
+        dx_setuv(L, 1);
+        return 0;
+    }
+    return luaL_error(L, "cannot set field '%s' of a connection (use ws.data)", k ? k : "?");
+}
+
+static int l_tostring(lua_State *L)
+{
+    dx_lconn *w = check(L);
+    lua_pushfstring(L, "duplex.connection %d (%s%s)", (int)w->id, w->remote,
+                    w->conn ? "" : ", closed");
+    return 1;
+}
+
+static const luaL_Reg methods[] = {
+    { "send", l_send }, { "ping", l_ping }, { "close", l_close }, { "buffered", l_buffered },
+    { NULL, NULL }
+};
+
+void dx_conn_open_lib(lua_State *L)
+{
+    luaL_newmetatable(L, DX_CONN_MT);
+    lua_newtable(L);
+    dx_setfuncs(L, methods);
+    lua_pushcclosure(L, l_index, 1);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, l_newindex);
+    lua_setfield(L, -2, "__newindex");
+    lua_pushcfunction(L, l_tostring);
+    lua_setfield(L, -2, "__tostring");
+    lua_pushliteral(L, "duplex.connection");
+    lua_setfield(L, -2, "__name");
+    lua_pop(L, 1);
+}
+
+dx_lconn *dx_conn_push_new(lua_State *L, dx_lserver *ls, dx_conn *c, int route)
+{
+    dx_lconn *w = dx_newuserdata(L, sizeof *w);
+    memset(w, 0, sizeof *w);
+    dx_inituv(L, -1);
+    luaL_getmetatable(L, DX_CONN_MT);
+    lua_setmetatable(L, -2);
+    w->conn = c;
+    w->ls = ls;
+    w->route = route;
+    w->id = (lua_Integer)dx_conn_id(c);
+    strncpy(w->remote, dx_conn_remote(c), sizeof w->remote - 1);
+    lua_pushvalue(L, -1);
+    w->self = luaL_ref(L, LUA_REGISTRYINDEX);
+    dx_conn_set_user(c, w);
+    return w;
+}
+
+void dx_conn_push(lua_State *L, dx_lconn *w)
+{
+    lua_rawgeti(L, LUA_REGISTRYINDEX, w->self);
+}
+
+void dx_conn_release(lua_State *L, dx_lconn *w)
+{
+    if (w->conn)
+        dx_conn_set_user(w->conn, NULL);
+    w->conn = NULL;
+    luaL_unref(L, LUA_REGISTRYINDEX, w->self);
+    w->self = LUA_NOREF;
+}

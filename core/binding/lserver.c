@@ -1,0 +1,417 @@
+/* The server userdata: options, routes, listening, and the transport's
+ * events turned into calls of the app's handlers. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "binding/binding.h"
+#include "protocol/message.h"
+
+static const char *const handler_names[DX_H_COUNT] = {
+    "upgrade", "open", "message", "close", "pong_timeout"
+};
+
+static dx_lserver *check(lua_State *L)
+{
+    return luaL_checkudata(L, 1, DX_SERVER_MT);
+}
+
+static dx_lserver *check_open(lua_State *L)
+{
+    dx_lserver *ls = check(L);
+    if (ls->srv == NULL)
+        luaL_error(L, "attempt to use a closed server");
+    return ls;
+}
+
+/* ---- events from the transport ---- */
+
+/* Pushes route r's handler h; returns 0 (pushing nothing) when it has none. */
+static int push_handler(lua_State *T, const dx_lserver *ls, int r, int h)
+{
+    int ref = ls->routes[r].fn[h];
+    if (ref == LUA_NOREF)
+        return 0;
+    lua_rawgeti(T, LUA_REGISTRYINDEX, ref);
+    return 1;
+}
+
+/* A handler raised: that connection closes with 1011, the rest go on. */
+static void handler_failed(dx_lconn *w)
+{
+    static const char reason[] = "internal server error";
+    if (w->conn)
+        dx_conn_close(w->conn, DX_CLOSE_INTERNAL, reason, sizeof reason - 1);
+}
+
+static int find_route(const dx_lserver *ls, const char *path, size_t len)
+{
+    for (int i = 0; i < ls->nroutes; i++)
+        if (strlen(ls->routes[i].path) == len && memcmp(ls->routes[i].path, path, len) == 0)
+            return i;
+    return -1;
+}
+
+/* Builds the request table given to upgrade(req). [-0, +1, m] */
+static void push_request(lua_State *T, dx_conn *c, const dx_http_request *req, const dx_upgrade *up)
+{
+    lua_createtable(T, 0, 6);
+    lua_pushlstring(T, req->method, req->method_len);
+    lua_setfield(T, -2, "method");
+    lua_pushlstring(T, up->path, up->path_len);
+    lua_setfield(T, -2, "path");
+    if (up->query_len) {
+        lua_pushlstring(T, up->query, up->query_len);
+        lua_setfield(T, -2, "query");
+    }
+    lua_pushstring(T, dx_conn_remote(c));
+    lua_setfield(T, -2, "remote");
+    lua_createtable(T, 0, (int)req->num_headers);
+    for (size_t i = 0; i < req->num_headers; i++) {
+        const dx_http_header *h = &req->headers[i];
+        char name[128];
+        size_t n = h->name_len < sizeof name ? h->name_len : sizeof name;
+        for (size_t j = 0; j < n; j++)
+            name[j] = (char)(h->name[j] >= 'A' && h->name[j] <= 'Z' ? h->name[j] + 32 : h->name[j]);
+        lua_pushlstring(T, name, n);
+        lua_pushvalue(T, -1);
+        lua_rawget(T, -3);
+        if (lua_isstring(T, -1)) {             /* a repeated field: join with ", " */
+            lua_pushliteral(T, ", ");
+            lua_pushlstring(T, h->value, h->value_len);
+            lua_concat(T, 3);
+        } else {
+            lua_pop(T, 1);
+            lua_pushlstring(T, h->value, h->value_len);
+        }
+        lua_rawset(T, -3);
+    }
+    lua_setfield(T, -2, "headers");
+}
+
+/* upgrade(req) said no: the HTTP status it asked for. */
+static int refusal(lua_State *T, int base, char *body, size_t body_cap)
+{
+    int status = 403;
+    if (lua_type(T, base) == LUA_TNUMBER) {
+        lua_Number n = lua_tonumber(T, base);
+        status = n >= 400 && n <= 599 ? (int)n : 500;
+        if (status == 500)
+            fprintf(stderr, "duplex: upgrade handler returned status %g; answering 500\n", n);
+    }
+    const char *b = lua_tostring(T, base + 1);
+    if (b) {
+        strncpy(body, b, body_cap - 1);
+        body[body_cap - 1] = 0;
+    }
+    return status;
+}
+
+static int ev_upgrade(void *ud, dx_conn *c, const dx_http_request *req,
+                      const dx_upgrade *up, char *body, size_t body_cap)
+{
+    dx_lserver *ls = ud;
+    lua_State *T = ls->T;
+    int r = find_route(ls, up->path, up->path_len);
+    if (r < 0)
+        return 404;
+    int base = lua_gettop(T);
+    int has_data = 0;
+    if (push_handler(T, ls, r, DX_H_UPGRADE)) {
+        push_request(T, c, req, up);
+        lua_pushvalue(T, -1);
+        lua_insert(T, base + 1);               /* keep req below the call */
+        if (!dx_call(T, 1, 2, "upgrade", NULL)) {
+            lua_settop(T, base);
+            return 500;
+        }
+        int accept = lua_isnil(T, base + 2) || (lua_type(T, base + 2) == LUA_TBOOLEAN && lua_toboolean(T, base + 2));
+        if (!accept) {
+            int status = refusal(T, base + 2, body, body_cap);
+            lua_settop(T, base);
+            return status;
+        }
+        lua_getfield(T, base + 1, "data");
+        has_data = lua_istable(T, -1);
+    }
+    dx_conn_push_new(T, ls, c, r);
+    if (has_data) {
+        lua_pushvalue(T, -2);
+        dx_setuv(T, -2);
+    }
+    lua_settop(T, base);
+    return 0;
+}
+
+static void ev_open(void *ud, dx_conn *c)
+{
+    dx_lserver *ls = ud;
+    dx_lconn *w = dx_conn_user(c);
+    lua_State *T = ls->T;
+    if (!push_handler(T, ls, w->route, DX_H_OPEN))
+        return;
+    dx_conn_push(T, w);
+    if (!dx_call(T, 1, 0, "open", w))
+        handler_failed(w);
+}
+
+static void ev_message(void *ud, dx_conn *c, const uint8_t *data, size_t len, int binary)
+{
+    dx_lserver *ls = ud;
+    dx_lconn *w = dx_conn_user(c);
+    lua_State *T = ls->T;
+    if (!push_handler(T, ls, w->route, DX_H_MESSAGE))
+        return;
+    dx_conn_push(T, w);
+    lua_pushlstring(T, len ? (const char *)data : "", len);
+    lua_pushboolean(T, binary);
+    if (!dx_call(T, 3, 0, "message", w))
+        handler_failed(w);
+}
+
+static void ev_close(void *ud, dx_conn *c, unsigned code, const uint8_t *reason, size_t len)
+{
+    dx_lserver *ls = ud;
+    dx_lconn *w = dx_conn_user(c);
+    lua_State *T = ls->T;
+    if (w == NULL)
+        return;
+    w->conn = NULL;                        /* from here on the handle is closed */
+    dx_conn_set_user(c, NULL);
+    if (push_handler(T, ls, w->route, DX_H_CLOSE)) {
+        dx_conn_push(T, w);
+        lua_pushinteger(T, (lua_Integer)code);
+        lua_pushlstring(T, len ? (const char *)reason : "", len);
+        dx_call(T, 3, 0, "close", w);
+    }
+    dx_conn_release(T, w);
+}
+
+static void ev_pong_timeout(void *ud, dx_conn *c)
+{
+    dx_lserver *ls = ud;
+    dx_lconn *w = dx_conn_user(c);
+    lua_State *T = ls->T;
+    if (!push_handler(T, ls, w->route, DX_H_PONG_TIMEOUT))
+        return;
+    dx_conn_push(T, w);
+    dx_call(T, 1, 0, "pong_timeout", w);
+}
+
+static void ev_release(void *ud, dx_conn *c)
+{
+    dx_lserver *ls = ud;
+    dx_conn_release(ls->T, dx_conn_user(c));
+}
+
+static const dx_events events = {
+    ev_upgrade, ev_open, ev_message, ev_close, ev_pong_timeout, ev_release
+};
+
+/* ---- Lua API ---- */
+
+static double opt_seconds(lua_State *L, int t, const char *k, double def)
+{
+    lua_getfield(L, t, k);
+    double v = def;
+    if (!lua_isnil(L, -1)) {
+        if (lua_type(L, -1) != LUA_TNUMBER || lua_tonumber(L, -1) < 0)
+            luaL_error(L, "bad option '%s' (non-negative number of seconds expected, got %s)",
+                       k, luaL_typename(L, -1));
+        v = lua_tonumber(L, -1);
+    }
+    lua_pop(L, 1);
+    return v;
+}
+
+static double opt_bytes(lua_State *L, int t, const char *k, double def, double lo, double hi)
+{
+    lua_getfield(L, t, k);
+    double v = def;
+    if (!lua_isnil(L, -1)) {
+        if (!dx_isinteger(L, -1) || lua_tonumber(L, -1) < lo || lua_tonumber(L, -1) > hi)
+            luaL_error(L, "bad option '%s' (integer from %.0f to %.0f expected)", k, lo, hi);
+        v = lua_tonumber(L, -1);
+    }
+    lua_pop(L, 1);
+    return v;
+}
+
+static const char *const option_names[] = {
+    "max_message", "max_head", "max_headers", "handshake_timeout", "close_timeout",
+    "idle_timeout", "ping_interval", "pong_timeout", NULL
+};
+
+/* Reads the options table at t over cfg; an unknown key or a bad value
+ * raises an error naming it. */
+static void read_config(lua_State *L, int t, dx_config *cfg)
+{
+    if (lua_isnoneornil(L, t))
+        return;
+    luaL_checktype(L, t, LUA_TTABLE);
+    lua_pushnil(L);
+    while (lua_next(L, t)) {
+        lua_pop(L, 1);
+        const char *k = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+        int known = 0;
+        for (int i = 0; k && option_names[i]; i++)
+            known |= strcmp(k, option_names[i]) == 0;
+        if (!known)
+            luaL_error(L, "unknown option '%s'", k ? k : luaL_typename(L, -1));
+    }
+    cfg->max_message = (uint64_t)opt_bytes(L, t, "max_message", (double)cfg->max_message, 1, 1ull << 40);
+    cfg->max_head = (size_t)opt_bytes(L, t, "max_head", (double)cfg->max_head, 256, 64 * 1024);
+    cfg->max_headers = (size_t)opt_bytes(L, t, "max_headers", (double)cfg->max_headers, 8, 128);
+    cfg->handshake_timeout = opt_seconds(L, t, "handshake_timeout", cfg->handshake_timeout);
+    cfg->close_timeout = opt_seconds(L, t, "close_timeout", cfg->close_timeout);
+    cfg->idle_timeout = opt_seconds(L, t, "idle_timeout", cfg->idle_timeout);
+    cfg->ping_interval = opt_seconds(L, t, "ping_interval", cfg->ping_interval);
+    cfg->pong_timeout = opt_seconds(L, t, "pong_timeout", cfg->pong_timeout);
+}
+
+/* core.server([options]) -> server */
+static int l_new(lua_State *L)
+{
+    dx_config cfg;
+    dx_config_defaults(&cfg);
+    read_config(L, 1, &cfg);
+    dx_lserver *ls = dx_newuserdata(L, sizeof *ls);
+    memset(ls, 0, sizeof *ls);
+    luaL_getmetatable(L, DX_SERVER_MT);
+    lua_setmetatable(L, -2);
+    ls->T = dx_event_thread(L);
+    ls->srv = dx_server_new(ev_default_loop(0), &cfg, &events, ls);
+    if (ls->srv == NULL)
+        return luaL_error(L, "out of memory");
+    return 1;
+}
+
+/* server:route(path, handlers): handlers for connections to path. */
+static int l_route(lua_State *L)
+{
+    dx_lserver *ls = check_open(L);
+    const char *path = luaL_checkstring(L, 2);
+    luaL_argcheck(L, path[0] == '/', 2, "path must start with '/'");
+    luaL_checktype(L, 3, LUA_TTABLE);
+    luaL_argcheck(L, find_route(ls, path, strlen(path)) < 0, 2, "a route for this path exists");
+    lua_pushnil(L);
+    while (lua_next(L, 3)) {                   /* every key names a handler (or is "path") */
+        const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "?";
+        int known = strcmp(k, "path") == 0;
+        for (int h = 0; h < DX_H_COUNT; h++)
+            if (strcmp(k, handler_names[h]) == 0) {
+                known = 1;
+                if (!lua_isfunction(L, -1))
+                    return luaL_error(L, "bad handler '%s' (function expected, got %s)",
+                                      k, luaL_typename(L, -1));
+            }
+        if (!known)
+            return luaL_error(L, "unknown handler '%s'", k);
+        lua_pop(L, 1);
+    }
+    dx_route *routes = realloc(ls->routes, sizeof *routes * (size_t)(ls->nroutes + 1));
+    if (routes == NULL)
+        return luaL_error(L, "out of memory");
+    ls->routes = routes;
+    dx_route *r = &routes[ls->nroutes];
+    r->path = strdup(path);
+    if (r->path == NULL)
+        return luaL_error(L, "out of memory");
+    for (int h = 0; h < DX_H_COUNT; h++) {
+        lua_getfield(L, 3, handler_names[h]);
+        r->fn[h] = lua_isnil(L, -1) ? (lua_pop(L, 1), LUA_NOREF) : luaL_ref(L, LUA_REGISTRYINDEX);
+    }
+    ls->nroutes++;
+    return 0;
+}
+
+/* server:listen([host [, port]]) -> true | nil, message, name */
+static int l_listen(lua_State *L)
+{
+    dx_lserver *ls = check_open(L);
+    const char *host = luaL_optstring(L, 2, NULL);
+    lua_Integer port = luaL_optinteger(L, 3, 0);
+    luaL_argcheck(L, port >= 0 && port <= 65535, 3, "port out of range");
+    char err[256];
+    const char *name = "ELISTEN";
+    if (dx_server_listen(ls->srv, host, (int)port, err, sizeof err, &name) < 0) {
+        lua_pushnil(L);
+        lua_pushstring(L, err);
+        lua_pushstring(L, name);
+        return 3;
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* server:configure(options): changes the given options; connections
+ * already open see the new limits and timeouts from their next event. */
+static int l_configure(lua_State *L)
+{
+    dx_lserver *ls = check_open(L);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    dx_config cfg = *dx_server_config(ls->srv);
+    read_config(L, 2, &cfg);
+    *dx_server_config(ls->srv) = cfg;
+    return 0;
+}
+
+static int l_port(lua_State *L)
+{
+    lua_pushinteger(L, dx_server_port(check_open(L)->srv));
+    return 1;
+}
+
+static int l_connections(lua_State *L)
+{
+    dx_lserver *ls = check(L);
+    lua_pushinteger(L, ls->srv ? (lua_Integer)dx_server_conn_count(ls->srv) : 0);
+    return 1;
+}
+
+/* server:shutdown([reason]): stop accepting, close every connection 1001. */
+static int l_shutdown(lua_State *L)
+{
+    dx_lserver *ls = check_open(L);
+    dx_server_shutdown(ls->srv, luaL_optstring(L, 2, "server shutting down"));
+    return 0;
+}
+
+/* server:close() and __gc: frees everything at once, without events. */
+static int l_close(lua_State *L)
+{
+    dx_lserver *ls = check(L);
+    if (ls->srv == NULL)
+        return 0;
+    dx_server_free(ls->srv);             /* no event runs from here */
+    ls->srv = NULL;
+    for (int i = 0; i < ls->nroutes; i++) {
+        for (int h = 0; h < DX_H_COUNT; h++)
+            luaL_unref(L, LUA_REGISTRYINDEX, ls->routes[i].fn[h]);
+        free(ls->routes[i].path);
+    }
+    free(ls->routes);
+    ls->routes = NULL;
+    ls->nroutes = 0;
+    return 0;
+}
+
+static const luaL_Reg methods[] = {
+    { "route", l_route }, { "listen", l_listen }, { "configure", l_configure }, { "port", l_port },
+    { "connections", l_connections }, { "shutdown", l_shutdown }, { "close", l_close },
+    { NULL, NULL }
+};
+
+void dx_server_open_lib(lua_State *L)
+{
+    luaL_newmetatable(L, DX_SERVER_MT);
+    lua_newtable(L);
+    dx_setfuncs(L, methods);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, l_close);
+    lua_setfield(L, -2, "__gc");
+    lua_pushliteral(L, "duplex.server");
+    lua_setfield(L, -2, "__name");
+    lua_pop(L, 1);
+    lua_pushcfunction(L, l_new);
+    lua_setfield(L, -2, "server");
+}

@@ -1,0 +1,50 @@
+/* The server side of the WebSocket opening handshake (RFC 6455 section 4.2).
+ *
+ * Checks an upgrade request parsed by http.h, computes Sec-WebSocket-Accept
+ * (base64 of SHA-1 of key + GUID, with OpenSSL's libcrypto) and writes the
+ * 101 response or an HTTP error response. Pure C: no I/O, no allocation. */
+#ifndef DX_HANDSHAKE_H
+#define DX_HANDSHAKE_H
+
+#include <stddef.h>
+#include "http.h"
+
+#define DX_ACCEPT_LEN 28   /* base64 of a 20-byte SHA-1 */
+
+/* What a valid upgrade request asks for, pointing into the request buffer. */
+typedef struct dx_upgrade {
+    const char *path;  size_t path_len;    /* target before '?' */
+    const char *query; size_t query_len;   /* after '?', without it; len 0 when none */
+    const char *key;   size_t key_len;     /* Sec-WebSocket-Key as sent */
+    const dx_http_header *protocols;       /* Sec-WebSocket-Protocol or NULL */
+    const dx_http_header *extensions;      /* Sec-WebSocket-Extensions or NULL */
+} dx_upgrade;
+
+/* Checks that req is a WebSocket upgrade. Returns 0 and fills *up when it is;
+ * else the HTTP status to answer:
+ *   400 method not GET, HTTP/1.0, no Host, Connection without "upgrade",
+ *       a Sec-WebSocket-Key missing, repeated, or not base64 of 16 bytes,
+ *       a target that is not origin-form (does not start with '/');
+ *   426 no Upgrade header or one without the "websocket" token, or a
+ *       Sec-WebSocket-Version missing or other than 13 (the caller answers
+ *       with "Sec-WebSocket-Version: 13"). */
+int dx_handshake_check(const dx_http_request *req, dx_upgrade *up);
+
+/* Computes Sec-WebSocket-Accept for key[0..key_len) into out (DX_ACCEPT_LEN
+ * bytes, not NUL-terminated). */
+void dx_handshake_accept(const char *key, size_t key_len, char out[DX_ACCEPT_LEN]);
+
+/* Writes the 101 Switching Protocols response for key into out[0..cap),
+ * with a Sec-WebSocket-Protocol line when protocol is not NULL. Returns its
+ * length, or 0 when cap is too small. */
+size_t dx_handshake_response(char *out, size_t cap, const char *key, size_t key_len,
+                             const char *protocol);
+
+/* Writes a complete HTTP/1.1 error response for status (400, 403, 404, 426,
+ * 431, 500, 503 and any other 4xx/5xx) with a short text/plain body (body, or
+ * the reason phrase when body is NULL), "Connection: close", and for 426 the
+ * "Sec-WebSocket-Version: 13" and "Upgrade: websocket" lines. Returns its length, or
+ * 0 when cap is too small. */
+size_t dx_http_error_response(char *out, size_t cap, int status, const char *body);
+
+#endif

@@ -1,0 +1,280 @@
+/* A connection's life: creation, the close state machine, timers
+ * (handshake, heartbeat, idle, close), and the public dx_conn_* calls. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "transport/internal.h"
+
+static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents);
+
+static void format_remote(char *out, size_t cap, const struct sockaddr *sa)
+{
+    char ip[INET6_ADDRSTRLEN] = "?";
+    unsigned port = 0;
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)(const void *)sa;
+        inet_ntop(AF_INET, &a->sin_addr, ip, sizeof ip);
+        port = ntohs(a->sin_port);
+        snprintf(out, cap, "%s:%u", ip, port);
+        return;
+    }
+    const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)(const void *)sa;
+    port = ntohs(a->sin6_port);
+    if (IN6_IS_ADDR_V4MAPPED(&a->sin6_addr)) {
+        inet_ntop(AF_INET, &a->sin6_addr.s6_addr[12], ip, sizeof ip);
+        snprintf(out, cap, "%s:%u", ip, port);
+    } else {
+        inet_ntop(AF_INET6, &a->sin6_addr, ip, sizeof ip);
+        snprintf(out, cap, "[%s]:%u", ip, port);
+    }
+}
+
+dx_conn *dx_conn_new(dx_server *s, int fd, const struct sockaddr *addr)
+{
+    dx_conn *c = calloc(1, sizeof *c);
+    if (c == NULL)
+        return NULL;
+    c->srv = s;
+    c->fd = fd;
+    c->id = ++s->next_id;
+    c->state = DX_HANDSHAKE;
+    format_remote(c->remote, sizeof c->remote, addr);
+    dx_message_init(&c->msg);
+    ev_io_init(&c->rio, dx_reader_cb, fd, EV_READ);
+    ev_io_init(&c->wio, dx_writer_cb, fd, EV_WRITE);
+    ev_init(&c->timer, timer_cb);
+    c->rio.data = c->wio.data = c->timer.data = c;
+    c->since = c->last_rx = ev_now(s->loop);
+    c->next = s->conns;
+    if (s->conns)
+        s->conns->prev = c;
+    s->conns = c;
+    s->nconns++;
+    ev_io_start(s->loop, &c->rio);
+    dx_conn_arm_timer(c);
+    return c;
+}
+
+/* Closes the socket and releases everything but the struct itself, which a
+ * pending flush may still hold; it goes when the flush list is next walked. */
+void dx_conn_free(dx_conn *c)
+{
+    dx_server *s = c->srv;
+    if (c->state == DX_DEAD)
+        return;
+    if (c->user)
+        s->ev.release(s->ud, c);
+    ev_io_stop(s->loop, &c->rio);
+    ev_io_stop(s->loop, &c->wio);
+    ev_timer_stop(s->loop, &c->timer);
+    close(c->fd);
+    c->fd = -1;
+    dx_out_free(c);
+    free(c->buf);
+    free(c->ctl);
+    c->buf = c->ctl = NULL;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        s->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    s->nconns--;
+    c->state = DX_DEAD;
+    if (!c->dirty)
+        free(c);
+}
+
+/* Runs the close event once, for a connection that was opened. */
+void dx_conn_report_close(dx_conn *c, unsigned code, const uint8_t *reason, size_t len)
+{
+    if (!c->opened || c->reported)
+        return;
+    c->reported = 1;
+    c->srv->ev.close(c->srv->ud, c, code, reason, len);
+}
+
+/* Enters LINGER: once the queue is flushed, the socket is closed at once
+ * (drain 0) or shut down for writing and read until EOF (drain 1), both
+ * bounded by close_timeout. */
+void dx_conn_linger(dx_conn *c, int drain)
+{
+    if (c->state != DX_LINGER) {
+        c->state = DX_LINGER;
+        c->drain = drain ? 1 : 0;
+        c->since = ev_now(c->srv->loop);
+        free(c->buf);
+        free(c->ctl);
+        c->buf = c->ctl = NULL;
+        c->buf_len = c->buf_cap = 0;
+        dx_conn_arm_timer(c);
+    }
+    if (c->out_head || c->dirty)
+        return;                    /* dx_out_flush calls again when empty */
+    if (!c->drain) {
+        dx_conn_free(c);
+    } else if (!c->shut_wr) {
+        c->shut_wr = 1;
+        shutdown(c->fd, SHUT_WR);
+    }
+}
+
+/* Fails the connection (RFC 6455 7.1.7) for bad input: sends the close code
+ * once, reports it, and lingers reading until the peer goes. */
+void dx_conn_fail(dx_conn *c, unsigned code, const char *reason)
+{
+    if (c->state == DX_OPEN) {
+        size_t len = reason ? strlen(reason) : 0;
+        dx_out_close_frame(c, code, reason, len);
+        dx_conn_report_close(c, code, (const uint8_t *)reason, len);
+    } else if (c->state == DX_CLOSING) {
+        dx_conn_report_close(c, c->close_sent, NULL, 0);
+    }
+    if (c->state != DX_DEAD)
+        dx_conn_linger(c, 1);
+}
+
+/* The socket failed or the peer went away. */
+void dx_conn_lost(dx_conn *c)
+{
+    dx_conn_report_close(c, c->close_sent ? c->close_sent : DX_CLOSE_ABNORMAL, NULL, 0);
+    dx_conn_free(c);
+}
+
+static ev_tstamp earliest(ev_tstamp a, ev_tstamp b)
+{
+    return a == 0 || (b != 0 && b < a) ? b : a;
+}
+
+/* The next moment something is due for c, 0 for none. */
+static ev_tstamp next_deadline(const dx_conn *c)
+{
+    const dx_config *cfg = &c->srv->cfg;
+    switch (c->state) {
+    case DX_HANDSHAKE:
+        if (c->srv->shutting_down)
+            return c->since;
+        return cfg->handshake_timeout > 0 ? c->since + cfg->handshake_timeout : 0;
+    case DX_OPEN: {
+        ev_tstamp t = 0;
+        if (c->awaiting_pong && cfg->pong_timeout > 0)
+            t = c->ping_at + cfg->pong_timeout;
+        else if (!c->awaiting_pong && cfg->ping_interval > 0)
+            t = c->last_rx + cfg->ping_interval;
+        if (cfg->idle_timeout > 0)
+            t = earliest(t, c->last_rx + cfg->idle_timeout);
+        return t;
+    }
+    case DX_CLOSING:
+    case DX_LINGER:
+        return c->since + (cfg->close_timeout > 0 ? cfg->close_timeout : 5);
+    default:
+        return 0;
+    }
+}
+
+void dx_conn_arm_timer(dx_conn *c)
+{
+    struct ev_loop *loop = c->srv->loop;
+    ev_tstamp at = next_deadline(c);
+    ev_timer_stop(loop, &c->timer);
+    if (at == 0)
+        return;
+    ev_tstamp delay = at - ev_now(loop);
+    ev_timer_set(&c->timer, delay > 0 ? delay : 0, 0);
+    ev_timer_start(loop, &c->timer);
+}
+
+/* Closes an open connection whose peer stopped answering: 1001, and the
+ * socket goes as soon as the close frame is written. */
+static void close_unresponsive(dx_conn *c, const char *reason)
+{
+    size_t len = strlen(reason);
+    dx_out_close_frame(c, DX_CLOSE_GOING_AWAY, reason, len);
+    dx_conn_report_close(c, DX_CLOSE_GOING_AWAY, (const uint8_t *)reason, len);
+    if (c->state == DX_OPEN)
+        dx_conn_linger(c, 0);
+}
+
+static void open_timer(dx_conn *c, ev_tstamp now)
+{
+    const dx_config *cfg = &c->srv->cfg;
+    if (c->awaiting_pong && cfg->pong_timeout > 0 && now >= c->ping_at + cfg->pong_timeout) {
+        c->awaiting_pong = 0;
+        c->srv->ev.pong_timeout(c->srv->ud, c);
+        if (c->state == DX_OPEN)
+            close_unresponsive(c, "pong timeout");
+        return;
+    }
+    if (cfg->idle_timeout > 0 && now >= c->last_rx + cfg->idle_timeout) {
+        close_unresponsive(c, "idle timeout");
+        return;
+    }
+    if (!c->awaiting_pong && cfg->ping_interval > 0 && now >= c->last_rx + cfg->ping_interval) {
+        dx_out_frame(c, DX_OP_PING, NULL, 0);
+        c->awaiting_pong = 1;
+        c->ping_at = now;
+    }
+    dx_conn_arm_timer(c);
+}
+
+static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)revents;
+    dx_conn *c = w->data;
+    ev_tstamp now = ev_now(loop);
+    ev_tstamp due = next_deadline(c);
+    if (due == 0 || now + 0.001 < due) {   /* early: activity moved the deadline */
+        dx_conn_arm_timer(c);
+        return;
+    }
+    switch (c->state) {
+    case DX_OPEN:
+        open_timer(c, now);
+        break;
+    case DX_CLOSING:                       /* the peer never answered our close */
+        dx_conn_lost(c);
+        break;
+    default:                               /* handshake or lingering took too long */
+        dx_conn_free(c);
+        break;
+    }
+}
+
+/* ---- public ---- */
+
+int dx_conn_send(dx_conn *c, const void *data, size_t len, int binary)
+{
+    if (c->state != DX_OPEN)
+        return DX_SEND_CLOSED;
+    return dx_out_frame(c, binary ? DX_OP_BINARY : DX_OP_TEXT, data, len) ? DX_SEND_NOMEM : DX_SEND_OK;
+}
+
+int dx_conn_ping(dx_conn *c, const void *data, size_t len)
+{
+    if (c->state != DX_OPEN)
+        return DX_SEND_CLOSED;
+    if (len > DX_CONTROL_MAX)
+        len = DX_CONTROL_MAX;
+    return dx_out_frame(c, DX_OP_PING, data, len) ? DX_SEND_NOMEM : DX_SEND_OK;
+}
+
+void dx_conn_close(dx_conn *c, unsigned code, const char *reason, size_t len)
+{
+    if (c->state != DX_OPEN)
+        return;
+    dx_out_close_frame(c, code, reason, len);
+    c->state = DX_CLOSING;
+    c->since = ev_now(c->srv->loop);
+    dx_conn_arm_timer(c);
+}
+
+int dx_conn_is_open(const dx_conn *c) { return c->state == DX_OPEN; }
+size_t dx_conn_buffered(const dx_conn *c) { return c->out_bytes; }
+uint64_t dx_conn_id(const dx_conn *c) { return c->id; }
+const char *dx_conn_remote(const dx_conn *c) { return c->remote; }
+void *dx_conn_user(const dx_conn *c) { return c->user; }
+void dx_conn_set_user(dx_conn *c, void *user) { c->user = user; }

@@ -1,0 +1,116 @@
+/* Private to the transport: the server and connection structs and the
+ * functions its files share. Nothing above the transport includes this. */
+#ifndef DX_TRANSPORT_INTERNAL_H
+#define DX_TRANSPORT_INTERNAL_H
+
+#include <sys/socket.h>
+#include "transport/server.h"
+#include "protocol/frame.h"
+#include "protocol/message.h"
+
+#define DX_MAX_LISTENERS 4
+#define DX_READ_BUFFER (256 * 1024)   /* one per server, shared by its connections */
+#define DX_OUT_CHUNK 2048             /* smallest output chunk; small sends share one */
+#define DX_IOV_MAX 64                 /* chunks handed to one sendmsg */
+
+/* One piece of queued output. Small frames are appended to the tail chunk
+ * while it has room, so a burst of sends costs one allocation. */
+typedef struct dx_out {
+    struct dx_out *next;
+    size_t len;        /* bytes written into data */
+    size_t off;        /* bytes of data already sent */
+    size_t cap;
+    uint8_t data[];
+} dx_out;
+
+enum dx_state {
+    DX_HANDSHAKE,      /* reading the HTTP request head */
+    DX_OPEN,           /* messages flow both ways */
+    DX_CLOSING,        /* we sent a close frame and wait for the peer's */
+    DX_LINGER,         /* done: flush what is queued, then close the socket */
+    DX_DEAD            /* socket closed; the struct waits on the flush list to be freed */
+};
+
+enum dx_phase { DX_PH_HEADER, DX_PH_PAYLOAD };
+
+struct dx_conn {
+    dx_server *srv;
+    dx_conn *prev, *next;          /* the server's list of connections */
+    dx_conn *next_dirty;           /* the server's list of connections to flush */
+    void *user;
+    uint64_t id;
+    int fd;
+    uint8_t state;                 /* enum dx_state */
+    uint8_t opened : 1;            /* the open event ran */
+    uint8_t reported : 1;          /* the close event ran */
+    uint8_t dirty : 1;             /* on the flush list */
+    uint8_t writing : 1;           /* wio started: the socket was full */
+    uint8_t awaiting_pong : 1;
+    uint8_t drain : 1;             /* LINGER: shut down writing, read until EOF */
+    uint8_t shut_wr : 1;
+    uint8_t phase;                 /* enum dx_phase */
+    uint8_t hdr_len;               /* bytes of a partial frame header in hdr */
+    uint8_t hdr[DX_FRAME_HEADER_MAX];
+    uint16_t close_sent;           /* the code we sent, 0 when none */
+    ev_io rio, wio;
+    ev_timer timer;
+    ev_tstamp since;               /* accepted (HANDSHAKE) or closing since (CLOSING, LINGER) */
+    ev_tstamp last_rx;             /* last bytes received */
+    ev_tstamp ping_at;             /* our unanswered ping went out */
+
+    /* The frame being received. */
+    dx_frame_header fh;
+    uint64_t payload_off;          /* payload bytes of fh received so far */
+    dx_message msg;
+    uint8_t *buf;                  /* request head (HANDSHAKE), or message under assembly */
+    size_t buf_len, buf_cap;
+    uint8_t *ctl;                  /* a control frame's payload split across reads */
+
+    /* Output. */
+    dx_out *out_head, *out_tail;
+    size_t out_bytes;
+
+    char remote[56];
+};
+
+struct dx_server {
+    struct ev_loop *loop;
+    dx_config cfg;
+    dx_events ev;
+    void *ud;
+    ev_io listeners[DX_MAX_LISTENERS];
+    int nlisteners;
+    int port;
+    int shutting_down;
+    ev_prepare flusher;            /* flushes every dirty connection once per loop iteration */
+    dx_conn *conns;
+    size_t nconns;
+    dx_conn *dirty;
+    uint64_t next_id;
+    uint8_t *rbuf;
+};
+
+/* conn.c */
+dx_conn *dx_conn_new(dx_server *s, int fd, const struct sockaddr *addr);
+void dx_conn_free(dx_conn *c);
+void dx_conn_report_close(dx_conn *c, unsigned code, const uint8_t *reason, size_t len);
+void dx_conn_fail(dx_conn *c, unsigned code, const char *reason);
+void dx_conn_lost(dx_conn *c);
+void dx_conn_linger(dx_conn *c, int drain);
+void dx_conn_arm_timer(dx_conn *c);
+
+/* reader.c */
+void dx_reader_cb(struct ev_loop *loop, ev_io *w, int revents);
+void dx_reader_feed_frames(dx_conn *c, uint8_t *p, size_t n);
+
+/* writer.c */
+uint8_t *dx_out_reserve(dx_conn *c, size_t n);
+int dx_out_frame(dx_conn *c, int opcode, const void *data, size_t len);
+int dx_out_close_frame(dx_conn *c, unsigned code, const char *reason, size_t len);
+void dx_out_mark_dirty(dx_conn *c);
+void dx_out_flush(dx_conn *c);
+void dx_out_free(dx_conn *c);
+void dx_writer_cb(struct ev_loop *loop, ev_io *w, int revents);
+void dx_flusher_cb(struct ev_loop *loop, ev_prepare *w, int revents);
+
+#endif

@@ -1,0 +1,346 @@
+/* The read path: one read per readiness into the server's shared buffer,
+ * then the HTTP upgrade (HANDSHAKE) or the frame stream (OPEN, CLOSING).
+ * A connection keeps bytes of its own only for a partial frame header, a
+ * control frame split across reads, or a message under assembly. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "transport/internal.h"
+#include "protocol/utf8.h"
+
+#define DX_HEADERS_MAX 128   /* the array; cfg.max_headers may ask for fewer */
+
+/* Answers the request with an HTTP error and lingers until the peer goes. */
+static void refuse(dx_conn *c, int status, const char *body)
+{
+    char out[1024];
+    size_t n = dx_http_error_response(out, sizeof out, status, body);
+    uint8_t *p = n ? dx_out_reserve(c, n) : NULL;
+    if (p)
+        memcpy(p, out, n);
+    dx_conn_linger(c, 1);
+}
+
+/* Grows c->buf to hold at least need bytes, bounded by limit. Returns 0, or
+ * -1 when need passes limit or memory runs out. */
+static int buf_reserve(dx_conn *c, size_t need, size_t limit)
+{
+    if (need <= c->buf_cap)
+        return 0;
+    if (need > limit)
+        return -1;
+    size_t cap = c->buf_cap ? c->buf_cap : 256;
+    while (cap < need)
+        cap = cap > limit / 2 ? limit : cap * 2;
+    uint8_t *b = realloc(c->buf, cap);
+    if (b == NULL)
+        return -1;
+    c->buf = b;
+    c->buf_cap = cap;
+    return 0;
+}
+
+/* The request head is complete and parsed: check it, ask the app, answer. */
+static void upgrade(dx_conn *c, const dx_http_request *req, uint8_t *rest, size_t rest_len)
+{
+    dx_server *s = c->srv;
+    dx_upgrade up;
+    int status = dx_handshake_check(req, &up);
+    char body[512] = "";
+    if (status == 0)
+        status = s->ev.upgrade(s->ud, c, req, &up, body, sizeof body);
+    if (c->state != DX_HANDSHAKE)            /* the server shut down meanwhile */
+        return;
+    if (status != 0) {
+        refuse(c, status, body[0] ? body : NULL);
+        return;
+    }
+    char out[512];
+    size_t n = dx_handshake_response(out, sizeof out, up.key, up.key_len, NULL);
+    uint8_t *p = n ? dx_out_reserve(c, n) : NULL;
+    if (p == NULL) {
+        refuse(c, 500, NULL);
+        return;
+    }
+    memcpy(p, out, n);
+    /* Frames the client sent right behind its request go through the shared
+     * read buffer, as if just read; the head buffer is not needed any more. */
+    uint8_t *rbuf = s->rbuf;
+    if (rest != rbuf)
+        memmove(rbuf, rest, rest_len);
+    free(c->buf);
+    c->buf = NULL;
+    c->buf_len = c->buf_cap = 0;
+    c->state = DX_OPEN;
+    c->opened = 1;
+    dx_conn_arm_timer(c);
+    s->ev.open(s->ud, c);
+    if (rest_len && c->state == DX_OPEN)
+        dx_reader_feed_frames(c, rbuf, rest_len);
+}
+
+/* Adds n bytes to the request head (the caller read at most the room left
+ * under max_head) and answers once it is complete. */
+static void feed_handshake(dx_conn *c, const uint8_t *p, size_t n)
+{
+    const dx_config *cfg = &c->srv->cfg;
+    size_t prev = c->buf_len;
+    if (buf_reserve(c, prev + n, cfg->max_head) < 0) {
+        refuse(c, 431, "request head too large");
+        return;
+    }
+    memcpy(c->buf + prev, p, n);
+    c->buf_len += n;
+
+    dx_http_header headers[DX_HEADERS_MAX];
+    dx_http_request req = { .headers = headers };
+    req.num_headers = cfg->max_headers < DX_HEADERS_MAX ? cfg->max_headers : DX_HEADERS_MAX;
+    int r = dx_http_parse_request((const char *)c->buf, c->buf_len, prev, &req);
+    if (r == DX_HTTP_INCOMPLETE) {
+        if (c->buf_len >= cfg->max_head)
+            refuse(c, 431, "request head too large");
+        return;
+    }
+    if (r == DX_HTTP_TOO_MANY) {
+        refuse(c, 431, "too many header fields");
+        return;
+    }
+    if (r < 0) {
+        refuse(c, 400, NULL);
+        return;
+    }
+    /* Bytes behind the head (frames sent without waiting for the 101) move
+     * to the shared read buffer; they are fewer than max_head. */
+    size_t head = (size_t)r;
+    memcpy(c->srv->rbuf, c->buf + head, c->buf_len - head);
+    upgrade(c, &req, c->srv->rbuf, c->buf_len - head);
+}
+
+/* A whole control frame's payload (unmasked). */
+static void on_control(dx_conn *c, int opcode, const uint8_t *p, size_t len)
+{
+    if (opcode == DX_OP_PING) {
+        if (c->state == DX_OPEN)
+            dx_out_frame(c, DX_OP_PONG, p, len);
+        return;
+    }
+    if (opcode == DX_OP_PONG) {
+        c->awaiting_pong = 0;
+        return;
+    }
+    unsigned code;
+    const uint8_t *reason;
+    size_t reason_len;
+    int err = dx_close_parse(p, len, &code, &reason, &reason_len);
+    if (err) {
+        dx_conn_fail(c, (unsigned)err, err == DX_CLOSE_PROTOCOL ? "invalid close frame" : "invalid close reason");
+        return;
+    }
+    if (c->state == DX_OPEN) {
+        /* Echo the peer's code (none when it sent none), then close TCP. */
+        dx_out_close_frame(c, code == DX_CLOSE_NO_STATUS ? 0 : code, NULL, 0);
+    }
+    dx_conn_report_close(c, code, reason, reason_len);
+    dx_conn_linger(c, 0);
+}
+
+static void deliver(dx_conn *c, const uint8_t *p, size_t len)
+{
+    int binary = c->msg.opcode == DX_OP_BINARY;   /* read before the state resets */
+    int err = dx_message_end(&c->msg);
+    if (err) {
+        dx_conn_fail(c, (unsigned)err, "invalid UTF-8");
+        return;
+    }
+    if (c->state == DX_OPEN)
+        c->srv->ev.message(c->srv->ud, c, p, len, binary);
+}
+
+/* The current frame's payload is complete. */
+static void frame_end(dx_conn *c, const uint8_t *direct)
+{
+    const dx_frame_header *h = &c->fh;
+    c->phase = DX_PH_HEADER;
+    if (h->opcode >= DX_OP_CLOSE) {
+        const uint8_t *p = direct ? direct : c->ctl;
+        on_control(c, h->opcode, p, (size_t)h->length);
+        free(c->ctl);
+        c->ctl = NULL;
+        return;
+    }
+    if (c->state != DX_OPEN || !h->fin)
+        return;
+    if (direct) {
+        deliver(c, direct, (size_t)h->length);
+    } else {
+        deliver(c, c->buf, c->buf_len);
+        free(c->buf);                        /* an idle connection keeps no buffer */
+        c->buf = NULL;
+        c->buf_len = c->buf_cap = 0;
+    }
+}
+
+/* A frame header was parsed into c->fh. Returns 0, or -1 when the
+ * connection failed. */
+static int on_header(dx_conn *c)
+{
+    const dx_frame_header *h = &c->fh;
+    c->payload_off = 0;
+    c->phase = DX_PH_PAYLOAD;
+    if (h->opcode >= DX_OP_CLOSE || c->state != DX_OPEN)
+        return 0;
+    int err = dx_message_frame(&c->msg, h, c->srv->cfg.max_message);
+    if (err) {
+        dx_conn_fail(c, (unsigned)err, err == DX_CLOSE_TOO_BIG ? "message too big" : "unexpected frame");
+        return -1;
+    }
+    return 0;
+}
+
+/* Takes up to n payload bytes of the current frame from p (unmasking them in
+ * place). Returns the bytes taken, or -1 when the connection failed. */
+static long take_payload(dx_conn *c, uint8_t *p, size_t n)
+{
+    const dx_frame_header *h = &c->fh;
+    uint64_t left = h->length - c->payload_off;
+    size_t take = left < n ? (size_t)left : n;
+    int control = h->opcode >= DX_OP_CLOSE;
+    dx_mask(p, take, h->mask, c->payload_off);
+
+    /* A whole unfragmented message or control frame in the buffer: no copy. */
+    if (c->payload_off == 0 && take == h->length &&
+        (control || (h->fin && h->opcode != DX_OP_CONT))) {
+        if (!control && c->state == DX_OPEN && dx_message_payload(&c->msg, p, take)) {
+            dx_conn_fail(c, DX_CLOSE_INVALID_DATA, "invalid UTF-8");
+            return -1;
+        }
+        frame_end(c, p);
+        return (long)take;
+    }
+    if (control) {
+        if (c->ctl == NULL && (c->ctl = malloc(DX_CONTROL_MAX)) == NULL) {
+            dx_conn_lost(c);
+            return -1;
+        }
+        memcpy(c->ctl + c->payload_off, p, take);
+    } else if (c->state == DX_OPEN) {
+        if (dx_message_payload(&c->msg, p, take)) {
+            dx_conn_fail(c, DX_CLOSE_INVALID_DATA, "invalid UTF-8");
+            return -1;
+        }
+        if (buf_reserve(c, c->buf_len + take, c->srv->cfg.max_message) < 0) {
+            dx_conn_fail(c, DX_CLOSE_TOO_BIG, "message too big");
+            return -1;
+        }
+        if (take)
+            memcpy(c->buf + c->buf_len, p, take);
+        c->buf_len += take;
+    }
+    c->payload_off += take;
+    if (c->payload_off == h->length)
+        frame_end(c, NULL);
+    return (long)take;
+}
+
+/* Parses a frame header from p, completing a partial one kept in c->hdr.
+ * Returns the bytes of p used, 0 when all of p was kept as a partial header,
+ * or -1 when the connection failed. */
+static long take_header(dx_conn *c, const uint8_t *p, size_t n)
+{
+    int r;
+    if (c->hdr_len == 0) {
+        r = dx_frame_parse_header(p, n, 0, 1, &c->fh);
+        if (r == 0) {
+            memcpy(c->hdr, p, n);            /* n < DX_FRAME_HEADER_MAX here */
+            c->hdr_len = (uint8_t)n;
+            return 0;
+        }
+    } else {
+        size_t have = c->hdr_len;
+        size_t add = DX_FRAME_HEADER_MAX - have < n ? DX_FRAME_HEADER_MAX - have : n;
+        memcpy(c->hdr + have, p, add);
+        r = dx_frame_parse_header(c->hdr, have + add, 0, 1, &c->fh);
+        if (r == 0) {
+            c->hdr_len = (uint8_t)(have + add);
+            return 0;
+        }
+        if (r > 0) {
+            c->hdr_len = 0;
+            r -= (int)have;
+        }
+    }
+    if (r < 0) {
+        dx_conn_fail(c, DX_CLOSE_PROTOCOL, "protocol error");
+        return -1;
+    }
+    if (on_header(c) < 0)
+        return -1;
+    return r;
+}
+
+void dx_reader_feed_frames(dx_conn *c, uint8_t *p, size_t n)
+{
+    while (c->state == DX_OPEN || c->state == DX_CLOSING) {
+        long used;
+        if (c->phase == DX_PH_HEADER) {
+            if (n == 0)
+                return;
+            used = take_header(c, p, n);
+            if (used <= 0)
+                return;
+            p += used;
+            n -= (size_t)used;
+            if (c->fh.length != 0)
+                continue;
+            used = take_payload(c, p, 0);    /* empty payload: the frame ends here */
+        } else {
+            if (n == 0)
+                return;
+            used = take_payload(c, p, n);
+        }
+        if (used < 0)
+            return;
+        p += used;
+        n -= (size_t)used;
+    }
+}
+
+void dx_reader_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    (void)revents;
+    dx_conn *c = w->data;
+    uint8_t *rbuf = c->srv->rbuf;
+    size_t want = DX_READ_BUFFER;
+    if (c->state == DX_HANDSHAKE)        /* never read past the head's limit */
+        want = c->srv->cfg.max_head - c->buf_len;
+    ssize_t n = read(c->fd, rbuf, want);
+    if (n < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+            return;
+        if (c->state == DX_LINGER)
+            dx_conn_free(c);
+        else
+            dx_conn_lost(c);
+        return;
+    }
+    if (n == 0) {
+        if (c->state == DX_LINGER || c->state == DX_HANDSHAKE)
+            dx_conn_free(c);
+        else
+            dx_conn_lost(c);
+        return;
+    }
+    c->last_rx = ev_now(loop);
+    switch (c->state) {
+    case DX_HANDSHAKE:
+        feed_handshake(c, rbuf, (size_t)n);
+        break;
+    case DX_OPEN:
+    case DX_CLOSING:
+        dx_reader_feed_frames(c, rbuf, (size_t)n);
+        break;
+    default:
+        break;                               /* LINGER: the peer's leftovers are dropped */
+    }
+}

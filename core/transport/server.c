@@ -1,0 +1,213 @@
+/* The server: configuration, listeners and accepting, shutdown. */
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include "transport/internal.h"
+
+void dx_config_defaults(dx_config *cfg)
+{
+    cfg->max_message = 16u * 1024 * 1024;
+    cfg->max_head = 8 * 1024;
+    cfg->max_headers = 64;
+    cfg->handshake_timeout = 10;
+    cfg->close_timeout = 5;
+    cfg->idle_timeout = 0;
+    cfg->ping_interval = 30;
+    cfg->pong_timeout = 10;
+}
+
+dx_server *dx_server_new(struct ev_loop *loop, const dx_config *cfg,
+                         const dx_events *ev, void *ud)
+{
+    dx_server *s = calloc(1, sizeof *s);
+    if (s == NULL)
+        return NULL;
+    s->rbuf = malloc(DX_READ_BUFFER);
+    if (s->rbuf == NULL) {
+        free(s);
+        return NULL;
+    }
+    s->loop = loop;
+    s->cfg = *cfg;
+    s->ev = *ev;
+    s->ud = ud;
+    ev_prepare_init(&s->flusher, dx_flusher_cb);
+    s->flusher.data = s;
+    ev_prepare_start(loop, &s->flusher);
+    ev_unref(loop);                      /* flushing alone does not keep the loop running */
+    return s;
+}
+
+static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    dx_server *s = w->data;
+    for (int i = 0; i < 64; i++) {       /* bounded, so other watchers get their turn */
+        struct sockaddr_storage addr;
+        socklen_t alen = sizeof addr;
+        int fd = accept4(w->fd, (struct sockaddr *)&addr, &alen, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EMFILE || errno == ENFILE)
+                fprintf(stderr, "duplex: accept: %s\n", strerror(errno));
+            return;                      /* EAGAIN, or try again on the next readiness */
+        }
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        if (dx_conn_new(s, fd, (struct sockaddr *)&addr) == NULL)
+            close(fd);
+    }
+}
+
+static int bound_port(int fd)
+{
+    struct sockaddr_storage a;
+    socklen_t len = sizeof a;
+    if (getsockname(fd, (struct sockaddr *)&a, &len) < 0)
+        return 0;
+    if (a.ss_family == AF_INET)
+        return ntohs(((struct sockaddr_in *)&a)->sin_port);
+    return ntohs(((struct sockaddr_in6 *)&a)->sin6_port);
+}
+
+static const char *errno_name(int e)
+{
+    switch (e) {
+    case EADDRINUSE: return "EADDRINUSE";
+    case EACCES: return "EACCES";
+    case EADDRNOTAVAIL: return "EADDRNOTAVAIL";
+    case EAFNOSUPPORT: return "EAFNOSUPPORT";
+    case EMFILE: return "EMFILE";
+    default: return "ELISTEN";
+    }
+}
+
+/* Opens one listening socket on ai with the given port. Returns the fd, or
+ * -1 with errno set. */
+static int open_listener(const struct addrinfo *ai, int port)
+{
+    struct sockaddr_storage a;
+    memcpy(&a, ai->ai_addr, ai->ai_addrlen);
+    if (a.ss_family == AF_INET)
+        ((struct sockaddr_in *)&a)->sin_port = htons((uint16_t)port);
+    else
+        ((struct sockaddr_in6 *)&a)->sin6_port = htons((uint16_t)port);
+    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
+    if (fd < 0)
+        return -1;
+    int one = 1, zero = 0;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (ai->ai_family == AF_INET6)       /* "::" takes IPv4 too, unless the system forbids it */
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
+    if (bind(fd, (struct sockaddr *)&a, ai->ai_addrlen) < 0 || listen(fd, 511) < 0) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    return fd;
+}
+
+int dx_server_listen(dx_server *s, const char *host, int port,
+                     char *errbuf, size_t errcap, const char **errname)
+{
+    struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE };
+    struct addrinfo *res = NULL;
+    char svc[16];
+    snprintf(svc, sizeof svc, "%d", port);
+    int r = getaddrinfo(host, svc, &hints, &res);
+    if (r != 0) {
+        snprintf(errbuf, errcap, "cannot resolve %s: %s", host ? host : "*", gai_strerror(r));
+        *errname = "EAI_NONAME";
+        return -1;
+    }
+    int err = 0;
+    /* IPv6 first: on a dual-stack system "::" takes IPv4 too, and the
+     * 0.0.0.0 that follows then finds its port taken, which is fine. */
+    for (int pass = 0; pass < 2; pass++) {
+        int family = pass == 0 ? AF_INET6 : AF_INET;
+        for (struct addrinfo *ai = res; ai && s->nlisteners < DX_MAX_LISTENERS; ai = ai->ai_next) {
+            if (ai->ai_family != family)
+                continue;
+            int fd = open_listener(ai, s->port ? s->port : port);
+            if (fd < 0) {
+                if (!(errno == EADDRINUSE && s->nlisteners > 0))
+                    err = errno;
+                continue;
+            }
+            if (s->port == 0)
+                s->port = bound_port(fd);
+            ev_io *w = &s->listeners[s->nlisteners++];
+            ev_io_init(w, accept_cb, fd, EV_READ);
+            w->data = s;
+            ev_io_start(s->loop, w);
+        }
+    }
+    freeaddrinfo(res);
+    if (s->nlisteners == 0) {
+        snprintf(errbuf, errcap, "cannot listen on %s:%d: %s", host ? host : "*", port,
+                 strerror(err ? err : EADDRNOTAVAIL));
+        *errname = errno_name(err);
+        for (int i = 0; i < s->nlisteners; i++) {
+            ev_io_stop(s->loop, &s->listeners[i]);
+            close(s->listeners[i].fd);
+        }
+        s->nlisteners = 0;
+        s->port = 0;
+        return -1;
+    }
+    return 0;
+}
+
+int dx_server_port(const dx_server *s) { return s->port; }
+dx_config *dx_server_config(dx_server *s) { return &s->cfg; }
+size_t dx_server_conn_count(const dx_server *s) { return s->nconns; }
+
+static void stop_listening(dx_server *s)
+{
+    for (int i = 0; i < s->nlisteners; i++) {
+        ev_io_stop(s->loop, &s->listeners[i]);
+        close(s->listeners[i].fd);
+    }
+    s->nlisteners = 0;
+}
+
+void dx_server_shutdown(dx_server *s, const char *reason)
+{
+    if (s->shutting_down)
+        return;
+    s->shutting_down = 1;
+    stop_listening(s);
+    size_t len = reason ? strlen(reason) : 0;
+    for (dx_conn *c = s->conns; c; c = c->next) {
+        if (c->state == DX_OPEN)
+            dx_conn_close(c, DX_CLOSE_GOING_AWAY, reason, len);
+        else if (c->state == DX_HANDSHAKE)
+            dx_conn_arm_timer(c);        /* due now: dropped from its timer */
+    }
+}
+
+void dx_server_free(dx_server *s)
+{
+    if (s == NULL)
+        return;
+    stop_listening(s);
+    while (s->conns)
+        dx_conn_free(s->conns);
+    dx_conn *c = s->dirty;               /* structs kept for the flush list */
+    while (c) {
+        dx_conn *next = c->next_dirty;
+        free(c);
+        c = next;
+    }
+    ev_ref(s->loop);
+    ev_prepare_stop(s->loop, &s->flusher);
+    free(s->rbuf);
+    free(s);
+}

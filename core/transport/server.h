@@ -1,0 +1,124 @@
+/* The transport: listeners, connections and their state machine on libev.
+ *
+ * A dx_server owns its listeners, its connections, one read buffer shared by
+ * all of them, and its configuration; nothing lives in C globals, so several
+ * servers can share one loop and one process. It knows nothing of Lua: the
+ * layer above hands it a dx_events table of callbacks. */
+#ifndef DX_SERVER_H
+#define DX_SERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <ev.h>
+#include "protocol/http.h"
+#include "protocol/handshake.h"
+
+typedef struct dx_server dx_server;
+typedef struct dx_conn dx_conn;
+
+/* Limits and timeouts of one server. Times are seconds; 0 turns one off. */
+typedef struct dx_config {
+    uint64_t max_message;       /* bytes in one assembled message; default 16 MiB */
+    size_t max_head;            /* bytes in an HTTP request head; default 8 KiB */
+    size_t max_headers;         /* header fields in a request head; default 64 */
+    double handshake_timeout;   /* TCP open to complete request head; default 10 */
+    double close_timeout;       /* our close frame to the peer's, and lingering; default 5 */
+    double idle_timeout;        /* nothing received for this long: close 1001; default 0 (off) */
+    double ping_interval;       /* ping a peer that was silent this long; default 30 */
+    double pong_timeout;        /* no pong this long after a ping: pong_timeout event, close 1001; default 10 */
+} dx_config;
+
+/* Fills *cfg with the defaults above. */
+void dx_config_defaults(dx_config *cfg);
+
+/* What the transport tells the layer above. ud is dx_server_new's ud. Every
+ * callback may call dx_conn_send/close/ping on any connection; none may free
+ * the server. */
+typedef struct dx_events {
+    /* A valid upgrade request arrived. Return 0 to accept it, or an HTTP
+     * status (400-599) to refuse it, optionally writing a body of at most
+     * body_cap - 1 bytes, NUL-terminated, into body. */
+    int (*upgrade)(void *ud, dx_conn *c, const dx_http_request *req,
+                   const dx_upgrade *up, char *body, size_t body_cap);
+    /* The 101 has been queued: the connection is open. */
+    void (*open)(void *ud, dx_conn *c);
+    /* A whole message. data is valid only during the call. */
+    void (*message)(void *ud, dx_conn *c, const uint8_t *data, size_t len, int binary);
+    /* The connection left the open state for good, once per open: code is the
+     * peer's close code when it sent one, else the one we sent, else 1006. */
+    void (*close)(void *ud, dx_conn *c, unsigned code, const uint8_t *reason, size_t len);
+    /* A ping went unanswered for pong_timeout; the connection is closed with
+     * 1001 right after this returns. */
+    void (*pong_timeout)(void *ud, dx_conn *c);
+    /* The connection is being freed while it still has a user pointer (the
+     * server was freed, or an accepted upgrade failed before the 101). */
+    void (*release)(void *ud, dx_conn *c);
+} dx_events;
+
+/* Creates a server on loop with a copy of *cfg. Returns NULL when out of
+ * memory. Nothing listens until dx_server_listen. */
+dx_server *dx_server_new(struct ev_loop *loop, const dx_config *cfg,
+                         const dx_events *ev, void *ud);
+
+/* Binds and listens on host:port (host NULL: every interface, IPv6 and IPv4;
+ * port 0: one the kernel picks, the same for every address of host). Returns
+ * 0, or -1 with errbuf set to a one-line message and *errname to a stable
+ * word ("EADDRINUSE", "EACCES", "EAI_NONAME", ...). */
+int dx_server_listen(dx_server *s, const char *host, int port,
+                     char *errbuf, size_t errcap, const char **errname);
+
+/* The port bound by dx_server_listen, or 0. */
+int dx_server_port(const dx_server *s);
+
+/* The server's configuration; changes apply to connections from then on. */
+dx_config *dx_server_config(dx_server *s);
+
+/* Stops listening, and starts the close handshake (1001, reason) on every
+ * open connection; connections still handshaking are dropped. The loop
+ * keeps running until dx_server_conn_count is 0 (each ends within
+ * close_timeout). */
+void dx_server_shutdown(dx_server *s, const char *reason);
+
+/* Connections not yet freed, in any state. */
+size_t dx_server_conn_count(const dx_server *s);
+
+/* Frees the server and every connection at once, without calling any
+ * event (sockets are closed, queued output is lost). */
+void dx_server_free(dx_server *s);
+
+/* ---- connections ---- */
+
+enum { DX_SEND_OK = 0, DX_SEND_CLOSED = -1, DX_SEND_NOMEM = -2 };
+
+/* Queues one message (text or binary) for sending; it goes out with every
+ * other send of this loop iteration in one write. Returns DX_SEND_OK, or
+ * DX_SEND_CLOSED when the connection is no longer open (closing or closed),
+ * DX_SEND_NOMEM when memory ran out. */
+int dx_conn_send(dx_conn *c, const void *data, size_t len, int binary);
+
+/* Queues a ping with payload data (at most 125 bytes). Same returns. */
+int dx_conn_ping(dx_conn *c, const void *data, size_t len);
+
+/* Starts the close handshake with code (a valid wire code, or 0 for a close
+ * frame without a code) and reason (at most 123 bytes). The close event
+ * follows when the peer answers or close_timeout passes. Does nothing when
+ * the connection is already closing. */
+void dx_conn_close(dx_conn *c, unsigned code, const char *reason, size_t len);
+
+/* 1 while messages may be sent (open, not closing). */
+int dx_conn_is_open(const dx_conn *c);
+
+/* Bytes queued in user space, not yet written to the socket. */
+size_t dx_conn_buffered(const dx_conn *c);
+
+/* The connection's number, unique within its server, from 1. */
+uint64_t dx_conn_id(const dx_conn *c);
+
+/* The peer's address as "ip:port" ("[ip6]:port" for IPv6). */
+const char *dx_conn_remote(const dx_conn *c);
+
+/* The layer above's pointer for this connection. */
+void *dx_conn_user(const dx_conn *c);
+void dx_conn_set_user(dx_conn *c, void *user);
+
+#endif

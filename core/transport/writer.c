@@ -1,0 +1,178 @@
+/* The write path: a per-connection queue of output chunks, flushed with one
+ * sendmsg per connection per loop iteration (the "cork"), and the write
+ * watcher that takes over when the socket is full. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include "transport/internal.h"
+
+/* Room for n more bytes at the end of the queue: in the tail chunk when it
+ * has room, else in a new chunk. Returns NULL when out of memory. */
+uint8_t *dx_out_reserve(dx_conn *c, size_t n)
+{
+    dx_out *t = c->out_tail;
+    if (t == NULL || t->cap - t->len < n) {
+        size_t cap = n > DX_OUT_CHUNK ? n : DX_OUT_CHUNK;
+        t = malloc(sizeof *t + cap);
+        if (t == NULL)
+            return NULL;
+        t->next = NULL;
+        t->len = t->off = 0;
+        t->cap = cap;
+        if (c->out_tail)
+            c->out_tail->next = t;
+        else
+            c->out_head = t;
+        c->out_tail = t;
+    }
+    uint8_t *p = t->data + t->len;
+    t->len += n;
+    c->out_bytes += n;
+    dx_out_mark_dirty(c);
+    return p;
+}
+
+/* Queues one unmasked frame with fin set. Returns 0, or -1 out of memory. */
+int dx_out_frame(dx_conn *c, int opcode, const void *data, size_t len)
+{
+    uint8_t hdr[DX_FRAME_HEADER_MAX];
+    size_t hl = dx_frame_write_header(hdr, 1, 0, opcode, len, NULL);
+    uint8_t *p = dx_out_reserve(c, hl + len);
+    if (p == NULL)
+        return -1;
+    memcpy(p, hdr, hl);
+    if (len)
+        memcpy(p + hl, data, len);
+    return 0;
+}
+
+/* Queues a close frame: empty when code is 0, else the code and reason. */
+int dx_out_close_frame(dx_conn *c, unsigned code, const char *reason, size_t len)
+{
+    uint8_t payload[DX_CONTROL_MAX];
+    size_t n = 0;
+    if (code) {
+        if (len > DX_CONTROL_MAX - 2)
+            len = DX_CONTROL_MAX - 2;
+        payload[0] = (uint8_t)(code >> 8);
+        payload[1] = (uint8_t)code;
+        if (len)
+            memcpy(payload + 2, reason, len);
+        n = 2 + len;
+    }
+    c->close_sent = code ? (uint16_t)code : DX_CLOSE_NO_STATUS;
+    return dx_out_frame(c, DX_OP_CLOSE, payload, n);
+}
+
+/* Puts c on its server's flush list, unless it is there already or waits for
+ * its socket to become writable. */
+void dx_out_mark_dirty(dx_conn *c)
+{
+    if (c->dirty || c->writing)
+        return;
+    c->dirty = 1;
+    c->next_dirty = c->srv->dirty;
+    c->srv->dirty = c;
+}
+
+void dx_out_free(dx_conn *c)
+{
+    dx_out *o = c->out_head;
+    while (o) {
+        dx_out *next = o->next;
+        free(o);
+        o = next;
+    }
+    c->out_head = c->out_tail = NULL;
+    c->out_bytes = 0;
+}
+
+/* Drops n sent bytes from the head of the queue. */
+static void out_consume(dx_conn *c, size_t n)
+{
+    c->out_bytes -= n;
+    while (n) {
+        dx_out *o = c->out_head;
+        size_t left = o->len - o->off;
+        if (n < left) {
+            o->off += n;
+            return;
+        }
+        n -= left;
+        c->out_head = o->next;
+        free(o);
+    }
+    if (c->out_head == NULL)
+        c->out_tail = NULL;
+}
+
+/* Writes as much of the queue as the socket takes. When it is empty, a
+ * lingering connection moves on (and may be freed: do not touch c after this
+ * returns unless it was open). When the socket is full, the write watcher
+ * takes over. */
+void dx_out_flush(dx_conn *c)
+{
+    while (c->out_head) {
+        struct iovec iov[DX_IOV_MAX];
+        int n = 0;
+        for (dx_out *o = c->out_head; o && n < DX_IOV_MAX; o = o->next, n++) {
+            iov[n].iov_base = o->data + o->off;
+            iov[n].iov_len = o->len - o->off;
+        }
+        struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)n };
+        ssize_t w = sendmsg(c->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                if (!c->writing) {
+                    c->writing = 1;
+                    ev_io_start(c->srv->loop, &c->wio);
+                }
+                return;
+            }
+            dx_conn_lost(c);
+            return;
+        }
+        out_consume(c, (size_t)w);
+    }
+    if (c->writing) {
+        c->writing = 0;
+        ev_io_stop(c->srv->loop, &c->wio);
+    }
+    if (c->state == DX_LINGER)
+        dx_conn_linger(c, c->drain);
+}
+
+void dx_writer_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    dx_out_flush((dx_conn *)w->data);
+}
+
+/* Once per loop iteration, before the loop waits: every connection that was
+ * sent something since goes out in one sendmsg. Events run while flushing
+ * (a close handler sending to others) add to a fresh list, flushed too. */
+void dx_flusher_cb(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    dx_server *s = w->data;
+    while (s->dirty) {
+        dx_conn *c = s->dirty;
+        s->dirty = NULL;
+        while (c) {
+            dx_conn *next = c->next_dirty;
+            c->dirty = 0;
+            c->next_dirty = NULL;
+            if (c->state == DX_DEAD)
+                free(c);
+            else
+                dx_out_flush(c);
+            c = next;
+        }
+    }
+}

@@ -1,0 +1,151 @@
+--- The `duplex` command line.
+local duplex = require "duplex"
+
+local M = {}
+
+local USAGE = [[
+usage: duplex run APP.lua [options]
+       duplex --help | --version
+
+Serves the WebSocket app that APP.lua returns: a table of handlers
+(open, message, close, pong_timeout, upgrade; optional path, default "/"),
+or an app made with duplex.app.
+
+options:
+  --host HOST               address to listen on (default: every interface)
+  --port N                  port (default 8080; 0 picks a free port, printed)
+  --max-message BYTES       largest message accepted (default 16 MiB)
+  --ping-interval SECONDS   ping a peer silent this long (default 30; 0 off)
+  --pong-timeout SECONDS    close a peer that does not answer (default 10)
+  --idle-timeout SECONDS    close a peer silent this long (default 0: off)
+  --handshake-timeout SECONDS  (default 10)
+  --close-timeout SECONDS      (default 5)
+]]
+
+local NUMERIC = {
+  ["--port"] = "port", ["--max-message"] = "max_message",
+  ["--ping-interval"] = "ping_interval", ["--pong-timeout"] = "pong_timeout",
+  ["--idle-timeout"] = "idle_timeout", ["--handshake-timeout"] = "handshake_timeout",
+  ["--close-timeout"] = "close_timeout",
+}
+
+local function fail(msg)
+  io.stderr:write("duplex: ", msg, "\n")
+  return 2
+end
+
+local function first_line(s)
+  s = tostring(s)
+  return (s:match("^[^\n]*"))
+end
+
+-- Parses the words after "run". Returns script, options or nil, error.
+local function parse_run(args)
+  local script, opts = nil, {}
+  local i = 1
+  while i <= #args do
+    local a = args[i]
+    if a == "--host" then
+      if not args[i + 1] then return nil, "--host needs a value" end
+      opts.host = args[i + 1]
+      i = i + 2
+    elseif NUMERIC[a] then
+      local v = tonumber(args[i + 1] or "")
+      if not v or v < 0 then return nil, a .. " needs a non-negative number" end
+      opts[NUMERIC[a]] = v
+      i = i + 2
+    elseif a:sub(1, 2) == "--" then
+      return nil, "unknown option " .. a .. " (see duplex --help)"
+    elseif script then
+      return nil, "one app script only (got " .. script .. " and " .. a .. ")"
+    else
+      script = a
+      i = i + 1
+    end
+  end
+  if not script then return nil, "run needs an app script (see duplex --help)" end
+  return script, opts
+end
+
+local function has_handler(t)
+  for _, k in ipairs { "open", "message", "close", "pong_timeout", "upgrade" } do
+    if type(t[k]) == "function" then return true end
+  end
+  return false
+end
+
+-- Loads the script and makes the app it describes. Returns app or nil, error.
+local function load_app(script, opts)
+  local chunk, err = loadfile(script)
+  if not chunk then
+    return nil, "cannot load " .. script .. ": " .. first_line(err:gsub("^" .. script:gsub("%p", "%%%0") .. ":", ""))
+  end
+  local ok, result = pcall(chunk)
+  if not ok then return nil, "error in " .. script .. ": " .. first_line(result) end
+  local app
+  if duplex.is_app(result) then
+    app = result
+    ok, err = pcall(app.configure, app, opts)
+  elseif type(result) == "table" and has_handler(result) then
+    ok, app = pcall(duplex.app, opts)
+    if ok then
+      local path = result.path or "/"
+      ok, err = pcall(app.ws, app, path, result)
+    else
+      err = app
+    end
+  else
+    return nil, script .. " must return a table of handlers or an app (got " .. type(result) .. ")"
+  end
+  if not ok then return nil, script .. ": " .. first_line(err) end
+  return app
+end
+
+local function run(args)
+  local script, opts = parse_run(args)
+  if not script then return fail(opts) end
+  local app, err = load_app(script, opts)
+  if not app then return fail(err) end
+  local ok, lerr, name = app:listen()
+  if not ok then
+    app:close()
+    return fail(lerr .. " (" .. name .. ")")
+  end
+  io.stdout:write(("duplex: listening on ws://%s:%d\n"):format(app.host or "localhost", app:port()))
+  io.stdout:flush()
+
+  local stopping = false
+  local function on_signal()
+    if stopping then duplex.stop() return end   -- a second signal: stop now
+    stopping = true
+    app:shutdown("server shutting down")
+  end
+  local term = duplex.signal("TERM", on_signal)
+  local int = duplex.signal("INT", on_signal)
+  duplex.run()
+  term:stop()
+  int:stop()
+  app:close()
+  return 0
+end
+
+function M.main(argv)
+  local cmd = argv[1]
+  if cmd == "--help" or cmd == "-h" or cmd == "help" then
+    io.stdout:write(USAGE)
+    return 0
+  elseif cmd == "--version" or cmd == "-v" then
+    io.stdout:write("duplex ", duplex.version, " (", jit and jit.version or _VERSION, ")\n")
+    return 0
+  elseif cmd == "run" then
+    local rest = {}
+    for i = 2, #argv do rest[#rest + 1] = argv[i] end
+    return run(rest)
+  elseif cmd == nil then
+    io.stderr:write(USAGE)
+    return 2
+  end
+  return fail("unknown command '" .. tostring(cmd) .. "' (see duplex --help)")
+end
+
+return M

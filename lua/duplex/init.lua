@@ -1,0 +1,123 @@
+--- duplex: WebSocket apps in Lua on a C core.
+--
+--   local duplex = require "duplex"
+--   local app = duplex.app { port = 8080, max_message = 1024 * 1024 }
+--   app:ws("/chat", { open = ..., message = ..., close = ..., pong_timeout = ... })
+--   app:run()
+local core = require "duplex.core"
+
+local M = { version = core.version, core = core }
+
+local App = {}
+App.__index = App
+
+-- Options handled here; every other key goes to the core, which rejects
+-- the ones it does not know.
+local LOCAL_OPTIONS = { host = true, port = true }
+
+local function split_options(opts)
+  local mine, for_core = {}, {}
+  for k, v in pairs(opts) do
+    if LOCAL_OPTIONS[k] then mine[k] = v else for_core[k] = v end
+  end
+  return mine, for_core
+end
+
+local function check_local(mine, level)
+  if mine.host ~= nil and type(mine.host) ~= "string" then
+    error("bad option 'host' (string expected, got " .. type(mine.host) .. ")", level + 1)
+  end
+  local port = mine.port
+  if port ~= nil and (type(port) ~= "number" or port < 0 or port > 65535 or port % 1 ~= 0) then
+    error("bad option 'port' (integer from 0 to 65535 expected)", level + 1)
+  end
+end
+
+--- Creates an app. Options: host (default every interface), port (default
+-- 8080; 0 picks a free one), and the core's limits and timeouts:
+-- max_message, max_head, max_headers, handshake_timeout, close_timeout,
+-- idle_timeout, ping_interval, pong_timeout (see README.md).
+function M.app(opts)
+  if opts == nil then opts = {} end
+  if type(opts) ~= "table" then
+    error("bad argument #1 to 'app' (table expected, got " .. type(opts) .. ")", 2)
+  end
+  local mine, for_core = split_options(opts)
+  check_local(mine, 2)
+  local ok, server = pcall(core.server, for_core)
+  if not ok then error(server, 2) end
+  return setmetatable({ host = mine.host, port_wanted = mine.port or 8080, server = server }, App)
+end
+
+--- True when v is an app made by duplex.app.
+function M.is_app(v)
+  return getmetatable(v) == App
+end
+
+--- Serves WebSocket connections to path with the given handlers:
+-- upgrade(req), open(ws), message(ws, data, binary), close(ws, code,
+-- reason), pong_timeout(ws). Returns the app.
+function App:ws(path, handlers)
+  local ok, err = pcall(self.server.route, self.server, path, handlers)
+  if not ok then error(err, 2) end
+  return self
+end
+
+--- Changes options after creation (host, port before listen; core
+-- options at any time).
+function App:configure(opts)
+  local mine, for_core = split_options(opts)
+  check_local(mine, 2)
+  if mine.host ~= nil then self.host = mine.host end
+  if mine.port ~= nil then self.port_wanted = mine.port end
+  local ok, err = pcall(self.server.configure, self.server, for_core)
+  if not ok then error(err, 2) end
+  return self
+end
+
+--- Starts listening. Returns true, or nil, message, name (e.g.
+-- "EADDRINUSE").
+function App:listen()
+  if self.listening then return true end
+  local ok, err, name = self.server:listen(self.host, self.port_wanted)
+  if not ok then return nil, err, name end
+  self.listening = true
+  return true
+end
+
+--- The port listened on (useful with port 0).
+function App:port()
+  return self.server:port()
+end
+
+--- Open connections, in any state.
+function App:connections()
+  return self.server:connections()
+end
+
+--- Stops accepting and closes every connection with 1001; run() returns
+-- once they are gone.
+function App:shutdown(reason)
+  self.server:shutdown(reason)
+end
+
+--- Frees the server at once (no close events).
+function App:close()
+  self.server:close()
+end
+
+--- Listens (if not yet) and runs the loop until shutdown. Returns true, or
+-- nil, message, name when it could not listen.
+function App:run()
+  local ok, err, name = self:listen()
+  if not ok then return nil, err, name end
+  core.run()
+  return true
+end
+
+M.run = core.run
+M.stop = core.stop
+M.now = core.now
+M.signal = core.signal
+
+return M

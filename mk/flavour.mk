@@ -1,0 +1,40 @@
+# Builds one flavour of duplex into $(OUT): the `duplex` command and the
+# duplex.core Lua module, for one Lua VM and one set of compiler flags.
+# Called by the top Makefile: make -f mk/flavour.mk OUT=... LUA_PKG=... [SAN=...]
+
+CC ?= cc
+OPT ?= -O2
+SAN ?=
+LUA_PKG ?= lua5.4
+VERSION ?= 0.1.0
+PREFIX ?= /usr/local
+LUA_DIR ?= $(PREFIX)/share/lua/5.4
+
+LUA_CFLAGS := $(shell pkg-config --cflags $(LUA_PKG))
+LUA_LIBS := $(shell pkg-config --libs $(LUA_PKG))
+
+WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wformat=2 -Wno-format-nonliteral
+CFLAGS_ALL := -std=c11 -D_GNU_SOURCE -fPIC -g $(OPT) $(SAN) $(WARN) -Icore \
+	-DDX_VERSION='"$(VERSION)"' -DDX_LUA_DIR='"$(LUA_DIR)"' $(CFLAGS)
+LIBS := -lev -lcrypto
+
+PROTOCOL := $(wildcard core/protocol/*.c)
+TRANSPORT := $(wildcard core/transport/*.c)
+BINDING := $(wildcard core/binding/*.c)
+CORE_OBJ := $(patsubst core/%.c,$(OUT)/obj/%.o,$(PROTOCOL) $(TRANSPORT) $(BINDING))
+HEADERS := $(wildcard core/*/*.h)
+
+all: $(OUT)/duplex $(OUT)/lib/duplex/core.so
+
+$(OUT)/obj/%.o: core/%.c $(HEADERS) mk/flavour.mk
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) $(LUA_CFLAGS) -c $< -o $@
+
+$(OUT)/duplex: $(CORE_OBJ) $(OUT)/obj/cli/main.o
+	$(CC) $(SAN) $(LDFLAGS) -o $@ $^ $(LUA_LIBS) $(LIBS) -lm -ldl
+
+$(OUT)/lib/duplex/core.so: $(CORE_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(SAN) -shared $(LDFLAGS) -o $@ $^ $(LIBS)
+
+.PHONY: all
