@@ -28,13 +28,16 @@ all: $(OUT)/duplex $(OUT)/lib/duplex/core.so
 
 $(OUT)/obj/%.o: core/%.c $(HEADERS) mk/flavour.mk
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) $(LUA_CFLAGS) -c $< -o $@
+	@echo "  CC    $@"
+	@$(CC) $(CFLAGS_ALL) $(LUA_CFLAGS) -c $< -o $@
 
 $(OUT)/duplex: $(CORE_OBJ) $(OUT)/obj/cli/main.o
-	$(CC) $(SAN) $(LDFLAGS) -o $@ $^ $(LUA_LIBS) $(LIBS) -lm -ldl
+	@echo "  LINK  $@"
+	@$(CC) $(SAN) $(LDFLAGS) -o $@ $^ $(LUA_LIBS) $(LIBS) -lm -ldl
 
 $(OUT)/lib/duplex/core.so: $(CORE_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(SAN) -shared $(LDFLAGS) -o $@ $^ $(LIBS)
+	@echo "  LINK  $@"
+	@$(CC) $(SAN) -shared $(LDFLAGS) -o $@ $^ $(LIBS)
 
 .PHONY: all
