@@ -1,0 +1,59 @@
+-- LuaRocks build of the same sources the Makefile builds (core/cli/main.c
+-- aside: the rock installs bin/duplex, a launcher run by the rock's Lua).
+rockspec_format = "3.0"
+package = "duplex"
+version = "scm-1"
+source = {
+   url = "git+file://.",
+}
+description = {
+   summary = "WebSocket server with a libev C core and Lua handlers",
+   detailed = [[
+duplex serves WebSocket apps written in Lua: a C core on libev does
+sockets, the HTTP upgrade and RFC 6455 framing, and calls your handlers
+(open, message, close, pong_timeout, upgrade).]],
+   license = "MIT",
+}
+dependencies = {
+   "lua >= 5.1",
+}
+external_dependencies = {
+   LIBEV = { header = "ev.h", library = "ev" },
+   OPENSSL = { header = "openssl/sha.h", library = "crypto" },
+}
+build = {
+   type = "builtin",
+   modules = {
+      ["duplex.core"] = {
+         sources = {
+        "core/binding/call.c",
+        "core/binding/compat.c",
+        "core/binding/lconn.c",
+        "core/binding/lserver.c",
+        "core/binding/module.c",
+        "core/protocol/frame.c",
+        "core/protocol/handshake.c",
+        "core/protocol/http.c",
+        "core/protocol/message.c",
+        "core/protocol/utf8.c",
+        "core/transport/conn.c",
+        "core/transport/reader.c",
+        "core/transport/server.c",
+        "core/transport/writer.c",
+         },
+         defines = { "_GNU_SOURCE", 'DX_VERSION="0.1.0"' },
+         incdirs = { "core", "$(LIBEV_INCDIR)", "$(OPENSSL_INCDIR)" },
+         libdirs = { "$(LIBEV_LIBDIR)", "$(OPENSSL_LIBDIR)" },
+         libraries = { "ev", "crypto" },
+      },
+      ["duplex"] = "lua/duplex/init.lua",
+      ["duplex.cli"] = "lua/duplex/cli.lua",
+   },
+   install = {
+      bin = { duplex = "bin/duplex" },
+   },
+}
+test = {
+   type = "command",
+   command = "make test",
+}
