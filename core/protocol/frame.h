@@ -27,18 +27,22 @@ typedef struct dx_frame_header {
 /* Parses one frame header from buf[0..len).
  *
  * rsv_allowed: the RSV bits a negotiated extension permits on data frames
- * (0 for none; 0x4 for permessage-deflate's RSV1), checked on the first frame
- * of a message only by the caller; here any RSV bit outside rsv_allowed, and
- * any RSV bit on a control frame, is an error.
- * require_mask: 1 on a server (client frames must be masked), 0 on a client
- * (server frames must not be masked).
+ * (0 for none; 0x4 for permessage-deflate's RSV1). Any RSV bit outside
+ * rsv_allowed, and any RSV bit on a control frame, is an error here. Rules
+ * that depend on the message (RFC 7692: RSV1 only on a message's first
+ * frame) are the caller's: it passes 0 while a message is in progress.
+ * require_mask: non-zero on a server (client frames must be masked), 0 on a
+ * client (server frames must not be masked).
  *
  * Returns the header's size in bytes (2..14) when a whole header is in buf
- * and valid, and fills *h; 0 when more bytes are needed (nothing is consumed,
- * call again with more); or -1 for a protocol error (reserved opcode, RSV bit
- * not allowed, control frame longer than 125 bytes or fragmented, a 64-bit
- * length with the top bit set, a length not in its shortest form is allowed,
- * wrong masking). Reads at most DX_FRAME_HEADER_MAX bytes of buf. */
+ * and valid, and fills *h (mask zeroed when not masked); 0 when more bytes
+ * are needed (nothing is consumed, call again with more); or -1 for a
+ * protocol error: reserved opcode (3-7, 0xB-0xF), RSV bit not allowed,
+ * control frame longer than 125 bytes or fragmented, a 64-bit length with
+ * the top bit set, wrong masking. Every error but the 64-bit length one is
+ * seen in the first two bytes and reported as soon as they are in buf. A
+ * length not in its shortest form is accepted. *h is written only on
+ * success. Reads at most DX_FRAME_HEADER_MAX bytes of buf. */
 int dx_frame_parse_header(const uint8_t *buf, size_t len, int rsv_allowed,
                           int require_mask, dx_frame_header *h);
 

@@ -22,29 +22,43 @@ typedef struct dx_upgrade {
 
 /* Checks that req is a WebSocket upgrade. Returns 0 and fills *up when it is;
  * else the HTTP status to answer:
- *   400 method not GET, HTTP/1.0, no Host, Connection without "upgrade",
- *       a Sec-WebSocket-Key missing, repeated, or not base64 of 16 bytes,
+ *   400 method not GET, HTTP/1.0, no Host (or more than one, RFC 9112),
+ *       Connection without "upgrade",
+ *       a Sec-WebSocket-Key missing, repeated, or not base64 of 16 bytes
+ *       (24 chars of the base64 alphabet ending in "=="),
  *       a target that is not origin-form (does not start with '/');
  *   426 no Upgrade header or one without the "websocket" token, or a
- *       Sec-WebSocket-Version missing or other than 13 (the caller answers
- *       with "Sec-WebSocket-Version: 13"). */
+ *       Sec-WebSocket-Version missing, repeated or other than 13 (the caller
+ *       answers with "Sec-WebSocket-Version: 13").
+ * When several things are wrong the first in this order decides: method,
+ * version, target, Host, Upgrade (426), Connection, Sec-WebSocket-Version
+ * (426), Sec-WebSocket-Key. The Upgrade and Connection tokens are looked for
+ * in every line of that name. up->protocols and up->extensions point at the
+ * first line of that name; RFC 6455 lets a client repeat them, so a caller
+ * that honours more scans req->headers for the others. */
 int dx_handshake_check(const dx_http_request *req, dx_upgrade *up);
 
 /* Computes Sec-WebSocket-Accept for key[0..key_len) into out (DX_ACCEPT_LEN
- * bytes, not NUL-terminated). */
+ * bytes, not NUL-terminated). Should libcrypto fail (out of memory), out is
+ * filled with '=', a value no client accepts. */
 void dx_handshake_accept(const char *key, size_t key_len, char out[DX_ACCEPT_LEN]);
 
 /* Writes the 101 Switching Protocols response for key into out[0..cap),
  * with a Sec-WebSocket-Protocol line when protocol is not NULL. Returns its
- * length, or 0 when cap is too small. */
+ * length, or 0 when cap is too small, when protocol is not a token (so no
+ * header can be injected), or when libcrypto fails. */
 size_t dx_handshake_response(char *out, size_t cap, const char *key, size_t key_len,
                              const char *protocol);
 
 /* Writes a complete HTTP/1.1 error response for status (400, 403, 404, 426,
  * 431, 500, 503 and any other 4xx/5xx) with a short text/plain body (body, or
- * the reason phrase when body is NULL), "Connection: close", and for 426 the
- * "Sec-WebSocket-Version: 13" and "Upgrade: websocket" lines. Returns its length, or
- * 0 when cap is too small. */
+ * the reason phrase when body is NULL), "Content-Type: text/plain;
+ * charset=utf-8", its Content-Length, "Connection: close", and for 426 the
+ * "Sec-WebSocket-Version: 13" and "Upgrade: websocket" lines (then the
+ * Connection line is "Connection: close, Upgrade", as RFC 9110 asks of a
+ * sender of Upgrade). Unknown statuses get the reason phrase "Error".
+ * Returns its length, or 0 when cap is too small or status is not in
+ * 400..599. */
 size_t dx_http_error_response(char *out, size_t cap, int status, const char *body);
 
 #endif

@@ -36,7 +36,16 @@ enum {
  * HTTP version other than HTTP/1.x. Returns the length of the head
  * (through the blank line) when complete, or DX_HTTP_INCOMPLETE, DX_HTTP_BAD,
  * DX_HTTP_TOO_MANY. The caller bounds the head's size: when its buffer is
- * full and the answer is still DX_HTTP_INCOMPLETE, it answers 431. */
+ * full and the answer is still DX_HTTP_INCOMPLETE, it answers 431.
+ *
+ * The head is checked only once its blank line has arrived. The request
+ * line is "method SP target SP HTTP/1.d" with single spaces; an empty line
+ * before it, or whitespace before the first header name, is BAD. Header
+ * values may hold HTAB, SP, visible ASCII and bytes >= 0x80. *req (method,
+ * target, minor_version, num_headers) is written only when the result is a
+ * length, so after INCOMPLETE, BAD or TOO_MANY num_headers still holds the
+ * capacity and req can be passed again as it is; headers[] may have been
+ * written in part. prev_len larger than len is treated as len. */
 int dx_http_parse_request(const char *buf, size_t len, size_t prev_len,
                           dx_http_request *req);
 

@@ -38,7 +38,10 @@ void dx_message_init(dx_message *m);
  * length is added to size. Returns DX_CLOSE_PROTOCOL for a CONT frame with no
  * message in progress or a TEXT/BINARY frame inside one, and DX_CLOSE_TOO_BIG
  * when size would pass max_size (checked at the header, before any payload
- * is buffered). Control frames must not be passed here. */
+ * is buffered; no overflow for any 63-bit length). On an error *m is left
+ * unchanged. Control frames must not be passed here (one that is, or an
+ * unknown opcode, gets DX_CLOSE_PROTOCOL). opcode keeps the message's type,
+ * fragmented or not, until dx_message_end. */
 int dx_message_frame(dx_message *m, const dx_frame_header *h, uint64_t max_size);
 
 /* Feeds unmasked payload bytes of the current data frame. For a text message
@@ -58,8 +61,9 @@ int dx_close_code_valid(unsigned code);
 /* Parses a close frame payload p[0..len) (already unmasked).
  * Empty payload: *code = DX_CLOSE_NO_STATUS, empty reason, returns 0.
  * Returns DX_CLOSE_PROTOCOL for a 1-byte payload or an invalid code,
- * DX_CLOSE_INVALID_DATA when the reason is not valid UTF-8, else 0 with
- * *code set and *reason / *reason_len pointing into p. */
+ * DX_CLOSE_INVALID_DATA when the reason is not valid UTF-8 (the code is
+ * checked first), else 0 with *code set and *reason / *reason_len pointing
+ * into p. On an invalid code or reason *code holds the code received. */
 int dx_close_parse(const uint8_t *p, size_t len, unsigned *code,
                    const uint8_t **reason, size_t *reason_len);
 

@@ -58,8 +58,9 @@ dx_conn *dx_conn_new(dx_server *s, int fd, const struct sockaddr *addr)
     return c;
 }
 
-/* Closes the socket and releases everything but the struct itself, which a
- * pending flush may still hold; it goes when the flush list is next walked. */
+/* Closes the socket and releases everything but the struct itself when a
+ * pending flush or the reader still holds it: it goes when the flush list
+ * is next walked, or when the reader is done. */
 void dx_conn_free(dx_conn *c)
 {
     dx_server *s = c->srv;
@@ -84,7 +85,7 @@ void dx_conn_free(dx_conn *c)
         c->next->prev = c->prev;
     s->nconns--;
     c->state = DX_DEAD;
-    if (!c->dirty)
+    if (!c->dirty && !c->busy)
         free(c);
 }
 

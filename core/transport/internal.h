@@ -48,6 +48,7 @@ struct dx_conn {
     uint8_t awaiting_pong : 1;
     uint8_t drain : 1;             /* LINGER: shut down writing, read until EOF */
     uint8_t shut_wr : 1;
+    uint8_t busy : 1;              /* the reader is working on it: dx_conn_free keeps the struct */
     uint8_t phase;                 /* enum dx_phase */
     uint8_t hdr_len;               /* bytes of a partial frame header in hdr */
     uint8_t hdr[DX_FRAME_HEADER_MAX];

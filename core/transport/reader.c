@@ -332,6 +332,7 @@ void dx_reader_cb(struct ev_loop *loop, ev_io *w, int revents)
         return;
     }
     c->last_rx = ev_now(loop);
+    c->busy = 1;                             /* whatever happens below, c stays allocated */
     switch (c->state) {
     case DX_HANDSHAKE:
         feed_handshake(c, rbuf, (size_t)n);
@@ -343,4 +344,7 @@ void dx_reader_cb(struct ev_loop *loop, ev_io *w, int revents)
     default:
         break;                               /* LINGER: the peer's leftovers are dropped */
     }
+    c->busy = 0;
+    if (c->state == DX_DEAD && !c->dirty)
+        free(c);
 }
