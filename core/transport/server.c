@@ -22,6 +22,8 @@ void dx_config_defaults(dx_config *cfg)
     cfg->pong_timeout = 10;
 }
 
+static void resume_accepting(struct ev_loop *loop, ev_timer *w, int revents);
+
 dx_server *dx_server_new(struct ev_loop *loop, const dx_config *cfg,
                          const dx_events *ev, void *ud)
 {
@@ -37,11 +39,41 @@ dx_server *dx_server_new(struct ev_loop *loop, const dx_config *cfg,
     s->cfg = *cfg;
     s->ev = *ev;
     s->ud = ud;
+    ev_init(&s->accept_pause, resume_accepting);
+    s->accept_pause.data = s;
     ev_prepare_init(&s->flusher, dx_flusher_cb);
     s->flusher.data = s;
     ev_prepare_start(loop, &s->flusher);
     ev_unref(loop);                      /* flushing alone does not keep the loop running */
     return s;
+}
+
+static void set_accepting(dx_server *s, int on)
+{
+    for (int i = 0; i < s->nlisteners; i++) {
+        if (on)
+            ev_io_start(s->loop, &s->listeners[i]);
+        else
+            ev_io_stop(s->loop, &s->listeners[i]);
+    }
+}
+
+static void resume_accepting(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    set_accepting(w->data, 1);
+}
+
+/* Out of file descriptors: the pending connection stays in the backlog
+ * (accept would fail again at once), so stop watching for 100 ms rather
+ * than spin, and say so once per pause. */
+static void pause_accepting(dx_server *s, int err)
+{
+    fprintf(stderr, "duplex: cannot accept connections: %s; pausing 100 ms\n", strerror(err));
+    set_accepting(s, 0);
+    ev_timer_set(&s->accept_pause, 0.1, 0);
+    ev_timer_start(s->loop, &s->accept_pause);
 }
 
 static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
@@ -54,8 +86,8 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
         socklen_t alen = sizeof addr;
         int fd = accept4(w->fd, (struct sockaddr *)&addr, &alen, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
-            if (errno == EMFILE || errno == ENFILE)
-                fprintf(stderr, "duplex: accept: %s\n", strerror(errno));
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+                pause_accepting(s, errno);
             return;                      /* EAGAIN, or try again on the next readiness */
         }
         int one = 1;
@@ -171,6 +203,7 @@ size_t dx_server_conn_count(const dx_server *s) { return s->nconns; }
 
 static void stop_listening(dx_server *s)
 {
+    ev_timer_stop(s->loop, &s->accept_pause);
     for (int i = 0; i < s->nlisteners; i++) {
         ev_io_stop(s->loop, &s->listeners[i]);
         close(s->listeners[i].fd);

@@ -1,0 +1,294 @@
+/* The server side of the WebSocket opening handshake: see handshake.h. */
+#include "handshake.h"
+
+#include <stdint.h>
+#include <string.h>
+#include <openssl/evp.h>
+
+static const char dx_ws_guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+static const char dx_b64[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/* ---- request checks ---------------------------------------------------- */
+
+static int name_is(const dx_http_header *h, const char *name)
+{
+    size_t n = strlen(name);
+
+    if (h->name_len != n)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        int a = (unsigned char)h->name[i], b = (unsigned char)name[i];
+
+        if ((a | 0x20) != (b | 0x20))
+            return 0;
+    }
+    return 1;
+}
+
+static size_t count_headers(const dx_http_request *req, const char *name)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < req->num_headers; i++)
+        n += (size_t)name_is(&req->headers[i], name);
+    return n;
+}
+
+/* 1 when any header called name lists token (list fields may be split
+ * over several lines). */
+static int any_has_token(const dx_http_request *req, const char *name,
+                         const char *token)
+{
+    for (size_t i = 0; i < req->num_headers; i++) {
+        const dx_http_header *h = &req->headers[i];
+
+        if (name_is(h, name) && dx_http_has_token(h->value, h->value_len, token))
+            return 1;
+    }
+    return 0;
+}
+
+static int is_b64_char(char c)
+{
+    return c != 0 && strchr(dx_b64, c) != NULL;
+}
+
+/* 1 when the key is base64 of exactly 16 bytes: 22 alphabet chars, "==". */
+static int key_valid(const char *k, size_t len)
+{
+    if (len != 24 || k[22] != '=' || k[23] != '=')
+        return 0;
+    for (size_t i = 0; i < 22; i++)
+        if (!is_b64_char(k[i]))
+            return 0;
+    return 1;
+}
+
+static int version_is_13(const dx_http_header *h)
+{
+    return h && h->value_len == 2 && memcmp(h->value, "13", 2) == 0;
+}
+
+static void split_target(const dx_http_request *req, dx_upgrade *up)
+{
+    const char *q = memchr(req->target, '?', req->target_len);
+
+    up->path = req->target;
+    up->path_len = q ? (size_t)(q - req->target) : req->target_len;
+    up->query = q ? q + 1 : req->target + req->target_len;
+    up->query_len = q ? req->target_len - up->path_len - 1 : 0;
+}
+
+int dx_handshake_check(const dx_http_request *req, dx_upgrade *up)
+{
+    const dx_http_header *key;
+
+    if (req->method_len != 3 || memcmp(req->method, "GET", 3) != 0)
+        return 400;
+    if (req->minor_version < 1)
+        return 400;
+    if (req->target_len == 0 || req->target[0] != '/')
+        return 400;
+    if (count_headers(req, "Host") != 1)
+        return 400;
+    if (!any_has_token(req, "Upgrade", "websocket"))
+        return 426;
+    if (!any_has_token(req, "Connection", "upgrade"))
+        return 400;
+    if (count_headers(req, "Sec-WebSocket-Version") != 1 ||
+        !version_is_13(dx_http_find(req, "Sec-WebSocket-Version")))
+        return 426;
+    key = dx_http_find(req, "Sec-WebSocket-Key");
+    if (!key || count_headers(req, "Sec-WebSocket-Key") != 1 ||
+        !key_valid(key->value, key->value_len))
+        return 400;
+
+    split_target(req, up);
+    up->key = key->value;
+    up->key_len = key->value_len;
+    up->protocols = dx_http_find(req, "Sec-WebSocket-Protocol");
+    up->extensions = dx_http_find(req, "Sec-WebSocket-Extensions");
+    return 0;
+}
+
+/* ---- Sec-WebSocket-Accept ---------------------------------------------- */
+
+/* Writes base64 of in[0..n) (n a multiple of 3 plus 0..2) into out. */
+static size_t b64_encode(const uint8_t *in, size_t n, char *out)
+{
+    size_t o = 0, i = 0;
+
+    for (; n - i >= 3; i += 3) {
+        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
+
+        out[o++] = dx_b64[v >> 18];
+        out[o++] = dx_b64[v >> 12 & 63];
+        out[o++] = dx_b64[v >> 6 & 63];
+        out[o++] = dx_b64[v & 63];
+    }
+    if (n - i == 1) {
+        uint32_t v = (uint32_t)in[i] << 16;
+
+        out[o++] = dx_b64[v >> 18];
+        out[o++] = dx_b64[v >> 12 & 63];
+        out[o++] = '=';
+        out[o++] = '=';
+    } else if (n - i == 2) {
+        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8;
+
+        out[o++] = dx_b64[v >> 18];
+        out[o++] = dx_b64[v >> 12 & 63];
+        out[o++] = dx_b64[v >> 6 & 63];
+        out[o++] = '=';
+    }
+    return o;
+}
+
+/* SHA-1 of key + GUID into md; 0 on success, -1 when libcrypto fails. */
+static int accept_digest(const char *key, size_t key_len, uint8_t md[20])
+{
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    unsigned int md_len = 0;
+    int ok;
+
+    if (!ctx)
+        return -1;
+    ok = EVP_DigestInit_ex(ctx, EVP_sha1(), NULL) == 1 &&
+         EVP_DigestUpdate(ctx, key, key_len) == 1 &&
+         EVP_DigestUpdate(ctx, dx_ws_guid, sizeof dx_ws_guid - 1) == 1 &&
+         EVP_DigestFinal_ex(ctx, md, &md_len) == 1 && md_len == 20;
+    EVP_MD_CTX_free(ctx);
+    return ok ? 0 : -1;
+}
+
+static int accept_value(const char *key, size_t key_len, char out[DX_ACCEPT_LEN])
+{
+    uint8_t md[20];
+
+    if (accept_digest(key, key_len, md) < 0) {
+        memset(out, '=', DX_ACCEPT_LEN);   /* no client accepts this */
+        return -1;
+    }
+    b64_encode(md, sizeof md, out);
+    return 0;
+}
+
+void dx_handshake_accept(const char *key, size_t key_len, char out[DX_ACCEPT_LEN])
+{
+    (void)accept_value(key, key_len, out);
+}
+
+/* ---- responses --------------------------------------------------------- */
+
+/* A bounded string builder: appends fail quietly once out of room. */
+typedef struct buf { char *p; size_t cap, len; int full; } buf;
+
+static void put(buf *b, const char *s, size_t n)
+{
+    if (b->full || n > b->cap - b->len) {
+        b->full = 1;
+        return;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+}
+
+static void puts_(buf *b, const char *s)
+{
+    put(b, s, strlen(s));
+}
+
+static void put_uint(buf *b, size_t v)
+{
+    char tmp[24];
+    size_t i = sizeof tmp;
+
+    do {
+        tmp[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    put(b, tmp + i, sizeof tmp - i);
+}
+
+/* 1 when s is a non-empty token (RFC 9110), so it is safe in a header. */
+static int is_token(const char *s)
+{
+    static const char extra[] = "!#$%&'*+-.^_`|~";
+
+    if (*s == 0)
+        return 0;
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
+              (c >= 'A' && c <= 'Z') || strchr(extra, c)))
+            return 0;
+    }
+    return 1;
+}
+
+size_t dx_handshake_response(char *out, size_t cap, const char *key, size_t key_len,
+                             const char *protocol)
+{
+    buf b = { out, cap, 0, 0 };
+    char accept[DX_ACCEPT_LEN];
+
+    if (protocol && !is_token(protocol))
+        return 0;
+    if (accept_value(key, key_len, accept) < 0)
+        return 0;
+    puts_(&b, "HTTP/1.1 101 Switching Protocols\r\n"
+              "Upgrade: websocket\r\n"
+              "Connection: Upgrade\r\n"
+              "Sec-WebSocket-Accept: ");
+    put(&b, accept, DX_ACCEPT_LEN);
+    puts_(&b, "\r\n");
+    if (protocol) {
+        puts_(&b, "Sec-WebSocket-Protocol: ");
+        puts_(&b, protocol);
+        puts_(&b, "\r\n");
+    }
+    puts_(&b, "\r\n");
+    return b.full ? 0 : b.len;
+}
+
+static const char *reason_phrase(int status)
+{
+    switch (status) {
+    case 400: return "Bad Request";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 426: return "Upgrade Required";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 503: return "Service Unavailable";
+    default:  return "Error";
+    }
+}
+
+size_t dx_http_error_response(char *out, size_t cap, int status, const char *body)
+{
+    buf b = { out, cap, 0, 0 };
+    const char *reason = reason_phrase(status);
+
+    if (status < 400 || status > 599)
+        return 0;
+    if (!body)
+        body = reason;
+    puts_(&b, "HTTP/1.1 ");
+    put_uint(&b, (size_t)status);
+    puts_(&b, " ");
+    puts_(&b, reason);
+    puts_(&b, "\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ");
+    put_uint(&b, strlen(body));
+    if (status == 426)
+        puts_(&b, "\r\nConnection: close, Upgrade\r\n"
+                  "Upgrade: websocket\r\nSec-WebSocket-Version: 13");
+    else
+        puts_(&b, "\r\nConnection: close");
+    puts_(&b, "\r\n\r\n");
+    puts_(&b, body);
+    return b.full ? 0 : b.len;
+}
