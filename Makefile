@@ -74,7 +74,7 @@ test-unit-asan: $(patsubst test/unit/%.c,build/unit-asan/%,$(UNIT_SRC))
 	@for t in $^; do $$t || exit 1; done
 
 # busted runs in the Lua it tests; specs start $(DUPLEX_BIN) on port 0.
-BUSTED = busted --lpath='spec/?.lua;lua/?.lua;lua/?/init.lua' -o utfTerminal
+BUSTED = LUA_PATH='lua/?.lua;lua/?/init.lua;spec/?.lua;;' busted -o utfTerminal
 
 test-lua5.4: build-lua5.4
 	DUPLEX_BIN=build/lua5.4/duplex LUA_CPATH='build/lua5.4/lib/?.so;;' $(BUSTED) --lua=lua5.4 spec
