@@ -138,8 +138,8 @@ static void on_control(dx_conn *c, int opcode, const uint8_t *p, size_t len)
         return;
     }
     if (c->state == DX_OPEN) {
-        /* Echo the peer's code (none when it sent none), then close TCP. */
-        dx_out_close_frame(c, code == DX_CLOSE_NO_STATUS ? 0 : code, NULL, 0);
+        /* Echo the peer's code (1000 when it sent none), then close TCP. */
+        dx_out_close_frame(c, code == DX_CLOSE_NO_STATUS ? DX_CLOSE_NORMAL : code, NULL, 0);
     }
     dx_conn_report_close(c, code, reason, reason_len);
     dx_conn_linger(c, 0);
