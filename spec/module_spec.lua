@@ -1,7 +1,7 @@
 -- duplex loaded as a Lua module in the busted process itself: apps started
 -- from Lua, the loop driven by the spec (busted has no async mode), and two
 -- servers in one process that must not share state.
-local duplex = require "duplex"
+local duplex = require "duplex"   -- the in-process build: LUA_CPATH set by the Makefile
 local socket = require "socket"
 
 local bxor = bit and bit.bxor or load("return function(a, b) return a ~ b end")()
