@@ -111,7 +111,12 @@ local function run(args)
     app:close()
     return fail(lerr .. " (" .. name .. ")")
   end
-  io.stdout:write(("duplex: listening on ws://%s:%d\n"):format(app.host or "localhost", app:port()))
+  local base = ("ws://%s:%d"):format(app.host and app.host:find(":", 1, true) and "[" .. app.host .. "]"
+    or app.host or "localhost", app:port())
+  io.stdout:write("duplex: listening on ", base, "\n")
+  for _, path in ipairs(app.paths) do
+    io.stdout:write("duplex: ", script, " at ", base, path, "\n")
+  end
   io.stdout:flush()
 
   local stopping = false

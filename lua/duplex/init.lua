@@ -46,7 +46,7 @@ function M.app(opts)
   check_local(mine, 2)
   local ok, server = pcall(core.server, for_core)
   if not ok then error(server, 2) end
-  return setmetatable({ host = mine.host, port_wanted = mine.port or 8080, server = server }, App)
+  return setmetatable({ host = mine.host, port_wanted = mine.port or 8080, server = server, paths = {} }, App)
 end
 
 --- True when v is an app made by duplex.app.
@@ -60,6 +60,7 @@ end
 function App:ws(path, handlers)
   local ok, err = pcall(self.server.route, self.server, path, handlers)
   if not ok then error(err, 2) end
+  self.paths[#self.paths + 1] = path
   return self
 end
 
