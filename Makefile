@@ -22,7 +22,7 @@ DEB_PACKAGES := gcc make pkg-config libev-dev libssl-dev zlib1g-dev \
 NODE_PACKAGES := nodejs npm
 
 .PHONY: help deps build build-lua5.4 build-luajit build-asan unit test test-unit \
-	test-lua5.4 test-luajit test-asan run clean install
+	test-lua5.4 test-luajit test-asan test-unit-asan bench run clean install
 
 help:
 	@echo "make deps       install what is missing (Debian packages, node modules)"
@@ -30,6 +30,7 @@ help:
 	@echo "make test       unit tests and specs on both VMs"
 	@echo "make test-asan  the same under AddressSanitizer + UBSan"
 	@echo "make run        serve scripts/chat.lua on port $(PORT)"
+	@echo "make bench      echo throughput beside Node ws (independent client)"
 	@echo "make install    install the command and modules under PREFIX ($(PREFIX))"
 
 # Quick when everything is present: asks dpkg, installs only what is missing.
@@ -100,6 +101,13 @@ test-asan: deps build-asan
 	DUPLEX_BIN=build/asan-luajit/duplex DUPLEX_ASAN=1 $(BUSTED) --lua=luajit --exclude-pattern=module_spec spec
 	$(ASAN_PRELOAD) LUA_CPATH='build/asan-lua5.4/lib/?.so;;' $(BUSTED) --lua=lua5.4 spec/module_spec.lua
 	$(ASAN_PRELOAD) LUA_CPATH='build/asan-luajit/lib/?.so;;' $(BUSTED) --lua=luajit spec/module_spec.lua
+
+# ---- benchmarks (not part of test: figures, not pass/fail) ----
+
+# Echo throughput of duplex (Lua 5.4, LuaJIT) beside Node ws, measured by an
+# independent libwebsockets client: bench/echo.sh [SECONDS].
+bench: deps build
+	bench/echo.sh $(BENCH_SECONDS)
 
 # ---- run, install ----
 
