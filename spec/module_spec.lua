@@ -20,10 +20,11 @@ end
 
 -- A minimal non-blocking client: enough to open, send one masked text
 -- frame, and read frames back, while this same process serves it.
-local function client(port, path)
-  local c = assert(socket.tcp())
+local function client(port, path, host)
+  host = host or "127.0.0.1"
+  local c = assert(host:find(":", 1, true) and socket.tcp6() or socket.tcp())
   c:settimeout(0)
-  c:connect("127.0.0.1", port)
+  c:connect(host, port)
   local inbuf = ""
   local self = {}
   local function pull()
@@ -130,6 +131,26 @@ describe("duplex as a module #inprocess", function()
     cb.close()
     a:close()
     b:close()
+  end)
+
+  it("listens on IPv6 and IPv4 alike when no host is given", function()
+    local app = duplex.app { port = 0 }
+    app:ws("/", { message = function(ws, d) ws:send(ws.remote:sub(1, 1) .. d) end })
+    assert(app:listen())
+    local probe = socket.tcp6()
+    local has_v6 = probe and probe:bind("::1", 0)
+    if probe then probe:close() end
+    local v6 = has_v6 and client(app:port(), "/", "::1")
+    if v6 then                                          -- a machine without IPv6 tests IPv4 only
+      v6.send_text("x")
+      assert.are.same({ 1, "[x" }, { v6.read_frame() })   -- remote "[::1]:port"
+      v6.close()
+    end
+    local v4 = client(app:port(), "/", "127.0.0.1")
+    v4.send_text("x")
+    assert.are.same({ 1, "1x" }, { v4.read_frame() })   -- remote "127.0.0.1:port"
+    v4.close()
+    app:close()
   end)
 
   it("reports a port in use as nil, message, name", function()
