@@ -15,7 +15,7 @@ FLAVOUR = $(MAKE) --no-print-directory -j$(JOBS) -f mk/flavour.mk VERSION=$(VERS
 
 # Debian packages the build, the tests and `make run` need.
 DEB_PACKAGES := gcc make pkg-config libev-dev libssl-dev zlib1g-dev \
-	lua5.4 liblua5.4-dev luajit libluajit-5.1-dev lua-busted lua-socket \
+	lua5.4 liblua5.4-dev luajit libluajit-5.1-dev lua-busted lua-socket lua-zlib \
 	python3 python3-websockets
 # Node and npm may come from elsewhere than Debian (whose npm conflicts with
 # other nodejs builds): installed from Debian only when the commands are missing.
@@ -66,11 +66,11 @@ UNIT_CFLAGS := -std=c11 -D_GNU_SOURCE -g -Wall -Wextra -Werror -Wshadow -Icore -
 
 build/unit/%: test/unit/%.c $(PROTO_SRC) $(wildcard core/protocol/*.h test/unit/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(UNIT_CFLAGS) -O2 $< $(PROTO_SRC) -lcrypto -o $@
+	$(CC) $(UNIT_CFLAGS) -O2 $< $(PROTO_SRC) -lcrypto -lz -o $@
 
 build/unit-asan/%: test/unit/%.c $(PROTO_SRC) $(wildcard core/protocol/*.h test/unit/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(UNIT_CFLAGS) -O1 $(SAN_FLAGS) $< $(PROTO_SRC) -lcrypto -o $@
+	$(CC) $(UNIT_CFLAGS) -O1 $(SAN_FLAGS) $< $(PROTO_SRC) -lcrypto -lz -o $@
 
 test-unit: $(patsubst test/unit/%.c,build/unit/%,$(UNIT_SRC))
 	@for t in $^; do $$t || exit 1; done

@@ -15,6 +15,9 @@ enum { DX_H_UPGRADE, DX_H_OPEN, DX_H_MESSAGE, DX_H_CLOSE, DX_H_PONG_TIMEOUT, DX_
 typedef struct dx_route {
     char *path;                 /* exact match on the request path */
     int fn[DX_H_COUNT];         /* registry refs of the handlers, LUA_NOREF when absent */
+    char **protocols;           /* subprotocols it speaks, NULL-terminated; NULL for none */
+    dx_pmd_config deflate;      /* its permessage-deflate settings ... */
+    int own_deflate;            /* ... when set; else the server's */
 } dx_route;
 
 /* The server userdata. */
@@ -33,6 +36,7 @@ typedef struct dx_lconn {
     int self;                   /* registry ref rooting this handle while open */
     int route;                  /* index into ls->routes */
     lua_Integer id;
+    char *protocol;             /* the subprotocol agreed on, NULL for none; freed by __gc */
     char remote[56];
 } dx_lconn;
 

@@ -1,4 +1,5 @@
 /* The connection handle seen by handlers as `ws`. */
+#include <stdlib.h>
 #include <string.h>
 #include "binding/binding.h"
 #include "protocol/message.h"
@@ -37,8 +38,20 @@ static int push_result(lua_State *L, int r)
         return 1;
     }
     lua_pushnil(L);
-    lua_pushstring(L, r == DX_SEND_CLOSED ? "connection is closing" : "out of memory");
-    lua_pushstring(L, r == DX_SEND_CLOSED ? "closed" : "ENOMEM");
+    switch (r) {
+    case DX_SEND_CLOSED:
+        lua_pushliteral(L, "connection is closing");
+        lua_pushliteral(L, "closed");
+        break;
+    case DX_SEND_BACKPRESSURE:
+        lua_pushliteral(L, "send queue full (max_backpressure): the connection is being closed");
+        lua_pushliteral(L, "backpressure");
+        break;
+    default:
+        lua_pushliteral(L, "out of memory");
+        lua_pushliteral(L, "ENOMEM");
+        break;
+    }
     return 3;
 }
 
@@ -113,6 +126,8 @@ static int l_index(lua_State *L)
         lua_pushstring(L, w->remote);
     else if (strcmp(k, "data") == 0)
         push_data(L);
+    else if (strcmp(k, "protocol") == 0 && w->protocol)
+        lua_pushstring(L, w->protocol);
     else
         lua_pushnil(L);
     return 1;
@@ -139,6 +154,14 @@ static int l_tostring(lua_State *L)
     return 1;
 }
 
+static int l_gc(lua_State *L)
+{
+    dx_lconn *w = check(L);
+    free(w->protocol);
+    w->protocol = NULL;
+    return 0;
+}
+
 static const luaL_Reg methods[] = {
     { "send", l_send }, { "ping", l_ping }, { "close", l_close }, { "buffered", l_buffered },
     { NULL, NULL }
@@ -155,6 +178,8 @@ void dx_conn_open_lib(lua_State *L)
     lua_setfield(L, -2, "__newindex");
     lua_pushcfunction(L, l_tostring);
     lua_setfield(L, -2, "__tostring");
+    lua_pushcfunction(L, l_gc);
+    lua_setfield(L, -2, "__gc");
     lua_pushliteral(L, "duplex.connection");
     lua_setfield(L, -2, "__name");
     lua_pop(L, 1);

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include "binding/binding.h"
 #include "protocol/message.h"
 
@@ -51,10 +52,74 @@ static int find_route(const dx_lserver *ls, const char *path, size_t len)
     return -1;
 }
 
-/* Builds the request table given to upgrade(req). [-0, +1, m] */
-static void push_request(lua_State *T, dx_conn *c, const dx_http_request *req, const dx_upgrade *up)
+#define DX_MAX_OFFERS 32
+
+/* The subprotocols a request offers, in its order, from every
+ * Sec-WebSocket-Protocol field (comma-separated tokens). */
+typedef struct offers {
+    const char *p[DX_MAX_OFFERS];
+    size_t len[DX_MAX_OFFERS];
+    int n;
+} offers;
+
+static void find_offers(const dx_http_request *req, offers *o)
 {
-    lua_createtable(T, 0, 6);
+    o->n = 0;
+    for (size_t i = 0; i < req->num_headers; i++) {
+        const dx_http_header *h = &req->headers[i];
+        if (h->name_len != 22 || strncasecmp(h->name, "sec-websocket-protocol", 22) != 0)
+            continue;
+        const char *v = h->value, *end = h->value + h->value_len;
+        while (v < end && o->n < DX_MAX_OFFERS) {
+            while (v < end && (*v == ' ' || *v == '\t' || *v == ','))
+                v++;
+            const char *t = v;
+            while (v < end && *v != ',' && *v != ' ' && *v != '\t')
+                v++;
+            if (v > t) {
+                o->p[o->n] = t;
+                o->len[o->n++] = (size_t)(v - t);
+            }
+        }
+    }
+}
+
+/* Index of s[0..len) among the offers, or -1. */
+static int offer_index(const offers *o, const char *s, size_t len)
+{
+    for (int i = 0; i < o->n; i++)
+        if (o->len[i] == len && memcmp(o->p[i], s, len) == 0)
+            return i;
+    return -1;
+}
+
+/* The route's choice: the first offer, in the client's order, it speaks. */
+static int route_choice(const dx_route *r, const offers *o)
+{
+    if (r->protocols == NULL)
+        return -1;
+    for (int i = 0; i < o->n; i++)
+        for (char **p = r->protocols; *p; p++)
+            if (strlen(*p) == o->len[i] && memcmp(*p, o->p[i], o->len[i]) == 0)
+                return i;
+    return -1;
+}
+
+/* Builds the request table given to upgrade(req). [-0, +1, m] */
+static void push_request(lua_State *T, dx_conn *c, const dx_http_request *req,
+                         const dx_upgrade *up, const offers *o, int chosen)
+{
+    lua_createtable(T, 0, 8);
+    lua_createtable(T, o->n, 0);
+    for (int i = 0; i < o->n; i++) {
+        lua_pushlstring(T, o->p[i], o->len[i]);
+        lua_rawseti(T, -2, i + 1);
+    }
+    lua_setfield(T, -2, "protocols");
+    if (chosen >= 0) {
+        lua_pushlstring(T, o->p[chosen], o->len[chosen]);
+        lua_setfield(T, -2, "protocol");
+    }
     lua_pushlstring(T, req->method, req->method_len);
     lua_setfield(T, -2, "method");
     lua_pushlstring(T, up->path, up->path_len);
@@ -106,18 +171,45 @@ static int refusal(lua_State *T, int base, char *body, size_t body_cap)
     return status;
 }
 
+/* After upgrade(req): req.protocol, if the handler set it, must be one of
+ * the offers. Returns the offer's index, -1 for none, -2 when invalid. */
+static int handler_choice(lua_State *T, int req, const offers *o)
+{
+    lua_getfield(T, req, "protocol");
+    int chosen = -1;
+    if (lua_type(T, -1) == LUA_TSTRING) {
+        size_t len;
+        const char *p = lua_tolstring(T, -1, &len);
+        chosen = offer_index(o, p, len);
+        if (chosen < 0) {
+            fprintf(stderr, "duplex: upgrade handler chose protocol '%s', which the client "
+                    "did not offer; answering 500\n", p);
+            chosen = -2;
+        }
+    } else if (!lua_isnil(T, -1)) {
+        fprintf(stderr, "duplex: upgrade handler set req.protocol to a %s; answering 500\n",
+                luaL_typename(T, -1));
+        chosen = -2;
+    }
+    lua_pop(T, 1);
+    return chosen;
+}
+
 static int ev_upgrade(void *ud, dx_conn *c, const dx_http_request *req,
-                      const dx_upgrade *up, char *body, size_t body_cap)
+                      const dx_upgrade *up, dx_accept *acc, char *body, size_t body_cap)
 {
     dx_lserver *ls = ud;
     lua_State *T = ls->T;
     int r = find_route(ls, up->path, up->path_len);
     if (r < 0)
         return 404;
+    offers o;
+    find_offers(req, &o);
+    int chosen = route_choice(&ls->routes[r], &o);
     int base = lua_gettop(T);
     int has_data = 0;
     if (push_handler(T, ls, r, DX_H_UPGRADE)) {
-        push_request(T, c, req, up);
+        push_request(T, c, req, up, &o, chosen);
         lua_pushvalue(T, -1);
         lua_insert(T, base + 1);               /* keep req below the call */
         if (!dx_call(T, 1, 2, "upgrade", NULL)) {
@@ -130,10 +222,23 @@ static int ev_upgrade(void *ud, dx_conn *c, const dx_http_request *req,
             lua_settop(T, base);
             return status;
         }
+        chosen = handler_choice(T, base + 1, &o);
+        if (chosen == -2) {
+            lua_settop(T, base);
+            return 500;
+        }
         lua_getfield(T, base + 1, "data");
         has_data = lua_istable(T, -1);
     }
-    dx_conn_push_new(T, ls, c, r);
+    if (chosen >= 0 && o.len[chosen] < sizeof acc->protocol) {
+        memcpy(acc->protocol, o.p[chosen], o.len[chosen]);
+        acc->protocol[o.len[chosen]] = 0;
+    }
+    if (ls->routes[r].own_deflate)
+        acc->deflate = &ls->routes[r].deflate;
+    dx_lconn *w = dx_conn_push_new(T, ls, c, r);
+    if (acc->protocol[0])
+        w->protocol = strdup(acc->protocol);   /* NULL when out of memory: ws.protocol nil */
     if (has_data) {
         lua_pushvalue(T, -2);
         dx_setuv(T, -2);
@@ -238,8 +343,23 @@ static double opt_bytes(lua_State *L, int t, const char *k, double def, double l
 
 static const char *const option_names[] = {
     "max_message", "max_head", "max_headers", "handshake_timeout", "close_timeout",
-    "idle_timeout", "ping_interval", "pong_timeout", NULL
+    "idle_timeout", "ping_interval", "pong_timeout", "max_backpressure",
+    "deflate", "deflate_window_bits", "deflate_mem_level", "deflate_threshold", NULL
 };
+
+static const char *const deflate_modes[] = { "off", "shared", "dedicated", NULL };
+
+/* Reads a deflate mode ("off", "shared", "dedicated") at idx; raises on
+ * anything else. */
+static int check_deflate_mode(lua_State *L, int idx, const char *what)
+{
+    const char *m = lua_tostring(L, idx);
+    for (int i = 0; m && deflate_modes[i]; i++)
+        if (strcmp(m, deflate_modes[i]) == 0)
+            return i;
+    return luaL_error(L, "bad %s 'deflate' (\"off\", \"shared\" or \"dedicated\" expected, got %s)",
+                      what, m ? m : luaL_typename(L, idx));
+}
 
 /* Reads the options table at t over cfg; an unknown key or a bad value
  * raises an error naming it. */
@@ -266,6 +386,16 @@ static void read_config(lua_State *L, int t, dx_config *cfg)
     cfg->idle_timeout = opt_seconds(L, t, "idle_timeout", cfg->idle_timeout);
     cfg->ping_interval = opt_seconds(L, t, "ping_interval", cfg->ping_interval);
     cfg->pong_timeout = opt_seconds(L, t, "pong_timeout", cfg->pong_timeout);
+    cfg->max_backpressure = (size_t)opt_bytes(L, t, "max_backpressure", (double)cfg->max_backpressure,
+                                              1024, 1ull << 40);
+    lua_getfield(L, t, "deflate");
+    if (!lua_isnil(L, -1))
+        cfg->deflate.mode = check_deflate_mode(L, -1, "option");
+    lua_pop(L, 1);
+    cfg->deflate.window_bits = (int)opt_bytes(L, t, "deflate_window_bits", cfg->deflate.window_bits, 9, 15);
+    cfg->deflate.mem_level = (int)opt_bytes(L, t, "deflate_mem_level", cfg->deflate.mem_level, 1, 9);
+    cfg->deflate_threshold = (size_t)opt_bytes(L, t, "deflate_threshold", (double)cfg->deflate_threshold,
+                                               0, 1ull << 40);
 }
 
 /* core.server([options]) -> server */
@@ -296,7 +426,7 @@ static int l_route(lua_State *L)
     lua_pushnil(L);
     while (lua_next(L, 3)) {                   /* every key names a handler (or is "path") */
         const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "?";
-        int known = strcmp(k, "path") == 0;
+        int known = strcmp(k, "path") == 0 || strcmp(k, "protocols") == 0 || strcmp(k, "deflate") == 0;
         for (int h = 0; h < DX_H_COUNT; h++)
             if (strcmp(k, handler_names[h]) == 0) {
                 known = 1;
@@ -308,14 +438,45 @@ static int l_route(lua_State *L)
             return luaL_error(L, "unknown handler '%s'", k);
         lua_pop(L, 1);
     }
+    lua_getfield(L, 3, "deflate");
+    int deflate = lua_isnil(L, -1) ? -1 : check_deflate_mode(L, -1, "route option");
+    lua_pop(L, 1);
+    lua_getfield(L, 3, "protocols");
+    int nprotocols = 0;
+    if (!lua_isnil(L, -1)) {
+        if (!lua_istable(L, -1))
+            return luaL_error(L, "bad route option 'protocols' (table of strings expected, got %s)",
+                              luaL_typename(L, -1));
+        nprotocols = (int)dx_rawlen(L, -1);
+        for (int i = 1; i <= nprotocols; i++) {
+            lua_rawgeti(L, -1, i);
+            if (lua_type(L, -1) != LUA_TSTRING || dx_rawlen(L, -1) == 0 || dx_rawlen(L, -1) > 127)
+                return luaL_error(L, "bad route option 'protocols' (entry %d is not a protocol name)", i);
+            lua_pop(L, 1);
+        }
+    }
     dx_route *routes = realloc(ls->routes, sizeof *routes * (size_t)(ls->nroutes + 1));
     if (routes == NULL)
         return luaL_error(L, "out of memory");
     ls->routes = routes;
     dx_route *r = &routes[ls->nroutes];
+    memset(r, 0, sizeof *r);
     r->path = strdup(path);
     if (r->path == NULL)
         return luaL_error(L, "out of memory");
+    r->own_deflate = deflate >= 0;
+    r->deflate = dx_server_config(ls->srv)->deflate;
+    if (deflate >= 0)
+        r->deflate.mode = deflate;
+    if (nprotocols > 0) {
+        r->protocols = calloc((size_t)nprotocols + 1, sizeof *r->protocols);
+        for (int i = 0; r->protocols && i < nprotocols; i++) {
+            lua_rawgeti(L, -1, i + 1);
+            r->protocols[i] = strdup(lua_tostring(L, -1));
+            lua_pop(L, 1);
+        }
+    }
+    lua_pop(L, 1);                             /* the protocols table (or nil) */
     for (int h = 0; h < DX_H_COUNT; h++) {
         lua_getfield(L, 3, handler_names[h]);
         r->fn[h] = lua_isnil(L, -1) ? (lua_pop(L, 1), LUA_NOREF) : luaL_ref(L, LUA_REGISTRYINDEX);
@@ -388,6 +549,9 @@ static int l_close(lua_State *L)
         for (int h = 0; h < DX_H_COUNT; h++)
             luaL_unref(L, LUA_REGISTRYINDEX, ls->routes[i].fn[h]);
         free(ls->routes[i].path);
+        for (char **p = ls->routes[i].protocols; p && *p; p++)
+            free(*p);
+        free(ls->routes[i].protocols);
     }
     free(ls->routes);
     ls->routes = NULL;

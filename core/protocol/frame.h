@@ -12,6 +12,7 @@ enum {
     DX_OP_CLOSE = 0x8, DX_OP_PING = 0x9, DX_OP_PONG = 0xA
 };
 
+#define DX_RSV1 0x4               /* in dx_frame_header.rsv: permessage-deflate's bit */
 #define DX_FRAME_HEADER_MAX 14   /* 2 + 8 (64-bit length) + 4 (mask) */
 #define DX_CONTROL_MAX 125       /* largest control frame payload */
 

@@ -229,7 +229,7 @@ static int is_token(const char *s)
 }
 
 size_t dx_handshake_response(char *out, size_t cap, const char *key, size_t key_len,
-                             const char *protocol)
+                             const char *protocol, const char *extensions)
 {
     buf b = { out, cap, 0, 0 };
     char accept[DX_ACCEPT_LEN];
@@ -247,6 +247,11 @@ size_t dx_handshake_response(char *out, size_t cap, const char *key, size_t key_
     if (protocol) {
         puts_(&b, "Sec-WebSocket-Protocol: ");
         puts_(&b, protocol);
+        puts_(&b, "\r\n");
+    }
+    if (extensions) {
+        puts_(&b, "Sec-WebSocket-Extensions: ");
+        puts_(&b, extensions);
         puts_(&b, "\r\n");
     }
     puts_(&b, "\r\n");

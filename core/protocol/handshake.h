@@ -44,11 +44,13 @@ int dx_handshake_check(const dx_http_request *req, dx_upgrade *up);
 void dx_handshake_accept(const char *key, size_t key_len, char out[DX_ACCEPT_LEN]);
 
 /* Writes the 101 Switching Protocols response for key into out[0..cap),
- * with a Sec-WebSocket-Protocol line when protocol is not NULL. Returns its
- * length, or 0 when cap is too small, when protocol is not a token (so no
+ * with a Sec-WebSocket-Protocol line when protocol is not NULL, and a
+ * Sec-WebSocket-Extensions line when extensions is not NULL (a value the
+ * server made itself, e.g. by dx_pmd_negotiate, written as given). Returns
+ * its length, or 0 when cap is too small, when protocol is not a token (so no
  * header can be injected), or when libcrypto fails. */
 size_t dx_handshake_response(char *out, size_t cap, const char *key, size_t key_len,
-                             const char *protocol);
+                             const char *protocol, const char *extensions);
 
 /* Writes a complete HTTP/1.1 error response for status (400, 403, 404, 426,
  * 431, 500, 503 and any other 4xx/5xx) with a short text/plain body (body, or

@@ -8,6 +8,7 @@ void dx_message_init(dx_message *m)
     m->opcode = DX_OP_CONT;
     m->utf8 = DX_UTF8_ACCEPT;
     m->size = 0;
+    m->compressed = 0;
 }
 
 /* 1 when length more bytes keep a message of size bytes within max_size. */
@@ -19,7 +20,7 @@ static int fits(uint64_t size, uint64_t length, uint64_t max_size)
 int dx_message_frame(dx_message *m, const dx_frame_header *h, uint64_t max_size)
 {
     if (h->opcode == DX_OP_CONT) {
-        if (!m->in_message)
+        if (!m->in_message || (h->rsv & DX_RSV1))   /* RFC 7692 6.1: RSV1 on the first frame only */
             return DX_CLOSE_PROTOCOL;
         if (!fits(m->size, h->length, max_size))
             return DX_CLOSE_TOO_BIG;
@@ -35,6 +36,7 @@ int dx_message_frame(dx_message *m, const dx_frame_header *h, uint64_t max_size)
     if (!fits(0, h->length, max_size))
         return DX_CLOSE_TOO_BIG;
     m->opcode = h->opcode;
+    m->compressed = (h->rsv & DX_RSV1) != 0;
     m->in_message = !h->fin;
     m->utf8 = DX_UTF8_ACCEPT;
     m->size = h->length;

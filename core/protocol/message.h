@@ -26,6 +26,7 @@ typedef struct dx_message {
     uint8_t opcode;       /* DX_OP_TEXT or DX_OP_BINARY of the message in progress */
     uint32_t utf8;        /* dx_utf8_feed state for a text message */
     uint64_t size;        /* payload bytes announced so far (frame headers seen) */
+    uint8_t compressed;   /* RSV1 on the first frame: permessage-deflate (RFC 7692) */
 } dx_message;
 
 /* Starts a connection's message state. */

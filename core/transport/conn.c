@@ -74,6 +74,7 @@ void dx_conn_free(dx_conn *c)
     close(c->fd);
     c->fd = -1;
     dx_out_free(c);
+    dx_deflate_conn_free(c);
     free(c->buf);
     free(c->ctl);
     c->buf = c->ctl = NULL;
@@ -87,6 +88,25 @@ void dx_conn_free(dx_conn *c)
     c->state = DX_DEAD;
     if (!c->dirty && !c->busy)
         free(c);
+}
+
+/* Grows c->buf to hold at least need bytes, bounded by limit. Returns 0, or
+ * -1 when need passes limit or memory runs out. */
+int dx_conn_buf_reserve(dx_conn *c, size_t need, size_t limit)
+{
+    if (need <= c->buf_cap)
+        return 0;
+    if (need > limit)
+        return -1;
+    size_t cap = c->buf_cap ? c->buf_cap : 256;
+    while (cap < need)
+        cap = cap > limit / 2 ? limit : cap * 2;
+    uint8_t *b = realloc(c->buf, cap);
+    if (b == NULL)
+        return -1;
+    c->buf = b;
+    c->buf_cap = cap;
+    return 0;
 }
 
 /* Runs the close event once, for a connection that was opened. */
@@ -161,6 +181,8 @@ static ev_tstamp next_deadline(const dx_conn *c)
         return cfg->handshake_timeout > 0 ? c->since + cfg->handshake_timeout : 0;
     case DX_OPEN: {
         ev_tstamp t = 0;
+        if (c->overflow)
+            return ev_now(c->srv->loop);
         if (c->awaiting_pong && cfg->pong_timeout > 0)
             t = c->ping_at + cfg->pong_timeout;
         else if (!c->awaiting_pong && cfg->ping_interval > 0)
@@ -203,6 +225,10 @@ static void close_unresponsive(dx_conn *c, const char *reason)
 static void open_timer(dx_conn *c, ev_tstamp now)
 {
     const dx_config *cfg = &c->srv->cfg;
+    if (c->overflow) {
+        dx_conn_fail(c, DX_CLOSE_POLICY, "send queue full");
+        return;
+    }
     if (c->awaiting_pong && cfg->pong_timeout > 0 && now >= c->ping_at + cfg->pong_timeout) {
         c->awaiting_pong = 0;
         c->srv->ev.pong_timeout(c->srv->ud, c);
@@ -251,7 +277,17 @@ int dx_conn_send(dx_conn *c, const void *data, size_t len, int binary)
 {
     if (c->state != DX_OPEN)
         return DX_SEND_CLOSED;
-    return dx_out_frame(c, binary ? DX_OP_BINARY : DX_OP_TEXT, data, len) ? DX_SEND_NOMEM : DX_SEND_OK;
+    if (c->out_bytes > c->srv->cfg.max_backpressure) {
+        /* The peer does not read: drop this message, and close from the
+         * timer (not from inside the caller's handler). */
+        if (!c->overflow) {
+            c->overflow = 1;
+            dx_conn_arm_timer(c);
+        }
+        return DX_SEND_BACKPRESSURE;
+    }
+    int r = dx_deflate_send(c, binary ? DX_OP_BINARY : DX_OP_TEXT, data, len);
+    return r ? DX_SEND_NOMEM : DX_SEND_OK;
 }
 
 int dx_conn_ping(dx_conn *c, const void *data, size_t len)
@@ -274,6 +310,7 @@ void dx_conn_close(dx_conn *c, unsigned code, const char *reason, size_t len)
 }
 
 int dx_conn_is_open(const dx_conn *c) { return c->state == DX_OPEN; }
+const dx_pmd_params *dx_conn_deflate(const dx_conn *c) { return c->deflate_on ? &c->pmd : NULL; }
 size_t dx_conn_buffered(const dx_conn *c) { return c->out_bytes; }
 uint64_t dx_conn_id(const dx_conn *c) { return c->id; }
 const char *dx_conn_remote(const dx_conn *c) { return c->remote; }

@@ -49,6 +49,10 @@ struct dx_conn {
     uint8_t drain : 1;             /* LINGER: shut down writing, read until EOF */
     uint8_t shut_wr : 1;
     uint8_t busy : 1;              /* the reader is working on it: dx_conn_free keeps the struct */
+    uint8_t deflate_on : 1;        /* permessage-deflate negotiated: pmd holds the terms */
+    uint8_t overflow : 1;          /* a send found max_backpressure passed: close 1008 at the flush */
+    dx_pmd_params pmd;
+    const dx_pmd_config *deflate_cfg;  /* the route's settings it was negotiated under */
     uint8_t phase;                 /* enum dx_phase */
     uint8_t hdr_len;               /* bytes of a partial frame header in hdr */
     uint8_t hdr[DX_FRAME_HEADER_MAX];
@@ -66,6 +70,9 @@ struct dx_conn {
     uint8_t *buf;                  /* request head (HANDSHAKE), or message under assembly */
     size_t buf_len, buf_cap;
     uint8_t *ctl;                  /* a control frame's payload split across reads */
+    z_stream *inflater;            /* dedicated with context takeover, or a compressed
+                                    * message split across reads */
+    z_stream *deflater;            /* dedicated with context takeover */
 
     /* Output. */
     dx_out *out_head, *out_tail;
@@ -90,6 +97,10 @@ struct dx_server {
     dx_conn *dirty;
     uint64_t next_id;
     uint8_t *rbuf;
+    z_stream *shared_deflate[16];  /* by window bits: messages compressed from an empty window */
+    z_stream *shared_inflate;      /* messages whose whole payload is in one read */
+    uint8_t *zbuf;                 /* compressed output before it is framed */
+    size_t zbuf_cap;
 };
 
 /* conn.c */
@@ -104,6 +115,23 @@ void dx_conn_arm_timer(dx_conn *c);
 /* reader.c */
 void dx_reader_cb(struct ev_loop *loop, ev_io *w, int revents);
 void dx_reader_feed_frames(dx_conn *c, uint8_t *p, size_t n);
+
+int dx_conn_buf_reserve(dx_conn *c, size_t need, size_t limit);
+
+/* deflate.c */
+/* Negotiates permessage-deflate for c under cfg (which must outlive c):
+ * dx_pmd_negotiate's returns, and c->deflate_on. */
+int dx_deflate_negotiate(dx_conn *c, const dx_http_request *req, const dx_pmd_config *cfg,
+                         char *resp, size_t cap);
+/* Queues one data message, compressed when negotiated and worth it.
+ * Returns 0, or -1 out of memory. */
+int dx_deflate_send(dx_conn *c, int opcode, const void *data, size_t len);
+/* Inflates a piece of the compressed message being received into c->buf
+ * (whole: the piece is the entire message; final: its last piece).
+ * Returns 0 or a close code (1007 bad data, 1009 too big). */
+int dx_deflate_receive(dx_conn *c, const uint8_t *p, size_t n, int whole, int final);
+void dx_deflate_conn_free(dx_conn *c);
+void dx_deflate_server_free(dx_server *s);
 
 /* writer.c */
 uint8_t *dx_out_reserve(dx_conn *c, size_t n);

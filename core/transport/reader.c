@@ -22,42 +22,33 @@ static void refuse(dx_conn *c, int status, const char *body)
     dx_conn_linger(c, 1);
 }
 
-/* Grows c->buf to hold at least need bytes, bounded by limit. Returns 0, or
- * -1 when need passes limit or memory runs out. */
-static int buf_reserve(dx_conn *c, size_t need, size_t limit)
-{
-    if (need <= c->buf_cap)
-        return 0;
-    if (need > limit)
-        return -1;
-    size_t cap = c->buf_cap ? c->buf_cap : 256;
-    while (cap < need)
-        cap = cap > limit / 2 ? limit : cap * 2;
-    uint8_t *b = realloc(c->buf, cap);
-    if (b == NULL)
-        return -1;
-    c->buf = b;
-    c->buf_cap = cap;
-    return 0;
-}
-
 /* The request head is complete and parsed: check it, ask the app, answer. */
 static void upgrade(dx_conn *c, const dx_http_request *req, uint8_t *rest, size_t rest_len)
 {
     dx_server *s = c->srv;
     dx_upgrade up;
+    dx_accept acc;
+    memset(&acc, 0, sizeof acc);
     int status = dx_handshake_check(req, &up);
     char body[512] = "";
     if (status == 0)
-        status = s->ev.upgrade(s->ud, c, req, &up, body, sizeof body);
+        status = s->ev.upgrade(s->ud, c, req, &up, &acc, body, sizeof body);
     if (c->state != DX_HANDSHAKE)            /* the server shut down meanwhile */
         return;
     if (status != 0) {
         refuse(c, status, body[0] ? body : NULL);
         return;
     }
-    char out[512];
-    size_t n = dx_handshake_response(out, sizeof out, up.key, up.key_len, NULL);
+    char ext[DX_PMD_RESPONSE_MAX];
+    const dx_pmd_config *dcfg = acc.deflate ? acc.deflate : &s->cfg.deflate;
+    if (dx_deflate_negotiate(c, req, dcfg, ext, sizeof ext) < 0) {
+        refuse(c, 400, "invalid Sec-WebSocket-Extensions");
+        return;
+    }
+    char out[768];
+    size_t n = dx_handshake_response(out, sizeof out, up.key, up.key_len,
+                                     acc.protocol[0] ? acc.protocol : NULL,
+                                     c->deflate_on ? ext : NULL);
     uint8_t *p = n ? dx_out_reserve(c, n) : NULL;
     if (p == NULL) {
         refuse(c, 500, NULL);
@@ -86,7 +77,7 @@ static void feed_handshake(dx_conn *c, const uint8_t *p, size_t n)
 {
     const dx_config *cfg = &c->srv->cfg;
     size_t prev = c->buf_len;
-    if (buf_reserve(c, prev + n, cfg->max_head) < 0) {
+    if (dx_conn_buf_reserve(c, prev + n, cfg->max_head) < 0) {
         refuse(c, 431, "request head too large");
         return;
     }
@@ -206,30 +197,40 @@ static long take_payload(dx_conn *c, uint8_t *p, size_t n)
     uint64_t left = h->length - c->payload_off;
     size_t take = left < n ? (size_t)left : n;
     int control = h->opcode >= DX_OP_CLOSE;
+    int whole = c->payload_off == 0 && take == h->length;   /* the frame is all here */
+    int unfragmented = h->fin && h->opcode != DX_OP_CONT;
     dx_mask(p, take, h->mask, c->payload_off);
 
-    /* A whole unfragmented message or control frame in the buffer: no copy. */
-    if (c->payload_off == 0 && take == h->length &&
-        (control || (h->fin && h->opcode != DX_OP_CONT))) {
-        if (!control && c->state == DX_OPEN && dx_message_payload(&c->msg, p, take)) {
-            dx_conn_fail(c, DX_CLOSE_INVALID_DATA, "invalid UTF-8");
-            return -1;
-        }
-        frame_end(c, p);
-        return (long)take;
-    }
     if (control) {
+        if (whole) {                         /* no copy */
+            frame_end(c, p);
+            return (long)take;
+        }
         if (c->ctl == NULL && (c->ctl = malloc(DX_CONTROL_MAX)) == NULL) {
             dx_conn_lost(c);
             return -1;
         }
         memcpy(c->ctl + c->payload_off, p, take);
+    } else if (c->state == DX_OPEN && c->msg.compressed) {
+        /* Inflated into c->buf; the last piece also inflates RFC 7692's tail. */
+        int last = h->fin && take == left;
+        int err = dx_deflate_receive(c, p, take, whole && unfragmented, last);
+        if (err) {
+            dx_conn_fail(c, (unsigned)err, err == DX_CLOSE_TOO_BIG ? "message too big"
+                         : err == DX_CLOSE_INVALID_DATA ? "invalid compressed data or UTF-8"
+                         : "internal error");
+            return -1;
+        }
     } else if (c->state == DX_OPEN) {
         if (dx_message_payload(&c->msg, p, take)) {
             dx_conn_fail(c, DX_CLOSE_INVALID_DATA, "invalid UTF-8");
             return -1;
         }
-        if (buf_reserve(c, c->buf_len + take, c->srv->cfg.max_message) < 0) {
+        if (whole && unfragmented) {         /* a whole message in the read buffer: no copy */
+            frame_end(c, p);
+            return (long)take;
+        }
+        if (dx_conn_buf_reserve(c, c->buf_len + take, c->srv->cfg.max_message) < 0) {
             dx_conn_fail(c, DX_CLOSE_TOO_BIG, "message too big");
             return -1;
         }
@@ -250,7 +251,7 @@ static long take_header(dx_conn *c, const uint8_t *p, size_t n)
 {
     int r;
     if (c->hdr_len == 0) {
-        r = dx_frame_parse_header(p, n, 0, 1, &c->fh);
+        r = dx_frame_parse_header(p, n, c->deflate_on ? DX_RSV1 : 0, 1, &c->fh);
         if (r == 0) {
             memcpy(c->hdr, p, n);            /* n < DX_FRAME_HEADER_MAX here */
             c->hdr_len = (uint8_t)n;
@@ -260,7 +261,7 @@ static long take_header(dx_conn *c, const uint8_t *p, size_t n)
         size_t have = c->hdr_len;
         size_t add = DX_FRAME_HEADER_MAX - have < n ? DX_FRAME_HEADER_MAX - have : n;
         memcpy(c->hdr + have, p, add);
-        r = dx_frame_parse_header(c->hdr, have + add, 0, 1, &c->fh);
+        r = dx_frame_parse_header(c->hdr, have + add, c->deflate_on ? DX_RSV1 : 0, 1, &c->fh);
         if (r == 0) {
             c->hdr_len = (uint8_t)(have + add);
             return 0;

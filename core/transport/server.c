@@ -20,6 +20,11 @@ void dx_config_defaults(dx_config *cfg)
     cfg->idle_timeout = 0;
     cfg->ping_interval = 30;
     cfg->pong_timeout = 10;
+    cfg->max_backpressure = 1024 * 1024;
+    cfg->deflate.mode = DX_PMD_OFF;
+    cfg->deflate.window_bits = 15;
+    cfg->deflate.mem_level = 8;
+    cfg->deflate_threshold = 64;
 }
 
 static void resume_accepting(struct ev_loop *loop, ev_timer *w, int revents);
@@ -241,6 +246,7 @@ void dx_server_free(dx_server *s)
     }
     ev_ref(s->loop);
     ev_prepare_stop(s->loop, &s->flusher);
+    dx_deflate_server_free(s);
     free(s->rbuf);
     free(s);
 }

@@ -12,6 +12,7 @@
 #include <ev.h>
 #include "protocol/http.h"
 #include "protocol/handshake.h"
+#include "protocol/pmd.h"
 
 typedef struct dx_server dx_server;
 typedef struct dx_conn dx_conn;
@@ -26,7 +27,16 @@ typedef struct dx_config {
     double idle_timeout;        /* nothing received for this long: close 1001; default 0 (off) */
     double ping_interval;       /* ping a peer that was silent this long; default 30 */
     double pong_timeout;        /* no pong this long after a ping: pong_timeout event, close 1001; default 10 */
+    size_t max_backpressure;    /* bytes queued for one peer; a send past it closes 1008; default 1 MiB */
+    dx_pmd_config deflate;      /* permessage-deflate; default off (window 15, memLevel 8 when on) */
+    size_t deflate_threshold;   /* messages shorter than this go uncompressed; default 64 */
 } dx_config;
+
+/* What the layer above decides when it accepts an upgrade. */
+typedef struct dx_accept {
+    char protocol[128];              /* the subprotocol to answer with, "" for none */
+    const dx_pmd_config *deflate;    /* the route's permessage-deflate; NULL: the server's */
+} dx_accept;
 
 /* Fills *cfg with the defaults above. */
 void dx_config_defaults(dx_config *cfg);
@@ -35,11 +45,12 @@ void dx_config_defaults(dx_config *cfg);
  * callback may call dx_conn_send/close/ping on any connection; none may free
  * the server. */
 typedef struct dx_events {
-    /* A valid upgrade request arrived. Return 0 to accept it, or an HTTP
-     * status (400-599) to refuse it, optionally writing a body of at most
-     * body_cap - 1 bytes, NUL-terminated, into body. */
+    /* A valid upgrade request arrived. Return 0 to accept it (filling *acc,
+     * which comes zeroed), or an HTTP status (400-599) to refuse it,
+     * optionally writing a body of at most body_cap - 1 bytes,
+     * NUL-terminated, into body. */
     int (*upgrade)(void *ud, dx_conn *c, const dx_http_request *req,
-                   const dx_upgrade *up, char *body, size_t body_cap);
+                   const dx_upgrade *up, dx_accept *acc, char *body, size_t body_cap);
     /* The 101 has been queued: the connection is open. */
     void (*open)(void *ud, dx_conn *c);
     /* A whole message. data is valid only during the call. */
@@ -88,12 +99,16 @@ void dx_server_free(dx_server *s);
 
 /* ---- connections ---- */
 
-enum { DX_SEND_OK = 0, DX_SEND_CLOSED = -1, DX_SEND_NOMEM = -2 };
+enum { DX_SEND_OK = 0, DX_SEND_CLOSED = -1, DX_SEND_NOMEM = -2, DX_SEND_BACKPRESSURE = -3 };
 
-/* Queues one message (text or binary) for sending; it goes out with every
- * other send of this loop iteration in one write. Returns DX_SEND_OK, or
- * DX_SEND_CLOSED when the connection is no longer open (closing or closed),
- * DX_SEND_NOMEM when memory ran out. */
+/* Queues one message (text or binary) for sending, compressed when
+ * permessage-deflate was negotiated and it is not shorter than
+ * deflate_threshold; it goes out with every other send of this loop
+ * iteration in one write. Returns DX_SEND_OK, or DX_SEND_CLOSED when the
+ * connection is no longer open (closing or closed), DX_SEND_NOMEM when
+ * memory ran out, DX_SEND_BACKPRESSURE when more than max_backpressure
+ * bytes were already queued: the message is dropped and the connection is
+ * closed with 1008 once this loop iteration ends. */
 int dx_conn_send(dx_conn *c, const void *data, size_t len, int binary);
 
 /* Queues a ping with payload data (at most 125 bytes). Same returns. */
@@ -113,6 +128,9 @@ size_t dx_conn_buffered(const dx_conn *c);
 
 /* The connection's number, unique within its server, from 1. */
 uint64_t dx_conn_id(const dx_conn *c);
+
+/* The permessage-deflate parameters agreed on, or NULL when none. */
+const dx_pmd_params *dx_conn_deflate(const dx_conn *c);
 
 /* The peer's address as "ip:port" ("[ip6]:port" for IPv6). */
 const char *dx_conn_remote(const dx_conn *c);

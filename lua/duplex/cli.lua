@@ -20,14 +20,19 @@ options:
   --idle-timeout SECONDS    close a peer silent this long (default 0: off)
   --handshake-timeout SECONDS  (default 10)
   --close-timeout SECONDS      (default 5)
+  --max-backpressure BYTES  bytes queued for one client before it is closed
+                            with 1008 (default 1 MiB)
+  --deflate MODE            permessage-deflate: off (default), shared, dedicated
 ]]
 
 local NUMERIC = {
   ["--port"] = "port", ["--max-message"] = "max_message",
   ["--ping-interval"] = "ping_interval", ["--pong-timeout"] = "pong_timeout",
   ["--idle-timeout"] = "idle_timeout", ["--handshake-timeout"] = "handshake_timeout",
-  ["--close-timeout"] = "close_timeout",
+  ["--close-timeout"] = "close_timeout", ["--max-backpressure"] = "max_backpressure",
 }
+
+local DEFLATE_MODES = { off = true, shared = true, dedicated = true }
 
 local function fail(msg)
   io.stderr:write("duplex: ", msg, "\n")
@@ -48,6 +53,12 @@ local function parse_run(args)
     if a == "--host" then
       if not args[i + 1] then return nil, "--host needs a value" end
       opts.host = args[i + 1]
+      i = i + 2
+    elseif a == "--deflate" then
+      if not DEFLATE_MODES[args[i + 1] or ""] then
+        return nil, "--deflate needs off, shared or dedicated"
+      end
+      opts.deflate = args[i + 1]
       i = i + 2
     elseif NUMERIC[a] then
       local v = tonumber(args[i + 1] or "")

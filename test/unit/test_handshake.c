@@ -165,27 +165,40 @@ static void test_response(void)
     size_t n;
     long wrong = 0;
 
-    n = dx_handshake_response(out, sizeof out, KEY, strlen(KEY), NULL);
+    n = dx_handshake_response(out, sizeof out, KEY, strlen(KEY), NULL, NULL);
     CHECK_MEM(out, want, n);
-    n = dx_handshake_response(out, sizeof out, KEY, strlen(KEY), "chat");
+    n = dx_handshake_response(out, sizeof out, KEY, strlen(KEY), "chat", NULL);
     CHECK_MEM(out, want_p, n);
 
     /* Every capacity too small gives 0 and writes nothing past cap. */
     for (size_t cap = 0; cap < sizeof want_p - 1; cap++) {
         char *p = unit_guard(out, cap);
 
-        wrong += dx_handshake_response(p, cap, KEY, strlen(KEY), "chat") != 0;
+        wrong += dx_handshake_response(p, cap, KEY, strlen(KEY), "chat", NULL) != 0;
     }
     wrong += dx_handshake_response(unit_guard(out, sizeof want_p - 1), sizeof want_p - 1,
-                                   KEY, strlen(KEY), "chat") != sizeof want_p - 1;
+                                   KEY, strlen(KEY), "chat", NULL) != sizeof want_p - 1;
     CHECK_EQ(wrong, 0);
 
     /* A protocol that is not a token cannot inject header lines. */
-    CHECK_EQ(dx_handshake_response(out, sizeof out, KEY, strlen(KEY), "chat\r\nX: y"), 0);
-    CHECK_EQ(dx_handshake_response(out, sizeof out, KEY, strlen(KEY), ""), 0);
-    CHECK_EQ(dx_handshake_response(out, sizeof out, KEY, strlen(KEY), "a b"), 0);
-    CHECK_EQ(dx_handshake_response(out, sizeof out, KEY, strlen(KEY), "a,b"), 0);
-    CHECK(dx_handshake_response(out, sizeof out, KEY, strlen(KEY), "v2.json.example.com") > 0);
+    CHECK_EQ(dx_handshake_response(out, sizeof out, KEY, strlen(KEY), "chat\r\nX: y", NULL), 0);
+    CHECK_EQ(dx_handshake_response(out, sizeof out, KEY, strlen(KEY), "", NULL), 0);
+    CHECK_EQ(dx_handshake_response(out, sizeof out, KEY, strlen(KEY), "a b", NULL), 0);
+    CHECK_EQ(dx_handshake_response(out, sizeof out, KEY, strlen(KEY), "a,b", NULL), 0);
+    CHECK(dx_handshake_response(out, sizeof out, KEY, strlen(KEY), "v2.json.example.com", NULL) > 0);
+
+    /* An extensions value goes out as its own line, after the protocol. */
+    static const char want_e[] =
+        "HTTP/1.1 101 Switching Protocols\r\n"
+        "Upgrade: websocket\r\n"
+        "Connection: Upgrade\r\n"
+        "Sec-WebSocket-Accept: " ACCEPT "\r\n"
+        "Sec-WebSocket-Protocol: chat\r\n"
+        "Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover\r\n"
+        "\r\n";
+    n = dx_handshake_response(out, sizeof out, KEY, strlen(KEY), "chat",
+                              "permessage-deflate; server_no_context_takeover");
+    CHECK_MEM(out, want_e, n);
 }
 
 static void test_error_response(void)

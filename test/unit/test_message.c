@@ -240,6 +240,31 @@ static void test_close_parse(void)
     CHECK_EQ(wrong, 0);
 }
 
+/* RFC 7692 6.1: RSV1 marks the first frame of a compressed message only. */
+static void test_compressed_flag(void)
+{
+    dx_message m;
+    dx_frame_header h;
+
+    dx_message_init(&m);
+    h = hdr(0, DX_OP_TEXT, 3);
+    h.rsv = DX_RSV1;
+    CHECK_EQ(dx_message_frame(&m, &h, 100), 0);
+    CHECK_EQ(m.compressed, 1);
+    h = hdr(0, DX_OP_CONT, 3);
+    h.rsv = DX_RSV1;                               /* RSV1 again on a continuation */
+    CHECK_EQ(dx_message_frame(&m, &h, 100), DX_CLOSE_PROTOCOL);
+    CHECK_EQ(m.size, 3);                           /* the error changed nothing */
+    h.rsv = 0;
+    h.fin = 1;
+    CHECK_EQ(dx_message_frame(&m, &h, 100), 0);
+    CHECK_EQ(m.compressed, 1);                     /* kept until the message ends */
+    CHECK_EQ(dx_message_end(&m), 0);
+    CHECK_EQ(m.compressed, 0);
+    CHECK_EQ(frame(&m, 1, DX_OP_BINARY, 2, 100), 0);
+    CHECK_EQ(m.compressed, 0);                     /* no RSV1: not compressed */
+}
+
 int main(void)
 {
     test_init();
@@ -249,5 +274,6 @@ int main(void)
     test_utf8_across_fragments();
     test_close_codes();
     test_close_parse();
+    test_compressed_flag();
     return unit_report("test_message");
 }
