@@ -44,7 +44,13 @@ typedef struct dx_pmd_params {
  * Returns 1 with *out filled and resp (cap >= DX_PMD_RESPONSE_MAX) holding
  * the NUL-terminated response value; 0 when nothing is accepted (mode off,
  * no offer, all declined: answer without the extension); -1 when a field is
- * not a syntactically valid extension list (RFC 6455 9.1: answer 400). */
+ * not a syntactically valid extension list (RFC 6455 9.1: answer 400).
+ * Details: with mode off no field is examined (0). Extension and parameter
+ * names match case-insensitively; empty list elements, and empty fields,
+ * are ignored (RFC 9110 5.6.1); a quoted value must unquote to a token, and
+ * "p=" with nothing after it is malformed (-1). A cap too small for the
+ * response gives 0. On 0 and -1, *out is untouched and resp is "" (when
+ * cap > 0). */
 int dx_pmd_negotiate(const dx_http_request *req, const dx_pmd_config *cfg,
                      dx_pmd_params *out, char *resp, size_t cap);
 
@@ -63,7 +69,15 @@ typedef int (*dx_pmd_sink)(void *ud, const uint8_t *p, size_t len);
  * the sink's limit); or 1007 when the data is not valid deflate. A block
  * with BFINAL set (RFC 7692 7.2.3.4 allows it) ends the deflate stream: z is
  * reset for the next message and any bytes after it in this message are
- * ignored. */
+ * ignored.
+ * Details: the reset at the message's end keeps the window, so a next
+ * message that refers to it still inflates. A message with no payload
+ * bytes at all is an empty message. A message that, with the tail, does
+ * not end on a block boundary (cut short) is 1007. After 1007 z has been
+ * reset and can be used again; after the sink's code z is left inside the
+ * message (inflateReset it before reuse). 1011 when zlib cannot allocate
+ * its window. z->total_in counts the current message's bytes only (it is
+ * set to 0 at each message's end). */
 int dx_pmd_inflate(z_stream *z, const uint8_t *in, size_t len, int final,
                    dx_pmd_sink sink, void *ud);
 
@@ -71,14 +85,20 @@ int dx_pmd_inflate(z_stream *z, const uint8_t *in, size_t len, int final,
  * Returns 0, or -1 when zlib cannot allocate it. */
 int dx_pmd_deflate_init(z_stream *z, int window_bits, int mem_level);
 
-/* Bytes dx_pmd_deflate may need for len bytes of input. */
+/* Bytes dx_pmd_deflate may need for len bytes of input: deflateBound()
+ * plus 16 (the empty stored block of the sync flush, at most 5 bytes, and
+ * the one spare byte dx_pmd_deflate needs to see that zlib is done). */
 size_t dx_pmd_deflate_bound(const z_stream *z, size_t len);
 
 /* Compresses one message in[0..len) into out[0..cap) (cap >=
  * dx_pmd_deflate_bound), ending with a sync flush whose 00 00 FF FF tail is
  * left out, as RFC 7692 says. With reset, the stream first forgets its
  * window (no context takeover). Returns the compressed length, or 0 when
- * zlib failed (the caller then sends the message uncompressed). */
+ * zlib failed (the caller then sends the message uncompressed).
+ * Details: compresses at level 1 (DX_PMD_LEVEL in pmd.c). On failure
+ * (including too small a cap) the stream is reset, so the next message
+ * never refers to bytes the peer did not get. An empty message gives the
+ * single byte 0x00. */
 size_t dx_pmd_deflate(z_stream *z, const uint8_t *in, size_t len,
                       uint8_t *out, size_t cap, int reset);
 
