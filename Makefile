@@ -66,11 +66,13 @@ UNIT_CFLAGS := -std=c11 -D_GNU_SOURCE -g -Wall -Wextra -Werror -Wshadow -Icore -
 
 build/unit/%: test/unit/%.c $(PROTO_SRC) $(wildcard core/protocol/*.h test/unit/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(UNIT_CFLAGS) -O2 $< $(PROTO_SRC) -lcrypto -lz -o $@
+	@echo "  CC    $@"
+	@$(CC) $(UNIT_CFLAGS) -O2 $< $(PROTO_SRC) -lcrypto -lz -o $@
 
 build/unit-asan/%: test/unit/%.c $(PROTO_SRC) $(wildcard core/protocol/*.h test/unit/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(UNIT_CFLAGS) -O1 $(SAN_FLAGS) $< $(PROTO_SRC) -lcrypto -lz -o $@
+	@echo "  CC    $@"
+	@$(CC) $(UNIT_CFLAGS) -O1 $(SAN_FLAGS) $< $(PROTO_SRC) -lcrypto -lz -o $@
 
 test-unit: $(patsubst test/unit/%.c,build/unit/%,$(UNIT_SRC))
 	@for t in $^; do $$t || exit 1; done
