@@ -31,6 +31,7 @@ help:
 	@echo "make test-asan  the same under AddressSanitizer + UBSan"
 	@echo "make run        serve scripts/chat.lua on port $(PORT)"
 	@echo "make bench      echo throughput beside Node ws (independent client)"
+	@echo "make fuzz       libFuzzer on the protocol layer, FUZZ_SECONDS per target"
 	@echo "make install    install the command and modules under PREFIX ($(PREFIX))"
 
 # Quick when everything is present: asks dpkg, installs only what is missing.
@@ -90,7 +91,7 @@ test-luajit: build-luajit
 	DUPLEX_BIN=build/luajit/duplex LUA_CPATH='build/luajit/lib/?.so;;' $(BUSTED) --lua=luajit spec
 
 test: deps
-	@$(MAKE) --no-print-directory test-unit test-lua5.4 test-luajit
+	@$(MAKE) --no-print-directory test-unit fuzz-replay test-lua5.4 test-luajit
 
 # The specs run the sanitized `duplex` as a child (leaks are checked when it
 # exits); the in-process specs load the sanitized module into busted's own
@@ -103,6 +104,16 @@ test-asan: deps build-asan
 	DUPLEX_BIN=build/asan-luajit/duplex DUPLEX_ASAN=1 $(BUSTED) --lua=luajit --exclude-pattern=module_spec spec
 	$(ASAN_PRELOAD) LUA_CPATH='build/asan-lua5.4/lib/?.so;;' $(BUSTED) --lua=lua5.4 spec/module_spec.lua
 	$(ASAN_PRELOAD) LUA_CPATH='build/asan-luajit/lib/?.so;;' $(BUSTED) --lua=luajit spec/module_spec.lua
+
+# ---- fuzzing: make fuzz (FUZZ_SECONDS per target, default 180) ----
+
+include fuzz/fuzz.mk
+
+# libFuzzer comes with Debian's clang; only `make fuzz` needs it.
+fuzz: fuzz-deps
+fuzz-deps:
+	@command -v $(FUZZ_CLANG) >/dev/null || { SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+		$$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q clang; }
 
 # ---- benchmarks (not part of test: figures, not pass/fail) ----
 

@@ -420,6 +420,10 @@ int dx_pmd_inflate(z_stream *z, const uint8_t *in, size_t len, int final,
             inflateReset(z);
             return 1007;
         }
+        /* The tail completed a block that was the last one (BFINAL): Z_BLOCK
+         * stopped before inflate saw the stream end, but it has ended. */
+        if (!ended && (z->data_type & 64))
+            ended = 1;
     }
     z->total_in = 0;
     return ended ? inflate_restart(z) : 0;
