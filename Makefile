@@ -100,10 +100,10 @@ ASAN_PRELOAD = LD_PRELOAD=$$($(CC) -print-file-name=libasan.so) ASAN_OPTIONS=det
 
 test-asan: deps build-asan
 	@$(MAKE) --no-print-directory test-unit-asan
-	DUPLEX_BIN=build/asan-lua5.4/duplex DUPLEX_ASAN=1 $(BUSTED) --lua=lua5.4 --exclude-pattern=module_spec spec
-	DUPLEX_BIN=build/asan-luajit/duplex DUPLEX_ASAN=1 $(BUSTED) --lua=luajit --exclude-pattern=module_spec spec
-	$(ASAN_PRELOAD) LUA_CPATH='build/asan-lua5.4/lib/?.so;;' $(BUSTED) --lua=lua5.4 spec/module_spec.lua
-	$(ASAN_PRELOAD) LUA_CPATH='build/asan-luajit/lib/?.so;;' $(BUSTED) --lua=luajit spec/module_spec.lua
+	DUPLEX_BIN=build/asan-lua5.4/duplex DUPLEX_ASAN=1 $(BUSTED) --lua=lua5.4 --exclude-pattern=^inprocess_ spec
+	DUPLEX_BIN=build/asan-luajit/duplex DUPLEX_ASAN=1 $(BUSTED) --lua=luajit --exclude-pattern=^inprocess_ spec
+	$(ASAN_PRELOAD) LUA_CPATH='build/asan-lua5.4/lib/?.so;;' $(BUSTED) --lua=lua5.4 --pattern=^inprocess_ spec
+	$(ASAN_PRELOAD) LUA_CPATH='build/asan-luajit/lib/?.so;;' $(BUSTED) --lua=luajit --pattern=^inprocess_ spec
 
 # ---- fuzzing: make fuzz (FUZZ_SECONDS per target, default 180) ----
 

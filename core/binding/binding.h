@@ -64,6 +64,10 @@ void dx_conn_release(lua_State *L, dx_lconn *w);
  * module table on top of the stack. [-0, +0, e] */
 void dx_server_open_lib(lua_State *L);
 
+/* Registers the timer metatable and core.timer into the module table on
+ * top of the stack. [-0, +0, e] */
+void dx_timer_open_lib(lua_State *L);
+
 /* Pushes the registry-rooted thread events run on, creating it once per
  * Lua state; returns it. [-0, +0, m] */
 lua_State *dx_event_thread(lua_State *L);

@@ -46,7 +46,8 @@ function M.app(opts)
   check_local(mine, 2)
   local ok, server = pcall(core.server, for_core)
   if not ok then error(server, 2) end
-  return setmetatable({ host = mine.host, port_wanted = mine.port or 8080, server = server, paths = {} }, App)
+  return setmetatable({ host = mine.host, port_wanted = mine.port or 8080, server = server, paths = {},
+    timers = setmetatable({}, { __mode = "k" }) }, App)
 end
 
 --- True when v is an app made by duplex.app.
@@ -96,14 +97,45 @@ function App:connections()
   return self.server:connections()
 end
 
---- Stops accepting and closes every connection with 1001; run() returns
--- once they are gone.
+local function check_timer_args(seconds, fn, name)
+  if type(seconds) ~= "number" or seconds < 0 then
+    error("bad argument #1 to '" .. name .. "' (non-negative number of seconds expected, got "
+      .. type(seconds) .. ")", 3)
+  end
+  if type(fn) ~= "function" then
+    error("bad argument #2 to '" .. name .. "' (function expected, got " .. type(fn) .. ")", 3)
+  end
+end
+
+--- Runs fn(timer) every `seconds` on the loop (a game tick:
+-- app:every(1 / 30, tick)). Returns the timer; timer:stop() ends it. An
+-- error in fn is logged with its traceback and the timer goes on.
+function App:every(seconds, fn)
+  check_timer_args(seconds, fn, "every")
+  if seconds == 0 then error("bad argument #1 to 'every' (seconds must be above 0)", 2) end
+  local t = core.timer(seconds, seconds, fn)
+  self.timers[t] = true
+  return t
+end
+
+--- Runs fn(timer) once, `seconds` from now. Returns the timer (stop() cancels it).
+function App:after(seconds, fn)
+  check_timer_args(seconds, fn, "after")
+  local t = core.timer(seconds, 0, fn)
+  self.timers[t] = true
+  return t
+end
+
+--- Stops accepting, stops the app's timers, and closes every connection
+-- with 1001; run() returns once they are gone.
 function App:shutdown(reason)
+  for t in pairs(self.timers) do t:stop() end
   self.server:shutdown(reason)
 end
 
---- Frees the server at once (no close events).
+--- Frees the server at once (no close events) and stops the app's timers.
 function App:close()
+  for t in pairs(self.timers) do t:stop() end
   self.server:close()
 end
 
@@ -120,5 +152,6 @@ M.run = core.run
 M.stop = core.stop
 M.now = core.now
 M.signal = core.signal
+M.timer = core.timer
 
 return M
