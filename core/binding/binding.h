@@ -10,7 +10,7 @@
 #define DX_CONN_MT "duplex.connection"
 
 /* The events a route's handler table may name. */
-enum { DX_H_UPGRADE, DX_H_OPEN, DX_H_MESSAGE, DX_H_CLOSE, DX_H_PONG_TIMEOUT, DX_H_COUNT };
+enum { DX_H_UPGRADE, DX_H_OPEN, DX_H_MESSAGE, DX_H_CLOSE, DX_H_PONG_TIMEOUT, DX_H_DRAIN, DX_H_COUNT };
 
 typedef struct dx_route {
     char *path;                 /* exact match on the request path */

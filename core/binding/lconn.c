@@ -93,6 +93,51 @@ static int l_close(lua_State *L)
     return 1;
 }
 
+/* ws:subscribe(topic) -> true when newly subscribed, false when it was */
+static int l_subscribe(lua_State *L)
+{
+    dx_conn *c = live(L);
+    size_t len;
+    const char *topic = luaL_checklstring(L, 2, &len);
+    int r = dx_conn_subscribe(c, topic, len);
+    if (r < 0)
+        return luaL_error(L, "out of memory");
+    lua_pushboolean(L, r);
+    return 1;
+}
+
+/* ws:unsubscribe(topic) -> true when it was subscribed */
+static int l_unsubscribe(lua_State *L)
+{
+    dx_conn *c = live(L);
+    size_t len;
+    const char *topic = luaL_checklstring(L, 2, &len);
+    lua_pushboolean(L, dx_conn_unsubscribe(c, topic, len));
+    return 1;
+}
+
+/* ws:publish(topic, data [, binary [, include_self]]) -> subscribers
+ * reached. The sender is left out unless include_self is true. */
+static int l_publish(lua_State *L)
+{
+    dx_lconn *w = check(L);
+    if (w->conn == NULL)
+        luaL_error(L, "%s", closed_msg);
+    size_t tlen, len;
+    const char *topic = luaL_checklstring(L, 2, &tlen);
+    const char *data = luaL_checklstring(L, 3, &len);
+    int binary = check_binary(L, 4);
+    int include_self = 0;
+    if (!lua_isnoneornil(L, 5)) {
+        luaL_checktype(L, 5, LUA_TBOOLEAN);
+        include_self = lua_toboolean(L, 5);
+    }
+    dx_server *s = w->ls->srv;
+    lua_pushinteger(L, (lua_Integer)dx_server_publish(s, topic, tlen, data, len, binary,
+                                                      include_self ? NULL : w->conn));
+    return 1;
+}
+
 /* ws:buffered() -> bytes queued for sending */
 static int l_buffered(lua_State *L)
 {
@@ -164,6 +209,7 @@ static int l_gc(lua_State *L)
 
 static const luaL_Reg methods[] = {
     { "send", l_send }, { "ping", l_ping }, { "close", l_close }, { "buffered", l_buffered },
+    { "subscribe", l_subscribe }, { "unsubscribe", l_unsubscribe }, { "publish", l_publish },
     { NULL, NULL }
 };
 

@@ -8,7 +8,7 @@
 #include "protocol/message.h"
 
 static const char *const handler_names[DX_H_COUNT] = {
-    "upgrade", "open", "message", "close", "pong_timeout"
+    "upgrade", "open", "message", "close", "pong_timeout", "drain"
 };
 
 static dx_lserver *check(lua_State *L)
@@ -302,6 +302,18 @@ static void ev_pong_timeout(void *ud, dx_conn *c)
     dx_call(T, 1, 0, "pong_timeout", w);
 }
 
+static void ev_drain(void *ud, dx_conn *c)
+{
+    dx_lserver *ls = ud;
+    dx_lconn *w = dx_conn_user(c);
+    lua_State *T = ls->T;
+    if (!push_handler(T, ls, w->route, DX_H_DRAIN))
+        return;
+    dx_conn_push(T, w);
+    if (!dx_call(T, 1, 0, "drain", w))
+        handler_failed(w);
+}
+
 static void ev_release(void *ud, dx_conn *c)
 {
     dx_lserver *ls = ud;
@@ -309,7 +321,7 @@ static void ev_release(void *ud, dx_conn *c)
 }
 
 static const dx_events events = {
-    ev_upgrade, ev_open, ev_message, ev_close, ev_pong_timeout, ev_release
+    ev_upgrade, ev_open, ev_message, ev_close, ev_pong_timeout, ev_drain, ev_release
 };
 
 /* ---- Lua API ---- */
@@ -343,7 +355,7 @@ static double opt_bytes(lua_State *L, int t, const char *k, double def, double l
 
 static const char *const option_names[] = {
     "max_message", "max_head", "max_headers", "handshake_timeout", "close_timeout",
-    "idle_timeout", "ping_interval", "pong_timeout", "max_backpressure",
+    "idle_timeout", "ping_interval", "pong_timeout", "max_backpressure", "backpressure", "drain_mark",
     "deflate", "deflate_window_bits", "deflate_mem_level", "deflate_threshold", NULL
 };
 
@@ -388,6 +400,15 @@ static void read_config(lua_State *L, int t, dx_config *cfg)
     cfg->pong_timeout = opt_seconds(L, t, "pong_timeout", cfg->pong_timeout);
     cfg->max_backpressure = (size_t)opt_bytes(L, t, "max_backpressure", (double)cfg->max_backpressure,
                                               1024, 1ull << 40);
+    cfg->drain_mark = (size_t)opt_bytes(L, t, "drain_mark", (double)cfg->drain_mark, 0, 1ull << 40);
+    lua_getfield(L, t, "backpressure");
+    if (!lua_isnil(L, -1)) {
+        const char *p = lua_tostring(L, -1);
+        if (p == NULL || (strcmp(p, "close") != 0 && strcmp(p, "drop") != 0))
+            luaL_error(L, "bad option 'backpressure' (\"close\" or \"drop\" expected)");
+        cfg->backpressure_drop = strcmp(p, "drop") == 0;
+    }
+    lua_pop(L, 1);
     lua_getfield(L, t, "deflate");
     if (!lua_isnil(L, -1))
         cfg->deflate.mode = check_deflate_mode(L, -1, "option");
@@ -559,7 +580,52 @@ static int l_close(lua_State *L)
     return 0;
 }
 
+/* server:publish(topic, data [, binary]) -> subscribers it was queued for */
+static int l_publish(lua_State *L)
+{
+    dx_lserver *ls = check_open(L);
+    size_t tlen, len;
+    const char *topic = luaL_checklstring(L, 2, &tlen);
+    const char *data = luaL_checklstring(L, 3, &len);
+    int binary = 0;
+    if (!lua_isnoneornil(L, 4)) {
+        luaL_checktype(L, 4, LUA_TBOOLEAN);
+        binary = lua_toboolean(L, 4);
+    }
+    lua_pushinteger(L, (lua_Integer)dx_server_publish(ls->srv, topic, tlen, data, len, binary, NULL));
+    return 1;
+}
+
+/* server:subscribers(topic) -> open connections subscribed */
+static int l_subscribers(lua_State *L)
+{
+    dx_lserver *ls = check_open(L);
+    size_t tlen;
+    const char *topic = luaL_checklstring(L, 2, &tlen);
+    lua_pushinteger(L, (lua_Integer)dx_server_subscribers(ls->srv, topic, tlen));
+    return 1;
+}
+
+/* server:stats() -> table of counters */
+static int l_stats(lua_State *L)
+{
+    dx_lserver *ls = check_open(L);
+    const dx_stats *st = dx_server_stats(ls->srv);
+    lua_createtable(L, 0, 8);
+#define DX_STAT(name, v) (lua_pushinteger(L, (lua_Integer)(v)), lua_setfield(L, -2, name))
+    DX_STAT("connections", dx_server_conn_count(ls->srv));
+    DX_STAT("accepted", st->accepted);
+    DX_STAT("messages_in", st->messages_in);
+    DX_STAT("published", st->published);
+    DX_STAT("deliveries", st->deliveries);
+    DX_STAT("dropped", st->dropped);
+    DX_STAT("backpressure_closes", st->backpressure_closes);
+#undef DX_STAT
+    return 1;
+}
+
 static const luaL_Reg methods[] = {
+    { "publish", l_publish }, { "subscribers", l_subscribers }, { "stats", l_stats },
     { "route", l_route }, { "listen", l_listen }, { "configure", l_configure }, { "port", l_port },
     { "connections", l_connections }, { "shutdown", l_shutdown }, { "close", l_close },
     { NULL, NULL }

@@ -75,6 +75,7 @@ void dx_conn_free(dx_conn *c)
     c->fd = -1;
     dx_out_free(c);
     dx_deflate_conn_free(c);
+    dx_topics_leave_all(c);
     free(c->buf);
     free(c->ctl);
     c->buf = c->ctl = NULL;
@@ -115,6 +116,7 @@ void dx_conn_report_close(dx_conn *c, unsigned code, const uint8_t *reason, size
     if (!c->opened || c->reported)
         return;
     c->reported = 1;
+    dx_topics_leave_all(c);
     c->srv->ev.close(c->srv->ud, c, code, reason, len);
 }
 
@@ -226,6 +228,7 @@ static void open_timer(dx_conn *c, ev_tstamp now)
 {
     const dx_config *cfg = &c->srv->cfg;
     if (c->overflow) {
+        c->srv->stats.backpressure_closes++;
         dx_conn_fail(c, DX_CLOSE_POLICY, "send queue full");
         return;
     }
@@ -273,19 +276,28 @@ static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 /* ---- public ---- */
 
+/* 1 when one more message may be queued for c; else 0, with the policy
+ * applied: the message is counted as dropped and, under "close", c is
+ * closed 1008 from its timer (not from inside the caller's handler). */
+int dx_conn_admit(dx_conn *c)
+{
+    dx_server *s = c->srv;
+    if (c->out_bytes <= s->cfg.max_backpressure)
+        return 1;
+    s->stats.dropped++;
+    if (!s->cfg.backpressure_drop && !c->overflow) {
+        c->overflow = 1;
+        dx_conn_arm_timer(c);
+    }
+    return 0;
+}
+
 int dx_conn_send(dx_conn *c, const void *data, size_t len, int binary)
 {
     if (c->state != DX_OPEN)
         return DX_SEND_CLOSED;
-    if (c->out_bytes > c->srv->cfg.max_backpressure) {
-        /* The peer does not read: drop this message, and close from the
-         * timer (not from inside the caller's handler). */
-        if (!c->overflow) {
-            c->overflow = 1;
-            dx_conn_arm_timer(c);
-        }
+    if (!dx_conn_admit(c))
         return DX_SEND_BACKPRESSURE;
-    }
     int r = dx_deflate_send(c, binary ? DX_OP_BINARY : DX_OP_TEXT, data, len);
     return r ? DX_SEND_NOMEM : DX_SEND_OK;
 }

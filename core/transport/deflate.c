@@ -74,6 +74,39 @@ static z_stream *send_stream(dx_conn *c, int *reset)
     return s->shared_deflate[bits];
 }
 
+int dx_deflate_kind(const dx_conn *c, size_t len)
+{
+    if (!c->deflate_on || len < c->srv->cfg.deflate_threshold)
+        return 0;
+    return keeps_server_window(c) ? 2 : 1;
+}
+
+dx_shared *dx_deflate_shared_frame(dx_server *s, int bits, int opcode, const void *data, size_t len)
+{
+    if (s->shared_deflate[bits] == NULL)
+        s->shared_deflate[bits] = stream_new(1, bits, s->cfg.deflate.mem_level);
+    z_stream *z = s->shared_deflate[bits];
+    if (z == NULL)
+        return NULL;
+    size_t bound = dx_pmd_deflate_bound(z, len);
+    dx_shared *f = malloc(sizeof *f + DX_FRAME_HEADER_MAX + bound);
+    if (f == NULL)
+        return NULL;
+    uint8_t *body = f->data + DX_FRAME_HEADER_MAX;
+    size_t n = dx_pmd_deflate(z, data, len, body, bound, 1);
+    if (n == 0 || n >= len) {
+        free(f);
+        return NULL;
+    }
+    uint8_t hdr[DX_FRAME_HEADER_MAX];
+    size_t hl = dx_frame_write_header(hdr, 1, DX_RSV1, opcode, n, NULL);
+    memmove(f->data + hl, body, n);
+    memcpy(f->data, hdr, hl);
+    f->refs = 1;
+    f->len = hl + n;
+    return f;
+}
+
 /* Queues one message, compressed when that is worth it. Returns 0, or -1
  * when memory ran out. */
 int dx_deflate_send(dx_conn *c, int opcode, const void *data, size_t len)

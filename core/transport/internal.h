@@ -13,15 +13,44 @@
 #define DX_OUT_CHUNK 2048             /* smallest output chunk; small sends share one */
 #define DX_IOV_MAX 64                 /* chunks handed to one sendmsg */
 
-/* One piece of queued output. Small frames are appended to the tail chunk
- * while it has room, so a burst of sends costs one allocation. */
+/* A frame queued for many connections at once (a publish): one buffer,
+ * freed when the last queue lets go of it. */
+typedef struct dx_shared {
+    size_t refs;
+    size_t len;
+    uint8_t data[];
+} dx_shared;
+
+/* One piece of queued output: bytes of its own (small frames are appended
+ * to the tail chunk while it has room, so a burst of sends costs one
+ * allocation), or a reference to a shared frame. */
 typedef struct dx_out {
     struct dx_out *next;
-    size_t len;        /* bytes written into data */
-    size_t off;        /* bytes of data already sent */
+    dx_shared *shared; /* NULL: the bytes are in data[] */
+    size_t len;        /* bytes in data[] or shared->data */
+    size_t off;        /* bytes already sent */
     size_t cap;
     uint8_t data[];
 } dx_out;
+
+#define DX_OUT_BYTES(o) ((o)->shared ? (o)->shared->data : (o)->data)
+
+/* A topic: its subscribers, in no order. Lives while it has any. */
+typedef struct dx_topic {
+    struct dx_topic *next;         /* hash chain */
+    dx_conn **subs;
+    size_t n, cap;
+    uint32_t hash;
+    size_t len;
+    char name[];
+} dx_topic;
+
+/* One subscription of a connection: the topic, and where in its array the
+ * connection sits (so leaving is O(1) in the topic's size). */
+typedef struct dx_membership {
+    dx_topic *topic;
+    size_t at;
+} dx_membership;
 
 enum dx_state {
     DX_HANDSHAKE,      /* reading the HTTP request head */
@@ -50,7 +79,8 @@ struct dx_conn {
     uint8_t shut_wr : 1;
     uint8_t busy : 1;              /* the reader is working on it: dx_conn_free keeps the struct */
     uint8_t deflate_on : 1;        /* permessage-deflate negotiated: pmd holds the terms */
-    uint8_t overflow : 1;          /* a send found max_backpressure passed: close 1008 at the flush */
+    uint8_t overflow : 1;          /* a send found max_backpressure passed: close 1008 from the timer */
+    uint8_t over_mark : 1;         /* the queue passed drain_mark: drain when it empties */
     dx_pmd_params pmd;
     const dx_pmd_config *deflate_cfg;  /* the route's settings it was negotiated under */
     uint8_t phase;                 /* enum dx_phase */
@@ -78,6 +108,9 @@ struct dx_conn {
     dx_out *out_head, *out_tail;
     size_t out_bytes;
 
+    dx_membership *topics;         /* subscriptions */
+    uint32_t ntopics, topics_cap;
+
     char remote[56];
 };
 
@@ -101,9 +134,17 @@ struct dx_server {
     z_stream *shared_inflate;      /* messages whose whole payload is in one read */
     uint8_t *zbuf;                 /* compressed output before it is framed */
     size_t zbuf_cap;
+    dx_topic **buckets;            /* topics by name */
+    size_t nbuckets, ntopics;
+    dx_stats stats;
 };
 
+/* topics.c */
+void dx_topics_leave_all(dx_conn *c);
+void dx_topics_free(dx_server *s);
+
 /* conn.c */
+int dx_conn_admit(dx_conn *c);
 dx_conn *dx_conn_new(dx_server *s, int fd, const struct sockaddr *addr);
 void dx_conn_free(dx_conn *c);
 void dx_conn_report_close(dx_conn *c, unsigned code, const uint8_t *reason, size_t len);
@@ -119,6 +160,12 @@ void dx_reader_feed_frames(dx_conn *c, uint8_t *p, size_t n);
 int dx_conn_buf_reserve(dx_conn *c, size_t need, size_t limit);
 
 /* deflate.c */
+/* How a message to c is compressed: 0 not at all, 1 alone (from an empty
+ * window, any stream of that window size will do), 2 by c's own stream. */
+int dx_deflate_kind(const dx_conn *c, size_t len);
+/* A frame of data compressed alone with window bits, ready to share, or
+ * NULL when it did not shrink or memory ran out (send it plain). */
+dx_shared *dx_deflate_shared_frame(dx_server *s, int bits, int opcode, const void *data, size_t len);
 /* Negotiates permessage-deflate for c under cfg (which must outlive c):
  * dx_pmd_negotiate's returns, and c->deflate_on. */
 int dx_deflate_negotiate(dx_conn *c, const dx_http_request *req, const dx_pmd_config *cfg,
@@ -135,6 +182,8 @@ void dx_deflate_server_free(dx_server *s);
 
 /* writer.c */
 uint8_t *dx_out_reserve(dx_conn *c, size_t n);
+int dx_out_shared(dx_conn *c, dx_shared *f);
+void dx_shared_release(dx_shared *f);
 int dx_out_frame(dx_conn *c, int opcode, const void *data, size_t len);
 int dx_out_close_frame(dx_conn *c, unsigned code, const char *reason, size_t len);
 void dx_out_mark_dirty(dx_conn *c);

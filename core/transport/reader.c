@@ -65,6 +65,7 @@ static void upgrade(dx_conn *c, const dx_http_request *req, uint8_t *rest, size_
     c->buf_len = c->buf_cap = 0;
     c->state = DX_OPEN;
     c->opened = 1;
+    s->stats.accepted++;
     dx_conn_arm_timer(c);
     s->ev.open(s->ud, c);
     if (rest_len && c->state == DX_OPEN)
@@ -144,8 +145,10 @@ static void deliver(dx_conn *c, const uint8_t *p, size_t len)
         dx_conn_fail(c, (unsigned)err, "invalid UTF-8");
         return;
     }
-    if (c->state == DX_OPEN)
+    if (c->state == DX_OPEN) {
+        c->srv->stats.messages_in++;
         c->srv->ev.message(c->srv->ud, c, p, len, binary);
+    }
 }
 
 /* The current frame's payload is complete. */

@@ -21,6 +21,8 @@ void dx_config_defaults(dx_config *cfg)
     cfg->ping_interval = 30;
     cfg->pong_timeout = 10;
     cfg->max_backpressure = 1024 * 1024;
+    cfg->backpressure_drop = 0;
+    cfg->drain_mark = 64 * 1024;
     cfg->deflate.mode = DX_PMD_OFF;
     cfg->deflate.window_bits = 15;
     cfg->deflate.mem_level = 8;
@@ -205,6 +207,7 @@ int dx_server_listen(dx_server *s, const char *host, int port,
 int dx_server_port(const dx_server *s) { return s->port; }
 dx_config *dx_server_config(dx_server *s) { return &s->cfg; }
 size_t dx_server_conn_count(const dx_server *s) { return s->nconns; }
+const dx_stats *dx_server_stats(const dx_server *s) { return &s->stats; }
 
 static void stop_listening(dx_server *s)
 {
@@ -247,6 +250,7 @@ void dx_server_free(dx_server *s)
     ev_ref(s->loop);
     ev_prepare_stop(s->loop, &s->flusher);
     dx_deflate_server_free(s);
+    dx_topics_free(s);
     free(s->rbuf);
     free(s);
 }

@@ -27,10 +27,22 @@ typedef struct dx_config {
     double idle_timeout;        /* nothing received for this long: close 1001; default 0 (off) */
     double ping_interval;       /* ping a peer that was silent this long; default 30 */
     double pong_timeout;        /* no pong this long after a ping: pong_timeout event, close 1001; default 10 */
-    size_t max_backpressure;    /* bytes queued for one peer; a send past it closes 1008; default 1 MiB */
+    size_t max_backpressure;    /* bytes queued for one peer before a send is refused; default 1 MiB */
+    int backpressure_drop;      /* past it: 0 close the peer 1008 (default), 1 drop the message */
+    size_t drain_mark;          /* a queue that held more than this runs drain when empty; default 64 KiB */
     dx_pmd_config deflate;      /* permessage-deflate; default off (window 15, memLevel 8 when on) */
     size_t deflate_threshold;   /* messages shorter than this go uncompressed; default 64 */
 } dx_config;
+
+/* Counters of one server since it started. */
+typedef struct dx_stats {
+    uint64_t accepted;              /* connections opened (101 sent) */
+    uint64_t messages_in;           /* messages received and handed to the app */
+    uint64_t published;             /* publish calls */
+    uint64_t deliveries;            /* messages queued by publish, one per subscriber */
+    uint64_t dropped;               /* messages not queued: max_backpressure with policy "drop" */
+    uint64_t backpressure_closes;   /* connections closed 1008: max_backpressure with policy "close" */
+} dx_stats;
 
 /* What the layer above decides when it accepts an upgrade. */
 typedef struct dx_accept {
@@ -61,6 +73,8 @@ typedef struct dx_events {
     /* A ping went unanswered for pong_timeout; the connection is closed with
      * 1001 right after this returns. */
     void (*pong_timeout)(void *ud, dx_conn *c);
+    /* The send queue emptied after having held more than drain_mark. */
+    void (*drain)(void *ud, dx_conn *c);
     /* The connection is being freed while it still has a user pointer (the
      * server was freed, or an accepted upgrade failed before the 101). */
     void (*release)(void *ud, dx_conn *c);
@@ -97,6 +111,22 @@ size_t dx_server_conn_count(const dx_server *s);
  * event (sockets are closed, queued output is lost). */
 void dx_server_free(dx_server *s);
 
+/* The server's counters. */
+const dx_stats *dx_server_stats(const dx_server *s);
+
+/* Topics (names are bytes, any length). */
+
+/* Sends one message to every open subscriber of topic but skip (NULL for
+ * none): framed once (shared by reference when large, copied into each
+ * queue when small) and, for subscribers that compress each message alone,
+ * compressed once per window size. Each subscriber's max_backpressure
+ * applies. Returns the number of subscribers it was queued for. */
+size_t dx_server_publish(dx_server *s, const char *topic, size_t tlen,
+                         const void *data, size_t len, int binary, dx_conn *skip);
+
+/* Open connections subscribed to topic. */
+size_t dx_server_subscribers(const dx_server *s, const char *topic, size_t tlen);
+
 /* ---- connections ---- */
 
 enum { DX_SEND_OK = 0, DX_SEND_CLOSED = -1, DX_SEND_NOMEM = -2, DX_SEND_BACKPRESSURE = -3 };
@@ -107,8 +137,9 @@ enum { DX_SEND_OK = 0, DX_SEND_CLOSED = -1, DX_SEND_NOMEM = -2, DX_SEND_BACKPRES
  * iteration in one write. Returns DX_SEND_OK, or DX_SEND_CLOSED when the
  * connection is no longer open (closing or closed), DX_SEND_NOMEM when
  * memory ran out, DX_SEND_BACKPRESSURE when more than max_backpressure
- * bytes were already queued: the message is dropped and the connection is
- * closed with 1008 once this loop iteration ends. */
+ * bytes were already queued: the message is not queued (counted in
+ * stats.dropped), and with the "close" policy the connection is closed
+ * with 1008 from its timer, not from inside the caller. */
 int dx_conn_send(dx_conn *c, const void *data, size_t len, int binary);
 
 /* Queues a ping with payload data (at most 125 bytes). Same returns. */
@@ -119,6 +150,14 @@ int dx_conn_ping(dx_conn *c, const void *data, size_t len);
  * follows when the peer answers or close_timeout passes. Does nothing when
  * the connection is already closing. */
 void dx_conn_close(dx_conn *c, unsigned code, const char *reason, size_t len);
+
+/* Subscribes c to topic: 1 when it was not subscribed, 0 when it was, -1
+ * out of memory. Only an open connection subscribes (else 0). A
+ * connection leaves all its topics when it closes. */
+int dx_conn_subscribe(dx_conn *c, const char *topic, size_t tlen);
+
+/* 1 when c was subscribed to topic and no longer is, else 0. */
+int dx_conn_unsubscribe(dx_conn *c, const char *topic, size_t tlen);
 
 /* 1 while messages may be sent (open, not closing). */
 int dx_conn_is_open(const dx_conn *c);

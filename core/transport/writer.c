@@ -13,12 +13,13 @@
 uint8_t *dx_out_reserve(dx_conn *c, size_t n)
 {
     dx_out *t = c->out_tail;
-    if (t == NULL || t->cap - t->len < n) {
+    if (t == NULL || t->shared || t->cap - t->len < n) {
         size_t cap = n > DX_OUT_CHUNK ? n : DX_OUT_CHUNK;
         t = malloc(sizeof *t + cap);
         if (t == NULL)
             return NULL;
         t->next = NULL;
+        t->shared = NULL;
         t->len = t->off = 0;
         t->cap = cap;
         if (c->out_tail)
@@ -32,6 +33,33 @@ uint8_t *dx_out_reserve(dx_conn *c, size_t n)
     c->out_bytes += n;
     dx_out_mark_dirty(c);
     return p;
+}
+
+void dx_shared_release(dx_shared *f)
+{
+    if (--f->refs == 0)
+        free(f);
+}
+
+/* Queues a reference to the shared frame f. Returns 0, or -1 out of memory. */
+int dx_out_shared(dx_conn *c, dx_shared *f)
+{
+    dx_out *o = malloc(sizeof *o);
+    if (o == NULL)
+        return -1;
+    o->next = NULL;
+    o->shared = f;
+    o->len = f->len;
+    o->off = o->cap = 0;
+    f->refs++;
+    if (c->out_tail)
+        c->out_tail->next = o;
+    else
+        c->out_head = o;
+    c->out_tail = o;
+    c->out_bytes += f->len;
+    dx_out_mark_dirty(c);
+    return 0;
 }
 
 /* Queues one unmasked frame with fin set. Returns 0, or -1 out of memory. */
@@ -70,6 +98,8 @@ int dx_out_close_frame(dx_conn *c, unsigned code, const char *reason, size_t len
  * its socket to become writable. */
 void dx_out_mark_dirty(dx_conn *c)
 {
+    if (c->out_bytes > c->srv->cfg.drain_mark)
+        c->over_mark = 1;
     if (c->dirty || c->writing)
         return;
     c->dirty = 1;
@@ -82,6 +112,8 @@ void dx_out_free(dx_conn *c)
     dx_out *o = c->out_head;
     while (o) {
         dx_out *next = o->next;
+        if (o->shared)
+            dx_shared_release(o->shared);
         free(o);
         o = next;
     }
@@ -102,6 +134,8 @@ static void out_consume(dx_conn *c, size_t n)
         }
         n -= left;
         c->out_head = o->next;
+        if (o->shared)
+            dx_shared_release(o->shared);
         free(o);
     }
     if (c->out_head == NULL)
@@ -118,7 +152,7 @@ void dx_out_flush(dx_conn *c)
         struct iovec iov[DX_IOV_MAX];
         int n = 0;
         for (dx_out *o = c->out_head; o && n < DX_IOV_MAX; o = o->next, n++) {
-            iov[n].iov_base = o->data + o->off;
+            iov[n].iov_base = DX_OUT_BYTES(o) + o->off;
             iov[n].iov_len = o->len - o->off;
         }
         struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)n };
@@ -142,8 +176,13 @@ void dx_out_flush(dx_conn *c)
         c->writing = 0;
         ev_io_stop(c->srv->loop, &c->wio);
     }
-    if (c->state == DX_LINGER)
+    if (c->state == DX_LINGER) {
         dx_conn_linger(c, c->drain);
+    } else if (c->over_mark) {
+        c->over_mark = 0;
+        if (c->state == DX_OPEN && c->user)
+            c->srv->ev.drain(c->srv->ud, c);
+    }
 }
 
 void dx_writer_cb(struct ev_loop *loop, ev_io *w, int revents)

@@ -79,7 +79,7 @@ local function parse_run(args)
 end
 
 local function has_handler(t)
-  for _, k in ipairs { "open", "message", "close", "pong_timeout", "upgrade" } do
+  for _, k in ipairs { "open", "message", "close", "pong_timeout", "upgrade", "drain" } do
     if type(t[k]) == "function" then return true end
   end
   return false

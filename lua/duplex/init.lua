@@ -97,6 +97,24 @@ function App:connections()
   return self.server:connections()
 end
 
+--- Sends data to every subscriber of topic (framed once). Returns how
+-- many it was queued for.
+function App:publish(topic, data, binary)
+  return self.server:publish(topic, data, binary)
+end
+
+--- Open connections subscribed to topic.
+function App:subscribers(topic)
+  return self.server:subscribers(topic)
+end
+
+--- Counters since start: connections (now), accepted, messages_in,
+-- published, deliveries, dropped (max_backpressure, policy "drop", or any
+-- refused send), backpressure_closes (policy "close").
+function App:stats()
+  return self.server:stats()
+end
+
 local function check_timer_args(seconds, fn, name)
   if type(seconds) ~= "number" or seconds < 0 then
     error("bad argument #1 to '" .. name .. "' (non-negative number of seconds expected, got "
