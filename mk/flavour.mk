@@ -21,7 +21,8 @@ LIBS := -lev -lcrypto -lz
 PROTOCOL := $(wildcard core/protocol/*.c)
 TRANSPORT := $(wildcard core/transport/*.c)
 BINDING := $(wildcard core/binding/*.c)
-CORE_OBJ := $(patsubst core/%.c,$(OUT)/obj/%.o,$(PROTOCOL) $(TRANSPORT) $(BINDING))
+BENCH := $(wildcard core/bench/*.c)
+CORE_OBJ := $(patsubst core/%.c,$(OUT)/obj/%.o,$(PROTOCOL) $(TRANSPORT) $(BENCH) $(BINDING))
 HEADERS := $(wildcard core/*/*.h)
 
 all: $(OUT)/duplex $(OUT)/lib/duplex/core.so

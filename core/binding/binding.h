@@ -68,6 +68,10 @@ void dx_server_open_lib(lua_State *L);
  * top of the stack. [-0, +0, e] */
 void dx_timer_open_lib(lua_State *L);
 
+/* Registers core.bench, core.spawn, core.stop_process, core.rss and
+ * core.exe into the module table on top of the stack. [-0, +0, e] */
+void dx_bench_open_lib(lua_State *L);
+
 /* Pushes the registry-rooted thread events run on, creating it once per
  * Lua state; returns it. [-0, +0, m] */
 lua_State *dx_event_thread(lua_State *L);

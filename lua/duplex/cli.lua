@@ -5,6 +5,7 @@ local M = {}
 
 local USAGE = [[
 usage: duplex run APP.lua [options]
+       duplex bench echo|broadcast|connect [options]   (duplex bench --help)
        duplex --help | --version
 
 Serves the WebSocket app that APP.lua returns: a table of handlers
@@ -23,6 +24,10 @@ options:
   --max-backpressure BYTES  bytes queued for one client before it is closed
                             with 1008 (default 1 MiB)
   --deflate MODE            permessage-deflate: off (default), shared, dedicated
+
+duplex bench loads a server with duplex's own C client: echo (throughput,
+latency p50/p99/p99.9, every echo checked), broadcast (fan-out through
+publish), connect (handshakes per second, server memory per connection).
 ]]
 
 local NUMERIC = {
@@ -157,6 +162,10 @@ function M.main(argv)
     local rest = {}
     for i = 2, #argv do rest[#rest + 1] = argv[i] end
     return run(rest)
+  elseif cmd == "bench" then
+    local rest = {}
+    for i = 2, #argv do rest[#rest + 1] = argv[i] end
+    return require("duplex.bench").main(rest)
   elseif cmd == nil then
     io.stderr:write(USAGE)
     return 2

@@ -1,0 +1,666 @@
+/* WebSocket clients: connect, handshake, frames in and out. See client.h. */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <openssl/rand.h>
+#include "transport/client.h"
+#include "protocol/client_handshake.h"
+#include "protocol/frame.h"
+#include "protocol/message.h"
+
+#define DX_CLIENT_RBUF (256 * 1024)   /* one per ctx, shared by its clients */
+#define DX_CLIENT_HEAD_MAX 8192       /* largest 101 response head */
+#define DX_RAND_POOL 4096             /* random bytes fetched at once */
+
+enum cstate { C_CONNECTING, C_HANDSHAKE, C_OPEN, C_CLOSING, C_DEAD };
+
+struct dx_client {
+    dx_client_ctx *x;
+    dx_client *prev, *next;         /* the ctx's clients */
+    dx_client *next_dirty;          /* the ctx's flush list */
+    void *user;
+    int fd;
+    uint8_t state;                  /* enum cstate */
+    uint8_t opened : 1;
+    uint8_t dirty : 1;              /* on the flush list */
+    uint8_t writing : 1;            /* wio waits for room in the socket */
+    uint8_t busy : 1;               /* the reader works on it: the struct stays */
+    char key[DX_CLIENT_KEY_LEN];
+    ev_io rio, wio;
+    ev_timer timer;
+    dx_message msg;
+    uint8_t *in;                    /* a partial frame or response head */
+    size_t in_len, in_cap;
+    uint8_t *asm_buf;               /* a fragmented message under assembly */
+    size_t asm_len, asm_cap;
+    uint8_t *out;                   /* queued output: out[out_off..out_len) */
+    size_t out_off, out_len, out_cap;
+    char *request;                  /* the upgrade request, until it is queued */
+};
+
+struct dx_client_ctx {
+    struct ev_loop *loop;
+    dx_client_config cfg;
+    dx_client_events ev;
+    void *ud;
+    dx_client *clients;
+    size_t count;
+    dx_client *dirty;
+    ev_prepare flusher;
+    uint8_t *rbuf;
+    uint8_t pool[DX_RAND_POOL];
+    size_t pool_left;
+};
+
+void dx_client_config_defaults(dx_client_config *cfg)
+{
+    cfg->handshake_timeout = 10;
+    cfg->close_timeout = 2;
+    cfg->max_message = 16u * 1024 * 1024;
+}
+
+/* n (at most DX_RAND_POOL) fresh random bytes. */
+static const uint8_t *random_bytes(dx_client_ctx *x, size_t n)
+{
+    if (x->pool_left < n) {
+        if (RAND_bytes(x->pool, DX_RAND_POOL) != 1) {
+            /* libcrypto could not seed: never mask with a predictable key
+             * silently; fall back to the kernel, then give up loudly. */
+            FILE *f = fopen("/dev/urandom", "rb");
+            size_t got = f ? fread(x->pool, 1, DX_RAND_POOL, f) : 0;
+            if (f)
+                fclose(f);
+            if (got != DX_RAND_POOL)
+                abort();
+        }
+        x->pool_left = DX_RAND_POOL;
+    }
+    x->pool_left -= n;
+    return x->pool + x->pool_left;
+}
+
+/* ---- teardown ---- */
+
+static void release(dx_client *c)
+{
+    free(c->in);
+    free(c->asm_buf);
+    free(c->out);
+    free(c->request);
+    c->in = c->asm_buf = c->out = NULL;
+    c->request = NULL;
+}
+
+/* Ends c: closes its socket, runs the close event once, and frees it
+ * unless the reader or the flush list still holds it. */
+static void finish(dx_client *c, unsigned code, const char *why)
+{
+    dx_client_ctx *x = c->x;
+    if (c->state == C_DEAD)
+        return;
+    ev_io_stop(x->loop, &c->rio);
+    ev_io_stop(x->loop, &c->wio);
+    ev_timer_stop(x->loop, &c->timer);
+    close(c->fd);
+    c->fd = -1;
+    c->state = C_DEAD;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        x->clients = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    x->count--;
+    release(c);
+    x->ev.close(x->ud, c, c->opened, code, why ? why : "");
+    if (!c->busy && !c->dirty)
+        free(c);
+}
+
+static void fail_errno(dx_client *c, const char *what, int err)
+{
+    char why[160];
+    snprintf(why, sizeof why, "%s: %s", what, strerror(err));
+    finish(c, DX_CLOSE_ABNORMAL, why);
+}
+
+/* ---- output ---- */
+
+static void mark_dirty(dx_client *c)
+{
+    if (c->dirty || c->writing)
+        return;
+    c->dirty = 1;
+    c->next_dirty = c->x->dirty;
+    c->x->dirty = c;
+}
+
+/* Room for n more bytes of output. NULL when out of memory. */
+static uint8_t *out_reserve(dx_client *c, size_t n)
+{
+    if (c->out_off && c->out_off == c->out_len)
+        c->out_off = c->out_len = 0;
+    if (c->out_cap - c->out_len < n) {
+        if (c->out_off) {                       /* slide the unsent bytes down */
+            memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
+            c->out_len -= c->out_off;
+            c->out_off = 0;
+        }
+        if (c->out_cap - c->out_len < n) {
+            size_t cap = c->out_cap ? c->out_cap : 4096;
+            while (cap - c->out_len < n)
+                cap *= 2;
+            uint8_t *b = realloc(c->out, cap);
+            if (b == NULL)
+                return NULL;
+            c->out = b;
+            c->out_cap = cap;
+        }
+    }
+    uint8_t *p = c->out + c->out_len;
+    c->out_len += n;
+    mark_dirty(c);
+    return p;
+}
+
+/* Queues one masked frame with fin set. Returns 0, or -1 out of memory. */
+static int out_frame(dx_client *c, int opcode, const void *data, size_t len)
+{
+    uint8_t hdr[DX_FRAME_HEADER_MAX];
+    const uint8_t *key = random_bytes(c->x, 4);
+    size_t hl = dx_frame_write_header(hdr, 1, 0, opcode, len, key);
+    uint8_t *p = out_reserve(c, hl + len);
+    if (p == NULL)
+        return -1;
+    memcpy(p, hdr, hl);
+    if (len) {
+        memcpy(p + hl, data, len);
+        dx_mask(p + hl, len, key, 0);
+    }
+    return 0;
+}
+
+static int out_close(dx_client *c, unsigned code)
+{
+    uint8_t payload[2] = { (uint8_t)(code >> 8), (uint8_t)code };
+    return out_frame(c, DX_OP_CLOSE, payload, code ? 2 : 0);
+}
+
+/* Writes what the socket takes; the write watcher takes over when it is
+ * full. c may be freed when this returns, unless it was busy. */
+static void flush(dx_client *c)
+{
+    while (c->out_off < c->out_len) {
+        ssize_t w = send(c->fd, c->out + c->out_off, c->out_len - c->out_off,
+                         MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                if (!c->writing) {
+                    c->writing = 1;
+                    ev_io_start(c->x->loop, &c->wio);
+                }
+                return;
+            }
+            fail_errno(c, "send", errno);
+            return;
+        }
+        c->out_off += (size_t)w;
+    }
+    c->out_off = c->out_len = 0;
+    if (c->writing) {
+        c->writing = 0;
+        ev_io_stop(c->x->loop, &c->wio);
+    }
+}
+
+static void flusher_cb(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    dx_client_ctx *x = w->data;
+    while (x->dirty) {
+        dx_client *c = x->dirty;
+        x->dirty = NULL;
+        while (c) {
+            dx_client *next = c->next_dirty;
+            c->dirty = 0;
+            c->next_dirty = NULL;
+            if (c->state == C_DEAD) {
+                if (!c->busy)
+                    free(c);
+            } else if (c->state != C_CONNECTING) {
+                flush(c);
+            }
+            c = next;
+        }
+    }
+}
+
+/* ---- input ---- */
+
+/* Keeps p[0..n) (a partial frame or head) in c->in, at its start. */
+static int keep(dx_client *c, const uint8_t *p, size_t n)
+{
+    if (n > c->in_cap) {
+        size_t cap = c->in_cap ? c->in_cap : 4096;
+        while (cap < n)
+            cap *= 2;
+        uint8_t *b = malloc(cap);
+        if (b == NULL)
+            return -1;
+        memcpy(b, p, n);
+        free(c->in);
+        c->in = b;
+        c->in_cap = cap;
+    } else if (n) {
+        memmove(c->in, p, n);
+    }
+    c->in_len = n;
+    return 0;
+}
+
+/* Fails an open client for bad input (RFC 6455 7.1.7): our close frame
+ * goes out if the socket takes it, then the client ends. */
+static void protocol_fail(dx_client *c, unsigned code, const char *why)
+{
+    char line[96];
+    snprintf(line, sizeof line, "failed by the client: %s", why);
+    if (c->state == C_OPEN && out_close(c, code) == 0)
+        flush(c);
+    finish(c, code, line);
+}
+
+static void on_control(dx_client *c, int opcode, const uint8_t *p, size_t len)
+{
+    if (opcode == DX_OP_PING) {
+        if (c->state == C_OPEN)
+            out_frame(c, DX_OP_PONG, p, len);
+        return;
+    }
+    if (opcode == DX_OP_PONG)
+        return;
+    unsigned code;
+    const uint8_t *reason;
+    size_t rlen;
+    int err = dx_close_parse(p, len, &code, &reason, &rlen);
+    if (err) {
+        protocol_fail(c, (unsigned)err, "invalid close frame");
+        return;
+    }
+    char why[160];
+    snprintf(why, sizeof why, "closed by the server (%u%s%.*s)", code, rlen ? ": " : "",
+             (int)rlen, (const char *)reason);
+    if (c->state == C_OPEN) {
+        /* Echo it, flush, then end: the server closes TCP after its close. */
+        if (out_close(c, code == DX_CLOSE_NO_STATUS ? 0 : code) == 0)
+            flush(c);                   /* what the socket takes now; then TCP ends */
+    }
+    finish(c, code, why);               /* (or it answered our close) */
+}
+
+static void on_data(dx_client *c, const dx_frame_header *h, const uint8_t *p)
+{
+    size_t len = (size_t)h->length;
+    int err = dx_message_frame(&c->msg, h, c->x->cfg.max_message);
+    if (err) {
+        protocol_fail(c, (unsigned)err, err == DX_CLOSE_TOO_BIG ? "message too big" : "unexpected frame");
+        return;
+    }
+    if (dx_message_payload(&c->msg, p, len)) {
+        protocol_fail(c, DX_CLOSE_INVALID_DATA, "invalid UTF-8");
+        return;
+    }
+    int binary = c->msg.opcode == DX_OP_BINARY;
+    if (h->fin && c->asm_len == 0 && h->opcode != DX_OP_CONT) {
+        if (dx_message_end(&c->msg)) {
+            protocol_fail(c, DX_CLOSE_INVALID_DATA, "invalid UTF-8");
+            return;
+        }
+        if (c->state == C_OPEN)
+            c->x->ev.message(c->x->ud, c, p, len, binary);
+        return;
+    }
+    if (c->asm_cap - c->asm_len < len) {
+        size_t cap = c->asm_cap ? c->asm_cap : 4096;
+        while (cap - c->asm_len < len)
+            cap *= 2;
+        uint8_t *b = realloc(c->asm_buf, cap);
+        if (b == NULL) {
+            protocol_fail(c, DX_CLOSE_INTERNAL, "out of memory");
+            return;
+        }
+        c->asm_buf = b;
+        c->asm_cap = cap;
+    }
+    if (len)
+        memcpy(c->asm_buf + c->asm_len, p, len);
+    c->asm_len += len;
+    if (!h->fin)
+        return;
+    if (dx_message_end(&c->msg)) {
+        protocol_fail(c, DX_CLOSE_INVALID_DATA, "invalid UTF-8");
+        return;
+    }
+    size_t total = c->asm_len;
+    c->asm_len = 0;
+    if (c->state == C_OPEN)
+        c->x->ev.message(c->x->ud, c, c->asm_buf, total, binary);
+}
+
+/* Parses whole frames from p[0..n); keeps a partial one in c->in. */
+static void feed_frames(dx_client *c, const uint8_t *p, size_t n)
+{
+    while (c->state == C_OPEN || c->state == C_CLOSING) {
+        dx_frame_header h;
+        int r = n ? dx_frame_parse_header(p, n, 0, 0, &h) : 0;
+        if (r < 0) {
+            protocol_fail(c, DX_CLOSE_PROTOCOL, "protocol error");
+            return;
+        }
+        if (r > 0 && h.length > c->x->cfg.max_message) {
+            protocol_fail(c, DX_CLOSE_TOO_BIG, "message too big");
+            return;
+        }
+        if (r == 0 || n - (size_t)r < h.length) {
+            if (keep(c, p, n) < 0)
+                protocol_fail(c, DX_CLOSE_INTERNAL, "out of memory");
+            return;
+        }
+        const uint8_t *payload = p + r;
+        p = payload + h.length;
+        n -= (size_t)r + (size_t)h.length;
+        if (h.opcode >= DX_OP_CLOSE)
+            on_control(c, h.opcode, payload, (size_t)h.length);
+        else
+            on_data(c, &h, payload);
+    }
+}
+
+/* The response head is in c->in[0..in_len): check it, then open. */
+static void feed_handshake(dx_client *c)
+{
+    int status;
+    long r = dx_client_check_response((const char *)c->in, c->in_len, c->key, &status);
+    if (r == DX_RESP_INCOMPLETE) {
+        if (c->in_len >= DX_CLIENT_HEAD_MAX)
+            finish(c, DX_CLOSE_ABNORMAL, "handshake: response head too large");
+        return;
+    }
+    if (r < 0) {
+        char why[128];
+        if (r == DX_RESP_REFUSED)
+            snprintf(why, sizeof why, "handshake: upgrade refused: HTTP %d", status);
+        else
+            snprintf(why, sizeof why, "handshake: %s", dx_client_response_error(r));
+        finish(c, DX_CLOSE_ABNORMAL, why);
+        return;
+    }
+    ev_timer_stop(c->x->loop, &c->timer);
+    c->state = C_OPEN;
+    c->opened = 1;
+    size_t rest = c->in_len - (size_t)r;
+    uint8_t *rbuf = c->x->rbuf;
+    memcpy(rbuf, c->in + r, rest);          /* rest < DX_CLIENT_HEAD_MAX */
+    c->in_len = 0;
+    c->x->ev.open(c->x->ud, c);
+    if (c->state == C_OPEN && rest)
+        feed_frames(c, rbuf, rest);
+}
+
+static void reader_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    dx_client *c = w->data;
+    uint8_t *dst;
+    size_t want;
+    if (c->state == C_HANDSHAKE) {
+        if (c->in_cap < DX_CLIENT_HEAD_MAX) {
+            uint8_t *b = realloc(c->in, DX_CLIENT_HEAD_MAX);
+            if (b == NULL) {
+                finish(c, DX_CLOSE_ABNORMAL, "out of memory");
+                return;
+            }
+            c->in = b;
+            c->in_cap = DX_CLIENT_HEAD_MAX;
+        }
+        dst = c->in + c->in_len;
+        want = DX_CLIENT_HEAD_MAX - c->in_len;
+    } else if (c->in_len) {                  /* continue a partial frame in place */
+        if (c->in_cap - c->in_len < 65536) {
+            size_t cap = c->in_cap * 2 > c->in_len + 65536 ? c->in_cap * 2 : c->in_len + 65536;
+            uint8_t *b = realloc(c->in, cap);
+            if (b == NULL) {
+                protocol_fail(c, DX_CLOSE_INTERNAL, "out of memory");
+                return;
+            }
+            c->in = b;
+            c->in_cap = cap;
+        }
+        dst = c->in + c->in_len;
+        want = c->in_cap - c->in_len;
+    } else {
+        dst = c->x->rbuf;
+        want = DX_CLIENT_RBUF;
+    }
+    ssize_t n = read(c->fd, dst, want);
+    if (n < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+            return;
+        fail_errno(c, c->state == C_HANDSHAKE ? "handshake: read" : "read", errno);
+        return;
+    }
+    if (n == 0) {
+        finish(c, DX_CLOSE_ABNORMAL, c->state == C_HANDSHAKE
+               ? "handshake: the server closed the connection"
+               : "the server closed TCP without a close frame");
+        return;
+    }
+    c->busy = 1;
+    if (c->state == C_HANDSHAKE) {
+        c->in_len += (size_t)n;
+        feed_handshake(c);
+    } else if (dst == c->x->rbuf) {
+        feed_frames(c, dst, (size_t)n);
+    } else {
+        size_t total = c->in_len + (size_t)n;
+        c->in_len = 0;
+        feed_frames(c, c->in, total);
+    }
+    c->busy = 0;
+    if (c->state == C_DEAD && !c->dirty)
+        free(c);
+}
+
+/* ---- connecting ---- */
+
+static void connected(dx_client *c)
+{
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+        err = errno;
+    if (err) {
+        fail_errno(c, "connect", err);
+        return;
+    }
+    ev_io_stop(c->x->loop, &c->wio);
+    size_t n = strlen(c->request);
+    uint8_t *p = out_reserve(c, n);
+    if (p == NULL) {
+        finish(c, DX_CLOSE_ABNORMAL, "out of memory");
+        return;
+    }
+    memcpy(p, c->request, n);
+    free(c->request);
+    c->request = NULL;
+    c->state = C_HANDSHAKE;
+    ev_io_start(c->x->loop, &c->rio);
+    flush(c);
+}
+
+static void writer_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    dx_client *c = w->data;
+    if (c->state == C_CONNECTING)
+        connected(c);
+    else
+        flush(c);
+}
+
+static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    dx_client *c = w->data;
+    if (c->state == C_CLOSING)
+        finish(c, DX_CLOSE_ABNORMAL, "close timeout: the server did not answer our close frame");
+    else
+        finish(c, DX_CLOSE_ABNORMAL, c->state == C_CONNECTING ? "connect timeout" : "handshake timeout");
+}
+
+dx_client *dx_client_connect(dx_client_ctx *x, const struct sockaddr *addr, socklen_t addrlen,
+                             const char *host, const char *target, char *errbuf, size_t errcap)
+{
+    char key[DX_CLIENT_KEY_LEN];
+    dx_client_key(random_bytes(x, 16), key);
+    char req[1024];
+    size_t rlen = dx_client_request(req, sizeof req, host, target, key);
+    if (rlen == 0) {
+        snprintf(errbuf, errcap, "bad host or path for a request");
+        return NULL;
+    }
+    dx_client *c = calloc(1, sizeof *c);
+    if (c == NULL || (c->request = strdup(req)) == NULL) {
+        free(c);
+        snprintf(errbuf, errcap, "out of memory");
+        return NULL;
+    }
+    int fd = socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        snprintf(errbuf, errcap, "socket: %s", strerror(errno));
+        free(c->request);
+        free(c);
+        return NULL;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (connect(fd, addr, addrlen) < 0 && errno != EINPROGRESS) {
+        snprintf(errbuf, errcap, "connect: %s", strerror(errno));
+        close(fd);
+        free(c->request);
+        free(c);
+        return NULL;
+    }
+    c->x = x;
+    c->fd = fd;
+    c->state = C_CONNECTING;
+    memcpy(c->key, key, sizeof key);
+    dx_message_init(&c->msg);
+    ev_io_init(&c->rio, reader_cb, fd, EV_READ);
+    ev_io_init(&c->wio, writer_cb, fd, EV_WRITE);
+    ev_timer_init(&c->timer, timer_cb, x->cfg.handshake_timeout > 0 ? x->cfg.handshake_timeout : 10, 0);
+    c->rio.data = c->wio.data = c->timer.data = c;
+    c->next = x->clients;
+    if (x->clients)
+        x->clients->prev = c;
+    x->clients = c;
+    x->count++;
+    ev_io_start(x->loop, &c->wio);
+    ev_timer_start(x->loop, &c->timer);
+    return c;
+}
+
+/* ---- public ---- */
+
+int dx_client_send(dx_client *c, const void *data, size_t len, int binary)
+{
+    if (c->state != C_OPEN)
+        return DX_CSEND_CLOSED;
+    return out_frame(c, binary ? DX_OP_BINARY : DX_OP_TEXT, data, len) ? DX_CSEND_NOMEM : DX_CSEND_OK;
+}
+
+void dx_client_close(dx_client *c, unsigned code)
+{
+    if (c->state == C_CONNECTING || c->state == C_HANDSHAKE) {
+        finish(c, DX_CLOSE_ABNORMAL, "closed before the handshake ended");
+        return;
+    }
+    if (c->state != C_OPEN)
+        return;
+    out_close(c, code);
+    c->state = C_CLOSING;
+    double t = c->x->cfg.close_timeout > 0 ? c->x->cfg.close_timeout : 2;
+    ev_timer_stop(c->x->loop, &c->timer);
+    ev_timer_set(&c->timer, t, 0);
+    ev_timer_start(c->x->loop, &c->timer);
+}
+
+int dx_client_is_open(const dx_client *c) { return c->state == C_OPEN; }
+size_t dx_client_buffered(const dx_client *c) { return c->out_len - c->out_off; }
+void *dx_client_user(const dx_client *c) { return c->user; }
+void dx_client_set_user(dx_client *c, void *user) { c->user = user; }
+
+/* ---- the ctx ---- */
+
+dx_client_ctx *dx_client_ctx_new(struct ev_loop *loop, const dx_client_config *cfg,
+                                 const dx_client_events *ev, void *ud)
+{
+    dx_client_ctx *x = calloc(1, sizeof *x);
+    if (x == NULL)
+        return NULL;
+    x->rbuf = malloc(DX_CLIENT_RBUF);
+    if (x->rbuf == NULL) {
+        free(x);
+        return NULL;
+    }
+    x->loop = loop;
+    if (cfg)
+        x->cfg = *cfg;
+    else
+        dx_client_config_defaults(&x->cfg);
+    x->ev = *ev;
+    x->ud = ud;
+    ev_prepare_init(&x->flusher, flusher_cb);
+    x->flusher.data = x;
+    ev_prepare_start(loop, &x->flusher);
+    ev_unref(loop);                     /* the flusher alone does not keep the loop running */
+    return x;
+}
+
+size_t dx_client_count(const dx_client_ctx *x) { return x->count; }
+
+void dx_client_ctx_free(dx_client_ctx *x)
+{
+    if (x == NULL)
+        return;
+    while (x->clients) {
+        dx_client *c = x->clients;
+        x->clients = c->next;
+        ev_io_stop(x->loop, &c->rio);
+        ev_io_stop(x->loop, &c->wio);
+        ev_timer_stop(x->loop, &c->timer);
+        close(c->fd);
+        release(c);
+        c->state = C_DEAD;
+        if (!c->dirty)
+            free(c);
+    }
+    for (dx_client *c = x->dirty; c;) {   /* dead or alive, nothing else holds them now */
+        dx_client *next = c->next_dirty;
+        free(c);
+        c = next;
+    }
+    ev_ref(x->loop);
+    ev_prepare_stop(x->loop, &x->flusher);
+    free(x->rbuf);
+    free(x);
+}
