@@ -47,6 +47,10 @@ typedef struct dx_lconn {
  * values pushed. [-(nargs+1), +(nresults|0), -] */
 int dx_call(lua_State *L, int nargs, int nresults, const char *what, const dx_lconn *conn);
 
+/* Registers metatable name for a userdata class: __index the methods,
+ * __gc gc (when not NULL), __name name. [-0, +0, e] */
+void dx_new_class(lua_State *L, const char *name, const luaL_Reg *methods, lua_CFunction gc);
+
 /* Registers the connection metatable. [-0, +0, e] */
 void dx_conn_open_lib(lua_State *L);
 

@@ -247,29 +247,39 @@ static int ev_upgrade(void *ud, dx_conn *c, const dx_http_request *req,
     return 0;
 }
 
-static void ev_open(void *ud, dx_conn *c)
+/* Pushes handler h of c's route and c's handle, and returns the handle;
+ * NULL (nothing pushed) when the route has no such handler. */
+static dx_lconn *begin_event(dx_lserver *ls, dx_conn *c, int h)
+{
+    dx_lconn *w = dx_conn_user(c);
+    if (w == NULL || !push_handler(ls->T, ls, w->route, h))
+        return NULL;
+    dx_conn_push(ls->T, w);
+    return w;
+}
+
+/* An event whose handler takes ws alone; an error in it closes ws 1011. */
+static void simple_event(void *ud, dx_conn *c, int h)
 {
     dx_lserver *ls = ud;
-    dx_lconn *w = dx_conn_user(c);
-    lua_State *T = ls->T;
-    if (!push_handler(T, ls, w->route, DX_H_OPEN))
-        return;
-    dx_conn_push(T, w);
-    if (!dx_call(T, 1, 0, "open", w))
+    dx_lconn *w = begin_event(ls, c, h);
+    if (w && !dx_call(ls->T, 1, 0, handler_names[h], w))
         handler_failed(w);
 }
+
+static void ev_open(void *ud, dx_conn *c) { simple_event(ud, c, DX_H_OPEN); }
+static void ev_pong_timeout(void *ud, dx_conn *c) { simple_event(ud, c, DX_H_PONG_TIMEOUT); }
+static void ev_drain(void *ud, dx_conn *c) { simple_event(ud, c, DX_H_DRAIN); }
 
 static void ev_message(void *ud, dx_conn *c, const uint8_t *data, size_t len, int binary)
 {
     dx_lserver *ls = ud;
-    dx_lconn *w = dx_conn_user(c);
-    lua_State *T = ls->T;
-    if (!push_handler(T, ls, w->route, DX_H_MESSAGE))
+    dx_lconn *w = begin_event(ls, c, DX_H_MESSAGE);
+    if (w == NULL)
         return;
-    dx_conn_push(T, w);
-    lua_pushlstring(T, len ? (const char *)data : "", len);
-    lua_pushboolean(T, binary);
-    if (!dx_call(T, 3, 0, "message", w))
+    lua_pushlstring(ls->T, len ? (const char *)data : "", len);
+    lua_pushboolean(ls->T, binary);
+    if (!dx_call(ls->T, 3, 0, "message", w))
         handler_failed(w);
 }
 
@@ -289,29 +299,6 @@ static void ev_close(void *ud, dx_conn *c, unsigned code, const uint8_t *reason,
         dx_call(T, 3, 0, "close", w);
     }
     dx_conn_release(T, w);
-}
-
-static void ev_pong_timeout(void *ud, dx_conn *c)
-{
-    dx_lserver *ls = ud;
-    dx_lconn *w = dx_conn_user(c);
-    lua_State *T = ls->T;
-    if (!push_handler(T, ls, w->route, DX_H_PONG_TIMEOUT))
-        return;
-    dx_conn_push(T, w);
-    dx_call(T, 1, 0, "pong_timeout", w);
-}
-
-static void ev_drain(void *ud, dx_conn *c)
-{
-    dx_lserver *ls = ud;
-    dx_lconn *w = dx_conn_user(c);
-    lua_State *T = ls->T;
-    if (!push_handler(T, ls, w->route, DX_H_DRAIN))
-        return;
-    dx_conn_push(T, w);
-    if (!dx_call(T, 1, 0, "drain", w))
-        handler_failed(w);
 }
 
 static void ev_release(void *ud, dx_conn *c)
@@ -633,15 +620,7 @@ static const luaL_Reg methods[] = {
 
 void dx_server_open_lib(lua_State *L)
 {
-    luaL_newmetatable(L, DX_SERVER_MT);
-    lua_newtable(L);
-    dx_setfuncs(L, methods);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, l_close);
-    lua_setfield(L, -2, "__gc");
-    lua_pushliteral(L, "duplex.server");
-    lua_setfield(L, -2, "__name");
-    lua_pop(L, 1);
+    dx_new_class(L, DX_SERVER_MT, methods, l_close);
     lua_pushcfunction(L, l_new);
     lua_setfield(L, -2, "server");
 }

@@ -92,15 +92,7 @@ static int l_gc(lua_State *L)
 void dx_timer_open_lib(lua_State *L)
 {
     static const luaL_Reg methods[] = { { "stop", l_stop }, { "active", l_active }, { NULL, NULL } };
-    luaL_newmetatable(L, DX_TIMER_MT);
-    lua_newtable(L);
-    dx_setfuncs(L, methods);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, l_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pushliteral(L, "duplex.timer");
-    lua_setfield(L, -2, "__name");
-    lua_pop(L, 1);
+    dx_new_class(L, DX_TIMER_MT, methods, l_gc);
     lua_pushcfunction(L, l_timer);
     lua_setfield(L, -2, "timer");
 }

@@ -112,13 +112,7 @@ static int signal_gc_stop(lua_State *L)
 static void open_signal_lib(lua_State *L)
 {
     static const luaL_Reg methods[] = { { "stop", signal_gc_stop }, { NULL, NULL } };
-    luaL_newmetatable(L, DX_SIGNAL_MT);
-    lua_newtable(L);
-    dx_setfuncs(L, methods);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, signal_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pop(L, 1);
+    dx_new_class(L, DX_SIGNAL_MT, methods, signal_gc);
 }
 
 static const luaL_Reg functions[] = {
