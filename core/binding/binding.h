@@ -41,7 +41,7 @@ typedef struct dx_lconn {
 } dx_lconn;
 
 /* Calls the function on L's stack below nargs arguments through the
- * traceback handler. On an error, logs "duplex: error in <what> handler
+ * traceback handler; L must be the event thread (dx_event_thread). On an error, logs "duplex: error in <what> handler
  * [connection N from ADDR]: message + traceback" once (conn may be NULL) and
  * returns 0 with nothing left on the stack; else returns 1 with nresults
  * values pushed. [-(nargs+1), +(nresults|0), -] */
@@ -76,8 +76,9 @@ void dx_timer_open_lib(lua_State *L);
  * core.exe into the module table on top of the stack. [-0, +0, e] */
 void dx_bench_open_lib(lua_State *L);
 
-/* Pushes the registry-rooted thread events run on, creating it once per
- * Lua state; returns it. [-0, +0, m] */
+/* The registry-rooted thread events run on, created once per Lua state,
+ * with the traceback handler at its stack index 1 for good (every user of
+ * the thread leaves its stack as it found it). [-0, +0, m] */
 lua_State *dx_event_thread(lua_State *L);
 
 #endif

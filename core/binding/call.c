@@ -16,14 +16,11 @@ static int traceback(lua_State *L)
     return 1;
 }
 
+/* L is the event thread: its stack keeps the traceback handler at index 1
+ * for good (see dx_event_thread), so a call pushes nothing extra. */
 int dx_call(lua_State *L, int nargs, int nresults, const char *what, const dx_lconn *conn)
 {
-    int base = lua_gettop(L) - nargs;      /* the function's index */
-    lua_pushcfunction(L, traceback);
-    lua_insert(L, base);
-    int r = lua_pcall(L, nargs, nresults, base);
-    lua_remove(L, base);
-    if (r == 0)
+    if (lua_pcall(L, nargs, nresults, 1) == 0)
         return 1;
     const char *err = lua_tostring(L, -1);
     if (conn)
@@ -47,6 +44,7 @@ lua_State *dx_event_thread(lua_State *L)
         lua_pushlightuserdata(L, (void *)&key);
         T = lua_newthread(L);
         lua_rawset(L, LUA_REGISTRYINDEX);
+        lua_pushcfunction(T, traceback);     /* index 1 of T for as long as it lives */
     }
     return T;
 }
