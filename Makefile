@@ -30,7 +30,7 @@ help:
 	@echo "make test       unit tests and specs on both VMs"
 	@echo "make test-asan  the same under AddressSanitizer + UBSan"
 	@echo "make run        serve scripts/chat.lua on port $(PORT)"
-	@echo "make bench      echo throughput beside Node ws (independent client)"
+	@echo "make bench      echo scenarios: duplex beside Node ws, nginx+lua, libwebsockets"
 	@echo "make fuzz       libFuzzer on the protocol layer, FUZZ_SECONDS per target"
 	@echo "make install    install the command and modules under PREFIX ($(PREFIX))"
 

@@ -1,34 +1,60 @@
 #!/usr/bin/env bash
-# Echo throughput: duplex (Lua 5.4, LuaJIT) beside Node's `ws`, same run.
+# Echo throughput: duplex (LuaJIT, Lua 5.4) beside its peers, same client,
+# same machine, same run:
+#   duplex-luajit, duplex-lua5.4  build/<vm>/duplex run scripts/echo.lua
+#   node-ws                       Node + `ws` (bench/ws-echo-server.js)
+#   nginx-lua                     nginx + lua-nginx-module + lua-resty-websocket
+#                                 (bench/nginx/: ONE worker process)
+#   lws-c                         libwebsockets in C (bench/lws-echo-server.c)
+# Every server gets one core (one process or worker, pinned).
 #
 #   bench/echo.sh [SECONDS]        (measured window per run, default 5)
 #
-# Environment: WARMUP (s, default 2), RUNS (default 3), CONNS (100),
-# DEPTH (16 in flight per connection), SIZE (32-byte text messages),
-# CLIENT_ARGS (extra lws-echo-load flags, e.g. "-1" for one lws_write per
-# message), SERVER_CPU (1) and CLIENT_CPU (0) for taskset.
+# Scenarios (SCENARIOS, default "A B C"), all echo:
+#   A  100 conns x 16 in flight x 32 B text
+#   B  1000 conns x 1 in flight x 1 KiB text
+#   C  4 conns x 1 in flight x 64 KiB binary (MB/s reported too)
+#   NAME=CONNS:DEPTH:SIZE:text|binary   a scenario of your own
+# (CONNS, DEPTH, SIZE set without SCENARIOS: that one text scenario, as the
+# script used to do.)
 #
-# Load client: bench/lws-echo-load.c on libwebsockets (independent of
-# duplex), closed loop, every echo checked for length and content.
-# Each server runs as one process pinned to SERVER_CPU, the client to
-# CLIENT_CPU; runs are interleaved (run 1 of each server, then run 2, ...).
-# CPU% columns are measured over the measured window only: the server's and
-# the client's from /proc/PID/stat (utime+stime), the cores' from /proc/stat
-# (everything but idle and iowait, softirq included). 100% = one full core.
+# Environment: WARMUP (s, default 2), RUNS (default 3), QUICK=1 (1 run,
+# 1 s warm-up, 2 s window; explicit WARMUP/RUNS/SECONDS still win),
+# SERVERS (default all five, in the order above), CLIENT_ARGS (extra
+# lws-echo-load flags, e.g. "-1"), SERVER_CPU (1) and CLIENT_CPU (0) for
+# taskset. Defaults take about 7 minutes (3 scenarios x 5 servers x 3 runs x
+# 7 s, plus smoke tests and start-up).
+#
+# Load client: bench/lws-echo-load.c on libwebsockets (independent of every
+# server), closed loop, every echo checked for type, length and content.
+# Before timing, each server passes two 1 s smoke runs per scenario with the
+# scenario's parameters, whole messages and fragmented ones (-F); any error
+# marks it broken for that scenario, with the reason, and it is not timed.
+# Runs are interleaved (run 1 of each server, then run 2, ...). Servers are
+# started afresh per scenario. CPU% columns cover the measured window only:
+# the server's whole process tree and the client from /proc/PID/stat
+# (utime+stime), the cores' from /proc/stat. 100% = one full core.
 # Loopback only; every process started here is bounded in time and killed
-# on exit.
+# on exit. Peers missing from the machine are installed from Debian / npm
+# when running as root (never by the test path).
 set -euo pipefail
 
-SECS=${1:-5}
-WARMUP=${WARMUP:-2}
-RUNS=${RUNS:-3}
-CONNS=${CONNS:-100}
-DEPTH=${DEPTH:-16}
-SIZE=${SIZE:-32}
+QUICK=${QUICK:-0}
+if [[ $QUICK == 1 ]]; then
+  SECS=${1:-2}; WARMUP=${WARMUP:-1}; RUNS=${RUNS:-1}
+else
+  SECS=${1:-5}; WARMUP=${WARMUP:-2}; RUNS=${RUNS:-3}
+fi
 CLIENT_ARGS=${CLIENT_ARGS:-}
 SERVER_CPU=${SERVER_CPU:-1}
 CLIENT_CPU=${CLIENT_CPU:-0}
+SERVERS=${SERVERS:-duplex-luajit duplex-lua5.4 node-ws nginx-lua lws-c}
+if [[ -z ${SCENARIOS:-} && -n ${CONNS:-}${DEPTH:-}${SIZE:-} ]]; then
+  SCENARIOS="custom=${CONNS:-100}:${DEPTH:-16}:${SIZE:-32}:text"
+fi
+SCENARIOS=${SCENARIOS:-A B C}
 HOST=127.0.0.1
+REF=duplex-luajit
 
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -37,70 +63,143 @@ mkdir -p "$OUT"
 CLK_TCK=$(getconf CLK_TCK)
 
 die() { echo "echo.sh: $*" >&2; exit 1; }
+note() { echo "echo.sh: $*" >&2; }
 
-# ---- build what is needed ------------------------------------------------
-if [[ ! -x build/lua5.4/duplex || ! -x build/luajit/duplex ]]; then
-  echo "echo.sh: building duplex (make build)" >&2
-  timeout 900 make build >&2 || die "make build failed"
+read -r -a NAMES <<< "$SERVERS"
+for n in "${NAMES[@]}"; do
+  case $n in duplex-luajit|duplex-lua5.4|node-ws|nginx-lua|lws-c) ;;
+    *) die "unknown server '$n' (SERVERS)" ;; esac
+done
+
+# ---- scenarios -------------------------------------------------------------
+declare -A SC_CONNS SC_DEPTH SC_SIZE SC_TYPE
+SCN=()
+for s in $SCENARIOS; do
+  case $s in
+    A) spec="100:16:32:text" ;;
+    B) spec="1000:1:1024:text" ;;
+    C) spec="4:1:65536:binary" ;;
+    *=*) spec=${s#*=}; s=${s%%=*} ;;
+    *) die "unknown scenario '$s' (A, B, C or NAME=CONNS:DEPTH:SIZE:text|binary)" ;;
+  esac
+  IFS=: read -r c d z t <<< "$spec"
+  [[ $c =~ ^[0-9]+$ && $d =~ ^[0-9]+$ && $z =~ ^[0-9]+$ &&
+     ( $t == text || $t == binary ) ]] || die "bad scenario spec '$spec'"
+  SC_CONNS[$s]=$c SC_DEPTH[$s]=$d SC_SIZE[$s]=$z SC_TYPE[$s]=$t
+  SCN+=("$s")
+done
+
+# ---- install and build what is needed ----------------------------------------
+declare -A BROKEN_ALL   # server -> reason it cannot run at all
+
+apt_install() { # packages...: install when root; 0 on success
+  [[ $(id -u) == 0 ]] || return 1
+  note "installing $* (apt-get)"
+  DEBIAN_FRONTEND=noninteractive timeout 600 apt-get install -y -qq "$@" >&2 ||
+    { timeout 600 apt-get update -qq >&2 &&
+      DEBIAN_FRONTEND=noninteractive timeout 600 apt-get install -y -qq "$@" >&2; }
+}
+
+want() { [[ " ${NAMES[*]} " == *" $1 "* ]]; }
+
+if want duplex-luajit || want duplex-lua5.4; then
+  if [[ ! -x build/lua5.4/duplex || ! -x build/luajit/duplex ]]; then
+    note "building duplex (make build)"
+    timeout 900 make build >&2 || die "make build failed"
+  fi
 fi
 
 if ! pkg-config --exists libwebsockets 2>/dev/null; then
-  if [[ $(id -u) == 0 ]]; then
-    echo "echo.sh: installing libwebsockets-dev" >&2
-    timeout 600 apt-get install -y -qq libwebsockets-dev pkg-config >&2 ||
-      { timeout 600 apt-get update -qq >&2 &&
-        timeout 600 apt-get install -y -qq libwebsockets-dev pkg-config >&2; } ||
-      die "cannot install libwebsockets-dev"
-  else
+  apt_install libwebsockets-dev pkg-config ||
     die "libwebsockets-dev is missing (apt-get install libwebsockets-dev)"
-  fi
 fi
+LWSFLAGS=$(pkg-config --cflags --libs libwebsockets)
 CLIENT=$OUT/lws-echo-load
 if [[ ! -x $CLIENT || bench/lws-echo-load.c -nt $CLIENT ]]; then
-  cc -O2 -Wall -Wextra -o "$CLIENT" bench/lws-echo-load.c \
-    $(pkg-config --cflags --libs libwebsockets) || die "client build failed"
+  # shellcheck disable=SC2086
+  cc -O2 -Wall -Wextra -o "$CLIENT" bench/lws-echo-load.c $LWSFLAGS ||
+    die "client build failed"
 fi
 
-if ! node -e "require.resolve('ws')" >/dev/null 2>&1; then
+if want lws-c; then
+  LWSSRV=$OUT/lws-echo-server
+  if [[ ! -x $LWSSRV || bench/lws-echo-server.c -nt $LWSSRV ]]; then
+    # shellcheck disable=SC2086
+    cc -O2 -Wall -Wextra -o "$LWSSRV" bench/lws-echo-server.c $LWSFLAGS \
+      2> "$OUT/lws-c.build" || BROKEN_ALL[lws-c]="build failed (see $OUT/lws-c.build)"
+  fi
+fi
+
+if want node-ws && ! node -e "require.resolve('ws')" >/dev/null 2>&1; then
   WSDIR=$OUT/ws-deps
   if [[ ! -d $WSDIR/node_modules/ws ]]; then
-    echo "echo.sh: installing ws into $WSDIR (package.json untouched)" >&2
+    note "installing ws into $WSDIR (package.json untouched)"
     mkdir -p "$WSDIR"
     (cd "$WSDIR" && timeout 300 npm install --no-save --silent ws >&2) ||
-      die "npm install ws failed"
+      BROKEN_ALL[node-ws]="npm install ws failed"
   fi
   export NODE_PATH=$WSDIR/node_modules${NODE_PATH:+:$NODE_PATH}
 fi
 
-# ---- servers -------------------------------------------------------------
-NAMES=(duplex-lua5.4 duplex-luajit node-ws)
-declare -A CMD PID PORT
+nginx_ok() {
+  command -v nginx >/dev/null && command -v python3 >/dev/null &&
+    [[ -f /usr/share/nginx/modules/ngx_http_lua_module.so &&
+       -f /usr/share/nginx/modules/ndk_http_module.so ]] &&
+    [[ -f /usr/share/lua/5.1/nginx/websocket/server.lua ||
+       -f /usr/share/lua/5.1/resty/websocket/server.lua ]]
+}
+if want nginx-lua && ! nginx_ok; then
+  # nginx-extras carries libnginx-mod-http-lua; lua-nginx-websocket is
+  # lua-resty-websocket (as nginx.websocket.*) and depends on nginx-extras.
+  apt_install nginx-extras libnginx-mod-http-lua lua-nginx-websocket python3 || true
+  nginx_ok || BROKEN_ALL[nginx-lua]="nginx-extras + libnginx-mod-http-lua + lua-nginx-websocket not installable"
+fi
+
+# ---- servers -------------------------------------------------------------------
+declare -A CMD
 CMD[duplex-lua5.4]="build/lua5.4/duplex run scripts/echo.lua --host $HOST --port 0"
 CMD[duplex-luajit]="build/luajit/duplex run scripts/echo.lua --host $HOST --port 0"
 CMD[node-ws]="node bench/ws-echo-server.js --host $HOST --port 0"
+CMD[nginx-lua]="bench/nginx/serve.sh --host $HOST --port 0 --rundir $OUT/nginx-run"
+CMD[lws-c]="$OUT/lws-echo-server --host $HOST --port 0"
 
-declare -A SPID
-cleanup() {
+declare -A PID SPID PORT
+descendants() { # pid: it and all its descendants
+  local p=$1 c
+  echo "$p"
+  for c in $(pgrep -P "$p" 2>/dev/null); do descendants "$c"; done
+}
+stop_servers() {
+  local n p pids=()
   for n in "${NAMES[@]}"; do
-    local p=${PID[$n]:-} s=${SPID[$n]:-}
-    [[ -n $p ]] && kill "$p" 2>/dev/null || true   # timeout passes it on
-    [[ -n $s ]] && kill "$s" 2>/dev/null || true   # and the server itself
+    if [[ -n ${SPID[$n]:-} ]]; then
+      mapfile -t -O "${#pids[@]}" pids < <(descendants "${SPID[$n]}")
+    fi
+    [[ -n ${PID[$n]:-} ]] && pids+=("${PID[$n]}")
   done
+  (( ${#pids[@]} )) || return 0
+  kill -TERM "${pids[@]}" 2>/dev/null || true
+  for _ in $(seq 30); do
+    local alive=0
+    for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
+    (( alive )) || break
+    sleep 0.1
+  done
+  kill -KILL "${pids[@]}" 2>/dev/null || true
   for n in "${NAMES[@]}"; do
-    local p=${PID[$n]:-}
-    [[ -n $p ]] && wait "$p" 2>/dev/null || true
+    if [[ -n ${PID[$n]:-} ]]; then wait "${PID[$n]}" 2>/dev/null || true; fi
+    PID[$n]="" SPID[$n]="" PORT[$n]=""
   done
 }
-trap cleanup EXIT
+trap stop_servers EXIT
 trap 'exit 130' INT TERM
 
-# Server lifetime bound: everything it could need plus a margin.
-LIFETIME=$(( (WARMUP + SECS + 20) * RUNS + 60 ))
-for n in "${NAMES[@]}"; do
-  log=$OUT/$n.stdout
+start_server() { # name lifetime: sets PID SPID PORT; WHY if it failed
+  local n=$1 life=$2 log=$OUT/$1.stdout
+  WHY=""
   : > "$log"
   # shellcheck disable=SC2086
-  timeout -s TERM "$LIFETIME" taskset -c "$SERVER_CPU" ${CMD[$n]} \
+  timeout -s TERM "$life" taskset -c "$SERVER_CPU" ${CMD[$n]} \
     > "$log" 2> "$OUT/$n.stderr" &
   PID[$n]=$!
   for _ in $(seq 100); do
@@ -108,16 +207,22 @@ for n in "${NAMES[@]}"; do
     kill -0 "${PID[$n]}" 2>/dev/null || break
     sleep 0.1
   done
-  PORT[$n]=$(head -1 "$log" | sed -n "s|.*ws://$HOST:\([0-9][0-9]*\).*|\1|p")
-  [[ -n ${PORT[$n]} ]] || die "$n did not print its port (see $OUT/$n.stderr)"
-done
-# `timeout` is the direct child; sample the server itself (its only child).
-for n in "${NAMES[@]}"; do
-  SPID[$n]=$(pgrep -P "${PID[$n]}" | head -1)
-  [[ -n ${SPID[$n]} ]] || die "cannot find $n's pid"
-done
+  PORT[$n]=$(grep -m1 "ws://$HOST:" "$log" | sed -n "s|.*ws://$HOST:\([0-9][0-9]*\).*|\1|p" || true)
+  # `timeout` is the direct child; the server (or its launcher) is its child
+  SPID[$n]=$(pgrep -P "${PID[$n]}" | head -1 || true)
+  if [[ -z ${PORT[$n]} || -z ${SPID[$n]} ]]; then
+    WHY="did not start: $(tail -1 "$OUT/$n.stderr" 2>/dev/null | cut -c1-120 || true)"
+  fi
+}
 
-proc_cpu() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+tree_cpu() { # pids...: utime+stime jiffies summed
+  local t=0 p v
+  for p in "$@"; do
+    v=$(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null) || v=0
+    t=$(( t + ${v:-0} ))
+  done
+  echo "$t"
+}
 core_stat() { # jiffies of core $1: "busy tasks total" (busy: all but idle and
   # iowait, so softirq and steal too; tasks: user+nice+system, i.e. time some
   # process was charged for)
@@ -125,90 +230,189 @@ core_stat() { # jiffies of core $1: "busy tasks total" (busy: all but idle and
     print t - $5 - $6, $2 + $3 + $4, t }' /proc/stat
 }
 now() { date +%s.%N; }
-
-# ---- runs ----------------------------------------------------------------
-declare -A RATE SCPU CCPU ERRS CORE0 CORE1 OTH0 OTH1
-CLIENT_TIMEOUT=$(( WARMUP + SECS + 20 ))
-echo "echo.sh: $CONNS conns x $DEPTH in flight, $SIZE-byte text, warm-up ${WARMUP}s, window ${SECS}s, $RUNS runs; server on CPU $SERVER_CPU, client on CPU $CLIENT_CPU" >&2
-for r in $(seq "$RUNS"); do
-  for n in "${NAMES[@]}"; do
-    kill -0 "${SPID[$n]}" 2>/dev/null || die "$n died (see $OUT/$n.stderr)"
-    result=""
-    s0=0 t0=0 b0=(0 0 0) c0=(0 0 0)
-    # shellcheck disable=SC2086
-    while IFS= read -r line; do
-      case $line in
-        WINDOW_START*)
-          s0=$(proc_cpu "${SPID[$n]}"); t0=$(now)
-          read -r -a c0 <<< "$(core_stat "$CLIENT_CPU")"
-          read -r -a b0 <<< "$(core_stat "$SERVER_CPU")"
-          ;;
-        RESULT*)
-          s1=$(proc_cpu "${SPID[$n]}"); t1=$(now)
-          read -r -a c1 <<< "$(core_stat "$CLIENT_CPU")"
-          read -r -a b1 <<< "$(core_stat "$SERVER_CPU")"
-          result=$line
-          ;;
-      esac
-    done < <(timeout -s KILL "$CLIENT_TIMEOUT" taskset -c "$CLIENT_CPU" \
-               "$CLIENT" -h "$HOST" -p "${PORT[$n]}" -c "$CONNS" -d "$DEPTH" \
-               -s "$SIZE" -w "$WARMUP" -t "$SECS" $CLIENT_ARGS \
-               2>> "$OUT/client-$n.stderr")
-    [[ -n $result ]] || die "client run $r against $n gave no result (see $OUT/client-$n.stderr)"
-    get() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<< " $result"; }
-    RATE[$n,$r]=$(get msg_per_s)
-    ERRS[$n,$r]=$(get errors)
-    CCPU[$n,$r]=$(get client_cpu)
-    SCPU[$n,$r]=$(awk -v a="$s0" -v b="$s1" -v t0="$t0" -v t1="$t1" \
-      -v hz="$CLK_TCK" 'BEGIN { printf "%.0f", 100 * (b - a) / hz / (t1 - t0) }')
-    # core busy %, and "other": task time on that core not charged to the
-    # pinned process (other processes sharing the machine; for the client
-    # core, also the server's node threads if any strayed -- they cannot, all
-    # are pinned). High "other" means the run was disturbed.
-    pct() { awk -v d="$1" -v T="$2" 'BEGIN { printf "%.0f", (T > 0) ? 100 * d / T : 0 }'; }
-    CORE0[$n,$r]=$(pct $(( c1[0] - c0[0] )) $(( c1[2] - c0[2] )))
-    CORE1[$n,$r]=$(pct $(( b1[0] - b0[0] )) $(( b1[2] - b0[2] )))
-    ccpu_j=$(awk -v p="${CCPU[$n,$r]}" -v T=$(( c1[2] - c0[2] )) 'BEGIN { printf "%.0f", p * T / 100 }')
-    OTH0[$n,$r]=$(pct $(( c1[1] - c0[1] - ccpu_j )) $(( c1[2] - c0[2] )))
-    OTH1[$n,$r]=$(pct $(( b1[1] - b0[1] - s1 + s0 )) $(( b1[2] - b0[2] )))
-    (( OTH0[$n,$r] < 0 )) && OTH0[$n,$r]=0
-    (( OTH1[$n,$r] < 0 )) && OTH1[$n,$r]=0
-    printf 'run %d %-14s %7s msg/s  errors %s  server cpu %s%%  client cpu %s%%  core%s busy %s%% (other %s%%)  core%s busy %s%% (other %s%%)\n' \
-      "$r" "$n" "${RATE[$n,$r]}" "${ERRS[$n,$r]}" "${SCPU[$n,$r]}" "${CCPU[$n,$r]}" \
-      "$SERVER_CPU" "${CORE1[$n,$r]}" "${OTH1[$n,$r]}" "$CLIENT_CPU" "${CORE0[$n,$r]}" "${OTH0[$n,$r]}" >&2
-  done
-done
-
-# ---- table ---------------------------------------------------------------
 median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 }
-  END { if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
-declare -A MED
-for n in "${NAMES[@]}"; do
-  vals=(); for r in $(seq "$RUNS"); do vals+=("${RATE[$n,$r]}"); done
-  MED[$n]=$(median "${vals[@]}")
-done
-echo
-echo "echo throughput: $CONNS conns x $DEPTH in flight, $SIZE B text, ${SECS}s window after ${WARMUP}s warm-up; client lws-echo-load${CLIENT_ARGS:+ $CLIENT_ARGS}"
-printf '%-14s | %-26s | %7s | %6s | %6s | %7s | %7s | %-11s | %-11s\n' \
-  server "runs msg/s" median "vs ws" errors "srv cpu" "cli cpu" "core$SERVER_CPU busy/oth" "core$CLIENT_CPU busy/oth"
-printf -- '---------------+----------------------------+---------+--------+--------+---------+---------+-------------+------------\n'
-for n in "${NAMES[@]}"; do
-  runs="" errs=0 sc=() cc=() k1=() k0=() o1=() o0=()
-  for r in $(seq "$RUNS"); do
-    mark=""
-    (( OTH0[$n,$r] > 10 || OTH1[$n,$r] > 10 )) && mark="*"
-    runs+="${RATE[$n,$r]}$mark "
-    errs=$(( errs + ${ERRS[$n,$r]} ))
-    sc+=("${SCPU[$n,$r]}"); cc+=("${CCPU[$n,$r]}")
-    k1+=("${CORE1[$n,$r]}"); k0+=("${CORE0[$n,$r]}")
-    o1+=("${OTH1[$n,$r]}"); o0+=("${OTH0[$n,$r]}")
+  END { if (NR == 0) print 0; else if (NR % 2) print a[(NR + 1) / 2];
+        else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+json_str() { local s=${1//\\/\\\\}; s=${s//\"/\\\"}; printf '"%s"' "${s//$'\t'/ }"; }
+
+# one client run: scenario, server, warmup, window, extra flags -> sets the
+# globals R_* (R_LINE empty if the client gave no result)
+client_run() {
+  local s=$1 n=$2 w=$3 t=$4 extra=$5 line
+  local args=(-h "$HOST" -p "${PORT[$n]}" -c "${SC_CONNS[$s]}" -d "${SC_DEPTH[$s]}"
+              -s "${SC_SIZE[$s]}" -w "$w" -t "$t")
+  [[ ${SC_TYPE[$s]} == binary ]] && args+=(-b)
+  local errlog=$OUT/client-$n-$s.stderr
+  R_LINE="" R_S0=0 R_S1=0 R_T0=0 R_T1=0 R_C0=(0 0 0) R_C1=(0 0 0) R_B0=(0 0 0) R_B1=(0 0 0)
+  local tree=()
+  echo "--- $(date +%T) $s w=$w t=$t $extra $CLIENT_ARGS" >> "$errlog"
+  # shellcheck disable=SC2086
+  while IFS= read -r line; do
+    case $line in
+      WINDOW_START*)
+        mapfile -t tree < <(descendants "${SPID[$n]}")
+        R_S0=$(tree_cpu "${tree[@]}"); R_T0=$(now)
+        read -r -a R_C0 <<< "$(core_stat "$CLIENT_CPU")"
+        read -r -a R_B0 <<< "$(core_stat "$SERVER_CPU")"
+        ;;
+      RESULT*)
+        R_S1=$(tree_cpu "${tree[@]}"); R_T1=$(now)
+        read -r -a R_C1 <<< "$(core_stat "$CLIENT_CPU")"
+        read -r -a R_B1 <<< "$(core_stat "$SERVER_CPU")"
+        R_LINE=$line
+        ;;
+    esac
+  done < <(timeout -s KILL $(( ${w%.*} + ${t%.*} + 25 )) taskset -c "$CLIENT_CPU" \
+             "$CLIENT" "${args[@]}" $extra $CLIENT_ARGS 2>> "$errlog")
+}
+get() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<< " $R_LINE"; }
+client_reason() { # why a client run failed, from its stderr
+  local f=$OUT/client-$1-$2.stderr
+  { grep -v '^---\|^detail' "$f" 2>/dev/null || true; } | tail -1 | cut -c1-100
+}
+
+# ---- runs ----------------------------------------------------------------------
+echo "echo.sh: scenarios ${SCN[*]}; servers ${NAMES[*]}; warm-up ${WARMUP}s, window ${SECS}s, $RUNS run(s); server on CPU $SERVER_CPU, client on CPU $CLIENT_CPU; load average $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+RESULTS=$OUT/echo-results.jsonl
+: > "$RESULTS"
+REPORT=()
+
+for s in "${SCN[@]}"; do
+  C=${SC_CONNS[$s]} D=${SC_DEPTH[$s]} Z=${SC_SIZE[$s]} TY=${SC_TYPE[$s]}
+  SHOW_MB=0; (( Z >= 4096 )) && SHOW_MB=1
+  declare -A BROKEN=() RATE=() MB=() SCPU=() CCPU=() ERRS=() OTH0=() OTH1=() CORE0=() CORE1=()
+  # fragment size for the fragmented smoke run: about three frames a message
+  FRAG=$(( (Z + 2) / 3 )); (( FRAG < 8 )) && FRAG=8
+  LIFE=$(( ${#NAMES[@]} * (2 * 30 + RUNS * (WARMUP + SECS + 30)) + 60 ))
+  note "scenario $s: $C conns x $D in flight x $Z B $TY"
+  for n in "${NAMES[@]}"; do
+    if [[ -n ${BROKEN_ALL[$n]:-} ]]; then BROKEN[$n]=${BROKEN_ALL[$n]}; continue; fi
+    start_server "$n" "$LIFE"
+    [[ -n $WHY ]] && BROKEN[$n]=$WHY
   done
-  ratio=$(awk -v a="${MED[$n]}" -v b="${MED[node-ws]}" 'BEGIN { printf "%.2fx", (b > 0) ? a / b : 0 }')
-  printf '%-14s | %-26s | %7.0f | %6s | %6d | %6.0f%% | %6.0f%% | %4.0f%%/%3.0f%%  | %4.0f%%/%3.0f%%\n' \
-    "$n" "$runs" "${MED[$n]}" "$ratio" "$errs" "$(median "${sc[@]}")" \
-    "$(median "${cc[@]}")" "$(median "${k1[@]}")" "$(median "${o1[@]}")" \
-    "$(median "${k0[@]}")" "$(median "${o0[@]}")"
+  # smoke: whole messages, then fragmented ones, 1 s each, no error allowed
+  for n in "${NAMES[@]}"; do
+    [[ -n ${BROKEN[$n]:-} ]] && continue
+    for extra in "" "-F $FRAG"; do
+      client_run "$s" "$n" 0 1 "$extra"
+      if [[ -z $R_LINE ]]; then
+        BROKEN[$n]="smoke${extra:+ $extra}: no result: $(client_reason "$n" "$s")"
+      elif [[ $(get errors) != 0 || $(get msgs) == 0 ]]; then
+        BROKEN[$n]="smoke${extra:+ $extra}: $(get errors) errors, $(get msgs) echoes: $(client_reason "$n" "$s")"
+      fi
+      [[ -n ${BROKEN[$n]:-} ]] && { note "$n broken in $s: ${BROKEN[$n]}"; break; }
+    done
+  done
+  for r in $(seq "$RUNS"); do
+    for n in "${NAMES[@]}"; do
+      [[ -n ${BROKEN[$n]:-} ]] && continue
+      if ! kill -0 "${SPID[$n]}" 2>/dev/null; then
+        BROKEN[$n]="died before run $r (see $OUT/$n.stderr)"; continue
+      fi
+      client_run "$s" "$n" "$WARMUP" "$SECS" ""
+      if [[ -z $R_LINE ]]; then
+        RATE[$n,$r]=0 MB[$n,$r]=0 ERRS[$n,$r]=1 CCPU[$n,$r]=0 SCPU[$n,$r]=0
+        OTH0[$n,$r]=0 OTH1[$n,$r]=0 CORE0[$n,$r]=0 CORE1[$n,$r]=0
+        note "run $r $n: no result: $(client_reason "$n" "$s")"
+        continue
+      fi
+      RATE[$n,$r]=$(get msg_per_s)
+      MB[$n,$r]=$(get mb_per_s)
+      ERRS[$n,$r]=$(get errors)
+      CCPU[$n,$r]=$(get client_cpu)
+      SCPU[$n,$r]=$(awk -v a="$R_S0" -v b="$R_S1" -v t0="$R_T0" -v t1="$R_T1" \
+        -v hz="$CLK_TCK" 'BEGIN { printf "%.0f", 100 * (b - a) / hz / (t1 - t0) }')
+      # core busy %, and "other": task time on that core not charged to the
+      # pinned server tree or the client (others sharing the machine). High
+      # "other" means the run was disturbed.
+      pct() { awk -v d="$1" -v T="$2" 'BEGIN { printf "%.0f", (T > 0) ? 100 * d / T : 0 }'; }
+      CORE0[$n,$r]=$(pct $(( R_C1[0] - R_C0[0] )) $(( R_C1[2] - R_C0[2] )))
+      CORE1[$n,$r]=$(pct $(( R_B1[0] - R_B0[0] )) $(( R_B1[2] - R_B0[2] )))
+      ccpu_j=$(awk -v p="${CCPU[$n,$r]}" -v T=$(( R_C1[2] - R_C0[2] )) 'BEGIN { printf "%.0f", p * T / 100 }')
+      OTH0[$n,$r]=$(pct $(( R_C1[1] - R_C0[1] - ccpu_j )) $(( R_C1[2] - R_C0[2] )))
+      OTH1[$n,$r]=$(pct $(( R_B1[1] - R_B0[1] - R_S1 + R_S0 )) $(( R_B1[2] - R_B0[2] )))
+      (( OTH0[$n,$r] < 0 )) && OTH0[$n,$r]=0
+      (( OTH1[$n,$r] < 0 )) && OTH1[$n,$r]=0
+      printf 'run %d %s %-14s %7s msg/s %8s MB/s  errors %s  server cpu %s%%  client cpu %s%%  core%s busy %s%% (other %s%%)  core%s busy %s%% (other %s%%)\n' \
+        "$r" "$s" "$n" "${RATE[$n,$r]}" "${MB[$n,$r]}" "${ERRS[$n,$r]}" "${SCPU[$n,$r]}" "${CCPU[$n,$r]}" \
+        "$SERVER_CPU" "${CORE1[$n,$r]}" "${OTH1[$n,$r]}" "$CLIENT_CPU" "${CORE0[$n,$r]}" "${OTH0[$n,$r]}" >&2
+    done
+  done
+  stop_servers
+
+  # ---- table and JSON for this scenario ----
+  declare -A MED=()
+  for n in "${NAMES[@]}"; do
+    [[ -n ${BROKEN[$n]:-} ]] && continue
+    vals=(); for r in $(seq "$RUNS"); do vals+=("${RATE[$n,$r]:-0}"); done
+    MED[$n]=$(median "${vals[@]}")
+  done
+  ref=${MED[$REF]:-0}
+  tbl=$(
+    echo
+    echo "scenario $s: $C conns x $D in flight x $Z B $TY, ${SECS}s window after ${WARMUP}s warm-up, $RUNS run(s); client lws-echo-load${CLIENT_ARGS:+ $CLIENT_ARGS}"
+    hdr_mb=""; (( SHOW_MB )) && hdr_mb=$(printf ' | %7s' "MB/s")
+    printf '%-14s | %-28s | %8s%s | %8s | %7s | %10s | %7s | %6s | %-11s\n' \
+      server "runs msg/s" "median" "$hdr_mb" "vs luajit" "srv cpu" "srv us/msg" "cli cpu" errors "core$SERVER_CPU busy/oth"
+    echo "---------------+------------------------------+----------$( (( SHOW_MB )) && echo '+---------')+----------+---------+------------+---------+--------+------------"
+    for n in "${NAMES[@]}"; do
+      if [[ -n ${BROKEN[$n]:-} ]]; then
+        printf '%-14s | broken: %s\n' "$n" "${BROKEN[$n]}"
+        continue
+      fi
+      runs="" errs=0 sc=() cc=() mb=() k1=() o1=()
+      for r in $(seq "$RUNS"); do
+        mark=""
+        (( ${OTH0[$n,$r]:-0} > 10 || ${OTH1[$n,$r]:-0} > 10 )) && mark="*"
+        runs+="${RATE[$n,$r]:-0}$mark "
+        errs=$(( errs + ${ERRS[$n,$r]:-0} ))
+        sc+=("${SCPU[$n,$r]:-0}"); cc+=("${CCPU[$n,$r]:-0}"); mb+=("${MB[$n,$r]:-0}")
+        k1+=("${CORE1[$n,$r]:-0}"); o1+=("${OTH1[$n,$r]:-0}")
+      done
+      ratio=$(awk -v a="${MED[$n]}" -v b="$ref" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else printf "n/a" }')
+      scm=$(median "${sc[@]}")
+      usm=$(awk -v c="$scm" -v m="${MED[$n]}" 'BEGIN { if (m > 0) printf "%.2f", c * 1e4 / m; else printf "n/a" }')
+      col_mb=""; (( SHOW_MB )) && col_mb=$(printf ' | %7.1f' "$(median "${mb[@]}")")
+      printf '%-14s | %-28s | %8.0f%s | %8s | %6.0f%% | %10s | %6.0f%% | %6d | %4.0f%%/%3.0f%%\n' \
+        "$n" "$runs" "${MED[$n]}" "$col_mb" "$ratio" "$scm" "$usm" \
+        "$(median "${cc[@]}")" "$errs" "$(median "${k1[@]}")" "$(median "${o1[@]}")"
+    done
+  )
+  echo "$tbl" >&2   # progress; all tables go to stdout at the end
+  REPORT+=("$tbl")
+
+  json="{\"scenario\":$(json_str "$s"),\"conns\":$C,\"depth\":$D,\"size\":$Z,\"type\":\"$TY\",\"warmup_s\":$WARMUP,\"window_s\":$SECS,\"runs\":$RUNS,\"server_cpu\":$SERVER_CPU,\"client_cpu\":$CLIENT_CPU,\"ref\":\"$REF\",\"servers\":{"
+  first=1
+  for n in "${NAMES[@]}"; do
+    (( first )) || json+=","; first=0
+    if [[ -n ${BROKEN[$n]:-} ]]; then
+      json+="$(json_str "$n"):{\"broken\":$(json_str "${BROKEN[$n]}")}"
+      continue
+    fi
+    rr=() mm=() sc=() cc=() errs=0 dist=0
+    for r in $(seq "$RUNS"); do
+      rr+=("${RATE[$n,$r]:-0}"); mm+=("${MB[$n,$r]:-0}")
+      sc+=("${SCPU[$n,$r]:-0}"); cc+=("${CCPU[$n,$r]:-0}")
+      errs=$(( errs + ${ERRS[$n,$r]:-0} ))
+      (( ${OTH0[$n,$r]:-0} > 10 || ${OTH1[$n,$r]:-0} > 10 )) && dist=$(( dist + 1 ))
+    done
+    ratio=$(awk -v a="${MED[$n]}" -v b="$ref" 'BEGIN { if (b > 0) printf "%.3f", a / b; else printf "null" }')
+    json+="$(json_str "$n"):{\"msg_per_s\":[$(IFS=,; echo "${rr[*]}")],\"median_msg_per_s\":${MED[$n]},\"median_mb_per_s\":$(median "${mm[@]}"),\"ratio_vs_ref\":$ratio,\"server_cpu_pct\":$(median "${sc[@]}"),\"client_cpu_pct\":$(median "${cc[@]}"),\"errors\":$errs,\"disturbed_runs\":$dist}"
+  done
+  json+="}}"
+  echo "$json" >> "$RESULTS"
+  unset BROKEN RATE MB SCPU CCPU ERRS OTH0 OTH1 CORE0 CORE1 MED
 done
-echo "(errors: summed over runs, whole client run. cpu: median over runs, % of one core over the measured window."
-echo " core busy: all but idle/iowait, softirq included; oth: task time on that core charged to neither server nor client,"
-echo " i.e. other work sharing the machine; a run marked * had more than 10% of it on a core: disturbed)"
+
+# ---- all tables again, then the JSON lines ------------------------------------------
+echo
+echo "==== echo throughput (load average now $(cut -d' ' -f1-3 /proc/loadavg)) ===="
+for t in "${REPORT[@]}"; do echo "$t"; done
+echo
+echo "(runs: msg/s per run, a * marks a disturbed run: more than 10% of a core's time went to processes other than"
+echo " this server and client. vs luajit: ratio of medians to $REF's. srv cpu: the server's process tree (nginx: master + its one"
+echo " worker), median % of one core over the window; srv us/msg: that CPU per echoed message, the fairer figure when"
+echo " the client is the bottleneck (cli cpu near 100%). MB/s: payload echoed per second, one direction, 10^6 B."
+echo " errors: summed over the timed runs (whole client runs). Servers marked broken failed a smoke run and were not timed.)"
+echo
+cat "$RESULTS"

@@ -2,21 +2,34 @@
  * lws-echo-load: closed-loop WebSocket echo load generator on libwebsockets.
  *
  * An independent client (no duplex code): N connections, each keeping
- * DEPTH text messages of SIZE bytes in flight. Every echo received is
+ * DEPTH messages of SIZE bytes in flight (text, or binary with -b). Every echo received is
  * checked (length and content, in order per connection) and immediately
  * replaced by a new send. After a warm-up, echoes are counted over a fixed
  * window. Stdout gets "WINDOW_START" (flushed) when the window opens, and
  * one RESULT line when it closes:
  *
  *   RESULT msgs=... secs=... msg_per_s=... errors=... conns=... client_cpu=...
+ *          mode=... type=text|binary size=... mb_per_s=...
+ *
+ * (mb_per_s: payload bytes echoed per second, one direction, in 10^6 B.)
  *
  * usage: lws-echo-load -p PORT [-h 127.0.0.1] [-c 100] [-d 16] [-s 32]
- *                      [-w 2] [-t 5] [-T 10 (connect timeout, s)] [-1]
+ *                      [-w 2] [-t 5] [-T 10 (connect timeout, s)] [-1] [-b]
+ *
+ * -F FRAG (batched mode only) sends each message as a first frame and
+ * continuation frames of at most FRAG payload bytes each, to check that a
+ * server gathers fragmented messages whole.
+ *
+ * SIZE: 20 bytes to 1 MiB. -b sends binary frames and expects binary echoes
+ * (text otherwise; a binary echo of a text message, or the reverse, is an
+ * error). Echoes may arrive in any number of fragments and lws reads; they
+ * are gathered whole before the check.
  *
  * Two send modes (libwebsockets does the connect, the handshake, the event
  * loop and all receive-side parsing in both):
  *   batched (default): in each WRITEABLE callback every send owed on that
- *     connection is framed here (text frame, FIN, masked as RFC 6455 asks of
+ *     connection (up to 256 KiB of frames) is framed here (text or binary,
+ *     FIN, or fragments with -F; masked as RFC 6455 asks of
  *     a client, mask keys from a cheap xorshift PRNG) and handed to lws in
  *     ONE lws_write(LWS_WRITE_RAW), so one send() carries several frames.
  *   -1 (one-by-one): one lws_write(LWS_WRITE_TEXT) per message, lws framing
@@ -36,7 +49,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define MAX_SIZE 1024
+#define MAX_SIZE (1024 * 1024)
 
 struct conn {
 	struct lws *wsi;
@@ -47,7 +60,7 @@ struct conn {
 	uint32_t next_tx_seq;  /* sequence number of the next message sent */
 	uint32_t next_rx_seq;  /* sequence number expected in the next echo */
 	size_t rx_len;         /* bytes of the current message gathered so far */
-	unsigned char rx[MAX_SIZE];
+	unsigned char *rx;     /* msg_size bytes */
 };
 
 static const char *host = "127.0.0.1";
@@ -59,8 +72,15 @@ static int n_established, n_dead;
 static uint64_t rx_total, tx_total;
 static uint64_t errors, err_mismatch, err_conn, err_closed, err_write;
 static volatile sig_atomic_t interrupted;
-static int one_by_one;
+static int one_by_one, binary;
 #define MAX_BATCH 64
+#define BATCH_BYTES (256 * 1024) /* at most this much framed per write... */
+static unsigned max_batch;      /* ...so this many messages (>= 1) */
+static unsigned char *txbuf;    /* LWS_PRE + max_batch framed messages */
+static unsigned char *expect;   /* msg_size bytes */
+static int frag_size;           /* -F: payload bytes per frame (0: one) */
+static unsigned char *scratch;  /* msg_size bytes, for -F */
+static size_t framed_max;       /* bytes of one framed message */
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
 
 static uint32_t rng32(void)
@@ -97,6 +117,8 @@ static void put_dec(unsigned char *out, uint32_t v, int digits)
 	}
 }
 
+static unsigned char *letters;
+
 static void make_payload(unsigned char *out, int idx, uint32_t seq)
 {
 	/* "c%05d s%010u " then letters: 19 bytes of header (SIZE >= 20) */
@@ -106,8 +128,88 @@ static void make_payload(unsigned char *out, int idx, uint32_t seq)
 	out[7] = 's';
 	put_dec(out + 8, seq, 10);
 	out[18] = ' ';
-	for (int i = 19; i < msg_size; i++)
-		out[i] = (unsigned char)('a' + (seq + (uint32_t)i) % 26);
+	/* out[i] = 'a' + (seq + i) % 26, i >= 19 */
+	memcpy(out + 19, letters + seq % 26 + 19, (size_t)msg_size - 19);
+}
+
+/* letters[j] = 'a' + j % 26, for j < msg_size + 26 */
+
+static void make_letters(void)
+{
+	letters = malloc((size_t)msg_size + 26);
+	if (!letters) {
+		fprintf(stderr, "out of memory\n");
+		exit(1);
+	}
+	for (int j = 0; j < msg_size + 26; j++)
+		letters[j] = (unsigned char)('a' + j % 26);
+}
+
+/* XOR N bytes at P with the 4-byte MASK, a word at a time */
+static void apply_mask(unsigned char *p, size_t n, const unsigned char mask[4])
+{
+	uint64_t m8;
+	unsigned char mm[8] = { mask[0], mask[1], mask[2], mask[3],
+				mask[0], mask[1], mask[2], mask[3] };
+	memcpy(&m8, mm, 8);
+	size_t i = 0;
+	for (; i + 8 <= n; i += 8) {
+		uint64_t w;
+		memcpy(&w, p + i, 8);
+		w ^= m8;
+		memcpy(p + i, &w, 8);
+	}
+	for (; i < n; i++)
+		p[i] ^= mask[i & 3];
+}
+
+/* One frame header, masked as a client must: returns the mask key. */
+static unsigned char *put_header(unsigned char *p, int opcode, int fin,
+				 size_t len, unsigned char mask[4])
+{
+	*p++ = (unsigned char)((fin ? 0x80 : 0) | opcode);
+	if (len < 126) {
+		*p++ = (unsigned char)(0x80 | len);
+	} else if (len <= 0xffff) {
+		*p++ = 0x80 | 126;
+		*p++ = (unsigned char)(len >> 8);
+		*p++ = (unsigned char)(len & 0xff);
+	} else {
+		*p++ = 0x80 | 127;
+		for (int i = 7; i >= 0; i--)
+			*p++ = (unsigned char)((uint64_t)len >> (8 * i));
+	}
+	uint32_t m = rng32();
+	mask[0] = (unsigned char)(m >> 24);
+	mask[1] = (unsigned char)(m >> 16);
+	mask[2] = (unsigned char)(m >> 8);
+	mask[3] = (unsigned char)m;
+	memcpy(p, mask, 4);
+	return p + 4;
+}
+
+/* Message SEQ of connection IDX framed at P (one frame, or frames of at
+ * most frag_size bytes with -F); returns the end. */
+static unsigned char *put_message(unsigned char *p, int idx, uint32_t seq)
+{
+	int opcode = binary ? 0x2 : 0x1;
+	unsigned char mask[4];
+	if (!frag_size || frag_size >= msg_size) {
+		p = put_header(p, opcode, 1, (size_t)msg_size, mask);
+		make_payload(p, idx, seq);
+		apply_mask(p, (size_t)msg_size, mask);
+		return p + msg_size;
+	}
+	make_payload(scratch, idx, seq);
+	for (int off = 0; off < msg_size; off += frag_size) {
+		int n = msg_size - off < frag_size ? msg_size - off : frag_size;
+		p = put_header(p, off ? 0x0 : opcode, off + n == msg_size,
+			       (size_t)n, mask);
+		memcpy(p, scratch + off, (size_t)n);
+		apply_mask(p, (size_t)n, mask);
+		p += n;
+	}
+	return p;
 }
 
 static void count_error(uint64_t *kind)
@@ -120,8 +222,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason,
 		    void *user, void *in, size_t len)
 {
 	struct conn *c = (struct conn *)lws_get_opaque_user_data(wsi);
-	static unsigned char buf[LWS_PRE + MAX_BATCH * (MAX_SIZE + 8)];
-	unsigned char expect[MAX_SIZE];
+	unsigned char *buf = txbuf;
 	(void)user;
 
 	switch (reason) {
@@ -147,25 +248,8 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason,
 		if (!one_by_one) {
 			unsigned char *p = buf + LWS_PRE;
 			unsigned k = 0;
-			while (c->to_send > 0 && k < MAX_BATCH) {
-				*p++ = 0x81; /* FIN + text */
-				if (msg_size < 126) {
-					*p++ = (unsigned char)(0x80 | msg_size);
-				} else {
-					*p++ = 0x80 | 126;
-					*p++ = (unsigned char)(msg_size >> 8);
-					*p++ = (unsigned char)(msg_size & 0xff);
-				}
-				uint32_t m = rng32();
-				unsigned char mask[4] = {
-					(unsigned char)(m >> 24), (unsigned char)(m >> 16),
-					(unsigned char)(m >> 8), (unsigned char)m };
-				memcpy(p, mask, 4);
-				p += 4;
-				make_payload(p, c->idx, c->next_tx_seq);
-				for (int i = 0; i < msg_size; i++)
-					p[i] ^= mask[i & 3];
-				p += msg_size;
+			while (c->to_send > 0 && k < max_batch) {
+				p = put_message(p, c->idx, c->next_tx_seq);
 				c->next_tx_seq++;
 				c->to_send--;
 				k++;
@@ -189,7 +273,8 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason,
 			first = 0;
 			make_payload(buf + LWS_PRE, c->idx, c->next_tx_seq);
 			int n = lws_write(wsi, buf + LWS_PRE, (size_t)msg_size,
-					  LWS_WRITE_TEXT);
+					  binary ? LWS_WRITE_BINARY
+						 : LWS_WRITE_TEXT);
 			if (n < msg_size) {
 				count_error(&err_write);
 				return -1;
@@ -204,8 +289,16 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason,
 	}
 
 	case LWS_CALLBACK_CLIENT_RECEIVE:
-		if (lws_frame_is_binary(wsi) || c->rx_len + len > MAX_SIZE) {
+		if (!lws_frame_is_binary(wsi) != !binary ||
+		    c->rx_len + len > (size_t)msg_size) {
 			count_error(&err_mismatch);
+			if (err_mismatch <= 5)
+				fprintf(stderr, "conn %d: echo %s (expected "
+					"seq %u)\n", c->idx,
+					!lws_frame_is_binary(wsi) != !binary
+						? "of the wrong type"
+						: "longer than sent",
+					c->next_rx_seq);
 			c->rx_len = 0;
 			return -1;
 		}
@@ -248,8 +341,8 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason,
 	return 0;
 }
 
-static const struct lws_protocols protocols[] = {
-	{ "echo-load", callback, 0, MAX_SIZE + LWS_PRE, 0, NULL, 0 },
+static struct lws_protocols protocols[] = {
+	{ "echo-load", callback, 0, 0 /* set in main */, 0, NULL, 0 },
 	{ NULL, NULL, 0, 0, 0, NULL, 0 }
 };
 
@@ -272,14 +365,15 @@ static void usage(void)
 	fprintf(stderr,
 		"usage: lws-echo-load -p PORT [-h HOST] [-c CONNS] [-d DEPTH] "
 		"[-s SIZE] [-w WARMUP_S] [-t WINDOW_S] [-T CONNECT_TIMEOUT_S] "
-		"[-1 (one lws_write per message)]\n");
+		"[-1 (one lws_write per message)] [-b (binary)] "
+		"[-F FRAG (send each message as frames of FRAG bytes)]\n");
 	exit(2);
 }
 
 int main(int argc, char **argv)
 {
 	int opt;
-	while ((opt = getopt(argc, argv, "h:p:c:d:s:w:t:T:1")) != -1) {
+	while ((opt = getopt(argc, argv, "h:p:c:d:s:w:t:T:1bF:")) != -1) {
 		switch (opt) {
 		case 'h': host = optarg; break;
 		case 'p': port = atoi(optarg); break;
@@ -290,14 +384,38 @@ int main(int argc, char **argv)
 		case 't': window_s = atof(optarg); break;
 		case 'T': connect_timeout_s = atof(optarg); break;
 		case '1': one_by_one = 1; break;
+		case 'b': binary = 1; break;
+		case 'F': frag_size = atoi(optarg); break;
 		default: usage();
 		}
 	}
 	if (port <= 0 || nconns <= 0 || nconns > 99999 || depth <= 0 ||
-	    msg_size < 20 ||
-	    msg_size > 0xffff ||
-	    msg_size > MAX_SIZE || window_s <= 0)
+	    msg_size < 20 || msg_size > MAX_SIZE || warmup_s < 0 ||
+	    window_s <= 0)
 		usage();
+	if (frag_size < 0 || (frag_size && one_by_one))
+		usage();
+	{
+		size_t frames = frag_size && frag_size < msg_size
+			? ((size_t)msg_size + frag_size - 1) / frag_size : 1;
+		framed_max = (size_t)msg_size + 14 * frames;
+	}
+	max_batch = (unsigned)(BATCH_BYTES / framed_max);
+	if (max_batch < 1)
+		max_batch = 1;
+	if (max_batch > MAX_BATCH)
+		max_batch = MAX_BATCH;
+	txbuf = malloc(LWS_PRE + (size_t)max_batch * framed_max);
+	expect = malloc((size_t)msg_size);
+	scratch = malloc((size_t)msg_size);
+	make_letters();
+	if (!txbuf || !expect || !scratch) {
+		fprintf(stderr, "out of memory\n");
+		return 1;
+	}
+	/* bytes per RECEIVE callback: the whole message up to 64 KiB */
+	protocols[0].rx_buffer_size =
+		(size_t)(msg_size < 65536 ? msg_size : 65536) + LWS_PRE;
 
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
@@ -310,6 +428,7 @@ int main(int argc, char **argv)
 	info.protocols = protocols;
 	info.fd_limit_per_thread = (unsigned)(nconns + 16);
 	info.timeout_secs = (unsigned)connect_timeout_s + 1;
+	info.pt_serv_buf_size = 65536; /* bytes per read() (default 4096) */
 	ctx = lws_create_context(&info);
 	if (!ctx) {
 		fprintf(stderr, "lws_create_context failed\n");
@@ -321,6 +440,11 @@ int main(int argc, char **argv)
 		struct lws_client_connect_info ci;
 		memset(&ci, 0, sizeof ci);
 		conns[i].idx = i;
+		conns[i].rx = malloc((size_t)msg_size);
+		if (!conns[i].rx) {
+			fprintf(stderr, "out of memory\n");
+			return 1;
+		}
 		ci.context = ctx;
 		ci.address = host;
 		ci.port = port;
@@ -380,11 +504,14 @@ int main(int argc, char **argv)
 		live = 0;
 
 	printf("RESULT msgs=%llu secs=%.3f msg_per_s=%.0f errors=%llu "
-	       "conns=%d client_cpu=%.1f mode=%s\n",
+	       "conns=%d client_cpu=%.1f mode=%s type=%s size=%d "
+	       "mb_per_s=%.2f\n",
 	       (unsigned long long)(rx1 - rx0), secs, (rx1 - rx0) / secs,
 	       (unsigned long long)errors, live,
 	       100.0 * (cpu1 - cpu0) / secs,
-	       one_by_one ? "one-by-one" : "batched");
+	       one_by_one ? "one-by-one" : "batched",
+	       binary ? "binary" : "text", msg_size,
+	       (double)(rx1 - rx0) * msg_size / secs / 1e6);
 	fprintf(stderr,
 		"detail: connect %.3fs, established %d/%d, sent %llu, "
 		"received %llu, errors in window %llu (mismatch %llu, "
@@ -398,6 +525,12 @@ int main(int argc, char **argv)
 
 	interrupted = 1; /* closes from here on are ours, not errors */
 	lws_context_destroy(ctx);
+	for (int i = 0; i < nconns; i++)
+		free(conns[i].rx);
 	free(conns);
+	free(txbuf);
+	free(expect);
+	free(scratch);
+	free(letters);
 	return 0;
 }
