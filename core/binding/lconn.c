@@ -7,9 +7,19 @@
 
 static const char *const closed_msg = "attempt to use a closed connection";
 
+/* The handle at 1. Every function of this file is a closure whose first
+ * upvalue is the connection metatable: comparing with it is cheaper than
+ * luaL_checkudata's registry lookup, on the path of every ws:send. */
 static dx_lconn *check(lua_State *L)
 {
-    return luaL_checkudata(L, 1, DX_CONN_MT);
+    dx_lconn *w = lua_touserdata(L, 1);
+    if (w && lua_getmetatable(L, 1)) {
+        int same = lua_rawequal(L, -1, lua_upvalueindex(1));
+        lua_pop(L, 1);
+        if (same)
+            return w;
+    }
+    return luaL_checkudata(L, 1, DX_CONN_MT);   /* raises the usual error */
 }
 
 /* The live connection behind the handle at 1, or a raised error once the
@@ -159,12 +169,12 @@ static void push_data(lua_State *L)
 
 static int l_index(lua_State *L)
 {
+    lua_pushvalue(L, 2);
+    lua_rawget(L, lua_upvalueindex(2));        /* a method: no need to look at ws */
+    if (!lua_isnil(L, -1) || lua_type(L, 2) != LUA_TSTRING)
+        return 1;
     dx_lconn *w = check(L);
     const char *k = lua_tostring(L, 2);
-    lua_pushvalue(L, 2);
-    lua_rawget(L, lua_upvalueindex(1));        /* a method */
-    if (!lua_isnil(L, -1) || k == NULL)
-        return 1;
     if (strcmp(k, "id") == 0)
         lua_pushinteger(L, w->id);
     else if (strcmp(k, "remote") == 0)
@@ -213,21 +223,34 @@ static const luaL_Reg methods[] = {
     { NULL, NULL }
 };
 
+/* Pushes f as a closure over the metatable at mt. */
+static void push_method(lua_State *L, int mt, lua_CFunction f)
+{
+    lua_pushvalue(L, mt);
+    lua_pushcclosure(L, f, 1);
+}
+
 void dx_conn_open_lib(lua_State *L)
 {
     luaL_newmetatable(L, DX_CONN_MT);
+    int mt = lua_gettop(L);
     lua_newtable(L);
-    dx_setfuncs(L, methods);
-    lua_pushcclosure(L, l_index, 1);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, l_newindex);
-    lua_setfield(L, -2, "__newindex");
-    lua_pushcfunction(L, l_tostring);
-    lua_setfield(L, -2, "__tostring");
-    lua_pushcfunction(L, l_gc);
-    lua_setfield(L, -2, "__gc");
+    for (const luaL_Reg *r = methods; r->name; r++) {
+        push_method(L, mt, r->func);
+        lua_setfield(L, -2, r->name);
+    }
+    lua_pushvalue(L, mt);
+    lua_insert(L, -2);
+    lua_pushcclosure(L, l_index, 2);           /* upvalues: the metatable, the methods */
+    lua_setfield(L, mt, "__index");
+    push_method(L, mt, l_newindex);
+    lua_setfield(L, mt, "__newindex");
+    push_method(L, mt, l_tostring);
+    lua_setfield(L, mt, "__tostring");
+    push_method(L, mt, l_gc);
+    lua_setfield(L, mt, "__gc");
     lua_pushliteral(L, "duplex.connection");
-    lua_setfield(L, -2, "__name");
+    lua_setfield(L, mt, "__name");
     lua_pop(L, 1);
 }
 

@@ -12,6 +12,7 @@
 #define DX_READ_BUFFER (256 * 1024)   /* one per server, shared by its connections */
 #define DX_OUT_CHUNK 2048             /* smallest output chunk; small sends share one */
 #define DX_IOV_MAX 64                 /* chunks handed to one sendmsg */
+#define DX_SPARE_MAX 64               /* output chunks a server keeps for reuse */
 
 /* A frame queued for many connections at once (a publish): one buffer,
  * freed when the last queue lets go of it. */
@@ -134,6 +135,8 @@ struct dx_server {
     z_stream *shared_inflate;      /* messages whose whole payload is in one read */
     uint8_t *zbuf;                 /* compressed output before it is framed */
     size_t zbuf_cap;
+    dx_out *spare;                 /* freed DX_OUT_CHUNK chunks kept for reuse */
+    int nspare;
     dx_topic **buckets;            /* topics by name */
     size_t nbuckets, ntopics;
     dx_stats stats;
@@ -189,6 +192,7 @@ int dx_out_close_frame(dx_conn *c, unsigned code, const char *reason, size_t len
 void dx_out_mark_dirty(dx_conn *c);
 void dx_out_flush(dx_conn *c);
 void dx_out_free(dx_conn *c);
+void dx_out_free_spares(dx_server *s);
 void dx_writer_cb(struct ev_loop *loop, ev_io *w, int revents);
 void dx_flusher_cb(struct ev_loop *loop, ev_prepare *w, int revents);
 

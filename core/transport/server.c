@@ -251,6 +251,7 @@ void dx_server_free(dx_server *s)
     ev_prepare_stop(s->loop, &s->flusher);
     dx_deflate_server_free(s);
     dx_topics_free(s);
+    dx_out_free_spares(s);
     free(s->rbuf);
     free(s);
 }

@@ -14,10 +14,15 @@ uint8_t *dx_out_reserve(dx_conn *c, size_t n)
 {
     dx_out *t = c->out_tail;
     if (t == NULL || t->shared || t->cap - t->len < n) {
+        dx_server *s = c->srv;
         size_t cap = n > DX_OUT_CHUNK ? n : DX_OUT_CHUNK;
-        t = malloc(sizeof *t + cap);
-        if (t == NULL)
+        if (cap == DX_OUT_CHUNK && s->spare) {   /* the common case: no malloc */
+            t = s->spare;
+            s->spare = t->next;
+            s->nspare--;
+        } else if ((t = malloc(sizeof *t + cap)) == NULL) {
             return NULL;
+        }
         t->next = NULL;
         t->shared = NULL;
         t->len = t->off = 0;
@@ -107,14 +112,37 @@ void dx_out_mark_dirty(dx_conn *c)
     c->srv->dirty = c;
 }
 
+/* Lets go of a chunk: a small own-bytes chunk goes back to the server's
+ * spares (while it keeps fewer than DX_SPARE_MAX), anything else is freed. */
+static void chunk_done(dx_server *s, dx_out *o)
+{
+    if (o->shared) {
+        dx_shared_release(o->shared);
+    } else if (o->cap == DX_OUT_CHUNK && s->nspare < DX_SPARE_MAX) {
+        o->next = s->spare;
+        s->spare = o;
+        s->nspare++;
+        return;
+    }
+    free(o);
+}
+
+void dx_out_free_spares(dx_server *s)
+{
+    while (s->spare) {
+        dx_out *next = s->spare->next;
+        free(s->spare);
+        s->spare = next;
+    }
+    s->nspare = 0;
+}
+
 void dx_out_free(dx_conn *c)
 {
     dx_out *o = c->out_head;
     while (o) {
         dx_out *next = o->next;
-        if (o->shared)
-            dx_shared_release(o->shared);
-        free(o);
+        chunk_done(c->srv, o);
         o = next;
     }
     c->out_head = c->out_tail = NULL;
@@ -134,9 +162,7 @@ static void out_consume(dx_conn *c, size_t n)
         }
         n -= left;
         c->out_head = o->next;
-        if (o->shared)
-            dx_shared_release(o->shared);
-        free(o);
+        chunk_done(c->srv, o);
     }
     if (c->out_head == NULL)
         c->out_tail = NULL;
