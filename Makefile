@@ -117,10 +117,13 @@ fuzz-deps:
 
 # ---- benchmarks (not part of test: figures, not pass/fail) ----
 
-# Echo throughput of duplex (Lua 5.4, LuaJIT) beside Node ws, measured by an
-# independent libwebsockets client: bench/echo.sh [SECONDS].
+# Echo scenarios of duplex (Lua 5.4, LuaJIT) beside Node ws, nginx with
+# lua-resty-websocket and libwebsockets, measured by an independent
+# libwebsockets client (bench/echo.sh [SECONDS]); then broadcast and connect
+# scenarios measured with duplex bench (bench/scenarios.sh).
 bench: deps build
 	bench/echo.sh $(BENCH_SECONDS)
+	bench/scenarios.sh
 
 # ---- run, install ----
 

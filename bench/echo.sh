@@ -62,8 +62,9 @@ OUT=$ROOT/bench/out
 mkdir -p "$OUT"
 CLK_TCK=$(getconf CLK_TCK)
 
-die() { echo "echo.sh: $*" >&2; exit 1; }
-note() { echo "echo.sh: $*" >&2; }
+PROG=echo.sh
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 
 read -r -a NAMES <<< "$SERVERS"
 for n in "${NAMES[@]}"; do
@@ -90,24 +91,7 @@ for s in $SCENARIOS; do
 done
 
 # ---- install and build what is needed ----------------------------------------
-declare -A BROKEN_ALL   # server -> reason it cannot run at all
-
-apt_install() { # packages...: install when root; 0 on success
-  [[ $(id -u) == 0 ]] || return 1
-  note "installing $* (apt-get)"
-  DEBIAN_FRONTEND=noninteractive timeout 600 apt-get install -y -qq "$@" >&2 ||
-    { timeout 600 apt-get update -qq >&2 &&
-      DEBIAN_FRONTEND=noninteractive timeout 600 apt-get install -y -qq "$@" >&2; }
-}
-
-want() { [[ " ${NAMES[*]} " == *" $1 "* ]]; }
-
-if want duplex-luajit || want duplex-lua5.4; then
-  if [[ ! -x build/lua5.4/duplex || ! -x build/luajit/duplex ]]; then
-    note "building duplex (make build)"
-    timeout 900 make build >&2 || die "make build failed"
-  fi
-fi
+prepare_servers "${NAMES[@]}"
 
 if ! pkg-config --exists libwebsockets 2>/dev/null; then
   apt_install libwebsockets-dev pkg-config ||
@@ -121,119 +105,15 @@ if [[ ! -x $CLIENT || bench/lws-echo-load.c -nt $CLIENT ]]; then
     die "client build failed"
 fi
 
-if want lws-c; then
-  LWSSRV=$OUT/lws-echo-server
-  if [[ ! -x $LWSSRV || bench/lws-echo-server.c -nt $LWSSRV ]]; then
-    # shellcheck disable=SC2086
-    cc -O2 -Wall -Wextra -o "$LWSSRV" bench/lws-echo-server.c $LWSFLAGS \
-      2> "$OUT/lws-c.build" || BROKEN_ALL[lws-c]="build failed (see $OUT/lws-c.build)"
-  fi
-fi
-
-if want node-ws && ! node -e "require.resolve('ws')" >/dev/null 2>&1; then
-  WSDIR=$OUT/ws-deps
-  if [[ ! -d $WSDIR/node_modules/ws ]]; then
-    note "installing ws into $WSDIR (package.json untouched)"
-    mkdir -p "$WSDIR"
-    (cd "$WSDIR" && timeout 300 npm install --no-save --silent ws >&2) ||
-      BROKEN_ALL[node-ws]="npm install ws failed"
-  fi
-  export NODE_PATH=$WSDIR/node_modules${NODE_PATH:+:$NODE_PATH}
-fi
-
-nginx_ok() {
-  command -v nginx >/dev/null && command -v python3 >/dev/null &&
-    [[ -f /usr/share/nginx/modules/ngx_http_lua_module.so &&
-       -f /usr/share/nginx/modules/ndk_http_module.so ]] &&
-    [[ -f /usr/share/lua/5.1/nginx/websocket/server.lua ||
-       -f /usr/share/lua/5.1/resty/websocket/server.lua ]]
-}
-if want nginx-lua && ! nginx_ok; then
-  # nginx-extras carries libnginx-mod-http-lua; lua-nginx-websocket is
-  # lua-resty-websocket (as nginx.websocket.*) and depends on nginx-extras.
-  apt_install nginx-extras libnginx-mod-http-lua lua-nginx-websocket python3 || true
-  nginx_ok || BROKEN_ALL[nginx-lua]="nginx-extras + libnginx-mod-http-lua + lua-nginx-websocket not installable"
-fi
-
 # ---- servers -------------------------------------------------------------------
-declare -A CMD
 CMD[duplex-lua5.4]="build/lua5.4/duplex run scripts/echo.lua --host $HOST --port 0"
 CMD[duplex-luajit]="build/luajit/duplex run scripts/echo.lua --host $HOST --port 0"
 CMD[node-ws]="node bench/ws-echo-server.js --host $HOST --port 0"
 CMD[nginx-lua]="bench/nginx/serve.sh --host $HOST --port 0 --rundir $OUT/nginx-run"
 CMD[lws-c]="$OUT/lws-echo-server --host $HOST --port 0"
 
-declare -A PID SPID PORT
-descendants() { # pid: it and all its descendants
-  local p=$1 c
-  echo "$p"
-  for c in $(pgrep -P "$p" 2>/dev/null); do descendants "$c"; done
-}
-stop_servers() {
-  local n p pids=()
-  for n in "${NAMES[@]}"; do
-    if [[ -n ${SPID[$n]:-} ]]; then
-      mapfile -t -O "${#pids[@]}" pids < <(descendants "${SPID[$n]}")
-    fi
-    [[ -n ${PID[$n]:-} ]] && pids+=("${PID[$n]}")
-  done
-  (( ${#pids[@]} )) || return 0
-  kill -TERM "${pids[@]}" 2>/dev/null || true
-  for _ in $(seq 30); do
-    local alive=0
-    for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
-    (( alive )) || break
-    sleep 0.1
-  done
-  kill -KILL "${pids[@]}" 2>/dev/null || true
-  for n in "${NAMES[@]}"; do
-    if [[ -n ${PID[$n]:-} ]]; then wait "${PID[$n]}" 2>/dev/null || true; fi
-    PID[$n]="" SPID[$n]="" PORT[$n]=""
-  done
-}
 trap stop_servers EXIT
 trap 'exit 130' INT TERM
-
-start_server() { # name lifetime: sets PID SPID PORT; WHY if it failed
-  local n=$1 life=$2 log=$OUT/$1.stdout
-  WHY=""
-  : > "$log"
-  # shellcheck disable=SC2086
-  timeout -s TERM "$life" taskset -c "$SERVER_CPU" ${CMD[$n]} \
-    > "$log" 2> "$OUT/$n.stderr" &
-  PID[$n]=$!
-  for _ in $(seq 100); do
-    grep -q "ws://$HOST:" "$log" 2>/dev/null && break
-    kill -0 "${PID[$n]}" 2>/dev/null || break
-    sleep 0.1
-  done
-  PORT[$n]=$(grep -m1 "ws://$HOST:" "$log" | sed -n "s|.*ws://$HOST:\([0-9][0-9]*\).*|\1|p" || true)
-  # `timeout` is the direct child; the server (or its launcher) is its child
-  SPID[$n]=$(pgrep -P "${PID[$n]}" | head -1 || true)
-  if [[ -z ${PORT[$n]} || -z ${SPID[$n]} ]]; then
-    WHY="did not start: $(tail -1 "$OUT/$n.stderr" 2>/dev/null | cut -c1-120 || true)"
-  fi
-}
-
-tree_cpu() { # pids...: utime+stime jiffies summed
-  local t=0 p v
-  for p in "$@"; do
-    v=$(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null) || v=0
-    t=$(( t + ${v:-0} ))
-  done
-  echo "$t"
-}
-core_stat() { # jiffies of core $1: "busy tasks total" (busy: all but idle and
-  # iowait, so softirq and steal too; tasks: user+nice+system, i.e. time some
-  # process was charged for)
-  awk -v c="cpu$1" '$1 == c { t = 0; for (i = 2; i <= NF; i++) t += $i;
-    print t - $5 - $6, $2 + $3 + $4, t }' /proc/stat
-}
-now() { date +%s.%N; }
-median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 }
-  END { if (NR == 0) print 0; else if (NR % 2) print a[(NR + 1) / 2];
-        else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
-json_str() { local s=${1//\\/\\\\}; s=${s//\"/\\\"}; printf '"%s"' "${s//$'\t'/ }"; }
 
 # one client run: scenario, server, warmup, window, extra flags -> sets the
 # globals R_* (R_LINE empty if the client gave no result)
@@ -338,7 +218,7 @@ for s in "${SCN[@]}"; do
         "$SERVER_CPU" "${CORE1[$n,$r]}" "${OTH1[$n,$r]}" "$CLIENT_CPU" "${CORE0[$n,$r]}" "${OTH0[$n,$r]}" >&2
     done
   done
-  stop_servers
+  stop_servers "${NAMES[@]}"
 
   # ---- table and JSON for this scenario ----
   declare -A MED=()
