@@ -413,9 +413,11 @@ int main(int argc, char **argv)
 		fprintf(stderr, "out of memory\n");
 		return 1;
 	}
-	/* bytes per RECEIVE callback: the whole message up to 64 KiB */
-	protocols[0].rx_buffer_size =
-		(size_t)(msg_size < 65536 ? msg_size : 65536) + LWS_PRE;
+	/* bytes per RECEIVE callback, and so per read() of the socket: the
+	 * whole message up to 64 KiB, but never less than 64 KiB's worth of
+	 * small messages (a buffer of one 32-byte message made every read
+	 * return one message, and the client measured itself) */
+	protocols[0].rx_buffer_size = 65536 + LWS_PRE;
 
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
