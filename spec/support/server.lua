@@ -167,7 +167,9 @@ function M.start(app_path, extra_args, o)
   }, Server)
   local argv = { q(o.bin or M.BIN), "run", q(app_path), "--host", q(o.host or "127.0.0.1"), "--port", "0" }
   for _, a in ipairs(extra_args or {}) do argv[#argv + 1] = q(a) end
-  local inner = table.concat(argv, " ")
+  -- Servers may hold many connections (the 10 000-subscriber spec): raise
+  -- the open-file limit to what the system allows.
+  local inner = "ulimit -n $(ulimit -Hn) 2>/dev/null; " .. table.concat(argv, " ")
     .. " >" .. q(self.stdout_path) .. " 2>" .. q(self.stderr_path) .. " </dev/null & p=$!; echo $p; "
     .. "wait $p; echo \"exit $?\" >" .. q(self.status_path)
   -- The outer shell backgrounds the wrapper and returns at once; the wrapper
