@@ -135,7 +135,11 @@ local function start_server(app, pin)
   if pin then
     argv = { "taskset", "-c", tostring(pin) }
   end
-  for _, w in ipairs { exe, "run", app, "--host", "127.0.0.1", "--port", "0" } do
+  argv[#argv + 1] = exe
+  -- Run by a Lua interpreter (the launcher LuaRocks installs), the command
+  -- is that interpreter plus the launcher script; the C `duplex` is alone.
+  if arg and arg[-1] and arg[0] then argv[#argv + 1] = arg[0] end
+  for _, w in ipairs { "run", app, "--host", "127.0.0.1", "--port", "0" } do
     argv[#argv + 1] = w
   end
   local errpath = os.tmpname()
