@@ -68,6 +68,10 @@ void dx_conn_release(lua_State *L, dx_lconn *w);
  * module table on top of the stack. [-0, +0, e] */
 void dx_server_open_lib(lua_State *L);
 
+/* Registers the client metatables and core.connect into the module table
+ * on top of the stack. [-0, +0, e] */
+void dx_client_open_lib(lua_State *L);
+
 /* Registers the timer metatable and core.timer into the module table on
  * top of the stack. [-0, +0, e] */
 void dx_timer_open_lib(lua_State *L);

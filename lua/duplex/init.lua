@@ -166,6 +166,38 @@ function App:run()
   return true
 end
 
+--- Connects to a WebSocket server on the same loop (bots, tests, bridges):
+--   local c = duplex.connect("ws://127.0.0.1:8080/chat?name=bot", {
+--     open = function(c) c:send("hi") end,
+--     message = function(c, data, binary) end,
+--     close = function(c, code, reason) end,   -- once, whatever ended it
+--   })
+-- Returns the client (c:send(data [, binary]), c:close([code]),
+-- c:is_open(), c:buffered()), or nil, message, name when the host does not
+-- resolve or no socket could be made; a refused connection or handshake
+-- arrives as close(c, 1006, reason). wss:// is not supported yet.
+function M.connect(url, handlers)
+  if type(url) ~= "string" then
+    error("bad argument #1 to 'connect' (string expected, got " .. type(url) .. ")", 2)
+  end
+  if type(handlers) ~= "table" then
+    error("bad argument #2 to 'connect' (table expected, got " .. type(handlers) .. ")", 2)
+  end
+  local rest = url:match("^ws://(.+)$")
+  if not rest then error("bad argument #1 to 'connect' (ws://host[:port]/path expected)", 2) end
+  local hostport, target = rest:match("^([^/?]+)([/?].*)$")
+  if not hostport then hostport, target = rest, "/" end
+  if target:sub(1, 1) == "?" then target = "/" .. target end
+  local host, port = hostport:match("^%[(.+)%]:(%d+)$")
+  if not host then host = hostport:match("^%[(.+)%]$") end
+  if not host then host, port = hostport:match("^([^:]+):(%d+)$") end
+  if not host then host = hostport end
+  port = tonumber(port or "80")
+  local ok, c, err, name = pcall(core.connect, host, port, target, handlers)
+  if not ok then error(c, 2) end
+  return c, err, name
+end
+
 M.run = core.run
 M.stop = core.stop
 M.now = core.now
