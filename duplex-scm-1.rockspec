@@ -36,7 +36,7 @@ build = {
         "core/binding/compat.c",
         "core/binding/lconn.c",
         "core/binding/lbench.c",
-            "core/binding/lclient.c",
+        "core/binding/lclient.c",
         "core/binding/lserver.c",
         "core/binding/ltimer.c",
         "core/binding/module.c",
