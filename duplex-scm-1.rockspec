@@ -50,6 +50,7 @@ build = {
         "core/transport/client.c",
         "core/transport/conn.c",
         "core/transport/deflate.c",
+        "core/transport/http_serve.c",
         "core/transport/reader.c",
         "core/transport/server.c",
         "core/transport/topics.c",

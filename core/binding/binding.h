@@ -20,12 +20,20 @@ typedef struct dx_route {
     int own_deflate;            /* ... when set; else the server's */
 } dx_route;
 
+/* An HTTP route of app:get. */
+typedef struct dx_http_route {
+    char *path;
+    int fn;                     /* registry ref */
+} dx_http_route;
+
 /* The server userdata. */
 typedef struct dx_lserver {
     dx_server *srv;             /* NULL once closed */
     lua_State *T;               /* the thread events run on, rooted in the registry */
     dx_route *routes;
     int nroutes;
+    dx_http_route *http;
+    int nhttp;
 } dx_lserver;
 
 /* The connection userdata: a handle. conn is NULL once the close event has

@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <errno.h>
+#include <sys/stat.h>
 #include "binding/binding.h"
 #include "protocol/message.h"
 
@@ -105,27 +107,19 @@ static int route_choice(const dx_route *r, const offers *o)
     return -1;
 }
 
-/* Builds the request table given to upgrade(req). [-0, +1, m] */
-static void push_request(lua_State *T, dx_conn *c, const dx_http_request *req,
-                         const dx_upgrade *up, const offers *o, int chosen)
+/* Builds the request table of a handler: method, path, query (when
+ * there is one), remote, headers (lower-case names; repeated fields joined
+ * with ", "). [-0, +1, m] */
+static void push_request_base(lua_State *T, dx_conn *c, const dx_http_request *req,
+                              const char *path, size_t path_len, const char *query, size_t query_len)
 {
     lua_createtable(T, 0, 8);
-    lua_createtable(T, o->n, 0);
-    for (int i = 0; i < o->n; i++) {
-        lua_pushlstring(T, o->p[i], o->len[i]);
-        lua_rawseti(T, -2, i + 1);
-    }
-    lua_setfield(T, -2, "protocols");
-    if (chosen >= 0) {
-        lua_pushlstring(T, o->p[chosen], o->len[chosen]);
-        lua_setfield(T, -2, "protocol");
-    }
     lua_pushlstring(T, req->method, req->method_len);
     lua_setfield(T, -2, "method");
-    lua_pushlstring(T, up->path, up->path_len);
+    lua_pushlstring(T, path, path_len);
     lua_setfield(T, -2, "path");
-    if (up->query_len) {
-        lua_pushlstring(T, up->query, up->query_len);
+    if (query_len) {
+        lua_pushlstring(T, query, query_len);
         lua_setfield(T, -2, "query");
     }
     lua_pushstring(T, dx_conn_remote(c));
@@ -151,6 +145,24 @@ static void push_request(lua_State *T, dx_conn *c, const dx_http_request *req,
         lua_rawset(T, -3);
     }
     lua_setfield(T, -2, "headers");
+}
+
+/* The request table given to upgrade(req): the base fields, plus the
+ * subprotocol offers and the route's choice. [-0, +1, m] */
+static void push_request(lua_State *T, dx_conn *c, const dx_http_request *req,
+                         const dx_upgrade *up, const offers *o, int chosen)
+{
+    push_request_base(T, c, req, up->path, up->path_len, up->query, up->query_len);
+    lua_createtable(T, o->n, 0);
+    for (int i = 0; i < o->n; i++) {
+        lua_pushlstring(T, o->p[i], o->len[i]);
+        lua_rawseti(T, -2, i + 1);
+    }
+    lua_setfield(T, -2, "protocols");
+    if (chosen >= 0) {
+        lua_pushlstring(T, o->p[chosen], o->len[chosen]);
+        lua_setfield(T, -2, "protocol");
+    }
 }
 
 /* upgrade(req) said no: the HTTP status it asked for. */
@@ -307,8 +319,92 @@ static void ev_release(void *ud, dx_conn *c)
     dx_conn_release(ls->T, dx_conn_user(c));
 }
 
+/* Header lines from the table at idx (name -> value) into out; 0, or -1
+ * for a name or value that is not a string or holds CR or LF. */
+static int header_lines(lua_State *T, int idx, char *out, size_t cap, int *has_type)
+{
+    size_t used = 0;
+    out[0] = 0;
+    if (lua_isnil(T, idx))
+        return 0;
+    if (!lua_istable(T, idx))
+        return -1;
+    lua_pushnil(T);
+    while (lua_next(T, idx)) {
+        size_t kl, vl;
+        const char *k = lua_type(T, -2) == LUA_TSTRING ? lua_tolstring(T, -2, &kl) : NULL;
+        const char *v = lua_type(T, -1) == LUA_TSTRING ? lua_tolstring(T, -1, &vl) : NULL;
+        if (k == NULL || v == NULL || strpbrk(k, "\r\n:") || strpbrk(v, "\r\n") ||
+            used + kl + vl + 5 > cap) {
+            lua_pop(T, 2);
+            return -1;
+        }
+        if (strcasecmp(k, "content-type") == 0)
+            *has_type = 1;
+        used += (size_t)snprintf(out + used, cap - used, "%s: %s\r\n", k, v);
+        lua_pop(T, 1);
+    }
+    return 0;
+}
+
+/* An app:get route answers: fn(req) -> body [, status [, headers]]. */
+static void run_http_route(dx_lserver *ls, dx_conn *c, const dx_http_request *req, int fn,
+                           const char *path, size_t plen, const char *query, size_t qlen, int keep)
+{
+    lua_State *T = ls->T;
+    int base = lua_gettop(T);
+    int head = req->method_len == 4 && memcmp(req->method, "HEAD", 4) == 0;
+    lua_rawgeti(T, LUA_REGISTRYINDEX, fn);
+    push_request_base(T, c, req, path, plen, query, qlen);
+    static const char plain[] = "Content-Type: text/plain; charset=utf-8\r\n";
+    if (!dx_call(T, 1, 3, "http route", NULL)) {
+        dx_http_respond(c, 500, plain, "Internal Server Error", 21, head, keep);
+        lua_settop(T, base);
+        return;
+    }
+    size_t len = 0;
+    const char *body = lua_tolstring(T, base + 1, &len);
+    int status = lua_isnumber(T, base + 2) ? (int)lua_tointeger(T, base + 2) : 200;
+    char headers[2048];
+    int has_type = 0;
+    int bad = header_lines(T, base + 3, headers, sizeof headers - sizeof plain, &has_type) < 0;
+    if ((body == NULL && !lua_isnil(T, base + 1)) || status < 200 || status > 599 || bad) {
+        fprintf(stderr, "duplex: http route %.*s returned a bad response (body string, status "
+                "200-599, headers table of strings expected); answering 500\n", (int)plen, path);
+        dx_http_respond(c, 500, plain, "Internal Server Error", 21, head, keep);
+    } else {
+        if (!has_type)
+            strcat(headers, plain);
+        dx_http_respond(c, status, headers, body ? body : "", body ? len : 0, head, keep);
+    }
+    lua_settop(T, base);
+}
+
+static int ev_http(void *ud, dx_conn *c, const dx_http_request *req, int keep)
+{
+    dx_lserver *ls = ud;
+    const char *t = req->target;
+    const char *q = memchr(t, '?', req->target_len);
+    size_t plen = q ? (size_t)(q - t) : req->target_len;
+    size_t qlen = q ? req->target_len - plen - 1 : 0;
+    for (int i = 0; i < ls->nhttp; i++) {
+        if (strlen(ls->http[i].path) != plen || memcmp(ls->http[i].path, t, plen) != 0)
+            continue;
+        int get = req->method_len == 3 && memcmp(req->method, "GET", 3) == 0;
+        int head = req->method_len == 4 && memcmp(req->method, "HEAD", 4) == 0;
+        if (!get && !head) {
+            dx_http_respond(c, 405, "Allow: GET, HEAD\r\nContent-Type: text/plain; charset=utf-8\r\n",
+                            "Method Not Allowed", 18, 0, keep);
+            return DX_HTTP_ANSWERED;
+        }
+        run_http_route(ls, c, req, ls->http[i].fn, t, plen, q ? q + 1 : NULL, qlen, keep);
+        return DX_HTTP_ANSWERED;
+    }
+    return find_route(ls, t, plen) >= 0 ? DX_HTTP_WS_ROUTE : DX_HTTP_NONE;
+}
+
 static const dx_events events = {
-    ev_upgrade, ev_open, ev_message, ev_close, ev_pong_timeout, ev_drain, ev_release
+    ev_upgrade, ev_open, ev_message, ev_close, ev_pong_timeout, ev_drain, ev_http, ev_release
 };
 
 /* ---- Lua API ---- */
@@ -564,7 +660,56 @@ static int l_close(lua_State *L)
     free(ls->routes);
     ls->routes = NULL;
     ls->nroutes = 0;
+    for (int i = 0; i < ls->nhttp; i++) {
+        luaL_unref(L, LUA_REGISTRYINDEX, ls->http[i].fn);
+        free(ls->http[i].path);
+    }
+    free(ls->http);
+    ls->http = NULL;
+    ls->nhttp = 0;
     return 0;
+}
+
+/* server:get(path, fn): an HTTP route for GET and HEAD on path. */
+static int l_get(lua_State *L)
+{
+    dx_lserver *ls = check_open(L);
+    const char *path = luaL_checkstring(L, 2);
+    luaL_argcheck(L, path[0] == '/', 2, "path must start with '/'");
+    luaL_checktype(L, 3, LUA_TFUNCTION);
+    for (int i = 0; i < ls->nhttp; i++)
+        luaL_argcheck(L, strcmp(ls->http[i].path, path) != 0, 2, "a route for this path exists");
+    dx_http_route *r = realloc(ls->http, sizeof *r * (size_t)(ls->nhttp + 1));
+    if (r == NULL)
+        return luaL_error(L, "out of memory");
+    ls->http = r;
+    r[ls->nhttp].path = strdup(path);
+    if (r[ls->nhttp].path == NULL)
+        return luaL_error(L, "out of memory");
+    lua_pushvalue(L, 3);
+    r[ls->nhttp].fn = luaL_ref(L, LUA_REGISTRYINDEX);
+    ls->nhttp++;
+    return 0;
+}
+
+/* server:static(dir) -> true | nil, message, name: plain GET/HEAD served
+ * from files under dir, which must be a directory. */
+static int l_static(lua_State *L)
+{
+    dx_lserver *ls = check_open(L);
+    const char *dir = luaL_checkstring(L, 2);
+    struct stat st;
+    int e = stat(dir, &st) < 0 ? errno : !S_ISDIR(st.st_mode) ? ENOTDIR : 0;
+    if (e) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "cannot serve %s: %s", dir, strerror(e));
+        lua_pushstring(L, e == ENOENT ? "ENOENT" : e == ENOTDIR ? "ENOTDIR" : "ESTATIC");
+        return 3;
+    }
+    if (dx_server_set_static(ls->srv, dir) < 0)
+        return luaL_error(L, "out of memory");
+    lua_pushboolean(L, 1);
+    return 1;
 }
 
 /* server:publish(topic, data [, binary]) -> subscribers it was queued for */
@@ -613,6 +758,7 @@ static int l_stats(lua_State *L)
 
 static const luaL_Reg methods[] = {
     { "publish", l_publish }, { "subscribers", l_subscribers }, { "stats", l_stats },
+    { "get", l_get }, { "static", l_static },
     { "route", l_route }, { "listen", l_listen }, { "configure", l_configure }, { "port", l_port },
     { "connections", l_connections }, { "shutdown", l_shutdown }, { "close", l_close },
     { NULL, NULL }

@@ -258,9 +258,13 @@ size_t dx_handshake_response(char *out, size_t cap, const char *key, size_t key_
     return b.full ? 0 : b.len;
 }
 
-static const char *reason_phrase(int status)
+const char *dx_http_reason(int status)
 {
     switch (status) {
+    case 200: return "OK";
+    case 204: return "No Content";
+    case 304: return "Not Modified";
+    case 413: return "Content Too Large";
     case 400: return "Bad Request";
     case 403: return "Forbidden";
     case 404: return "Not Found";
@@ -276,7 +280,7 @@ static const char *reason_phrase(int status)
 size_t dx_http_error_response(char *out, size_t cap, int status, const char *body)
 {
     buf b = { out, cap, 0, 0 };
-    const char *reason = reason_phrase(status);
+    const char *reason = dx_http_reason(status);
 
     if (status < 400 || status > 599)
         return 0;

@@ -52,6 +52,9 @@ void dx_handshake_accept(const char *key, size_t key_len, char out[DX_ACCEPT_LEN
 size_t dx_handshake_response(char *out, size_t cap, const char *key, size_t key_len,
                              const char *protocol, const char *extensions);
 
+/* The reason phrase of an HTTP status ("Error" for one it does not know). */
+const char *dx_http_reason(int status);
+
 /* Writes a complete HTTP/1.1 error response for status (400, 403, 404, 426,
  * 431, 500, 503 and any other 4xx/5xx) with a short text/plain body (body, or
  * the reason phrase when body is NULL), "Content-Type: text/plain;

@@ -140,7 +140,17 @@ struct dx_server {
     dx_topic **buckets;            /* topics by name */
     size_t nbuckets, ntopics;
     dx_stats stats;
+    char *static_root;             /* plain GET/HEAD are served from here; NULL: none */
 };
+
+/* http_serve.c */
+int dx_http_is_head(const dx_http_request *req);
+int dx_http_is_get_or_head(const dx_http_request *req);
+int dx_http_keep_alive(const dx_http_request *req);
+/* Serves a static file under root for req: 1 when answered (the file, 304,
+ * 400/404 for a path that tries to leave root, 405), 0 when root has no
+ * such file. */
+int dx_static_serve(dx_conn *c, const char *root, const dx_http_request *req, int keep);
 
 /* topics.c */
 void dx_topics_leave_all(dx_conn *c);

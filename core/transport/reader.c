@@ -72,8 +72,34 @@ static void upgrade(dx_conn *c, const dx_http_request *req, uint8_t *rest, size_
         dx_reader_feed_frames(c, rbuf, rest_len);
 }
 
+/* A request that is not an upgrade: the app's HTTP routes, then the
+ * static files, then (for a WebSocket route's path) the upgrade answers.
+ * Returns 1 when it was answered, 0 when the upgrade path should answer. */
+static int plain_http(dx_conn *c, const dx_http_request *req, int keep)
+{
+    dx_server *s = c->srv;
+    int r = s->ev.http(s->ud, c, req, keep);
+    if (r == DX_HTTP_ANSWERED)
+        return 1;
+    if (s->static_root && dx_static_serve(c, s->static_root, req, keep))
+        return 1;
+    if (r == DX_HTTP_WS_ROUTE)
+        return 0;
+    char headers[] = "Content-Type: text/plain; charset=utf-8\r\n";
+    dx_http_respond(c, 404, headers, "Not Found", 9, dx_http_is_head(req), keep);
+    return 1;
+}
+
+/* 1 when req asks for a WebSocket (an Upgrade header naming websocket). */
+static int wants_websocket(const dx_http_request *req)
+{
+    const dx_http_header *h = dx_http_find(req, "upgrade");
+    return h && dx_http_has_token(h->value, h->value_len, "websocket");
+}
+
 /* Adds n bytes to the request head (the caller read at most the room left
- * under max_head) and answers once it is complete. */
+ * under max_head) and answers every complete request in it: plain HTTP
+ * ones in turn (keep-alive, pipelining), until an upgrade or a close. */
 static void feed_handshake(dx_conn *c, const uint8_t *p, size_t n)
 {
     const dx_config *cfg = &c->srv->cfg;
@@ -85,28 +111,55 @@ static void feed_handshake(dx_conn *c, const uint8_t *p, size_t n)
     memcpy(c->buf + prev, p, n);
     c->buf_len += n;
 
-    dx_http_header headers[DX_HEADERS_MAX];
-    dx_http_request req = { .headers = headers };
-    req.num_headers = cfg->max_headers < DX_HEADERS_MAX ? cfg->max_headers : DX_HEADERS_MAX;
-    int r = dx_http_parse_request((const char *)c->buf, c->buf_len, prev, &req);
-    if (r == DX_HTTP_INCOMPLETE) {
-        if (c->buf_len >= cfg->max_head)
-            refuse(c, 431, "request head too large");
+    for (;;) {
+        dx_http_header headers[DX_HEADERS_MAX];
+        dx_http_request req = { .headers = headers };
+        req.num_headers = cfg->max_headers < DX_HEADERS_MAX ? cfg->max_headers : DX_HEADERS_MAX;
+        int r = dx_http_parse_request((const char *)c->buf, c->buf_len, prev, &req);
+        if (r == DX_HTTP_INCOMPLETE) {
+            if (c->buf_len >= cfg->max_head)
+                refuse(c, 431, "request head too large");
+            return;
+        }
+        if (r == DX_HTTP_TOO_MANY) {
+            refuse(c, 431, "too many header fields");
+            return;
+        }
+        if (r < 0) {
+            refuse(c, 400, NULL);
+            return;
+        }
+        size_t head = (size_t)r;
+        if (!wants_websocket(&req)) {
+            int keep = dx_http_keep_alive(&req);
+            if (plain_http(c, &req, keep)) {
+                if (c->state != DX_HANDSHAKE)
+                    return;
+                if (!keep) {
+                    dx_conn_linger(c, 1);
+                    return;
+                }
+                /* The next request may already be here (pipelined). */
+                memmove(c->buf, c->buf + head, c->buf_len - head);
+                c->buf_len -= head;
+                c->since = ev_now(c->srv->loop);
+                dx_conn_arm_timer(c);
+                prev = 0;
+                if (c->buf_len == 0) {           /* idle keep-alive: no buffer */
+                    free(c->buf);
+                    c->buf = NULL;
+                    c->buf_cap = 0;
+                    return;
+                }
+                continue;
+            }
+        }
+        /* Bytes behind the head (frames sent without waiting for the 101)
+         * move to the shared read buffer; they are fewer than max_head. */
+        memcpy(c->srv->rbuf, c->buf + head, c->buf_len - head);
+        upgrade(c, &req, c->srv->rbuf, c->buf_len - head);
         return;
     }
-    if (r == DX_HTTP_TOO_MANY) {
-        refuse(c, 431, "too many header fields");
-        return;
-    }
-    if (r < 0) {
-        refuse(c, 400, NULL);
-        return;
-    }
-    /* Bytes behind the head (frames sent without waiting for the 101) move
-     * to the shared read buffer; they are fewer than max_head. */
-    size_t head = (size_t)r;
-    memcpy(c->srv->rbuf, c->buf + head, c->buf_len - head);
-    upgrade(c, &req, c->srv->rbuf, c->buf_len - head);
 }
 
 /* A whole control frame's payload (unmasked). */

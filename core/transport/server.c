@@ -204,6 +204,16 @@ int dx_server_listen(dx_server *s, const char *host, int port,
     return 0;
 }
 
+int dx_server_set_static(dx_server *s, const char *dir)
+{
+    char *copy = dir ? strdup(dir) : NULL;
+    if (dir && copy == NULL)
+        return -1;
+    free(s->static_root);
+    s->static_root = copy;
+    return 0;
+}
+
 int dx_server_port(const dx_server *s) { return s->port; }
 dx_config *dx_server_config(dx_server *s) { return &s->cfg; }
 size_t dx_server_conn_count(const dx_server *s) { return s->nconns; }
@@ -252,6 +262,7 @@ void dx_server_free(dx_server *s)
     dx_deflate_server_free(s);
     dx_topics_free(s);
     dx_out_free_spares(s);
+    free(s->static_root);
     free(s->rbuf);
     free(s);
 }

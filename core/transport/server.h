@@ -75,6 +75,12 @@ typedef struct dx_events {
     void (*pong_timeout)(void *ud, dx_conn *c);
     /* The send queue emptied after having held more than drain_mark. */
     void (*drain)(void *ud, dx_conn *c);
+    /* A request that is not a WebSocket upgrade. Answer it with
+     * dx_http_respond and return DX_HTTP_ANSWERED; or return DX_HTTP_WS_ROUTE
+     * (its path is a WebSocket route: the static files are tried, then it
+     * gets the upgrade answers, 426) or DX_HTTP_NONE (the static files are
+     * tried, then 404). */
+    int (*http)(void *ud, dx_conn *c, const dx_http_request *req, int keep_alive);
     /* The connection is being freed while it still has a user pointer (the
      * server was freed, or an accepted upgrade failed before the 101). */
     void (*release)(void *ud, dx_conn *c);
@@ -110,6 +116,18 @@ size_t dx_server_conn_count(const dx_server *s);
 /* Frees the server and every connection at once, without calling any
  * event (sockets are closed, queued output is lost). */
 void dx_server_free(dx_server *s);
+
+enum { DX_HTTP_NONE = -1, DX_HTTP_WS_ROUTE = 0, DX_HTTP_ANSWERED = 1 };
+
+/* Serves plain GET and HEAD requests from files under dir (NULL: none).
+ * Returns 0, or -1 out of memory. */
+int dx_server_set_static(dx_server *s, const char *dir);
+
+/* Queues an HTTP/1.1 response: status line, Content-Length: len,
+ * Connection, then headers (each line ending in CRLF, may be NULL), then
+ * body unless head_only (or status 304). Returns 0 or -1 out of memory. */
+int dx_http_respond(dx_conn *c, int status, const char *headers, const void *body,
+                    size_t len, int head_only, int keep_alive);
 
 /* The server's counters. */
 const dx_stats *dx_server_stats(const dx_server *s);

@@ -13,7 +13,7 @@ App.__index = App
 
 -- Options handled here; every other key goes to the core, which rejects
 -- the ones it does not know.
-local LOCAL_OPTIONS = { host = true, port = true }
+local LOCAL_OPTIONS = { host = true, port = true, static = true }
 
 local function split_options(opts)
   local mine, for_core = {}, {}
@@ -46,6 +46,13 @@ function M.app(opts)
   check_local(mine, 2)
   local ok, server = pcall(core.server, for_core)
   if not ok then error(server, 2) end
+  if mine.static ~= nil then
+    if type(mine.static) ~= "string" then
+      error("bad option 'static' (directory name expected, got " .. type(mine.static) .. ")", 2)
+    end
+    local served, err = server:static(mine.static)
+    if not served then error("bad option 'static' (" .. err .. ")", 2) end
+  end
   return setmetatable({ host = mine.host, port_wanted = mine.port or 8080, server = server, paths = {},
     timers = setmetatable({}, { __mode = "k" }) }, App)
 end
@@ -62,6 +69,16 @@ function App:ws(path, handlers)
   local ok, err = pcall(self.server.route, self.server, path, handlers)
   if not ok then error(err, 2) end
   self.paths[#self.paths + 1] = path
+  return self
+end
+
+--- Answers plain HTTP GET and HEAD requests for path (query stripped):
+-- fn(req) gets req.method, req.path, req.query, req.headers, req.remote
+-- and returns body [, status [, headers]] (status 200 and text/plain by
+-- default). An error in fn answers 500 and is logged. Returns the app.
+function App:get(path, fn)
+  local ok, err = pcall(self.server.get, self.server, path, fn)
+  if not ok then error(err, 2) end
   return self
 end
 
