@@ -2,7 +2,8 @@
 -- name; joins and leaves are announced.
 --
 --   duplex run scripts/chat.lua --port 8080
---   then connect to ws://localhost:8080/chat?name=ada (the name is optional)
+--   then open http://localhost:8080/?name=ada in two browser tabs, or
+--   connect to ws://localhost:8080/chat?name=ada (the name is optional)
 --
 -- Lines sent to clients are plain text:
 --   "ada: hello"            a message
@@ -30,8 +31,13 @@ local function unescape(s)
   return (s:gsub("+", " "):gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
 end
 
-return {
-  path = "/chat",
+local duplex = require "duplex"
+
+-- The page lives beside this script: scripts/chat/index.html.
+local here = (debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$")) or "."
+local app = duplex.app { static = here .. "/chat" }
+
+app:ws("/chat", {
 
   upgrade = function(req)
     local name = req.query and req.query:match("name=([^&]*)")
@@ -67,4 +73,6 @@ return {
     count = count - 1
     broadcast("* " .. ws.data.name .. " left")
   end,
-}
+})
+
+return app

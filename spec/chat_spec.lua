@@ -52,9 +52,20 @@ describe("the chat app", function()
     h.close_cleanly(ada)
   end)
 
-  it("serves /chat only", function()
+  it("takes WebSockets on /chat only", function()
     local conn, resp = require("spec.support.wsclient").connect(srv.port, "/")
     assert.are.equal(404, resp.status)
     if conn then conn:close() end
+  end)
+
+  it("serves its page on the same port", function()
+    local wsclient = require "spec.support.wsclient"
+    local conn = assert(wsclient.tcp(srv.port))
+    assert(conn:send("GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"))
+    local resp = assert(conn:read_http_response(5))
+    assert.are.equal(200, resp.status)
+    assert.are.equal("text/html; charset=utf-8", resp.headers["content-type"])
+    assert.truthy(resp.body:find("new WebSocket(url)", 1, true), "not the chat page")
+    conn:close()
   end)
 end)

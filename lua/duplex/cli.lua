@@ -133,6 +133,9 @@ local function run(args)
   for _, path in ipairs(app.paths) do
     io.stdout:write("duplex: ", script, " at ", base, path, "\n")
   end
+  if app.static then
+    io.stdout:write("duplex: pages from ", app.static, " at ", (base:gsub("^ws:", "http:")), "/\n")
+  end
   io.stdout:flush()
 
   local stopping = false

@@ -53,7 +53,7 @@ function M.app(opts)
     local served, err = server:static(mine.static)
     if not served then error("bad option 'static' (" .. err .. ")", 2) end
   end
-  return setmetatable({ host = mine.host, port_wanted = mine.port or 8080, server = server, paths = {},
+  return setmetatable({ host = mine.host, port_wanted = mine.port or 8080, server = server, paths = {}, static = mine.static,
     timers = setmetatable({}, { __mode = "k" }) }, App)
 end
 
