@@ -2,7 +2,9 @@
 -- 800 x 600 world, steered with the arrow keys. Clients send their keys;
 -- the server moves everyone 30 times a second and broadcasts the state.
 --
---   duplex run scripts/game.lua --port 8080   (ws://localhost:8080/game?name=ada)
+--   duplex run scripts/game.lua --port 8080
+--   then open http://localhost:8080/?name=ada (the page: scripts/game/index.html),
+--   or connect to ws://localhost:8080/game?name=ada
 --
 -- Messages are JSON.
 --   client -> server  {"type":"input","left":true,"right":false,"up":false,"down":false}
@@ -16,7 +18,9 @@ local SPEED = 200            -- pixels per second
 local TICK_RATE = 30
 local COLORS = { "#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#46f0f0", "#f032e6", "#bcf60c" }
 
-local app = duplex.app {}
+-- The page lives beside this script: scripts/game/index.html.
+local here = (debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$")) or "."
+local app = duplex.app { static = here .. "/game" }
 local players = {}           -- ws -> player
 local count = 0
 local tick = 0

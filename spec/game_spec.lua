@@ -70,6 +70,17 @@ describe("the game app", function()
     leave(ada)
   end)
 
+  it("serves its canvas page on the same port", function()
+    local wsclient = require "spec.support.wsclient"
+    local conn = assert(wsclient.tcp(srv.port))
+    assert(conn:send("GET /?name=ada HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"))
+    local resp = assert(conn:read_http_response(5))
+    assert.are.equal(200, resp.status)
+    assert.are.equal("text/html; charset=utf-8", resp.headers["content-type"])
+    assert.truthy(resp.body:find('getContext("2d")', 1, true), "not the game page")
+    conn:close()
+  end)
+
   it("closes a client that sends something other than input (1003)", function()
     local conn = h.open(srv.port, "/game")
     conn:read_message(5)                       -- welcome
