@@ -180,7 +180,10 @@ static ev_tstamp next_deadline(const dx_conn *c)
     case DX_HANDSHAKE:
         if (c->srv->shutting_down)
             return c->since;
-        return cfg->handshake_timeout > 0 ? c->since + cfg->handshake_timeout : 0;
+        /* From the last request, or from the last bytes of a response the
+         * peer took: a download goes on while it makes progress. */
+        return cfg->handshake_timeout > 0
+            ? (c->last_tx > c->since ? c->last_tx : c->since) + cfg->handshake_timeout : 0;
     case DX_OPEN: {
         ev_tstamp t = 0;
         if (c->overflow)

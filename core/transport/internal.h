@@ -82,6 +82,7 @@ struct dx_conn {
     uint8_t deflate_on : 1;        /* permessage-deflate negotiated: pmd holds the terms */
     uint8_t overflow : 1;          /* a send found max_backpressure passed: close 1008 from the timer */
     uint8_t over_mark : 1;         /* the queue passed drain_mark: drain when it empties */
+    uint8_t paused : 1;            /* HTTP: reading stopped until the queued responses go */
     dx_pmd_params pmd;
     const dx_pmd_config *deflate_cfg;  /* the route's settings it was negotiated under */
     uint8_t phase;                 /* enum dx_phase */
@@ -93,6 +94,7 @@ struct dx_conn {
     ev_tstamp since;               /* accepted (HANDSHAKE) or closing since (CLOSING, LINGER) */
     ev_tstamp last_rx;             /* last bytes received */
     ev_tstamp ping_at;             /* our unanswered ping went out */
+    ev_tstamp last_tx;             /* the socket last took bytes from us */
 
     /* The frame being received. */
     dx_frame_header fh;
@@ -169,6 +171,7 @@ void dx_conn_arm_timer(dx_conn *c);
 /* reader.c */
 void dx_reader_cb(struct ev_loop *loop, ev_io *w, int revents);
 void dx_reader_feed_frames(dx_conn *c, uint8_t *p, size_t n);
+void dx_reader_resume(dx_conn *c);
 
 int dx_conn_buf_reserve(dx_conn *c, size_t need, size_t limit);
 

@@ -97,20 +97,14 @@ static int wants_websocket(const dx_http_request *req)
     return h && dx_http_has_token(h->value, h->value_len, "websocket");
 }
 
-/* Adds n bytes to the request head (the caller read at most the room left
- * under max_head) and answers every complete request in it: plain HTTP
- * ones in turn (keep-alive, pipelining), until an upgrade or a close. */
-static void feed_handshake(dx_conn *c, const uint8_t *p, size_t n)
+/* Answers every complete request in c->buf (prev: bytes already searched
+ * for the end of the first head): plain HTTP ones in turn (keep-alive,
+ * pipelining), until an upgrade or a close. While more than
+ * max_backpressure of responses wait for a peer that does not read, it
+ * reads no more requests: pipelining cannot grow the server's memory. */
+static void answer_requests(dx_conn *c, size_t prev)
 {
     const dx_config *cfg = &c->srv->cfg;
-    size_t prev = c->buf_len;
-    if (dx_conn_buf_reserve(c, prev + n, cfg->max_head) < 0) {
-        refuse(c, 431, "request head too large");
-        return;
-    }
-    memcpy(c->buf + prev, p, n);
-    c->buf_len += n;
-
     for (;;) {
         dx_http_header headers[DX_HEADERS_MAX];
         dx_http_request req = { .headers = headers };
@@ -145,6 +139,11 @@ static void feed_handshake(dx_conn *c, const uint8_t *p, size_t n)
                 c->since = ev_now(c->srv->loop);
                 dx_conn_arm_timer(c);
                 prev = 0;
+                if (c->out_bytes > cfg->max_backpressure) {
+                    c->paused = 1;               /* dx_out_flush resumes when they went */
+                    ev_io_stop(c->srv->loop, &c->rio);
+                    return;
+                }
                 if (c->buf_len == 0) {           /* idle keep-alive: no buffer */
                     free(c->buf);
                     c->buf = NULL;
@@ -160,6 +159,29 @@ static void feed_handshake(dx_conn *c, const uint8_t *p, size_t n)
         upgrade(c, &req, c->srv->rbuf, c->buf_len - head);
         return;
     }
+}
+
+/* Adds n bytes to the request head (the caller read at most the room left
+ * under max_head) and answers what is complete. */
+static void feed_handshake(dx_conn *c, const uint8_t *p, size_t n)
+{
+    size_t prev = c->buf_len;
+    if (dx_conn_buf_reserve(c, prev + n, c->srv->cfg.max_head) < 0) {
+        refuse(c, 431, "request head too large");
+        return;
+    }
+    memcpy(c->buf + prev, p, n);
+    c->buf_len += n;
+    answer_requests(c, prev);
+}
+
+/* The responses of a paused connection went out: read and answer again. */
+void dx_reader_resume(dx_conn *c)
+{
+    c->paused = 0;
+    ev_io_start(c->srv->loop, &c->rio);
+    if (c->buf_len)
+        answer_requests(c, 0);
 }
 
 /* A whole control frame's payload (unmasked). */

@@ -196,6 +196,7 @@ void dx_out_flush(dx_conn *c)
             dx_conn_lost(c);
             return;
         }
+        c->last_tx = ev_now(c->srv->loop);
         out_consume(c, (size_t)w);
     }
     if (c->writing) {
@@ -204,6 +205,8 @@ void dx_out_flush(dx_conn *c)
     }
     if (c->state == DX_LINGER) {
         dx_conn_linger(c, c->drain);
+    } else if (c->paused) {
+        dx_reader_resume(c);
     } else if (c->over_mark) {
         c->over_mark = 0;
         if (c->state == DX_OPEN && c->user)
