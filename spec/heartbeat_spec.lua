@@ -28,7 +28,7 @@ local function silent_peer_is_dropped(srv, get_id)
   assert.are.equal(1001, code)
   local took = now() - t0
   assert.is_true(took >= 0.1, "closed before the pong timeout: " .. took)
-  assert.is_true(took < 2, "closed too late: " .. took)
+  assert.is_true(took < 4, "closed too late: " .. took)
   -- dropped without waiting for our close reply
   assert(conn:expect_eof(1), "TCP not dropped after the pong timeout")
   conn:close()
@@ -38,8 +38,10 @@ end
 -- A peer that answers every ping stays open across several intervals.
 local function answering_peer_stays(srv)
   local conn = h.open(srv.port)
-  local pings, deadline = 0, now() + 0.7
-  while now() < deadline do
+  -- Two intervals are enough; the window is wide so a loaded machine that
+  -- delays a ping does not fail the spec.
+  local pings, deadline = 0, now() + 3
+  while pings < 2 and now() < deadline do
     local f, err = conn:read_frame(deadline - now())
     if not f then
       assert.are.equal("timeout", err)
@@ -49,7 +51,7 @@ local function answering_peer_stays(srv)
     pings = pings + 1
     assert(conn:send_pong(f.payload))
   end
-  assert.is_true(pings >= 2, "expected at least 2 pings in 0.7 s, got " .. pings)
+  assert.is_true(pings >= 2, "expected at least 2 pings in 3 s, got " .. pings)
   -- still open and working (a ping may come in between)
   assert(conn:send_text("still here"))
   while true do
@@ -68,10 +70,11 @@ local function answering_peer_stays(srv)
   conn:close()
 end
 
--- A busy peer (sending messages) is not pinged while it talks.
+-- A busy peer (sending messages) is not pinged while it talks: it sends
+-- every 50 ms, far more often than the ping interval (0.4 s here).
 local function busy_peer_not_pinged(srv)
   local conn = h.open(srv.port)
-  local deadline = now() + 0.6
+  local deadline = now() + 1.2
   local n = 0
   while now() < deadline do
     n = n + 1
@@ -93,7 +96,7 @@ end
 describe("heartbeat from the flags", function()
   local srv
   setup(function()
-    srv = server.start("spec/fixtures/events.lua", { "--ping-interval", "0.2", "--pong-timeout", "0.2" })
+    srv = server.start("spec/fixtures/events.lua", { "--ping-interval", "0.4", "--pong-timeout", "0.4" })
   end)
   teardown(function() srv:stop() end)
 
@@ -207,7 +210,7 @@ describe("idle timeout", function()
     local took = now() - t0
     assert.are.equal(1001, code)
     assert.is_true(took >= 0.2, "closed before the idle timeout: " .. took)
-    assert.is_true(took < 2, "closed too late: " .. took)
+    assert.is_true(took < 4, "closed too late: " .. took)
     assert(conn:send_close(1001, ""))
     assert(conn:expect_eof(2))
     conn:close()

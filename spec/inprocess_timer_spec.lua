@@ -18,13 +18,17 @@ describe("timers #inprocess", function()
 
   it("every: runs repeatedly, at about its interval, until stopped", function()
     local times = {}
+    local start = socket.gettime()
     local t = app:every(0.02, function() times[#times + 1] = socket.gettime() end)
     assert.is_true(run_until(function() return #times >= 5 end))
     t:stop()
     assert.is_false(t:active())
     local n = #times
-    local spent = times[n] - times[1]
-    assert.is_true(spent >= 0.02 * (n - 1) * 0.8, "too fast: " .. spent)
+    -- A late run is caught up at once (libev moves a missed timer to now),
+    -- so two runs may come closer than the interval under load; but run k
+    -- is never due before k intervals have passed since the start.
+    local spent = times[n] - start
+    assert.is_true(spent >= 0.02 * n * 0.9, "too fast: " .. spent)
     -- stopped: an after() well past the interval sees no more runs
     local done = false
     app:after(0.1, function() done = true end)
