@@ -36,6 +36,16 @@ describe("timers #inprocess", function()
     assert.are.equal(n, #times)
   end)
 
+  it("after: counts from when it is made, not from the loop's last wake-up", function()
+    duplex.run("nowait")
+    local busy_until = socket.gettime() + 0.2   -- a long handler, say
+    while socket.gettime() < busy_until do end
+    local made, fired = socket.gettime(), nil
+    app:after(0.1, function() fired = socket.gettime() end)
+    assert.truthy(run_until(function() return fired end))
+    assert.is_true(fired - made >= 0.09, "fired early: " .. (fired - made))
+  end)
+
   it("after: runs once; stop() before it is due cancels it", function()
     local ran, cancelled = 0, 0
     app:after(0.01, function() ran = ran + 1 end)

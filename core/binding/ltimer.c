@@ -60,6 +60,10 @@ static int l_timer(lua_State *L)
     lua_pushvalue(L, -1);
     t->self = luaL_ref(L, LUA_REGISTRYINDEX);
     ev_timer_init(&t->w, timer_cb, after, every);
+    /* libev counts from the time cached at the start of the loop iteration;
+     * a timer made late in a long handler, or before the loop first runs,
+     * would fire early. One clock read per timer made is cheap. */
+    ev_now_update(ev_default_loop(0));
     ev_timer_start(ev_default_loop(0), &t->w);
     return 1;
 }
