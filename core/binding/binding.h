@@ -45,7 +45,8 @@ typedef struct dx_lconn {
     int route;                  /* index into ls->routes */
     lua_Integer id;
     char *protocol;             /* the subprotocol agreed on, NULL for none; freed by __gc */
-    char remote[56];
+    char remote[55];            /* "[v6 address]:port" fits with its NUL */
+    unsigned char in_close;     /* the close handler is running */
 } dx_lconn;
 
 /* Calls the function on L's stack below nargs arguments through the

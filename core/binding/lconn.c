@@ -116,22 +116,25 @@ static int l_subscribe(lua_State *L)
     return 1;
 }
 
-/* ws:unsubscribe(topic) -> true when it was subscribed */
+/* ws:unsubscribe(topic) -> true when it was subscribed. A closed
+ * connection has left every topic already: false. */
 static int l_unsubscribe(lua_State *L)
 {
-    dx_conn *c = live(L);
+    dx_lconn *w = check(L);
     size_t len;
     const char *topic = luaL_checklstring(L, 2, &len);
-    lua_pushboolean(L, dx_conn_unsubscribe(c, topic, len));
+    lua_pushboolean(L, w->conn ? dx_conn_unsubscribe(w->conn, topic, len) : 0);
     return 1;
 }
 
 /* ws:publish(topic, data [, binary [, include_self]]) -> subscribers
- * reached. The sender is left out unless include_self is true. */
+ * reached. The sender is left out unless include_self is true. In the
+ * close handler it still works (to tell a room who left); the connection
+ * has left its topics by then. */
 static int l_publish(lua_State *L)
 {
     dx_lconn *w = check(L);
-    if (w->conn == NULL)
+    if (w->conn == NULL && !w->in_close)
         luaL_error(L, "%s", closed_msg);
     size_t tlen, len;
     const char *topic = luaL_checklstring(L, 2, &tlen);

@@ -308,7 +308,9 @@ static void ev_close(void *ud, dx_conn *c, unsigned code, const uint8_t *reason,
         dx_conn_push(T, w);
         lua_pushinteger(T, (lua_Integer)code);
         lua_pushlstring(T, len ? (const char *)reason : "", len);
+        w->in_close = 1;                   /* ws:publish still reaches the topics */
         dx_call(T, 3, 0, "close", w);
+        w->in_close = 0;
     }
     dx_conn_release(T, w);
 }
