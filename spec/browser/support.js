@@ -142,7 +142,7 @@ async function startServer(script, { port = 0 } = {}) {
     return nl >= 0 && srv.stdout.slice(0, nl);
   }, `the listening line of ${script}`, START_TIMEOUT).catch(async (err) => {
     await srv.kill();
-    throw new Error(`${err.message}\nstderr:\n${srv.stderr}`);
+    throw err.fatal ? err : new Error(`${err.message}\nstderr:\n${srv.stderr}`);
   })]);
   const m = /^duplex: listening on ws:\/\/127\.0\.0\.1:(\d+)$/.exec(line);
   if (!m) {
