@@ -30,7 +30,7 @@ BROWSER_PACKAGES := chromium fonts-liberation fonts-dejavu-core
 help:
 	@echo "make deps       install what is missing (Debian packages, node modules)"
 	@echo "make build      build duplex for Lua 5.4 and LuaJIT"
-	@echo "make test       unit tests and specs on both VMs, then the browser tests"
+	@echo "make test       unit tests and specs on both VMs"
 	@echo "make test-browser  the demo pages in headless Chromium (screenshots: $(BROWSER_OUTPUT))"
 	@echo "make test-asan  the same under AddressSanitizer + UBSan"
 	@echo "make run        serve scripts/chat.lua on port $(PORT)"
@@ -115,8 +115,8 @@ BROWSER_TESTS := $(wildcard spec/browser/*.test.js)
 test-browser: deps deps-browser build-lua5.4
 	DUPLEX_BIN=build/lua5.4/duplex node --test --test-concurrency=1 --test-reporter=spec $(BROWSER_TESTS)
 
-test: deps deps-browser
-	@$(MAKE) --no-print-directory test-unit fuzz-replay test-lua5.4 test-luajit test-browser
+test: deps
+	@$(MAKE) --no-print-directory test-unit fuzz-replay test-lua5.4 test-luajit
 
 # The specs run the sanitized `duplex` as a child (leaks are checked when it
 # exits); the in-process specs load the sanitized module into busted's own
