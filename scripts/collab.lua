@@ -1,0 +1,183 @@
+-- Collaborative editing of one shared plain-text document, with operational
+-- transformation around this server (the Jupiter scheme): every client sends
+-- an operation made on the revision it last saw; the server transforms it
+-- past the operations committed since, applies it, bumps the revision, acks
+-- the sender and broadcasts the transformed operation to everyone else.
+--
+--   duplex run scripts/collab.lua --port 8080
+--   then open http://localhost:8080/?name=ada in two browser tabs (the page:
+--   scripts/collab/index.html), or connect to ws://localhost:8080/collab?name=ada
+--
+-- Operations, positions in Unicode code points and the transform are in
+-- scripts/collab/ot.lua (and, for the page, scripts/collab/ot.js).
+--
+-- Messages are JSON text.
+--   client -> server
+--     {"type":"op","rev":R,"ops":[{"pos":P,"insert":"text"},{"pos":P,"delete":N}]}
+--         an operation (a list of components, applied in order) made on revision R
+--     {"type":"resync"}      asks for a fresh snapshot
+--   server -> client
+--     {"type":"snapshot","rev":R,"text":"...","peers":N,"reason":"join"|"resync"|"behind"}
+--         the whole document at revision R: on open, on request, and instead
+--         of applying an op made on a revision older than the op log keeps
+--         ("behind": that op is dropped)
+--     {"type":"ack","rev":R}  your op is committed; with it the document is at
+--         revision R (an op that the transform emptied commits nothing and is
+--         acked with the current revision)
+--     {"type":"op","rev":R,"ops":[...]}   another client's op, transformed;
+--         it turns revision R-1 into revision R
+--     {"type":"peers","count":N,"names":["ada","bob"]}   on every join and leave
+--     {"type":"error","name":NAME,"message":"..."}   the message was refused and
+--         nothing changed; NAME is one of bad_json, bad_message, bad_op,
+--         out_of_range, bad_rev, too_large
+-- A client keeps one op in flight (sent, not yet acked) and buffers later
+-- edits; ops from the server are transformed past both (see the page).
+local duplex = require "duplex"
+local cjson = require "cjson.safe"
+
+-- The page and the OT module live beside this script: scripts/collab/.
+local here = (debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$")) or "."
+local ot = dofile(here .. "/collab/ot.lua")
+
+local MAX_DOC_BYTES = 256 * 1024   -- the document's UTF-8 size, at most
+local MAX_COMPONENTS = 1000        -- per op
+local LOG_MAX = 1000               -- committed ops kept for transforming late ops
+
+local app = duplex.app { static = here .. "/collab", max_message = 1024 * 1024 }
+
+local doc, doc_len = "", 0         -- the text (UTF-8) and its length in code points
+local rev = 0                      -- revision: number of ops committed
+local history, first = {}, 1       -- history[r] = { ops = op that made revision r, len_before = length at r-1 }, r in [first, rev]
+local peers = {}                   -- ws -> name
+local peer_count = 0
+
+local function send(ws, msg)
+  ws:send(cjson.encode(msg))
+end
+
+local function fail(ws, name, message)
+  send(ws, { type = "error", name = name, message = message })
+end
+
+local function snapshot(ws, reason)
+  send(ws, { type = "snapshot", rev = rev, text = doc, peers = peer_count, reason = reason })
+end
+
+local function announce_peers()
+  local names = {}
+  for _, name in pairs(peers) do names[#names + 1] = name end
+  table.sort(names)
+  app:publish("collab", cjson.encode { type = "peers", count = peer_count, names = names })
+end
+
+-- Length of the document at revision r, which must be in [first - 1, rev].
+local function length_at(r)
+  if r == rev then return doc_len end
+  return history[r + 1].len_before
+end
+
+local function commit(op)
+  rev = rev + 1
+  history[rev] = { ops = op, len_before = doc_len }
+  if rev - first + 1 > LOG_MAX then
+    history[first] = nil
+    first = first + 1
+  end
+end
+
+local function receive_op(ws, msg)
+  local base = msg.rev
+  if type(base) ~= "number" or base ~= math.floor(base) then
+    return fail(ws, "bad_rev", "rev must be an integer (the revision the op was made on)")
+  end
+  base = math.floor(base)
+  if base < 0 or base > rev then
+    return fail(ws, "bad_rev", ("rev %d is not a revision of this document (it is at %d)"):format(base, rev))
+  end
+  if base < first - 1 then
+    -- Too old to transform: the client starts over from the current text.
+    return snapshot(ws, "behind")
+  end
+  local op = msg.ops
+  local _, err, name = ot.check(op, length_at(base), MAX_COMPONENTS)
+  if err then return fail(ws, name, err) end
+  local added = 0
+  for _, c in ipairs(op) do added = added + (c.insert and #c.insert or 0) end
+  if added > MAX_DOC_BYTES then
+    return fail(ws, "too_large", ("op inserts %d bytes; the document holds at most %d"):format(added, MAX_DOC_BYTES))
+  end
+  for r = base + 1, rev do
+    op = ot.transform(op, history[r].ops)
+  end
+  if #op == 0 then
+    -- Everything it did was already done (e.g. a delete of deleted text).
+    return send(ws, { type = "ack", rev = rev })
+  end
+  local text = ot.apply(doc, op)
+  if #text > MAX_DOC_BYTES then
+    return fail(ws, "too_large", ("the document would be %d bytes; it holds at most %d"):format(#text, MAX_DOC_BYTES))
+  end
+  local len = doc_len
+  for _, c in ipairs(op) do
+    len = len + (c.insert and ot.length(c.insert) or -(c.delete or 0))
+  end
+  commit(op)
+  doc, doc_len = text, len
+  send(ws, { type = "ack", rev = rev })
+  ws:publish("collab", cjson.encode { type = "op", rev = rev, ops = op })
+end
+
+local function unescape(s)
+  return (s:gsub("+", " "):gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
+end
+
+-- A display name from the query string: valid UTF-8, no control
+-- characters, at most 32 code points; nil when nothing is left.
+local function clean_name(query)
+  local raw = query and query:match("name=([^&]*)")
+  if not raw then return nil end
+  local s = unescape(raw)
+  if not ot.valid_utf8(s) then return nil end
+  s = s:gsub("%c", "")
+  s = s:sub(1, ot.offset(s, math.min(ot.length(s), 32)) - 1)
+  return s ~= "" and s or nil
+end
+
+app:ws("/collab", {
+  upgrade = function(req)
+    req.data = { name = clean_name(req.query) }
+  end,
+
+  open = function(ws)
+    ws.data.name = ws.data.name or ("guest" .. ws.id)
+    peers[ws] = ws.data.name
+    peer_count = peer_count + 1
+    ws:subscribe("collab")
+    snapshot(ws, "join")
+    announce_peers()
+  end,
+
+  message = function(ws, data, binary)
+    if binary then return fail(ws, "bad_message", "messages are JSON text, not binary") end
+    local msg, err = cjson.decode(data)
+    if msg == nil then return fail(ws, "bad_json", "not JSON: " .. tostring(err)) end
+    if type(msg) ~= "table" then return fail(ws, "bad_json", "a message must be a JSON object") end
+    if msg.type == "op" then
+      receive_op(ws, msg)
+    elseif msg.type == "resync" then
+      snapshot(ws, "resync")
+    else
+      fail(ws, "bad_message", "unknown message type " .. tostring(cjson.encode(msg.type)) .. " (expected op or resync)")
+    end
+  end,
+
+  close = function(ws)
+    if peers[ws] then
+      peers[ws] = nil
+      peer_count = peer_count - 1
+      announce_peers()
+    end
+  end,
+})
+
+return app
