@@ -166,6 +166,7 @@ async function openBrowser() {
 // errors in the page are collected in page.errors.
 async function openPage(browser, url) {
   const context = await browser.newContext({ viewport: { width: 900, height: 700 } });
+  context.setDefaultTimeout(WAIT_TIMEOUT);
   const page = await context.newPage();
   page.errors = [];
   page.on("pageerror", (err) => page.errors.push(err.message));
@@ -183,8 +184,25 @@ async function waitConnected(page, timeout) {
     `#status "connected" on ${page.url()}`, timeout);
 }
 
+// text(page, selector) -> the text of the first element matching selector,
+// or null if there is none; value(page, selector) -> a form field's value.
+// Neither waits (unlike playwright's own getters): the waits are waitFor's.
+function text(page, selector) {
+  return page.evaluate((sel) => {
+    const el = document.querySelector(sel);
+    return el ? el.textContent : null;
+  }, selector);
+}
+
+function value(page, selector) {
+  return page.evaluate((sel) => {
+    const el = document.querySelector(sel);
+    return el ? el.value : null;
+  }, selector);
+}
+
 async function statusOf(page) {
-  return (await page.textContent("#status")) || "";
+  return (await text(page, "#status")) || "";
 }
 
 // shoot(page, name) -> the path of a screenshot of the page, written to
@@ -199,5 +217,5 @@ async function shoot(page, name) {
 
 module.exports = {
   ROOT, OUTPUT, WAIT_TIMEOUT, startServer, openBrowser, openPage, waitFor, waitConnected,
-  statusOf, shoot,
+  statusOf, text, value, shoot,
 };
