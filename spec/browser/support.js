@@ -22,7 +22,7 @@ const { chromium } = require("playwright-core");
 const ROOT = path.resolve(__dirname, "..", "..");
 const BIN = path.resolve(ROOT, process.env.DUPLEX_BIN || "build/lua5.4/duplex");
 const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
-const OUTPUT = path.join(ROOT, "build", "test-output", "browser");
+const OUTPUT = path.resolve(ROOT, process.env.BROWSER_OUTPUT || "build/test-output/browser");
 const START_TIMEOUT = 10000;
 const STOP_TIMEOUT = 10000;
 // Generous: the machine is shared with builds and other test runs.
@@ -206,7 +206,8 @@ async function statusOf(page) {
 }
 
 // shoot(page, name) -> the path of a screenshot of the page, written to
-// build/test-output/browser/NAME.png (the directory is made if missing).
+// build/test-output/browser/NAME.png, or under $BROWSER_OUTPUT (the
+// directory is made if missing).
 async function shoot(page, name) {
   fs.mkdirSync(OUTPUT, { recursive: true });
   const file = path.join(OUTPUT, `${name}.png`);
