@@ -41,12 +41,19 @@ function placeCaret(page, where) {
 
 // settled(pages, text) -> until every page's #doc is `text` and all show the
 // same #rev.
-function settled(pages, text) {
-  return waitFor(async () => {
-    const docs = await Promise.all(pages.map(doc));
-    const revs = await Promise.all(pages.map((p) => number(p, "#rev")));
-    return docs.every((d) => d === text) && revs.every((r) => r === revs[0]) && revs[0];
-  }, `every page to hold ${JSON.stringify(text)} at one revision`);
+async function settled(pages, text) {
+  let seen;
+  try {
+    return await waitFor(async () => {
+      const docs = await Promise.all(pages.map(doc));
+      const revs = await Promise.all(pages.map((p) => number(p, "#rev")));
+      seen = pages.map((p, i) => `${new URL(p.url()).search} rev ${revs[i]}: ${JSON.stringify(docs[i])}`);
+      return docs.every((d) => d === text) && revs.every((r) => r === revs[0]) && revs[0];
+    }, `every page to hold ${JSON.stringify(text)} at one revision`);
+  } catch (err) {
+    err.message += `\n  ${(seen || []).join("\n  ")}`;
+    throw err;
+  }
 }
 
 test("concurrent edits at both ends converge on every page, and a late joiner gets the snapshot", async () => {
