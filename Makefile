@@ -30,7 +30,7 @@ BROWSER_PACKAGES := chromium fonts-liberation fonts-dejavu-core
 help:
 	@echo "make deps       install what is missing (Debian packages, node modules)"
 	@echo "make build      build duplex for Lua 5.4 and LuaJIT"
-	@echo "make test       unit tests and specs on both VMs"
+	@echo "make test       unit tests and specs on both VMs, then the browser tests"
 	@echo "make test-browser  the demo pages in headless Chromium (screenshots: $(BROWSER_OUTPUT))"
 	@echo "make test-asan  the same under AddressSanitizer + UBSan"
 	@echo "make run        serve scripts/chat.lua on port $(PORT)"
@@ -108,27 +108,30 @@ test-luajit: build-luajit
 # The demo pages (scripts/*/index.html) in headless Chromium, driven by
 # playwright-core under node's test runner, one test file at a time; each
 # test starts its own server. Screenshots of every page land in
-# $(BROWSER_OUTPUT) (made by the tests).
+# $(BROWSER_OUTPUT) (made by the tests; test-asan's in $(BROWSER_OUTPUT)-asan).
 BROWSER_OUTPUT := build/test-output/browser
 BROWSER_TESTS := $(wildcard spec/browser/*.test.js)
 
-test-browser: deps deps-browser build-lua5.4
-	DUPLEX_BIN=build/lua5.4/duplex node --test --test-concurrency=1 --test-reporter=spec $(BROWSER_TESTS)
+BROWSER_RUN = node --test --test-concurrency=1 --test-reporter=spec $(BROWSER_TESTS)
 
-test: deps
-	@$(MAKE) --no-print-directory test-unit fuzz-replay test-lua5.4 test-luajit
+test-browser: deps deps-browser build-lua5.4
+	DUPLEX_BIN=build/lua5.4/duplex $(BROWSER_RUN)
+
+test: deps deps-browser
+	@$(MAKE) --no-print-directory test-unit fuzz-replay test-lua5.4 test-luajit test-browser
 
 # The specs run the sanitized `duplex` as a child (leaks are checked when it
 # exits); the in-process specs load the sanitized module into busted's own
 # Lua, which needs the ASan runtime preloaded (and no leak check of busted).
 ASAN_PRELOAD = LD_PRELOAD=$$($(CC) -print-file-name=libasan.so) ASAN_OPTIONS=detect_leaks=0
 
-test-asan: deps build-asan
+test-asan: deps deps-browser build-asan
 	@$(MAKE) --no-print-directory test-unit-asan
 	DUPLEX_BIN=build/asan-lua5.4/duplex DUPLEX_ASAN=1 $(BUSTED) --lua=lua5.4 --exclude-pattern=^inprocess_ spec
 	DUPLEX_BIN=build/asan-luajit/duplex DUPLEX_ASAN=1 $(BUSTED) --lua=luajit --exclude-pattern=^inprocess_ spec
 	$(ASAN_PRELOAD) LUA_CPATH='build/asan-lua5.4/lib/?.so;;' $(BUSTED) --lua=lua5.4 --pattern=^inprocess_ spec
 	$(ASAN_PRELOAD) LUA_CPATH='build/asan-luajit/lib/?.so;;' $(BUSTED) --lua=luajit --pattern=^inprocess_ spec
+	DUPLEX_BIN=build/asan-lua5.4/duplex BROWSER_OUTPUT=$(BROWSER_OUTPUT)-asan $(BROWSER_RUN)
 
 # ---- fuzzing: make fuzz (FUZZ_SECONDS per target, default 180) ----
 
