@@ -174,12 +174,12 @@ end
 function M.check(op, length, max_components)
   if type(op) ~= "table" then return nil, "op must be a list of components", "bad_op" end
   local n = #op
-  if n == 0 then return nil, "op must be a non-empty list of components", "bad_op" end
   for k in pairs(op) do
     if type(k) ~= "number" or k < 1 or k > n or k % 1 ~= 0 then
       return nil, "op must be a list of components, not an object", "bad_op"
     end
   end
+  if n == 0 then return nil, "op must be a non-empty list of components", "bad_op" end
   if max_components and n > max_components then
     return nil, ("op has %d components, at most %d allowed"):format(n, max_components), "bad_op"
   end
