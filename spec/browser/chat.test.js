@@ -5,7 +5,7 @@
 
 const { test, before, after } = require("node:test");
 const assert = require("node:assert/strict");
-const { startServer, openBrowser, openPage, waitFor, waitConnected, text, value, shoot } = require("./support");
+const { startServer, openBrowser, openPage, waitFor, waitConnected, text, value, shoot, withPages } = require("./support");
 
 let srv, browser;
 before(async () => {
@@ -49,7 +49,7 @@ async function barrier(page, text) {
   await waitText(page, "#log li.msg", text);
 }
 
-test("two pages in a room chat, see each other type, and a newcomer gets the history", async () => {
+test("two pages in a room chat, see each other type, and a newcomer gets the history", withPages("chat", async () => {
   const ada = await join("ada", "den");
   const bob = await join("bob", "den");
   const carol = await join("carol", "attic");
@@ -102,9 +102,9 @@ test("two pages in a room chat, see each other type, and a newcomer gets the his
   await shoot(carol, "chat-carol-joined");
 
   for (const page of [ada, bob, carol, dave]) assert.deepEqual(page.errors, [], page.url());
-});
+}));
 
-test("a member who leaves is announced as gone, and /nick renames", async () => {
+test("a member who leaves is announced as gone, and /nick renames", withPages("chat", async () => {
   const ada = await join("ada", "porch");
   const bob = await join("bob", "porch");
   await waitText(ada, "#log li.notice", "bob joined");
@@ -117,4 +117,4 @@ test("a member who leaves is announced as gone, and /nick renames", async () => 
   await waitText(ada, "#log li.notice", "robert left");
   await shoot(ada, "chat-ada-left");
   assert.deepEqual(ada.errors, []);
-});
+}));

@@ -6,7 +6,7 @@
 
 const { test, before, after } = require("node:test");
 const assert = require("node:assert/strict");
-const { startServer, openBrowser, openPage, waitFor, waitConnected, text, value, shoot } = require("./support");
+const { startServer, openBrowser, openPage, waitFor, waitConnected, text, value, shoot, withPages } = require("./support");
 
 let srv, browser;
 before(async () => {
@@ -56,7 +56,7 @@ async function settled(pages, text) {
   }
 }
 
-test("concurrent edits at both ends converge on every page, and a late joiner gets the snapshot", async () => {
+test("concurrent edits at both ends converge on every page, and a late joiner gets the snapshot", withPages("collab", async () => {
   const ada = await open("ada");
   const bob = await open("bob");
   for (const page of [ada, bob]) {
@@ -103,4 +103,4 @@ test("concurrent edits at both ends converge on every page, and a late joiner ge
   await shoot(carol, "collab-carol");
 
   for (const page of [ada, bob, carol]) assert.deepEqual(page.errors, [], page.url());
-});
+}));

@@ -5,7 +5,7 @@
 
 const { test, before, after } = require("node:test");
 const assert = require("node:assert/strict");
-const { startServer, openBrowser, openPage, waitFor, waitConnected, shoot } = require("./support");
+const { startServer, openBrowser, openPage, waitFor, waitConnected, shoot, withPages } = require("./support");
 
 let srv, browser;
 before(async () => {
@@ -26,7 +26,7 @@ async function playerNamed(page, name) {
   return null;
 }
 
-test("ada's page sees bob move while he holds an arrow key, and stop when he lets go", async () => {
+test("ada's page sees bob move while he holds an arrow key, and stop when he lets go", withPages("game", async () => {
   const ada = await openPage(browser, srv.http("/?name=ada"));
   const bob = await openPage(browser, srv.http("/?name=bob"));
   await Promise.all([waitConnected(ada), waitConnected(bob)]);
@@ -74,4 +74,4 @@ test("ada's page sees bob move while he holds an arrow key, and stop when he let
   await shoot(bob, "game-bob");
   assert.deepEqual(ada.errors, []);
   assert.deepEqual(bob.errors, []);
-});
+}));

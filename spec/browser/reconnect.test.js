@@ -5,7 +5,7 @@
 
 const { test, before, after } = require("node:test");
 const assert = require("node:assert/strict");
-const { startServer, openBrowser, openPage, waitFor, waitConnected, statusOf, shoot } = require("./support");
+const { startServer, openBrowser, openPage, waitFor, waitConnected, statusOf, shoot, withPages } = require("./support");
 
 let browser;
 before(async () => { browser = await openBrowser(); });
@@ -19,7 +19,7 @@ const PAGES = [
 ];
 
 for (const { app, url } of PAGES) {
-  test(`the ${app} page reconnects after the server restarts on the same port`, async () => {
+  test(`the ${app} page reconnects after the server restarts on the same port`, withPages(`reconnect-${app}`, async () => {
     let srv = await startServer(`scripts/${app}.lua`);
     try {
       const page = await openPage(browser, srv.http(url));
@@ -41,5 +41,5 @@ for (const { app, url } of PAGES) {
     } finally {
       await srv.stop();
     }
-  });
+  }));
 }

@@ -28,8 +28,8 @@ const STOP_TIMEOUT = 10000;
 // Generous: the machine is shared with builds and other test runs.
 const WAIT_TIMEOUT = Number(process.env.BROWSER_WAIT_TIMEOUT || 15000);
 
-// Flags for a headless browser in a container that talks to nothing but
-// the servers under test.
+// Flags for a headless browser that may run as root, has no GPU, and talks
+// to nothing but the servers under test.
 const CHROMIUM_ARGS = [
   "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
   "--disable-background-networking", "--disable-component-update",
@@ -161,6 +161,9 @@ async function openBrowser() {
   return chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
 }
 
+// Pages still open, for the screenshots of a failed test.
+const openPages = new Set();
+
 // openPage(browser, url) -> a page in a browser context of its own (its own
 // cookies and storage, like a second person), loaded from url. Uncaught
 // errors in the page are collected in page.errors.
@@ -170,6 +173,9 @@ async function openPage(browser, url) {
   const page = await context.newPage();
   page.errors = [];
   page.on("pageerror", (err) => page.errors.push(err.message));
+  page.label = new URL(url).searchParams.get("name") || `page${openPages.size + 1}`;
+  openPages.add(page);
+  page.on("close", () => openPages.delete(page));
   const response = await page.goto(url);
   if (!response || response.status() !== 200) {
     throw new Error(`GET ${url} answered ${response && response.status()}`);
@@ -216,7 +222,26 @@ async function shoot(page, name) {
   return file;
 }
 
+// withPages(prefix, fn) -> a test body that runs fn; if it fails, every
+// page still open is shot (PREFIX-failed-LABEL.png, LABEL being the page's
+// ?name=) before the failure is passed on. Either way the pages' browser
+// contexts are closed at the end, so the next test starts with none.
+function withPages(prefix, fn) {
+  return async (t) => {
+    try {
+      await fn(t);
+    } catch (err) {
+      for (const page of [...openPages]) {
+        await shoot(page, `${prefix}-failed-${page.label}`).catch(() => {});
+      }
+      throw err;
+    } finally {
+      for (const page of [...openPages]) await page.context().close().catch(() => {});
+    }
+  };
+}
+
 module.exports = {
   ROOT, OUTPUT, WAIT_TIMEOUT, startServer, openBrowser, openPage, waitFor, waitConnected,
-  statusOf, text, value, shoot,
+  statusOf, text, value, shoot, withPages,
 };

@@ -4,7 +4,7 @@
 
 const { test, before, after } = require("node:test");
 const assert = require("node:assert/strict");
-const { startServer, openBrowser, openPage, waitFor, waitConnected, text, shoot } = require("./support");
+const { startServer, openBrowser, openPage, waitFor, waitConnected, text, shoot, withPages } = require("./support");
 
 let srv, browser;
 before(async () => {
@@ -24,7 +24,7 @@ const updates = async (page) => {
 const prices = (page) => page.$$eval("#quotes tr[data-symbol]", (rows) =>
   Object.fromEntries(rows.map((r) => [r.dataset.symbol, r.querySelector("td.price").textContent.trim()])));
 
-test("quotes arrive, prices move and the update count grows", async () => {
+test("quotes arrive, prices move and the update count grows", withPages("ticker", async () => {
   const a = await openPage(browser, srv.http("/"));
   const b = await openPage(browser, srv.http("/"));
   await Promise.all([waitConnected(a), waitConnected(b)]);
@@ -54,4 +54,4 @@ test("quotes arrive, prices move and the update count grows", async () => {
   await shoot(b, "ticker-b");
   assert.deepEqual(a.errors, []);
   assert.deepEqual(b.errors, []);
-});
+}));
