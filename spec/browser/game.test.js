@@ -17,6 +17,7 @@ after(async () => {
   if (srv) await srv.stop();
 });
 
+const GAME = { prefix: true }; // its #status reads "connected, tick N"
 const game = (page) => page.evaluate(() => window.duplexGame);
 
 // The player named `name` in a page's latest state, with its id.
@@ -29,7 +30,7 @@ async function playerNamed(page, name) {
 test("ada's page sees bob move while he holds an arrow key, and stop when he lets go", withPages("game", async () => {
   const ada = await openPage(browser, srv.http("/?name=ada"));
   const bob = await openPage(browser, srv.http("/?name=bob"));
-  await Promise.all([waitConnected(ada), waitConnected(bob)]);
+  await Promise.all([waitConnected(ada, GAME), waitConnected(bob, GAME)]);
 
   // Both pages see both players, each knows which one it is.
   for (const page of [ada, bob]) {

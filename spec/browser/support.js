@@ -183,11 +183,16 @@ async function openPage(browser, url) {
   return page;
 }
 
-// waitConnected(page [, timeout]): until #status reads "connected" (the
-// game page appends ", tick N").
-async function waitConnected(page, timeout) {
-  return waitFor(async () => /^connected\b/.test(await statusOf(page)),
-    `#status "connected" on ${page.url()}`, timeout);
+// connected(status [, o]) -> whether a #status text says the page is
+// connected: exactly "connected", or with o.prefix only beginning so (the
+// game page says "connected, tick N").
+function connected(status, { prefix = false } = {}) {
+  return prefix ? /^connected\b/.test(status) : status.trim() === "connected";
+}
+
+// waitConnected(page [, o]): until #status says connected (o as above).
+async function waitConnected(page, o) {
+  return waitFor(async () => connected(await statusOf(page), o), `#status "connected" on ${page.url()}`);
 }
 
 // text(page, selector) -> the text of the first element matching selector,
@@ -242,6 +247,6 @@ function withPages(prefix, fn) {
 }
 
 module.exports = {
-  ROOT, OUTPUT, WAIT_TIMEOUT, startServer, openBrowser, openPage, waitFor, waitConnected,
+  ROOT, OUTPUT, WAIT_TIMEOUT, startServer, openBrowser, openPage, waitFor, connected, waitConnected,
   statusOf, text, value, shoot, withPages,
 };
