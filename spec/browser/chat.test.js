@@ -104,7 +104,7 @@ test("two pages in a room chat, see each other type, and a newcomer gets the his
   for (const page of [ada, bob, carol, dave]) assert.deepEqual(page.errors, [], page.url());
 }));
 
-test("a member who leaves is announced as gone, and /nick renames", withPages("chat", async () => {
+test("/nick renames, typing shows and fades, and a leave is announced", withPages("chat", async () => {
   const ada = await join("ada", "porch");
   const bob = await join("bob", "porch");
   await waitText(ada, "#log li.notice", "bob joined");
@@ -112,6 +112,14 @@ test("a member who leaves is announced as gone, and /nick renames", withPages("c
   await say(bob, "/nick robert");
   await say(bob, "renamed");
   await waitText(ada, "#log li.msg", "robert: renamed");
+
+  // Robert types and stops without sending: the indicator (under his new
+  // name) goes away by itself after a few seconds.
+  await bob.click("#text");
+  await bob.keyboard.type("never mind");
+  await waitFor(async () => (await typing(ada)).includes("robert is typing"), "ada to see robert is typing");
+  await waitFor(async () => !(await typing(ada)).includes("robert"),
+    "ada's typing indicator to fade once robert stops", 10000);
 
   await bob.context().close();
   await waitText(ada, "#log li.notice", "robert left");
