@@ -41,13 +41,16 @@ local ot = dofile(here .. "/collab/ot.lua")
 
 local MAX_DOC_BYTES = 256 * 1024   -- the document's UTF-8 size, at most
 local MAX_COMPONENTS = 1000        -- per op
-local LOG_MAX = 1000               -- committed ops kept for transforming late ops
+local LOG_MAX = 1000               -- committed ops kept for transforming late ops,
+local LOG_MAX_BYTES = 1024 * 1024  -- and the text they insert, at most
 
 local app = duplex.app { static = here .. "/collab", max_message = 1024 * 1024 }
 
 local doc, doc_len = "", 0         -- the text (UTF-8) and its length in code points
 local rev = 0                      -- revision: number of ops committed
-local history, first = {}, 1       -- history[r] = { ops = op that made revision r, len_before = length at r-1 }, r in [first, rev]
+-- history[r] = { ops = the op that made revision r, len_before = the length
+-- at r - 1, bytes = the bytes it inserts }, for r in [first, rev]
+local history, first, history_bytes = {}, 1, 0
 local peers = {}                   -- ws -> name
 local peer_count = 0
 
@@ -76,10 +79,19 @@ local function length_at(r)
   return history[r + 1].len_before
 end
 
+local function inserted_bytes(op)
+  local n = 0
+  for _, c in ipairs(op) do n = n + (c.insert and #c.insert or 0) end
+  return n
+end
+
 local function commit(op)
   rev = rev + 1
-  history[rev] = { ops = op, len_before = doc_len }
-  if rev - first + 1 > LOG_MAX then
+  local bytes = inserted_bytes(op)
+  history[rev] = { ops = op, len_before = doc_len, bytes = bytes }
+  history_bytes = history_bytes + bytes
+  while rev - first + 1 > LOG_MAX or (history_bytes > LOG_MAX_BYTES and first < rev) do
+    history_bytes = history_bytes - history[first].bytes
     history[first] = nil
     first = first + 1
   end
@@ -101,8 +113,7 @@ local function receive_op(ws, msg)
   local op = msg.ops
   local _, err, name = ot.check(op, length_at(base), MAX_COMPONENTS)
   if err then return fail(ws, name, err) end
-  local added = 0
-  for _, c in ipairs(op) do added = added + (c.insert and #c.insert or 0) end
+  local added = inserted_bytes(op)
   if added > MAX_DOC_BYTES then
     return fail(ws, "too_large", ("op inserts %d bytes; the document holds at most %d"):format(added, MAX_DOC_BYTES))
   end
