@@ -17,10 +17,10 @@
 --         an operation (a list of components, applied in order) made on revision R
 --     {"type":"resync"}      asks for a fresh snapshot
 --   server -> client
---     {"type":"snapshot","rev":R,"text":"...","peers":N,"reason":"join"|"resync"|"behind"}
+--     {"type":"snapshot","rev":R,"text":"...","peers":N,"epoch":"...","reason":"join"|"resync"|"behind"}
 --         the whole document at revision R: on open, on request, and instead
 --         of applying an op made on a revision older than the op log keeps
---         ("behind": that op is dropped)
+--         ("behind": that op is dropped); epoch names this run of the server
 --     {"type":"ack","rev":R}  your op is committed; with it the document is at
 --         revision R (an op that the transform emptied commits nothing and is
 --         acked with the current revision)
@@ -30,6 +30,17 @@
 --     {"type":"error","name":NAME,"message":"..."}   the message was refused and
 --         nothing changed; NAME is one of bad_json, bad_message, bad_op,
 --         out_of_range, bad_rev, too_large
+--     {"type":"resumed","rev":R,"peers":N}   see below
+--
+-- Resuming after a drop: a client that reconnects with
+-- ?client=ID&epoch=E&since=R (ID: letters, digits, - and _, the same on
+-- every connection of that client; E: the epoch of its snapshot; R: the
+-- revision it had reached) gets, instead of a snapshot, every op committed
+-- after R as it would have had them: its own op (at most one, the one it
+-- had in flight) as an ack, the others' as ops; then "resumed". It then
+-- sends again the op still in flight if no ack came for it. When the log no
+-- longer reaches back to R, or the server has restarted since (another
+-- epoch), it gets a snapshot as a new client does.
 -- A client keeps one op in flight (sent, not yet acked) and buffers later
 -- edits; ops from the server are transformed past both (see the page).
 local duplex = require "duplex"
@@ -49,9 +60,14 @@ local app = duplex.app { static = here .. "/collab", max_message = 1024 * 1024 }
 local doc, doc_len = "", 0         -- the text (UTF-8) and its length in code points
 local rev = 0                      -- revision: number of ops committed
 -- history[r] = { ops = the op that made revision r, len_before = the length
--- at r - 1, bytes = the bytes it inserts }, for r in [first, rev]
+-- at r - 1, bytes = the bytes it inserts, client = its sender's client id
+-- or nil }, for r in [first, rev]
 local history, first, history_bytes = {}, 1, 0
 local peers = {}                   -- ws -> name
+local by_client = {}               -- client id -> its current connection
+-- Names this run of the server, so that a revision number from another run
+-- is never taken for one of this run.
+local epoch = ("%x-%x"):format(os.time(), math.random(0, 0x7fffffff))
 local peer_count = 0
 
 local function send(ws, msg)
@@ -63,7 +79,7 @@ local function fail(ws, name, message)
 end
 
 local function snapshot(ws, reason)
-  send(ws, { type = "snapshot", rev = rev, text = doc, peers = peer_count, reason = reason })
+  send(ws, { type = "snapshot", rev = rev, text = doc, peers = peer_count, epoch = epoch, reason = reason })
 end
 
 local function announce_peers()
@@ -85,10 +101,10 @@ local function inserted_bytes(op)
   return n
 end
 
-local function commit(op)
+local function commit(op, client)
   rev = rev + 1
   local bytes = inserted_bytes(op)
-  history[rev] = { ops = op, len_before = doc_len, bytes = bytes }
+  history[rev] = { ops = op, len_before = doc_len, bytes = bytes, client = client }
   history_bytes = history_bytes + bytes
   while rev - first + 1 > LOG_MAX or (history_bytes > LOG_MAX_BYTES and first < rev) do
     history_bytes = history_bytes - history[first].bytes
@@ -132,7 +148,7 @@ local function receive_op(ws, msg)
   for _, c in ipairs(op) do
     len = len + (c.insert and ot.length(c.insert) or -(c.delete or 0))
   end
-  commit(op)
+  commit(op, ws.data.client)
   doc, doc_len = text, len
   send(ws, { type = "ack", rev = rev })
   ws:publish("collab", cjson.encode { type = "op", rev = rev, ops = op })
@@ -144,8 +160,12 @@ end
 
 -- A display name from the query string: valid UTF-8, no control
 -- characters, at most 32 code points; nil when nothing is left.
+local function query_value(query, key)
+  return query and (query:match("[?&]" .. key .. "=([^&]*)") or query:match("^" .. key .. "=([^&]*)"))
+end
+
 local function clean_name(query)
-  local raw = query and query:match("name=([^&]*)")
+  local raw = query_value(query, "name")
   if not raw then return nil end
   local s = unescape(raw)
   if not ot.valid_utf8(s) then return nil end
@@ -154,21 +174,61 @@ local function clean_name(query)
   return s ~= "" and s or nil
 end
 
+-- Sends what a client coming back from revision `since` missed, if the log
+-- still holds it; returns whether it did.
+local function resume(ws, since)
+  if not since or since < first - 1 or since > rev then return false end
+  local client = ws.data.client
+  for r = since + 1, rev do
+    local entry = history[r]
+    if entry.client == client then
+      send(ws, { type = "ack", rev = r })
+    else
+      send(ws, { type = "op", rev = r, ops = entry.ops })
+    end
+  end
+  send(ws, { type = "resumed", rev = rev, peers = peer_count })
+  return true
+end
+
 app:ws("/collab", {
   upgrade = function(req)
-    req.data = { name = clean_name(req.query) }
+    local client = query_value(req.query, "client")
+    client = client and client:match("^[%w_%-]+$") and #client <= 64 and client or nil
+    local since
+    if client and query_value(req.query, "epoch") == epoch then
+      since = tonumber(query_value(req.query, "since") or "")
+      since = since and since == math.floor(since) and math.floor(since) or nil
+    end
+    req.data = { name = clean_name(req.query), client = client, since = since }
   end,
 
   open = function(ws)
+    local client = ws.data.client
+    if client then
+      -- A client that comes back while its old connection still looks open
+      -- to us: nothing more is taken from the old one, so an op it carried
+      -- is either in the log already or will be sent again, never twice.
+      local old = by_client[client]
+      if old then
+        old.data.replaced = true
+        old:unsubscribe("collab")
+        peers[old] = nil
+        peer_count = peer_count - 1
+        old:close(4000, "replaced by a new connection")
+      end
+      by_client[client] = ws
+    end
     ws.data.name = ws.data.name or ("guest" .. ws.id)
     peers[ws] = ws.data.name
     peer_count = peer_count + 1
     ws:subscribe("collab")
-    snapshot(ws, "join")
+    if not resume(ws, ws.data.since) then snapshot(ws, "join") end
     announce_peers()
   end,
 
   message = function(ws, data, binary)
+    if ws.data.replaced then return end
     if binary then return fail(ws, "bad_message", "messages are JSON text, not binary") end
     local msg, err = cjson.decode(data)
     if msg == nil then return fail(ws, "bad_json", "not JSON: " .. tostring(err)) end
@@ -183,6 +243,7 @@ app:ws("/collab", {
   end,
 
   close = function(ws)
+    if ws.data.client and by_client[ws.data.client] == ws then by_client[ws.data.client] = nil end
     if peers[ws] then
       peers[ws] = nil
       peer_count = peer_count - 1

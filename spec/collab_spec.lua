@@ -22,13 +22,22 @@ local MAX_DOC_BYTES = 256 * 1024   -- the document's cap (scripts/collab.lua)
 local Client = {}
 Client.__index = Client
 
-local function open(srv, name)
+-- open(srv, name [, query]) -> a client that got its snapshot; query adds
+-- to the URL's query string.
+local function open(srv, name, query)
   local self = setmetatable({ name = name, errors = {}, seen = {} }, Client)
-  self.conn = h.open(srv.port, "/collab" .. (name and "?name=" .. name or ""))
+  self.conn = h.open(srv.port, "/collab?" .. (name and "name=" .. name or "") .. (query or ""))
   local first = self:read()
   assert.are.equal("snapshot", first.type, "the first message is the snapshot")
   assert.are.equal("join", first.reason)
   return self
+end
+
+-- reconnect(srv, query): the client's connection is dropped (TCP closed,
+-- no close handshake) and it connects again with this query string.
+function Client:reconnect(srv, query)
+  self.conn:close()
+  self.conn = h.open(srv.port, "/collab?" .. query)
 end
 
 -- send_raw(msg): a table is sent as JSON, a string as it is.
@@ -101,6 +110,8 @@ function Client:handle(msg)
     if self.buffer then self.buffer, op = ot.transform(self.buffer, op) end
     self.text = ot.apply(self.text, op)
     self.rev = msg.rev
+  elseif msg.type == "resumed" then
+    assert.are.equal(self.rev, msg.rev, "resumed at the revision the ops before it reached")
   elseif msg.type == "peers" then
     self.peers, self.names = msg.count, msg.names
   elseif msg.type == "error" then
@@ -471,12 +482,92 @@ describe("the collab app", function()
     ada:close(); bob:close()
   end)
 
+  it("resumes a client that comes back: its committed op arrives as an ack, the others' as ops", function()
+    local ada = open(srv, "ada", "&client=ada-1")
+    local epoch = ada.seen[1].epoch
+    ada:edit { { pos = 0, insert = "hello" } }
+    ada:read_until("ack")
+    local bob = open(srv, "bob")
+    -- ada's op is committed (bob sees it) but the connection drops before
+    -- ada reads the ack
+    ada:edit { { pos = 5, insert = " world" } }
+    assert.are.equal(2, bob:read_until("op").rev)
+    bob:edit { { pos = 0, insert = ">" } }
+    bob:read_until("ack")
+    ada:reconnect(srv, "name=ada&client=ada-1&epoch=" .. epoch .. "&since=1")
+    local kinds = {}
+    repeat
+      local msg = ada:read()
+      if msg.type ~= "peers" then kinds[#kinds + 1] = ("%s %d"):format(msg.type, msg.rev) end
+    until msg.type == "resumed"
+    assert.are.same({ "ack 2", "op 3", "resumed 3" }, kinds)
+    assert.is_true(ada:settled())
+    assert.are.same({ 3, ">hello world" }, { snapshot(srv) })
+    assert.are.same({ ">hello world", ">hello world" }, { ada.text, bob.text })
+    ada:close(); bob:close()
+  end)
+
+  it("resumes a client whose op never arrived, which then sends it again", function()
+    local ada = open(srv, "ada", "&client=ada-2")
+    local epoch = ada.seen[1].epoch
+    ada:edit { { pos = 0, insert = "hello" } }
+    ada:read_until("ack")
+    local bob = open(srv, "bob")
+    bob:edit { { pos = 5, insert = "!" } }
+    bob:read_until("ack")
+    -- ada's edit is lost with the connection: in flight, never received
+    ada.text = ot.apply(ada.text, { { pos = 0, insert = "oh, " } })
+    ada.inflight = { { pos = 0, insert = "oh, " } }
+    ada:reconnect(srv, "name=ada&client=ada-2&epoch=" .. epoch .. "&since=1")
+    assert.are.equal(2, ada:read_until("op").rev)
+    ada:read_until("resumed")
+    assert.is_false(ada:settled())
+    ada:send_op(ada.inflight)
+    assert.are.equal(3, ada:read_until("ack").rev)
+    bob:read_until("op")
+    assert.are.same({ 3, "oh, hello!" }, { snapshot(srv) })
+    assert.are.same({ "oh, hello!", "oh, hello!" }, { ada.text, bob.text })
+    ada:close(); bob:close()
+  end)
+
+  it("closes the old connection of a client that resumes on a new one", function()
+    local ada = open(srv, "ada", "&client=ada-3")
+    local epoch = ada.seen[1].epoch
+    local again = h.open(srv.port, "/collab?name=ada2&client=ada-3&since=0&epoch=" .. epoch)
+    h.expect_close(ada.conn, 4000, "replaced by a new connection", { skip_other = true })
+    local _, data = again:read_message(5)
+    assert.are.same({ type = "resumed", rev = 0, peers = 1 }, cjson.decode(data))
+    _, data = again:read_message(5)
+    assert.are.same({ type = "peers", count = 1, names = { "ada2" } }, cjson.decode(data))
+    h.close_cleanly(again)
+  end)
+
+  it("sends a snapshot instead when it cannot resume", function()
+    local ada = open(srv, "ada", "&client=ada-4")
+    local epoch = ada.seen[1].epoch
+    ada:edit { { pos = 0, insert = "text" } }
+    ada:read_until("ack")
+    for _, query in ipairs {
+      "client=ada-4&since=0&epoch=another-run",   -- the server restarted since
+      "client=ada-4&since=5&epoch=" .. epoch,     -- a revision it never had
+      "since=0&epoch=" .. epoch,                  -- no client id
+      "client=a%20b&since=0&epoch=" .. epoch,     -- a client id that is not one
+    } do
+      ada:reconnect(srv, query)
+      local msg = ada:read_until("snapshot")
+      assert.are.same({ "join", 1, "text" }, { msg.reason, msg.rev, msg.text }, query)
+    end
+    ada:close()
+  end)
+
   it("answers a resync with a snapshot", function()
     local ada = open(srv, "ada")
     ada:edit { { pos = 0, insert = "one" } }
     ada:read_until("ack")
     ada:send_raw { type = "resync" }
     local snap = ada:read_until("snapshot")
+    assert.are.equal("string", type(snap.epoch))
+    snap.epoch = nil
     assert.are.same({ type = "snapshot", reason = "resync", rev = 1, text = "one", peers = 1 }, snap)
     ada:close()
   end)
