@@ -19,8 +19,9 @@
 --   server -> client
 --     {"type":"snapshot","rev":R,"text":"...","peers":N,"epoch":"...","reason":"join"|"resync"|"behind"}
 --         the whole document at revision R: on open, on request, and instead
---         of applying an op made on a revision older than the op log keeps
---         ("behind": that op is dropped); epoch names this run of the server
+--         of applying an op made on a revision older than the op log keeps,
+--         or too costly to transform past all that came since ("behind":
+--         that op is dropped); epoch names this run of the server
 --     {"type":"ack","rev":R}  your op is committed; with it the document is at
 --         revision R (an op that the transform emptied commits nothing and is
 --         acked with the current revision)
@@ -51,7 +52,12 @@ local here = (debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$")) or "."
 local ot = dofile(here .. "/collab/ot.lua")
 
 local MAX_DOC_BYTES = 256 * 1024   -- the document's UTF-8 size, at most
-local MAX_COMPONENTS = 1000        -- per op
+local MAX_COMPONENTS = 100         -- per op (the page sends one or two, a few when it buffers)
+-- An op is transformed component by component past every component
+-- committed since its revision: more pairs than this and the client gets a
+-- snapshot instead, as when it is behind the log (bounds the CPU one
+-- message can take).
+local MAX_TRANSFORM_PAIRS = 200000
 local LOG_MAX = 1000               -- committed ops kept for transforming late ops,
 local LOG_MAX_BYTES = 1024 * 1024  -- and the text they insert, at most
 
@@ -67,7 +73,16 @@ local peers = {}                   -- ws -> name
 local by_client = {}               -- client id -> its current connection
 -- Names this run of the server, so that a revision number from another run
 -- is never taken for one of this run.
-local epoch = ("%x-%x"):format(os.time(), math.random(0, 0x7fffffff))
+local function new_epoch()
+  local f = io.open("/dev/urandom", "rb")
+  local bytes = f and f:read(8)
+  if f then f:close() end
+  if bytes and #bytes == 8 then
+    return (bytes:gsub(".", function(c) return ("%02x"):format(c:byte()) end))
+  end
+  return ("%x-%x-%s"):format(os.time(), math.random(0, 0x7fffffff), tostring({}):match("%x+$") or "")
+end
+local epoch = new_epoch()
 local peer_count = 0
 
 local function send(ws, msg)
@@ -118,10 +133,11 @@ local function receive_op(ws, msg)
   if type(base) ~= "number" or base ~= math.floor(base) then
     return fail(ws, "bad_rev", "rev must be an integer (the revision the op was made on)")
   end
-  base = math.floor(base)
   if base < 0 or base > rev then
-    return fail(ws, "bad_rev", ("rev %d is not a revision of this document (it is at %d)"):format(base, rev))
+    return fail(ws, "bad_rev", ("rev %s is not a revision of this document (it is at %d)"):format(
+      cjson.encode(base), rev))
   end
+  base = math.floor(base)
   if base < first - 1 then
     -- Too old to transform: the client starts over from the current text.
     return snapshot(ws, "behind")
@@ -129,6 +145,9 @@ local function receive_op(ws, msg)
   local op = msg.ops
   local _, err, name = ot.check(op, length_at(base), MAX_COMPONENTS)
   if err then return fail(ws, name, err) end
+  local pairs_to_transform = 0
+  for r = base + 1, rev do pairs_to_transform = pairs_to_transform + #history[r].ops end
+  if pairs_to_transform * #op > MAX_TRANSFORM_PAIRS then return snapshot(ws, "behind") end
   local added = inserted_bytes(op)
   if added > MAX_DOC_BYTES then
     return fail(ws, "too_large", ("op inserts %d bytes; the document holds at most %d"):format(added, MAX_DOC_BYTES))

@@ -346,6 +346,8 @@ describe("the collab app", function()
       { { type = "op", rev = 0.5, ops = { { pos = 0, insert = "x" } } }, "bad_rev", "rev must be an integer" },
       { { type = "op", rev = 7, ops = { { pos = 0, insert = "x" } } }, "bad_rev", "rev 7 is not a revision" },
       { { type = "op", rev = -1, ops = { { pos = 0, insert = "x" } } }, "bad_rev", "not a revision" },
+      { '{"type":"op","rev":1e300,"ops":[{"pos":0,"insert":"x"}]}', "bad_rev", "not a revision" },
+      { { type = "op", rev = "1", ops = { { pos = 0, insert = "x" } } }, "bad_rev", "rev must be an integer" },
       { { type = "op", rev = 1 }, "bad_op", "op must be a list" },
       { { type = "op", rev = 1, ops = "x" }, "bad_op", "op must be a list" },
       { '{"type":"op","rev":1,"ops":[]}', "bad_op", "non-empty list" },
@@ -370,8 +372,8 @@ describe("the collab app", function()
         "the document holds at most" },
     }
     local many = {}
-    for i = 1, 1001 do many[i] = { pos = 0, insert = "x" } end
-    BAD[#BAD + 1] = { { type = "op", rev = 1, ops = many }, "bad_op", "1001 components, at most 1000" }
+    for i = 1, 101 do many[i] = { pos = 0, insert = "x" } end
+    BAD[#BAD + 1] = { { type = "op", rev = 1, ops = many }, "bad_op", "101 components, at most 100" }
     for _, case in ipairs(BAD) do
       ada:send_raw(case[1])
       local err = ada:read_until("error")
@@ -479,6 +481,34 @@ describe("the collab app", function()
     -- bob's "<" at 0 went after each chunk ada inserted at 0 (her inserts
     -- were committed first), so it ends after the last one
     assert.is_true(text == chunk .. "<", "the snapshot is not ada's last chunk and bob's insert")
+    ada:close(); bob:close()
+  end)
+
+  it("sends a snapshot instead of transforming an op past too many components", function()
+    local ada, bob = open(srv, "ada"), open(srv, "bob")
+    -- 30 ops of 100 components each: 3000 components since revision 0
+    local function op_of(n, text)
+      local op = {}
+      for i = 1, n do op[i] = { pos = i - 1, insert = text } end
+      return op
+    end
+    for _ = 1, 30 do
+      ada:edit(op_of(100, "x"))
+      ada:read_until("ack")
+    end
+    -- 66 components x 3000 is within the server's 200 000 pairs ...
+    assert.are.equal(0, bob.rev)
+    bob:edit(op_of(66, "<"))
+    assert.are.same({ type = "ack", rev = 31 }, bob:read_until("ack"))
+    local _, text = snapshot(srv)
+    assert.are.equal(3066, #text)
+    assert.is_true(bob.text == text, "bob's text is not the server's")
+    -- ... 67 x 3000 is not: bob starts over from a snapshot
+    bob.inflight = {}
+    bob:send_raw { type = "op", rev = 0, ops = op_of(67, "!") }
+    local got = bob:read_until("snapshot")
+    assert.are.same({ "behind", 31 }, { got.reason, got.rev })
+    assert.is_true(got.text == text, "the op was not dropped")
     ada:close(); bob:close()
   end)
 

@@ -79,19 +79,39 @@
     return [a2, b2];
   }
 
-  // transform(a, b) -> [a', b']: a' applies after b, b' after a; same text
-  // either way. Arguments are not modified.
-  function transform(a, b) {
-    if (a.length === 0 || b.length === 0) return [a, b];
-    if (a.length === 1 && b.length === 1) return transformOne(a[0], b[0]);
-    if (a.length > 1) {
-      const h = transform([a[0]], b);
-      const t = transform(a.slice(1), h[1]);
-      return [h[0].concat(t[0]), t[1]];
+  // The pieces one component has become, past one component b (which may
+  // itself split) -> [a' pieces, b' pieces].
+  function piecesPast(pieces, b) {
+    if (pieces.length === 0) return [pieces, [b]];
+    if (pieces.length === 1) return transformOne(pieces[0], b);
+    const [head, b1] = transformOne(pieces[0], b);
+    let tail = pieces.slice(1);
+    const outB = [];
+    for (const bb of b1) {
+      const r = piecesPast(tail, bb);
+      tail = r[0];
+      outB.push(...r[1]);
     }
-    const h = transform(a, [b[0]]);
-    const t = transform(h[0], b.slice(1));
-    return [t[0], h[1].concat(t[1])];
+    return [head.concat(tail), outB];
+  }
+
+  // transform(a, b) -> [a', b']: a' applies after b, b' after a; same text
+  // either way. Arguments are not modified. Component by component (a grid
+  // of |a| x |b| pairs), as in ot.lua.
+  function transform(a, b) {
+    const out = [];
+    for (const c of a) {
+      let pieces = [c];
+      const bNext = [];
+      for (const bj of b) {
+        const r = piecesPast(pieces, bj);
+        pieces = r[0];
+        bNext.push(...r[1]);
+      }
+      out.push(...pieces);
+      b = bNext;
+    }
+    return [out, b];
   }
 
   // apply(text, op) -> text with op applied.

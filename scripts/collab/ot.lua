@@ -118,33 +118,45 @@ local function transform_one(a, b)
   return a2, b2
 end
 
-local function concat(x, y)
-  local r = {}
-  for i = 1, #x do r[#r + 1] = x[i] end
-  for i = 1, #y do r[#r + 1] = y[i] end
-  return r
+local function append(to, list)
+  for i = 1, #list do to[#to + 1] = list[i] end
+  return to
 end
 
-local function rest(x)
-  local r = {}
-  for i = 2, #x do r[#r + 1] = x[i] end
-  return r
+-- The pieces one component has become, past one component b (which may
+-- itself split): a' pieces, b' pieces. Short lists; by recursion.
+local function pieces_past(pieces, b)
+  if #pieces == 0 then return pieces, { b } end
+  if #pieces == 1 then return transform_one(pieces[1], b) end
+  local head, b1 = transform_one(pieces[1], b)
+  local tail = {}
+  for i = 2, #pieces do tail[#tail + 1] = pieces[i] end
+  local out_b = {}
+  for _, bb in ipairs(b1) do
+    tail, bb = pieces_past(tail, bb)
+    append(out_b, bb)
+  end
+  return append(head, tail), out_b
 end
 
 -- transform(a, b) -> a', b': a and b are operations (lists) made on the same
 -- text; a' applies after b, b' applies after a, and both orders give the
 -- same text. b's inserts go first at a tie. Neither argument is modified.
+-- Component by component (a grid of |a| x |b| pairs): a's i-th component
+-- goes past b as it stands after a's first i-1.
 function M.transform(a, b)
-  if #a == 0 or #b == 0 then return a, b end
-  if #a == 1 and #b == 1 then return transform_one(a[1], b[1]) end
-  if #a > 1 then
-    local head, b1 = M.transform({ a[1] }, b)
-    local tail, b2 = M.transform(rest(a), b1)
-    return concat(head, tail), b2
+  local out = {}
+  for i = 1, #a do
+    local pieces, b_next = { a[i] }, {}
+    for j = 1, #b do
+      local b_pieces
+      pieces, b_pieces = pieces_past(pieces, b[j])
+      append(b_next, b_pieces)
+    end
+    append(out, pieces)
+    b = b_next
   end
-  local a1, head = M.transform(a, { b[1] })
-  local a2, tail = M.transform(a1, rest(b))
-  return a2, concat(head, tail)
+  return out, b
 end
 
 -- apply(text, op) -> the text with op applied. op must be valid for text
