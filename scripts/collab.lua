@@ -57,7 +57,7 @@ local MAX_COMPONENTS = 100         -- per op (the page sends one or two, a few w
 -- committed since its revision: more pairs than this and the client gets a
 -- snapshot instead, as when it is behind the log (bounds the CPU one
 -- message can take).
-local MAX_TRANSFORM_PAIRS = 200000
+local MAX_TRANSFORM_PAIRS = 50000
 local LOG_MAX = 1000               -- committed ops kept for transforming late ops,
 local LOG_MAX_BYTES = 1024 * 1024  -- and the text they insert, at most
 
