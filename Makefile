@@ -20,14 +20,18 @@ DEB_PACKAGES := gcc make pkg-config libev-dev libssl-dev zlib1g-dev \
 # Node and npm may come from elsewhere than Debian (whose npm conflicts with
 # other nodejs builds): installed from Debian only when the commands are missing.
 NODE_PACKAGES := nodejs npm
+# The browser tests drive Debian's Chromium (never a downloaded browser);
+# fonts so that screenshots show text.
+BROWSER_PACKAGES := chromium fonts-liberation fonts-dejavu-core
 
-.PHONY: help deps build build-lua5.4 build-luajit build-asan unit test test-unit \
-	test-lua5.4 test-luajit test-asan test-unit-asan bench run clean install
+.PHONY: help deps deps-browser build build-lua5.4 build-luajit build-asan unit test test-unit \
+	test-lua5.4 test-luajit test-browser test-asan test-unit-asan bench run clean install
 
 help:
 	@echo "make deps       install what is missing (Debian packages, node modules)"
 	@echo "make build      build duplex for Lua 5.4 and LuaJIT"
-	@echo "make test       unit tests and specs on both VMs"
+	@echo "make test       unit tests and specs on both VMs, then the browser tests"
+	@echo "make test-browser  the demo pages in headless Chromium (screenshots: $(BROWSER_OUTPUT))"
 	@echo "make test-asan  the same under AddressSanitizer + UBSan"
 	@echo "make run        serve scripts/chat.lua on port $(PORT)"
 	@echo "make bench      echo scenarios: duplex beside Node ws, nginx+lua, libwebsockets"
@@ -44,8 +48,19 @@ deps:
 		SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
 		$$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q $$missing; \
 	fi
-	@if [ ! -d node_modules/ws ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then \
+	@if [ ! -d node_modules/ws ] || [ ! -d node_modules/playwright-core ] \
+		|| [ package-lock.json -nt node_modules/.package-lock.json ]; then \
 		npm ci --no-audit --no-fund --loglevel=error; fi
+
+# Chromium for the browser tests: only test-browser (and so test) needs it.
+deps-browser:
+	@missing=$$(for p in $(BROWSER_PACKAGES); do \
+		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing: $$missing"; \
+		SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+		$$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q $$missing; \
+	fi
 
 build: build-lua5.4 build-luajit
 
@@ -90,20 +105,33 @@ test-lua5.4: build-lua5.4
 test-luajit: build-luajit
 	DUPLEX_BIN=build/luajit/duplex LUA_CPATH='build/luajit/lib/?.so;;' $(BUSTED) --lua=luajit spec
 
-test: deps
-	@$(MAKE) --no-print-directory test-unit fuzz-replay test-lua5.4 test-luajit
+# The demo pages (scripts/*/index.html) in headless Chromium, driven by
+# playwright-core under node's test runner, one test file at a time; each
+# test starts its own server. Screenshots of every page land in
+# $(BROWSER_OUTPUT) (made by the tests; test-asan's in $(BROWSER_OUTPUT)-asan).
+BROWSER_OUTPUT := build/test-output/browser
+BROWSER_TESTS := $(wildcard spec/browser/*.test.js)
+
+BROWSER_RUN = node --test --test-concurrency=1 --test-reporter=spec $(BROWSER_TESTS)
+
+test-browser: deps deps-browser build-lua5.4
+	DUPLEX_BIN=build/lua5.4/duplex $(BROWSER_RUN)
+
+test: deps deps-browser
+	@$(MAKE) --no-print-directory test-unit fuzz-replay test-lua5.4 test-luajit test-browser
 
 # The specs run the sanitized `duplex` as a child (leaks are checked when it
 # exits); the in-process specs load the sanitized module into busted's own
 # Lua, which needs the ASan runtime preloaded (and no leak check of busted).
 ASAN_PRELOAD = LD_PRELOAD=$$($(CC) -print-file-name=libasan.so) ASAN_OPTIONS=detect_leaks=0
 
-test-asan: deps build-asan
+test-asan: deps deps-browser build-asan
 	@$(MAKE) --no-print-directory test-unit-asan
 	DUPLEX_BIN=build/asan-lua5.4/duplex DUPLEX_ASAN=1 $(BUSTED) --lua=lua5.4 --exclude-pattern=^inprocess_ spec
 	DUPLEX_BIN=build/asan-luajit/duplex DUPLEX_ASAN=1 $(BUSTED) --lua=luajit --exclude-pattern=^inprocess_ spec
 	$(ASAN_PRELOAD) LUA_CPATH='build/asan-lua5.4/lib/?.so;;' $(BUSTED) --lua=lua5.4 --pattern=^inprocess_ spec
 	$(ASAN_PRELOAD) LUA_CPATH='build/asan-luajit/lib/?.so;;' $(BUSTED) --lua=luajit --pattern=^inprocess_ spec
+	DUPLEX_BIN=build/asan-lua5.4/duplex BROWSER_OUTPUT=$(BROWSER_OUTPUT)-asan $(BROWSER_RUN)
 
 # ---- fuzzing: make fuzz (FUZZ_SECONDS per target, default 180) ----
 

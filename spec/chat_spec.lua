@@ -1,11 +1,55 @@
--- scripts/chat.lua, the app `make run` serves: names, join and leave
--- notices, every message to every member with its sender's name.
+-- scripts/chat.lua, the app `make run` serves: rooms as topics, names,
+-- join and leave notices, a rate-limited typing indicator, the last 50
+-- messages for a newcomer, and an error (never a lost connection) for bad
+-- requests. Every client here is a raw socket speaking the JSON protocol
+-- documented at the top of scripts/chat.lua.
 
 local server = require "spec.support.server"
+local wsclient = require "spec.support.wsclient"
 local h = require "spec.support.helpers"
+local cjson = require "cjson"
 
-local function expect_text(conn, text)
-  return h.expect_message(conn, 1, text)
+-- The next message of conn, decoded (it must be a JSON text message).
+local function recv(conn, timeout)
+  local op, data = conn:read_message(timeout or 5)
+  assert(op == 1, "expected a text message, got: " .. tostring(data))
+  local ok, msg = pcall(cjson.decode, data)
+  assert(ok, "not JSON: " .. data)
+  assert.are.equal("table", type(msg), data)
+  return msg, data
+end
+
+-- The next message must be of this type (and carry these fields).
+local function expect(conn, kind, fields)
+  local msg, raw = recv(conn)
+  assert.are.equal(kind, msg.type, raw)
+  for k, v in pairs(fields or {}) do
+    assert.are.same(v, msg[k], k .. " in " .. raw)
+  end
+  return msg, raw
+end
+
+local function expect_nothing(conn, within)
+  local f = conn:read_frame(within or 0.2)
+  assert(f == nil, "unexpected frame: " .. (f and wsclient.describe(f) or ""))
+end
+
+local function send(conn, t)
+  assert(conn:send_text(type(t) == "string" and t or cjson.encode(t)))
+end
+
+-- A client entering `room` as `name`: it gets its welcome, then its own
+-- join notice. Returns conn, welcome.
+local function enter(port, name, room)
+  local conn = h.open(port, "/chat?name=" .. name .. "&room=" .. room)
+  local welcome = expect(conn, "welcome", { name = name, room = room })
+  expect(conn, "join", { name = name, room = room, id = welcome.id })
+  return conn, welcome
+end
+
+local function bye(conn)
+  assert(conn:send_close(1000, "bye"))
+  h.expect_close(conn, 1000, nil, { no_reply = true, skip_other = true })
 end
 
 describe("the chat app", function()
@@ -13,59 +57,282 @@ describe("the chat app", function()
   setup(function() srv = server.start("scripts/chat.lua") end)
   teardown(function() srv:stop() end)
 
-  it("announces joins, relays messages with names, announces leaves", function()
-    local ada = h.open(srv.port, "/chat?name=ada")
-    expect_text(ada, "* ada joined")
-    local bob = h.open(srv.port, "/chat?name=b%C3%B6b")   -- percent-encoded UTF-8
-    expect_text(ada, "* böb joined")
-    expect_text(bob, "* böb joined")
+  it("welcomes a client with its id, name, room, members and an empty history", function()
+    local ada = h.open(srv.port, "/chat?name=ada&room=welcome")
+    local welcome, raw = expect(ada, "welcome", { name = "ada", room = "welcome" })
+    assert.is_number(welcome.id)
+    assert.are.same({ { id = welcome.id, name = "ada" } }, welcome.members)
+    assert.truthy(raw:find('"history":[]', 1, true), "history must be an empty JSON array: " .. raw)
+    expect(ada, "join", { name = "ada", room = "welcome", id = welcome.id })
 
-    assert(ada:send_text("hello"))
-    expect_text(ada, "ada: hello")
-    expect_text(bob, "ada: hello")
-
-    assert(bob:send_text("/nick bob"))
-    expect_text(ada, "* böb is now bob")
-    expect_text(bob, "* böb is now bob")
-
-    h.close_cleanly(bob)
-    expect_text(ada, "* bob left")
-    h.close_cleanly(ada)
+    local bob, bw = enter(srv.port, "bob", "welcome")
+    assert.are.same({ { id = welcome.id, name = "ada" }, { id = bw.id, name = "bob" } }, bw.members)
+    expect(ada, "join", { name = "bob", id = bw.id })
+    bye(bob)
+    bye(ada)
   end)
 
-  it("names a client without a name guest<id>", function()
+  it("starts in the lobby, with a guest name, when the URL names neither", function()
     local anon = h.open(srv.port, "/chat")
-    local _, text = anon:read_message(3)
-    assert.matches("^%* guest%d+ joined$", text)
-    h.close_cleanly(anon)
+    local welcome = expect(anon, "welcome", { room = "lobby" })
+    assert.are.equal(("guest%d"):format(welcome.id), welcome.name)
+    expect(anon, "join", { name = welcome.name, room = "lobby" })
+    bye(anon)
   end)
 
-  it("refuses binary messages with 1003, and tells the others it left", function()
-    local ada = h.open(srv.port, "/chat?name=ada")
-    expect_text(ada, "* ada joined")
-    local eve = h.open(srv.port, "/chat?name=eve")
-    expect_text(ada, "* eve joined")
-    expect_text(eve, "* eve joined")
-    assert(eve:send_binary("\0\1"))
-    h.expect_close(eve, 1003)
-    expect_text(ada, "* eve left")
-    h.close_cleanly(ada)
+  it("decodes a percent-encoded UTF-8 name", function()
+    local bob = h.open(srv.port, "/chat?room=utf8&name=b%C3%B6b")
+    expect(bob, "welcome", { name = "böb" })
+    bye(bob)
+  end)
+
+  it("keeps rooms apart: what is said in one reaches its members only", function()
+    local ada = enter(srv.port, "ada", "red")
+    local bob = enter(srv.port, "bob", "red")
+    expect(ada, "join", { name = "bob", room = "red" })
+    local cyd = enter(srv.port, "cyd", "blue")
+
+    send(ada, { type = "say", text = "hello red" })
+    for _, c in ipairs { ada, bob } do
+      local m = expect(c, "message", { room = "red", name = "ada", text = "hello red", seq = 1 })
+      assert.is_number(m.time)
+    end
+    send(cyd, { type = "say", text = "hello blue" })
+    expect(cyd, "message", { room = "blue", name = "cyd", text = "hello blue", seq = 1 })
+    expect_nothing(ada)
+    expect_nothing(bob)
+    expect_nothing(cyd)
+    for _, c in ipairs { ada, bob, cyd } do bye(c) end
+  end)
+
+  it("tells a room who joins and who leaves, by close or by joining elsewhere", function()
+    local ada, aw = enter(srv.port, "ada", "hall")
+    local bob, bw = enter(srv.port, "bob", "hall")
+    expect(ada, "join", { room = "hall", name = "bob", id = bw.id })
+
+    send(bob, { type = "join", room = "kitchen" })
+    expect(ada, "leave", { room = "hall", name = "bob", id = bw.id })
+    expect(bob, "welcome", { room = "kitchen", name = "bob", id = bw.id })
+    expect(bob, "join", { room = "kitchen", name = "bob", id = bw.id })
+
+    send(ada, { type = "say", text = "anyone?" })       -- bob is not in the hall any more
+    expect(ada, "message", { text = "anyone?" })
+    expect_nothing(bob)
+
+    send(ada, { type = "join", room = "kitchen" })
+    expect(ada, "welcome", { room = "kitchen" })
+    expect(ada, "join", { room = "kitchen", name = "ada", id = aw.id })
+    expect(bob, "join", { room = "kitchen", name = "ada", id = aw.id })
+
+    bye(bob)
+    expect(ada, "leave", { room = "kitchen", name = "bob", id = bw.id })
+    expect_nothing(ada)
+    bye(ada)
+  end)
+
+  it("renames a member, tells the room, and refuses a bad name", function()
+    local ada, aw = enter(srv.port, "ada", "names")
+    local bob, bw = enter(srv.port, "bob", "names")
+    expect(ada, "join", { name = "bob" })
+
+    send(bob, { type = "nick", name = "robert" })
+    for _, c in ipairs { ada, bob } do
+      expect(c, "nick", { room = "names", id = bw.id, old = "bob", name = "robert" })
+    end
+    send(bob, { type = "say", text = "call me robert" })
+    for _, c in ipairs { ada, bob } do expect(c, "message", { name = "robert", id = bw.id }) end
+
+    for _, bad in ipairs { "", "two words", string.rep("x", 25), "<b>", 42 } do
+      send(ada, { type = "nick", name = bad })
+      expect(ada, "error", { error = "bad_name" })
+    end
+    send(ada, { type = "nick", name = "Ada_Lovelace-1.0" })
+    for _, c in ipairs { ada, bob } do
+      expect(c, "nick", { id = aw.id, old = "ada", name = "Ada_Lovelace-1.0" })
+    end
+    expect_nothing(bob)
+    bye(bob)
+    bye(ada)
+  end)
+
+  it("passes typing on to the others in the room, at most once a second per client", function()
+    local ada, aw = enter(srv.port, "ada", "typing")
+    local bob = enter(srv.port, "bob", "typing")
+    expect(ada, "join", { name = "bob" })
+    local cyd = enter(srv.port, "cyd", "elsewhere")
+
+    -- A burst of typing events (one write), a message, another burst.
+    local typing = wsclient.frame { payload = cjson.encode { type = "typing" } }
+    local say = wsclient.frame { payload = cjson.encode { type = "say", text = "done" } }
+    assert(ada:send(string.rep(typing, 20) .. say .. string.rep(typing, 5)))
+
+    expect(bob, "typing", { room = "typing", id = aw.id, name = "ada" })
+    expect(bob, "message", { text = "done" })
+    expect(bob, "typing", { id = aw.id })               -- a message resets the limit
+    expect_nothing(bob, 0.3)
+    expect(ada, "message", { text = "done" })           -- never her own typing
+    expect_nothing(ada)
+    expect_nothing(cyd)
+    for _, c in ipairs { ada, bob, cyd } do bye(c) end
+  end)
+
+  it("gives a newcomer the room's last 50 messages, oldest first", function()
+    local ada = enter(srv.port, "ada", "history")
+    for i = 1, 60 do send(ada, { type = "say", text = "m" .. i }) end
+    for i = 1, 60 do expect(ada, "message", { text = "m" .. i, seq = i }) end
+
+    local function check(welcome)
+      assert.are.equal(50, #welcome.history)
+      for i, m in ipairs(welcome.history) do
+        assert.are.same({ "message", "history", "ada", "m" .. (i + 10), i + 10 },
+          { m.type, m.room, m.name, m.text, m.seq })
+      end
+    end
+    local bob, bw = enter(srv.port, "bob", "history")
+    check(bw)
+    -- The same for a member who comes over from another room.
+    local cyd = enter(srv.port, "cyd", "other")
+    send(cyd, { type = "join", room = "history" })
+    check(expect(cyd, "welcome", { room = "history" }))
+
+    -- A room nobody is left in keeps its history.
+    for _, c in ipairs { ada, bob, cyd } do bye(c) end
+    local dan, dw = enter(srv.port, "dan", "history")
+    check(dw)
+    bye(dan)
+  end)
+
+  it("answers bad requests with an error and goes on, for the sender and the others", function()
+    local ada = enter(srv.port, "ada", "errors")
+    local bob = enter(srv.port, "bob", "errors")
+    expect(ada, "join", { name = "bob" })
+
+    local cases = {
+      { "not json", "bad_json" },
+      { "{\"type\":", "bad_json" },
+      { "[1,2,3]", "bad_message" },
+      { "\"say\"", "bad_message" },
+      { "null", "bad_message" },
+      { "{\"text\":\"no type\"}", "bad_message" },
+      { "{\"type\":42}", "bad_message" },
+      { "{\"type\":\"dance\"}", "unknown_type" },
+      { "{\"type\":\"say\"}", "bad_text" },
+      { "{\"type\":\"say\",\"text\":7}", "bad_text" },
+      { "{\"type\":\"say\",\"text\":\" \\n \"}", "bad_text" },
+      { cjson.encode { type = "say", text = string.rep("x", 1001) }, "too_long" },
+      { "{\"type\":\"join\"}", "bad_room" },
+      { "{\"type\":\"join\",\"room\":\"a b\"}", "bad_room" },
+      { "{\"type\":\"join\",\"room\":\"errors\"}", "same_room" },
+      { "{\"type\":\"nick\"}", "bad_name" },
+    }
+    for _, c in ipairs(cases) do
+      send(ada, c[1])
+      local e = expect(ada, "error", { error = c[2] })
+      assert.is_string(e.message)
+      assert.truthy(#e.message > 0)
+    end
+    assert(ada:send_binary("\0\1\2"))
+    expect(ada, "error", { error = "binary" })
+
+    -- 1000 characters is the cap, not 1000 bytes: 1000 two-byte ones pass.
+    local long = string.rep("é", 1000)
+    send(ada, { type = "say", text = long })
+    for _, c in ipairs { ada, bob } do expect(c, "message", { text = long }) end
+    send(ada, { type = "say", text = "still here" })
+    for _, c in ipairs { ada, bob } do expect(c, "message", { text = "still here" }) end
+    expect_nothing(bob)
+    bye(bob)
+    bye(ada)
+  end)
+
+  it("refuses a bad name or room in the URL with an error, and lets the client in", function()
+    local c = h.open(srv.port, "/chat?name=a%20b&room=no%20spaces")
+    local w = expect(c, "welcome", { room = "lobby" })
+    assert.are.equal(("guest%d"):format(w.id), w.name)
+    expect(c, "join", { room = "lobby" })
+    expect(c, "error", { error = "bad_name" })
+    expect(c, "error", { error = "bad_room" })
+    bye(c)
+    local d = h.open(srv.port, "/chat?name=%FF%FE&room=utf8")   -- not UTF-8
+    expect(d, "welcome", { room = "utf8" })
+    expect(d, "join")
+    expect(d, "error", { error = "bad_name" })
+    bye(d)
+  end)
+
+  it("closes a client that sends more than 64 KiB in one message (1009); the room goes on", function()
+    local ada = enter(srv.port, "ada", "big")
+    local bob = enter(srv.port, "bob", "big")
+    expect(ada, "join", { name = "bob" })
+    send(bob, string.rep("x", 70 * 1024))
+    h.expect_close(bob, 1009, nil, { skip_other = true })
+    expect(ada, "leave", { name = "bob" })
+    send(ada, { type = "say", text = "ok" })
+    expect(ada, "message", { text = "ok" })
+    bye(ada)
   end)
 
   it("takes WebSockets on /chat only", function()
-    local conn, resp = require("spec.support.wsclient").connect(srv.port, "/")
+    local conn, resp = wsclient.connect(srv.port, "/")
     assert.are.equal(404, resp.status)
     if conn then conn:close() end
   end)
 
   it("serves its page on the same port", function()
-    local wsclient = require "spec.support.wsclient"
     local conn = assert(wsclient.tcp(srv.port))
-    assert(conn:send("GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"))
+    assert(conn:send("GET /?name=ada&room=lobby HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"))
     local resp = assert(conn:read_http_response(5))
     assert.are.equal(200, resp.status)
     assert.are.equal("text/html; charset=utf-8", resp.headers["content-type"])
-    assert.truthy(resp.body:find("new WebSocket(url)", 1, true), "not the chat page")
+    for _, needle in ipairs { 'id="log"', 'id="typing"', 'id="room"', 'id="status"', 'new WebSocket(' } do
+      assert.truthy(resp.body:find(needle, 1, true), "not the chat page: no " .. needle)
+    end
     conn:close()
+  end)
+end)
+
+describe("the chat app's rooms", function()
+  local srv
+  before_each(function() srv = server.start("scripts/chat.lua") end)
+  after_each(function() srv:stop() end)
+
+  it("keeps at most 100: forgets the empty one idle longest, refuses when none is empty", function()
+    -- The lobby is one of the 100; 99 clients hold the others.
+    local holders = {}
+    for i = 1, 99 do holders[i] = enter(srv.port, "u" .. i, "room" .. i) end
+    for i = 1, 2 do
+      send(holders[i], { type = "say", text = "remember room" .. i })
+      expect(holders[i], "message", { text = "remember room" .. i })
+    end
+
+    local late = enter(srv.port, "late", "lobby")
+    send(late, { type = "join", room = "room100" })
+    expect(late, "error", { error = "too_many_rooms" })
+    -- A client that asks for a new room in its URL lands in the lobby.
+    local c = h.open(srv.port, "/chat?name=cc&room=room101")
+    expect(c, "welcome", { room = "lobby" })
+    expect(c, "join", { name = "cc" })
+    expect(c, "error", { error = "too_many_rooms" })
+    expect(late, "join", { name = "cc" })
+    bye(c)
+    expect(late, "leave", { name = "cc" })
+
+    -- room2, then room1 empty out: room2 is the one idle longest, and
+    -- making room100 forgets it (the lobby, empty too, is never forgotten).
+    bye(holders[2])
+    bye(holders[1])
+    send(late, { type = "join", room = "room100" })
+    expect(late, "welcome", { room = "room100" })
+    expect(late, "join", { name = "late" })
+    send(late, { type = "join", room = "room1" })
+    local w = expect(late, "welcome", { room = "room1" })
+    assert.are.same({ "remember room1" }, { w.history[1].text, w.history[2] })
+    expect(late, "join", { name = "late" })
+    send(late, { type = "join", room = "room2" })
+    w = expect(late, "welcome", { room = "room2" })
+    assert.are.equal(0, #w.history, "room2 was not forgotten")
+    expect(late, "join", { name = "late" })
+    bye(late)
+    for i = 3, 99 do holders[i]:close() end
   end)
 end)

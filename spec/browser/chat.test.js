@@ -1,0 +1,128 @@
+// The chat page (scripts/chat/index.html on scripts/chat.lua): pages in
+// their own browser contexts talk in a room; a page in another room hears
+// nothing of it; a newcomer (and a member who /joins) gets the history.
+"use strict";
+
+const { test, before, after } = require("node:test");
+const assert = require("node:assert/strict");
+const { startServer, openBrowser, openPage, waitFor, waitConnected, text, value, shoot, withPages } = require("./support");
+
+let srv, browser;
+before(async () => {
+  srv = await startServer("scripts/chat.lua");
+  browser = await openBrowser();
+});
+after(async () => {
+  if (browser) await browser.close();
+  if (srv) await srv.stop();
+});
+
+const texts = (page, selector) => page.$$eval(selector, (els) => els.map((e) => e.textContent));
+const typing = async (page) => (await text(page, "#typing")) || "";
+
+// waitText(page, selector, needle): until an element matching selector has
+// needle in its text.
+function waitText(page, selector, needle, what) {
+  return waitFor(async () => (await texts(page, selector)).some((t) => t.includes(needle)),
+    what || `${selector} containing ${JSON.stringify(needle)} on ${page.url()}`);
+}
+
+async function join(name, room) {
+  const page = await openPage(browser, srv.http(`/?name=${name}&room=${room}`));
+  await waitConnected(page);
+  await waitFor(async () => ((await text(page, "#room")) || "").trim() === room, `#room "${room}" for ${name}`);
+  return page;
+}
+
+// say(page, text): type into #text and submit the form with Enter.
+async function say(page, text) {
+  await page.click("#text");
+  await page.keyboard.type(text);
+  await page.keyboard.press("Enter");
+}
+
+// barrier(page, text): the page says `text` in its room and waits for its
+// own message to come back. The server answers one connection in order, so
+// anything it had sent this page before is on the page by then.
+async function barrier(page, text) {
+  await say(page, text);
+  await waitText(page, "#log li.msg", text);
+}
+
+test("two pages in a room chat, see each other type, and a newcomer gets the history", withPages("chat", async () => {
+  const ada = await join("ada", "den");
+  const bob = await join("bob", "den");
+  const carol = await join("carol", "attic");
+
+  await waitText(ada, "#log li.notice", "bob joined");
+
+  await say(ada, "hello from ada");
+  await waitText(bob, "#log li.msg", "ada: hello from ada");
+  assert.equal(await value(ada, "#text"), "", "the input is cleared after a submit");
+
+  // Bob types without sending: ada sees the indicator.
+  await bob.click("#text");
+  await bob.keyboard.type("hi ada, this is bo", { delay: 20 });
+  await waitFor(async () => (await typing(ada)).includes("bob is typing"), "ada to see bob is typing");
+  assert.ok(!(await typing(bob)).includes("bob is typing"), "bob is not told that he types");
+  await shoot(ada, "chat-ada-typing");
+
+  // Carol, in another room, got neither the message nor the indicator.
+  await barrier(carol, "anyone up here?");
+  assert.ok(!(await typing(carol)).includes("bob"), "carol (attic) sees no typing from den");
+  const carolLog = await texts(carol, "#log li");
+  assert.ok(!carolLog.some((t) => t.includes("hello from ada")), `carol's log: ${JSON.stringify(carolLog)}`);
+  assert.ok(!carolLog.some((t) => t.includes("bob joined")), `carol's log: ${JSON.stringify(carolLog)}`);
+
+  // Bob sends: ada sees the message, and the indicator goes.
+  await bob.keyboard.type("b");
+  await bob.keyboard.press("Enter");
+  await waitText(ada, "#log li.msg", "bob: hi ada, this is bob");
+  await waitFor(async () => !(await typing(ada)).includes("bob"), "ada's typing indicator to clear");
+  await shoot(ada, "chat-ada");
+  await shoot(bob, "chat-bob");
+  await shoot(carol, "chat-carol-elsewhere");
+
+  // A newcomer to den gets the last messages first, marked as history, in order.
+  const dave = await join("dave", "den");
+  await waitText(dave, "#log li.msg.history", "bob: hi ada, this is bob");
+  const history = await texts(dave, "#log li.msg.history");
+  const iAda = history.findIndex((t) => t.includes("ada: hello from ada"));
+  const iBob = history.findIndex((t) => t.includes("bob: hi ada, this is bob"));
+  assert.ok(iAda >= 0 && iAda < iBob, `dave's history in order: ${JSON.stringify(history)}`);
+  assert.ok(!history.some((t) => t.includes("anyone up here?")), "no history from another room");
+  await waitText(ada, "#log li.notice", "dave joined");
+  await shoot(dave, "chat-dave-history");
+
+  // /join moves carol to den: #room follows, and she gets den's history too.
+  await say(carol, "/join den");
+  await waitFor(async () => ((await text(carol, "#room")) || "").trim() === "den", "carol's #room to be den");
+  await waitText(carol, "#log li.msg.history", "ada: hello from ada");
+  await waitText(ada, "#log li.notice", "carol joined");
+  await shoot(carol, "chat-carol-joined");
+
+  for (const page of [ada, bob, carol, dave]) assert.deepEqual(page.errors, [], page.url());
+}));
+
+test("/nick renames, typing shows and fades, and a leave is announced", withPages("chat", async () => {
+  const ada = await join("ada", "porch");
+  const bob = await join("bob", "porch");
+  await waitText(ada, "#log li.notice", "bob joined");
+
+  await say(bob, "/nick robert");
+  await say(bob, "renamed");
+  await waitText(ada, "#log li.msg", "robert: renamed");
+
+  // Robert types and stops without sending: the indicator (under his new
+  // name) goes away by itself after a few seconds.
+  await bob.click("#text");
+  await bob.keyboard.type("never mind");
+  await waitFor(async () => (await typing(ada)).includes("robert is typing"), "ada to see robert is typing");
+  await waitFor(async () => !(await typing(ada)).includes("robert"),
+    "ada's typing indicator to fade once robert stops", 10000);
+
+  await bob.context().close();
+  await waitText(ada, "#log li.notice", "robert left");
+  await shoot(ada, "chat-ada-left");
+  assert.deepEqual(ada.errors, []);
+}));
