@@ -34,9 +34,12 @@ local function check_local(mine, level)
 end
 
 --- Creates an app. Options: host (default every interface), port (default
--- 8080; 0 picks a free one), and the core's limits and timeouts:
--- max_message, max_head, max_headers, handshake_timeout, close_timeout,
--- idle_timeout, ping_interval, pong_timeout (see README.md).
+-- 8080; 0 picks a free one), tls (wss:// and https://: { cert =, key =
+-- [, ca =] [, ciphers =] [, min_version = "1.2"|"1.3"] [, sni = { { names
+-- =, cert =, key = }, ... }] }, files read at listen), and the core's
+-- limits and timeouts: max_message, max_head, max_headers,
+-- handshake_timeout, close_timeout, idle_timeout, ping_interval,
+-- pong_timeout (see README.md).
 function M.app(opts)
   if opts == nil then opts = {} end
   if type(opts) ~= "table" then
@@ -54,7 +57,7 @@ function M.app(opts)
     if not served then error("bad option 'static' (" .. err .. ")", 2) end
   end
   return setmetatable({ host = mine.host, port_wanted = mine.port or 8080, server = server, paths = {}, static = mine.static,
-    timers = setmetatable({}, { __mode = "k" }) }, App)
+    tls = for_core.tls or nil, timers = setmetatable({}, { __mode = "k" }) }, App)
 end
 
 --- True when v is an app made by duplex.app.
@@ -91,11 +94,25 @@ function App:configure(opts)
   if mine.port ~= nil then self.port_wanted = mine.port end
   local ok, err = pcall(self.server.configure, self.server, for_core)
   if not ok then error(err, 2) end
+  if for_core.tls ~= nil then self.tls = for_core.tls or nil end
   return self
 end
 
+--- True when the app speaks TLS (wss://, https://).
+function App:is_tls()
+  return self.server:tls()
+end
+
+--- Reads the TLS certificate and key files again (on SIGHUP, say): new
+-- connections get the new certificates, open ones keep theirs. Returns
+-- true, or nil, message, "ETLS" (the certificates in use stay).
+function App:reload_tls()
+  return self.server:reload_tls()
+end
+
 --- Starts listening. Returns true, or nil, message, name (e.g.
--- "EADDRINUSE").
+-- "EADDRINUSE", or "ETLS" for a TLS file that cannot be read or a key that
+-- does not match its certificate).
 function App:listen()
   if self.listening then return true end
   local ok, err, name = self.server:listen(self.host, self.port_wanted)
