@@ -140,9 +140,11 @@ static void read_path(dx_conn *c)
         want = s->cfg.max_head - c->buf_len;
     size_t got = 0;
     int e = SSL_ERROR_NONE;
+    /* Cleared once: a call that succeeds queues no error, and every
+     * failure below empties the queue again. */
+    ERR_clear_error();
     while (got < want) {
         size_t n;
-        ERR_clear_error();
         if (SSL_read_ex(c->ssl, s->rbuf + got, want - got, &n)) {
             got += n;
             continue;
@@ -236,6 +238,7 @@ int dx_tls_flush(dx_conn *c)
     dx_server *s = c->srv;
     if (c->tls_handshaking)
         return 1;
+    ERR_clear_error();                         /* once: see read_path */
     while (c->out_head) {
         dx_out *o = c->out_head;
         const uint8_t *p = DX_OUT_BYTES(o) + o->off;
@@ -251,7 +254,6 @@ int dx_tls_flush(dx_conn *c)
             p = s->tls_stage;
         }
         size_t w;
-        ERR_clear_error();
         if (SSL_write_ex(c->ssl, p, len, &w)) {
             c->last_tx = ev_now(s->loop);
             dx_out_consume(c, w);
