@@ -45,6 +45,7 @@ local function make_pki()
   cert("a", "a.test", "DNS:a.test")
   cert("wild", "wild.b.test", "DNS:*.b.test")
   cert("renewed", "renewed", "DNS:localhost,IP:127.0.0.1")
+  cert("client", "a client", "DNS:client.test")
   return dir
 end
 
@@ -212,6 +213,32 @@ describe("wss", function()
     local cn, ok, sout = served_cert(dir, srv.port, "localhost")
     assert.are.equal("renewed", cn, sout)
     assert.is_true(ok, sout)
+    srv:stop()
+  end)
+
+  it("serves plain HTTP as https://, with keep-alive", function()
+    local srv = server.start("spec/fixtures/http_app.lua", tls_args())
+    local code, out = server.sh(("timeout -s KILL 60 /usr/bin/python3 spec/interop/tls_checks.py https %d %s")
+      :format(srv.port, q(dir .. "/ca.pem")))
+    srv:stop()
+    assert.are.equal(0, code, out)
+  end)
+
+  it("with tls.ca, serves only clients with a certificate signed by it", function()
+    local app = dir .. "/ca_app.lua"
+    write_file(app, ([[
+      local duplex = require "duplex"
+      local d = %q
+      local app = duplex.app { tls = { cert = d .. "/server.pem", key = d .. "/server.key", ca = d .. "/ca.pem" } }
+      app:ws("/", { message = function(ws, data, binary) ws:send(data, binary) end })
+      return app
+    ]]):format(dir))
+    local srv = server.start(app)
+    local code, out = server.sh(("timeout -s KILL 60 /usr/bin/python3 spec/interop/tls_checks.py client-cert %d %s %s %s")
+      :format(srv.port, q(dir .. "/ca.pem"), q(dir .. "/client.pem"), q(dir .. "/client.key")))
+    assert.are.equal(0, code, out .. "\n" .. srv:log())
+    assert(srv:wait_log("TLS handshake failed", 3, true), "the refused client was not logged")
+    assert.matches("peer did not return a certificate", srv:log())
     srv:stop()
   end)
 
