@@ -3,6 +3,13 @@
 -- listen (nil, message, "ETLS"); reload_tls keeps the certificates in use
 -- when the new files are bad.
 local duplex = require "duplex"   -- the in-process build: LUA_CPATH set by the Makefile
+local socket = require "socket"
+
+local function run_until(cond, seconds)
+  local limit = socket.gettime() + (seconds or 5)
+  while not cond() and socket.gettime() < limit do duplex.run("once") end
+  return cond()
+end
 
 local function tmpdir()
   local dir = os.tmpname()
@@ -105,5 +112,71 @@ describe("tls option", function()
     assert.are.equal("ETLS", name)
     assert.matches("does not speak TLS", err)
     app:close()
+  end)
+
+  describe("duplex.connect over wss://", function()
+    local app
+    before_each(function()
+      app = duplex.app { host = "127.0.0.1", port = 0, tls = { cert = cert, key = key } }
+      app:ws("/echo", { message = function(ws, data, binary) ws:send("echo:" .. data, binary) end })
+      assert(app:listen())
+    end)
+    after_each(function() app:close() end)
+
+    -- Connects with options; returns what happened: messages, close code and reason.
+    local function session(options, messages)
+      local got, closed = {}, nil
+      local c, err, name = duplex.connect(("wss://127.0.0.1:%d/echo"):format(app:port()), {
+        open = function(cl) for _, m in ipairs(messages) do assert(cl:send(m[1], m[2])) end end,
+        message = function(cl, data, binary)
+          got[#got + 1] = { data, binary }
+          if #got == #messages then cl:close(1000) end
+        end,
+        close = function(_, code, reason) closed = { code, reason } end,
+      }, options)
+      if not c then return nil, err, name end
+      assert.is_true(run_until(function() return closed ~= nil end, 10), "no close event")
+      return got, closed
+    end
+
+    it("verifies the server's certificate against ca, for servername, and echoes", function()
+      local big = string.rep("0123456789abcdef", 65536)            -- 1 MiB, many records
+      local got, closed = session({ ca = cert, servername = "one" },
+        { { "hello" }, { "\0\1\2", true }, { big } })
+      assert.are.same({ { "echo:hello", false }, { "echo:\0\1\2", true } }, { got[1], got[2] })
+      assert.are.equal(#big + 5, #got[3][1])
+      assert.is_true(got[3][1] == "echo:" .. big, "the 1 MiB echo differs")
+      assert.are.equal(1000, closed[1])
+    end)
+
+    it("fails the handshake for a certificate of another name, or of an unknown CA", function()
+      local got, closed = session({ ca = cert, servername = "someone-else" }, { { "x" } })
+      assert.are.same({}, got)
+      assert.are.equal(1006, closed[1])
+      assert.matches("^tls handshake: certificate verify failed", closed[2])
+      got, closed = session({ servername = "one" }, { { "x" } })   -- the system's CAs do not know it
+      assert.are.same({}, got)
+      assert.are.equal(1006, closed[1])
+      assert.matches("^tls handshake: ", closed[2])
+      assert.is_true(run_until(function() return app:stats().tls_failures >= 2 end),
+        "the server did not count the failed handshakes")
+    end)
+
+    it("connects without any check when insecure", function()
+      local got, closed = session({ insecure = true }, { { "hi" } })
+      assert.are.same({ { "echo:hi", false } }, got)
+      assert.are.equal(1000, closed[1])
+    end)
+
+    it("returns nil, message, ETLS for a ca file it cannot use; raises on a bad option", function()
+      local c, err, name = session({ ca = dir .. "/none.pem" }, {})
+      assert.is_nil(c)
+      assert.are.equal("ETLS", name)
+      assert.matches("none%.pem", err)
+      assert.has_error(function() duplex.connect("wss://127.0.0.1:1/", {}, { cafile = "x" }) end,
+        "bad argument #3 to 'connect' (unknown option 'cafile')")
+      assert.has_error(function() duplex.connect("wss://127.0.0.1:1/", {}, { insecure = "yes" }) end,
+        "bad argument #3 to 'connect' (option 'insecure': boolean expected, got string)")
+    end)
   end)
 end)

@@ -127,6 +127,18 @@ describe("wss", function()
       assert.is_true(verified, "a TLS client after the plain one was not served")
     end)
 
+    it("is loaded by duplex bench over wss://, every echo checked", function()
+      local code, out, err = server.run({ "bench", "echo", "--url", srv.url .. "/", "--connections", "4",
+        "--depth", "4", "--seconds", "1", "--warmup", "0.2", "--json" }, 60)
+      assert.are.equal(0, code, out .. err)
+      assert.is_nil(server.sanitizer_report(err), err)
+      assert.matches('"url":"wss://127%.0%.0%.1:%d+/"', out)
+      assert.matches('"errors":0,', out)
+      assert.matches('"lost":0,', out)
+      local received = tonumber(out:match('"received":(%d+)'))
+      assert.is_true(received and received > 0, out)
+    end)
+
     it("drops a client that sends garbage, with at most one log line for it", function()
       local before = srv:count_log("TLS ", true)
       local sock = assert(socket.connect("127.0.0.1", srv.port))

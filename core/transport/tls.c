@@ -72,7 +72,7 @@ static int bio_create(BIO *b)
     return 1;
 }
 
-static BIO_METHOD *socket_bio_method(void)
+BIO_METHOD *dx_tls_bio_method(void)
 {
     int index = BIO_get_new_index();     /* -1 once OpenSSL ran out: the type is only a label */
     BIO_METHOD *m = BIO_meth_new((index > 0 ? index : 0) | BIO_TYPE_SOURCE_SINK, "duplex socket");
@@ -108,7 +108,7 @@ dx_tls *dx_tls_new(const dx_tls_config *cfg)
     t->ca = dup_or_null(cfg->ca, &oom);
     t->ciphers = dup_or_null(cfg->ciphers, &oom);
     t->min_version = cfg->min_version == 13 ? 13 : 12;
-    t->bio = socket_bio_method();
+    t->bio = dx_tls_bio_method();
     oom |= t->bio == NULL;
     if (cfg->nsites) {
         t->sites = calloc(cfg->nsites, sizeof *t->sites);
@@ -316,19 +316,26 @@ int dx_tls_load(dx_tls *t, char *err, size_t errcap)
 
 int dx_tls_ready(const dx_tls *t) { return t->ctx != NULL; }
 
+int dx_tls_set_socket(SSL *ssl, BIO_METHOD *m, int fd)
+{
+    BIO *b = BIO_new(m);
+    if (b == NULL)
+        return -1;
+    BIO_set_data(b, (void *)(intptr_t)fd);
+    SSL_set_bio(ssl, b, b);
+    return 0;
+}
+
 SSL *dx_tls_accept(dx_tls *t, int fd)
 {
     if (t->ctx == NULL)
         return NULL;
     SSL *ssl = SSL_new(t->ctx);
-    BIO *b = ssl ? BIO_new(t->bio) : NULL;
-    if (b == NULL) {
+    if (ssl == NULL || dx_tls_set_socket(ssl, t->bio, fd) < 0) {
         SSL_free(ssl);
         ERR_clear_error();
         return NULL;
     }
-    BIO_set_data(b, (void *)(intptr_t)fd);
-    SSL_set_bio(ssl, b, b);
     SSL_set_accept_state(ssl);
     return ssl;
 }

@@ -49,6 +49,14 @@ int dx_tls_ready(const dx_tls *t);
  * through send/recv without SIGPIPE. NULL when out of memory or not ready. */
 struct ssl_st *dx_tls_accept(dx_tls *t, int fd);
 
+/* A BIO method doing send/recv on a socket without SIGPIPE (OpenSSL's own
+ * socket BIO writes with write(2)); free it with BIO_meth_free after every
+ * SSL using it. NULL when out of memory. */
+struct bio_method_st *dx_tls_bio_method(void);
+
+/* Gives ssl a BIO of method m on fd. Returns 0, or -1 out of memory. */
+int dx_tls_set_socket(struct ssl_st *ssl, struct bio_method_st *m, int fd);
+
 /* Frees t and its contexts (SSLs still alive keep theirs). */
 void dx_tls_free(dx_tls *t);
 

@@ -209,16 +209,31 @@ end
 -- Returns the client (c:send(data [, binary]), c:close([code]),
 -- c:is_open(), c:buffered()), or nil, message, name when the host does not
 -- resolve or no socket could be made; a refused connection or handshake
--- arrives as close(c, 1006, reason). wss:// is not supported yet.
-function M.connect(url, handlers)
+-- arrives as close(c, 1006, reason). wss:// URLs go over TLS; options (for
+-- wss://): ca (PEM file of the CAs to trust; default the system's),
+-- servername (the name the certificate must carry; default the URL's
+-- host), insecure (true: no certificate check).
+local CONNECT_OPTIONS = { ca = "string", servername = "string", insecure = "boolean" }
+
+function M.connect(url, handlers, options)
   if type(url) ~= "string" then
     error("bad argument #1 to 'connect' (string expected, got " .. type(url) .. ")", 2)
   end
   if type(handlers) ~= "table" then
     error("bad argument #2 to 'connect' (table expected, got " .. type(handlers) .. ")", 2)
   end
-  local rest = url:match("^ws://(.+)$")
-  if not rest then error("bad argument #1 to 'connect' (ws://host[:port]/path expected)", 2) end
+  if options ~= nil and type(options) ~= "table" then
+    error("bad argument #3 to 'connect' (table expected, got " .. type(options) .. ")", 2)
+  end
+  for k, v in pairs(options or {}) do
+    if not CONNECT_OPTIONS[k] then error("bad argument #3 to 'connect' (unknown option '" .. tostring(k) .. "')", 2) end
+    if type(v) ~= CONNECT_OPTIONS[k] then
+      error("bad argument #3 to 'connect' (option '" .. k .. "': " .. CONNECT_OPTIONS[k] .. " expected, got "
+        .. type(v) .. ")", 2)
+    end
+  end
+  local scheme, rest = url:match("^(wss?)://(.+)$")
+  if not rest then error("bad argument #1 to 'connect' (ws://host[:port]/path or wss://... expected)", 2) end
   local hostport, target = rest:match("^([^/?]+)([/?].*)$")
   if not hostport then hostport, target = rest, "/" end
   if target:sub(1, 1) == "?" then target = "/" .. target end
@@ -226,8 +241,9 @@ function M.connect(url, handlers)
   if not host then host = hostport:match("^%[(.+)%]$") end
   if not host then host, port = hostport:match("^([^:]+):(%d+)$") end
   if not host then host = hostport end
-  port = tonumber(port or "80")
-  local ok, c, err, name = pcall(core.connect, host, port, target, handlers)
+  port = tonumber(port or (scheme == "wss" and "443" or "80"))
+  local tls = scheme == "wss" and (options or {}) or nil
+  local ok, c, err, name = pcall(core.connect, host, port, target, handlers, tls)
   if not ok then error(c, 2) end
   return c, err, name
 end
