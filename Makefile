@@ -30,7 +30,7 @@ help:
 	@echo "make test       unit tests and specs on both VMs"
 	@echo "make test-asan  the same under AddressSanitizer + UBSan"
 	@echo "make run        serve scripts/chat.lua on port $(PORT)"
-	@echo "make bench      echo scenarios: duplex beside Node ws, nginx+lua, libwebsockets"
+	@echo "make bench      echo scenarios: duplex (ws and wss) beside Node ws, nginx+lua, libwebsockets"
 	@echo "make fuzz       libFuzzer on the protocol layer, FUZZ_SECONDS per target"
 	@echo "make install    install the command and modules under PREFIX ($(PREFIX))"
 
@@ -117,9 +117,9 @@ fuzz-deps:
 
 # ---- benchmarks (not part of test: figures, not pass/fail) ----
 
-# Echo scenarios of duplex (Lua 5.4, LuaJIT) beside Node ws, nginx with
-# lua-resty-websocket and libwebsockets, measured by an independent
-# libwebsockets client (bench/echo.sh [SECONDS]); then broadcast and connect
+# Echo scenarios of duplex (Lua 5.4, LuaJIT, and LuaJIT over wss://) beside
+# Node ws, nginx with lua-resty-websocket and libwebsockets, measured by an
+# independent libwebsockets client (bench/echo.sh [SECONDS]); then broadcast and connect
 # scenarios measured with duplex bench (bench/scenarios.sh).
 bench: deps build
 	bench/echo.sh $(BENCH_SECONDS)
