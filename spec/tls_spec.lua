@@ -152,6 +152,26 @@ describe("wss", function()
     end)
   end)
 
+  it("logs a burst of failed handshakes in a few lines, not one per connection", function()
+    local srv = server.start("spec/fixtures/echo.lua", tls_args())
+    local socks = {}
+    for i = 1, 30 do
+      socks[i] = assert(socket.connect("127.0.0.1", srv.port))
+      socks[i]:send(string.rep("\22\3\1\0\5garbage", 4))
+    end
+    for i = 1, 30 do
+      local _, closed = read_to_close(socks[i], 5)
+      socks[i]:close()
+      assert.is_true(closed, "garbage connection " .. i .. " was kept")
+    end
+    local _, verified = served_cert(dir, srv.port, "localhost")
+    local log = srv:stop()
+    assert.is_true(verified, "a good client after the burst was not served")
+    local _, lines = log:gsub("duplex: TLS handshake failed", "")
+    assert.is_true(lines >= 1, "no log line for the failed handshakes")
+    assert.is_true(lines < 30 / 2, lines .. " log lines for 30 failed handshakes:\n" .. log)
+  end)
+
   it("drops a client that opens TCP and never speaks TLS after handshake_timeout", function()
     local srv = server.start("spec/fixtures/echo.lua", with_args(tls_args(), { "--handshake-timeout", "0.3" }))
     local sock = assert(socket.connect("127.0.0.1", srv.port))
