@@ -16,7 +16,7 @@ FLAVOUR = $(MAKE) --no-print-directory -j$(JOBS) -f mk/flavour.mk VERSION=$(VERS
 # Debian packages the build, the tests and `make run` need.
 DEB_PACKAGES := gcc make pkg-config libev-dev libssl-dev zlib1g-dev \
 	lua5.4 liblua5.4-dev luajit2 libluajit2-5.1-dev lua-busted lua-socket lua-zlib lua-cjson \
-	python3 python3-websockets
+	python3 python3-websockets openssl
 # Node and npm may come from elsewhere than Debian (whose npm conflicts with
 # other nodejs builds): installed from Debian only when the commands are missing.
 NODE_PACKAGES := nodejs npm
@@ -34,7 +34,7 @@ help:
 	@echo "make test-browser  the demo pages in headless Chromium (screenshots: $(BROWSER_OUTPUT))"
 	@echo "make test-asan  the same under AddressSanitizer + UBSan"
 	@echo "make run        serve scripts/chat.lua on port $(PORT)"
-	@echo "make bench      echo scenarios: duplex beside Node ws, nginx+lua, libwebsockets"
+	@echo "make bench      echo scenarios: duplex (ws and wss) beside Node ws, nginx+lua, libwebsockets"
 	@echo "make fuzz       libFuzzer on the protocol layer, FUZZ_SECONDS per target"
 	@echo "make install    install the command and modules under PREFIX ($(PREFIX))"
 
@@ -145,9 +145,9 @@ fuzz-deps:
 
 # ---- benchmarks (not part of test: figures, not pass/fail) ----
 
-# Echo scenarios of duplex (Lua 5.4, LuaJIT) beside Node ws, nginx with
-# lua-resty-websocket and libwebsockets, measured by an independent
-# libwebsockets client (bench/echo.sh [SECONDS]); then broadcast and connect
+# Echo scenarios of duplex (Lua 5.4, LuaJIT, and LuaJIT over wss://) beside
+# Node ws, nginx with lua-resty-websocket and libwebsockets, measured by an
+# independent libwebsockets client (bench/echo.sh [SECONDS]); then broadcast and connect
 # scenarios measured with duplex bench (bench/scenarios.sh).
 bench: deps build
 	bench/echo.sh $(BENCH_SECONDS)

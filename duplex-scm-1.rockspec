@@ -19,7 +19,7 @@ dependencies = {
 }
 external_dependencies = {
    LIBEV = { header = "ev.h", library = "ev" },
-   OPENSSL = { header = "openssl/sha.h", library = "crypto" },
+   OPENSSL = { header = "openssl/ssl.h", library = "ssl" },
 }
 build = {
    type = "builtin",
@@ -38,6 +38,7 @@ build = {
         "core/binding/lbench.c",
         "core/binding/lclient.c",
         "core/binding/lserver.c",
+        "core/binding/ltls.c",
         "core/binding/ltimer.c",
         "core/binding/module.c",
         "core/protocol/client_handshake.c",
@@ -53,13 +54,15 @@ build = {
         "core/transport/http_serve.c",
         "core/transport/reader.c",
         "core/transport/server.c",
+        "core/transport/tls.c",
+        "core/transport/tls_io.c",
         "core/transport/topics.c",
         "core/transport/writer.c",
          },
          defines = { "_GNU_SOURCE", 'DX_VERSION="0.1.0"' },
          incdirs = { "core", "$(LIBEV_INCDIR)", "$(OPENSSL_INCDIR)" },
          libdirs = { "$(LIBEV_LIBDIR)", "$(OPENSSL_LIBDIR)" },
-         libraries = { "ev", "crypto", "z" },
+         libraries = { "ev", "ssl", "crypto", "z" },
       },
       ["duplex"] = "lua/duplex/init.lua",
       ["duplex.cli"] = "lua/duplex/cli.lua",

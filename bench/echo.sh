@@ -2,6 +2,9 @@
 # Echo throughput: duplex (LuaJIT, Lua 5.4) beside its peers, same client,
 # same machine, same run:
 #   duplex-luajit, duplex-lua5.4  build/<vm>/duplex run scripts/echo.lua
+#   duplex-luajit-wss             the same over wss:// (--tls-cert/--tls-key, a
+#   (duplex-lua5.4-wss: ask)      self-signed P-256 certificate made here; the
+#                                 client connects with -S): TLS's cost beside ws
 #   node-ws                       Node + `ws` (bench/ws-echo-server.js)
 #   nginx-lua                     nginx + lua-nginx-module + lua-resty-websocket
 #                                 (bench/nginx/: ONE worker process)
@@ -20,7 +23,7 @@
 #
 # Environment: WARMUP (s, default 2), RUNS (default 3), QUICK=1 (1 run,
 # 1 s warm-up, 2 s window; explicit WARMUP/RUNS/SECONDS still win),
-# SERVERS (default all five, in the order above), CLIENT_ARGS (extra
+# SERVERS (default all six but duplex-lua5.4-wss, in the order above), CLIENT_ARGS (extra
 # lws-echo-load flags, e.g. "-1"), SERVER_CPU (1) and CLIENT_CPU (0) for
 # taskset. Defaults take about 7 minutes (3 scenarios x 5 servers x 3 runs x
 # 7 s, plus smoke tests and start-up).
@@ -48,7 +51,7 @@ fi
 CLIENT_ARGS=${CLIENT_ARGS:-}
 SERVER_CPU=${SERVER_CPU:-1}
 CLIENT_CPU=${CLIENT_CPU:-0}
-SERVERS=${SERVERS:-duplex-luajit duplex-lua5.4 node-ws nginx-lua lws-c}
+SERVERS=${SERVERS:-duplex-luajit duplex-luajit-wss duplex-lua5.4 node-ws nginx-lua lws-c}
 if [[ -z ${SCENARIOS:-} && -n ${CONNS:-}${DEPTH:-}${SIZE:-} ]]; then
   SCENARIOS="custom=${CONNS:-100}:${DEPTH:-16}:${SIZE:-32}:text"
 fi
@@ -68,7 +71,7 @@ source "$ROOT/bench/lib.sh"
 
 read -r -a NAMES <<< "$SERVERS"
 for n in "${NAMES[@]}"; do
-  case $n in duplex-luajit|duplex-lua5.4|node-ws|nginx-lua|lws-c) ;;
+  case $n in duplex-luajit|duplex-lua5.4|duplex-luajit-wss|duplex-lua5.4-wss|node-ws|nginx-lua|lws-c) ;;
     *) die "unknown server '$n' (SERVERS)" ;; esac
 done
 
@@ -106,8 +109,20 @@ if [[ ! -x $CLIENT || bench/lws-echo-load.c -nt $CLIENT ]]; then
 fi
 
 # ---- servers -------------------------------------------------------------------
+# wss: a self-signed certificate for the bench (the client accepts it with -S)
+TLSDIR=$OUT/tls
+if [[ " $SERVERS " == *"-wss "* && ! -s $TLSDIR/cert.pem ]]; then
+  mkdir -p "$TLSDIR"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+    -keyout "$TLSDIR/key.pem" -out "$TLSDIR/cert.pem" -days 30 -subj "/CN=$HOST" \
+    -addext "subjectAltName=IP:$HOST" 2> "$TLSDIR/openssl.log" || die "openssl could not make the bench certificate"
+fi
+TLSARGS="--tls-cert $TLSDIR/cert.pem --tls-key $TLSDIR/key.pem"
+declare -A CLIENT_FLAGS=([duplex-luajit-wss]=-S [duplex-lua5.4-wss]=-S)
 CMD[duplex-lua5.4]="build/lua5.4/duplex run scripts/echo.lua --host $HOST --port 0"
 CMD[duplex-luajit]="build/luajit/duplex run scripts/echo.lua --host $HOST --port 0"
+CMD[duplex-lua5.4-wss]="build/lua5.4/duplex run scripts/echo.lua --host $HOST --port 0 $TLSARGS"
+CMD[duplex-luajit-wss]="build/luajit/duplex run scripts/echo.lua --host $HOST --port 0 $TLSARGS"
 CMD[node-ws]="node bench/ws-echo-server.js --host $HOST --port 0"
 CMD[nginx-lua]="bench/nginx/serve.sh --host $HOST --port 0 --rundir $OUT/nginx-run"
 CMD[lws-c]="$OUT/lws-echo-server --host $HOST --port 0"
@@ -120,7 +135,7 @@ trap 'exit 130' INT TERM
 client_run() {
   local s=$1 n=$2 w=$3 t=$4 extra=$5 line
   local args=(-h "$HOST" -p "${PORT[$n]}" -c "${SC_CONNS[$s]}" -d "${SC_DEPTH[$s]}"
-              -s "${SC_SIZE[$s]}" -w "$w" -t "$t")
+              -s "${SC_SIZE[$s]}" -w "$w" -t "$t" ${CLIENT_FLAGS[$n]:-})
   [[ ${SC_TYPE[$s]} == binary ]] && args+=(-b)
   local errlog=$OUT/client-$n-$s.stderr
   R_LINE="" R_S0=0 R_S1=0 R_T0=0 R_T1=0 R_C0=(0 0 0) R_C1=(0 0 0) R_B0=(0 0 0) R_B1=(0 0 0)
@@ -232,12 +247,12 @@ for s in "${SCN[@]}"; do
     echo
     echo "scenario $s: $C conns x $D in flight x $Z B $TY, ${SECS}s window after ${WARMUP}s warm-up, $RUNS run(s); client lws-echo-load${CLIENT_ARGS:+ $CLIENT_ARGS}"
     hdr_mb=""; (( SHOW_MB )) && hdr_mb=$(printf ' | %7s' "MB/s")
-    printf '%-14s | %-28s | %8s%s | %8s | %7s | %10s | %7s | %6s | %-11s\n' \
+    printf '%-17s | %-28s | %8s%s | %8s | %7s | %10s | %7s | %6s | %-11s\n' \
       server "runs msg/s" "median" "$hdr_mb" "vs luajit" "srv cpu" "srv us/msg" "cli cpu" errors "core$SERVER_CPU busy/oth"
-    echo "---------------+------------------------------+----------$( (( SHOW_MB )) && echo '+---------')+----------+---------+------------+---------+--------+------------"
+    echo "------------------+------------------------------+----------$( (( SHOW_MB )) && echo '+---------')+----------+---------+------------+---------+--------+------------"
     for n in "${NAMES[@]}"; do
       if [[ -n ${BROKEN[$n]:-} ]]; then
-        printf '%-14s | broken: %s\n' "$n" "${BROKEN[$n]}"
+        printf '%-17s | broken: %s\n' "$n" "${BROKEN[$n]}"
         continue
       fi
       runs="" errs=0 sc=() cc=() mb=() k1=() o1=()
@@ -253,7 +268,7 @@ for s in "${SCN[@]}"; do
       scm=$(median "${sc[@]}")
       usm=$(awk -v c="$scm" -v m="${MED[$n]}" 'BEGIN { if (m > 0) printf "%.2f", c * 1e4 / m; else printf "n/a" }')
       col_mb=""; (( SHOW_MB )) && col_mb=$(printf ' | %7.1f' "$(median "${mb[@]}")")
-      printf '%-14s | %-28s | %8.0f%s | %8s | %6.0f%% | %10s | %6.0f%% | %6d | %4.0f%%/%3.0f%%\n' \
+      printf '%-17s | %-28s | %8.0f%s | %8s | %6.0f%% | %10s | %6.0f%% | %6d | %4.0f%%/%3.0f%%\n' \
         "$n" "$runs" "${MED[$n]}" "$col_mb" "$ratio" "$scm" "$usm" \
         "$(median "${cc[@]}")" "$errs" "$(median "${k1[@]}")" "$(median "${o1[@]}")"
     done
@@ -293,6 +308,8 @@ echo "(runs: msg/s per run, a * marks a disturbed run: more than 10% of a core's
 echo " this server and client. vs luajit: ratio of medians to $REF's. srv cpu: the server's process tree (nginx: master + its one"
 echo " worker), median % of one core over the window; srv us/msg: that CPU per echoed message, the fairer figure when"
 echo " the client is the bottleneck (cli cpu near 100%). MB/s: payload echoed per second, one direction, 10^6 B."
-echo " errors: summed over the timed runs (whole client runs). Servers marked broken failed a smoke run and were not timed.)"
+echo " errors: summed over the timed runs (whole client runs). Servers marked broken failed a smoke run and were not timed."
+echo " *-wss: the same duplex over wss:// (TLS 1.3, AES-GCM, a self-signed P-256 certificate), the same client with -S:"
+echo " beside its ws row it gives what TLS costs; handshakes are outside the window.)"
 echo
 cat "$RESULTS"

@@ -125,11 +125,11 @@ start_server() { # name lifetime [log]: sets PID SPID PORT; WHY if it failed
     > "$log.stdout" 2> "$log.stderr" &
   PID[$n]=$!
   for _ in $(seq 100); do
-    grep -q "ws://$HOST:" "$log.stdout" 2>/dev/null && break
+    grep -qE "wss?://$HOST:" "$log.stdout" 2>/dev/null && break
     kill -0 "${PID[$n]}" 2>/dev/null || break
     sleep 0.1
   done
-  PORT[$n]=$(grep -m1 "ws://$HOST:" "$log.stdout" | sed -n "s|.*ws://$HOST:\([0-9][0-9]*\).*|\1|p" || true)
+  PORT[$n]=$(grep -m1 -E "wss?://$HOST:" "$log.stdout" | sed -n "s|.*wss*://$HOST:\([0-9][0-9]*\).*|\1|p" || true)
   # `timeout` is the direct child; the server (or its launcher) is its child
   SPID[$n]=$(pgrep -P "${PID[$n]}" | head -1 || true)
   if [[ -z ${PORT[$n]} || -z ${SPID[$n]} ]]; then

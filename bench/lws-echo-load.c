@@ -14,7 +14,11 @@
  * (mb_per_s: payload bytes echoed per second, one direction, in 10^6 B.)
  *
  * usage: lws-echo-load -p PORT [-h 127.0.0.1] [-c 100] [-d 16] [-s 32]
- *                      [-w 2] [-t 5] [-T 10 (connect timeout, s)] [-1] [-b]
+ *                      [-w 2] [-t 5] [-T 10 (connect timeout, s)] [-1] [-b] [-S]
+ *
+ * -S connects with wss:// (TLS through the OpenSSL libwebsockets is built
+ * on), accepting a self-signed certificate and any host name: a bench
+ * measures, it does not authenticate.
  *
  * -F FRAG (batched mode only) sends each message as a first frame and
  * continuation frames of at most FRAG payload bytes each, to check that a
@@ -72,7 +76,7 @@ static int n_established, n_dead;
 static uint64_t rx_total, tx_total;
 static uint64_t errors, err_mismatch, err_conn, err_closed, err_write;
 static volatile sig_atomic_t interrupted;
-static int one_by_one, binary;
+static int one_by_one, binary, use_tls;
 #define MAX_BATCH 64
 #define BATCH_BYTES (256 * 1024) /* at most this much framed per write... */
 static unsigned max_batch;      /* ...so this many messages (>= 1) */
@@ -366,14 +370,15 @@ static void usage(void)
 		"usage: lws-echo-load -p PORT [-h HOST] [-c CONNS] [-d DEPTH] "
 		"[-s SIZE] [-w WARMUP_S] [-t WINDOW_S] [-T CONNECT_TIMEOUT_S] "
 		"[-1 (one lws_write per message)] [-b (binary)] "
-		"[-F FRAG (send each message as frames of FRAG bytes)]\n");
+		"[-F FRAG (send each message as frames of FRAG bytes)] "
+		"[-S (wss://, self-signed certificate accepted)]\n");
 	exit(2);
 }
 
 int main(int argc, char **argv)
 {
 	int opt;
-	while ((opt = getopt(argc, argv, "h:p:c:d:s:w:t:T:1bF:")) != -1) {
+	while ((opt = getopt(argc, argv, "h:p:c:d:s:w:t:T:1bF:S")) != -1) {
 		switch (opt) {
 		case 'h': host = optarg; break;
 		case 'p': port = atoi(optarg); break;
@@ -386,6 +391,7 @@ int main(int argc, char **argv)
 		case '1': one_by_one = 1; break;
 		case 'b': binary = 1; break;
 		case 'F': frag_size = atoi(optarg); break;
+		case 'S': use_tls = 1; break;
 		default: usage();
 		}
 	}
@@ -431,6 +437,8 @@ int main(int argc, char **argv)
 	info.fd_limit_per_thread = (unsigned)(nconns + 16);
 	info.timeout_secs = (unsigned)connect_timeout_s + 1;
 	info.pt_serv_buf_size = 65536; /* bytes per read() (default 4096) */
+	if (use_tls)
+		info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
 	ctx = lws_create_context(&info);
 	if (!ctx) {
 		fprintf(stderr, "lws_create_context failed\n");
@@ -454,6 +462,9 @@ int main(int argc, char **argv)
 		ci.host = host;
 		ci.origin = host;
 		ci.protocol = NULL; /* no subprotocol requested */
+		if (use_tls)
+			ci.ssl_connection = LCCSCF_USE_SSL | LCCSCF_ALLOW_SELFSIGNED |
+				LCCSCF_SKIP_SERVER_CERT_HOSTNAME_CHECK;
 		ci.local_protocol_name = protocols[0].name;
 		ci.opaque_user_data = &conns[i];
 		ci.pwsi = &conns[i].wsi;

@@ -36,6 +36,7 @@ typedef struct dx_bench_opts {
     double timeout;                 /* bound of the connect phase and of the drain; default 10 */
     int concurrency;                /* connects in progress at once; default 256 */
     int server_pid;                 /* > 0: read its RSS (connect) */
+    int tls;                        /* wss://, any certificate accepted */
 } dx_bench_opts;
 
 typedef struct dx_bench_result {

@@ -77,6 +77,15 @@ void dx_conn_release(lua_State *L, dx_lconn *w);
  * module table on top of the stack. [-0, +0, e] */
 void dx_server_open_lib(lua_State *L);
 
+/* Reads the `tls` option of the options table at t (nothing when absent)
+ * and makes srv speak TLS; raises an error naming a bad key or value, or
+ * when srv listens already. The files are read at listen. [-0, +0, e] */
+void dx_tls_read_option(lua_State *L, int t, dx_server *srv);
+
+/* server:reload_tls() and server:tls(), methods of the server. */
+int dx_tls_reload(lua_State *L);
+int dx_tls_enabled(lua_State *L);
+
 /* Registers the client metatables and core.connect into the module table
  * on top of the stack. [-0, +0, e] */
 void dx_client_open_lib(lua_State *L);

@@ -92,7 +92,7 @@ static void push_result(lua_State *L, const dx_bench_result *r)
 
 /* core.bench{ scenario = "echo"|"broadcast"|"connect", host = H, port = P,
  * path = "/p?q", connections, depth, size, binary, seconds, warmup,
- * timeout, concurrency, server_pid } -> results | nil, message, name.
+ * timeout, concurrency, server_pid, tls } -> results | nil, message, name.
  * Runs to its end on a loop of its own (the default loop does not run
  * meanwhile). [-0, +1|3, e] */
 static int l_bench(lua_State *L)
@@ -120,6 +120,9 @@ static int l_bench(lua_State *L)
     o.timeout = opt_num(L, "timeout", o.timeout);
     o.concurrency = opt_int(L, "concurrency", o.concurrency, 1, 1 << 20);
     o.server_pid = opt_int(L, "server_pid", 0, 0, 1 << 30);
+    lua_getfield(L, 1, "tls");
+    o.tls = lua_toboolean(L, -1);
+    lua_pop(L, 1);
     if (o.timeout <= 0)
         o.timeout = 10;
 

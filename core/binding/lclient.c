@@ -114,7 +114,9 @@ static dx_lctx *get_ctx(lua_State *L)
     return k;
 }
 
-/* core.connect(host, port, target, handlers) -> client | nil, message, name */
+/* core.connect(host, port, target, handlers [, tls]) -> client | nil,
+ * message, name. tls (wss://): true, or a table { ca = FILE, insecure =
+ * bool, servername = NAME }; nil or false for ws://. */
 static int l_connect(lua_State *L)
 {
     const char *host = luaL_checkstring(L, 1);
@@ -130,6 +132,23 @@ static int l_connect(lua_State *L)
                               client_handlers[h], luaL_typename(L, -1));
         lua_pop(L, 1);
     }
+    dx_client_tls tls = { NULL, 0, NULL };
+    int use_tls = !lua_isnoneornil(L, 5) && !(lua_type(L, 5) == LUA_TBOOLEAN && !lua_toboolean(L, 5));
+    if (use_tls && lua_istable(L, 5)) {
+        lua_getfield(L, 5, "ca");
+        if (!lua_isnil(L, -1) && lua_type(L, -1) != LUA_TSTRING)
+            return luaL_error(L, "bad option 'ca' (file name expected, got %s)", luaL_typename(L, -1));
+        tls.ca = lua_tostring(L, -1);       /* reachable through the table */
+        lua_getfield(L, 5, "servername");
+        if (!lua_isnil(L, -1) && lua_type(L, -1) != LUA_TSTRING)
+            return luaL_error(L, "bad option 'servername' (host name expected, got %s)", luaL_typename(L, -1));
+        tls.servername = lua_tostring(L, -1);
+        lua_getfield(L, 5, "insecure");
+        tls.insecure = lua_toboolean(L, -1);
+        lua_pop(L, 3);
+    } else if (use_tls && lua_type(L, 5) != LUA_TBOOLEAN) {
+        return luaL_argerror(L, 5, "table or boolean expected");
+    }
     dx_lctx *k = get_ctx(L);
 
     struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *ai = NULL;
@@ -143,12 +162,16 @@ static int l_connect(lua_State *L)
         return 3;
     }
     snprintf(hosthdr, sizeof hosthdr, strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, (int)port);
-    dx_client *c = dx_client_connect(k->x, ai->ai_addr, ai->ai_addrlen, hosthdr, target, err, sizeof err);
+    dx_client *c = dx_client_connect(k->x, ai->ai_addr, ai->ai_addrlen, hosthdr, target,
+                                     use_tls ? &tls : NULL, err, sizeof err);
     freeaddrinfo(ai);
     if (c == NULL) {
         lua_pushnil(L);
         lua_pushstring(L, err);
-        lua_pushliteral(L, "ECONNECT");
+        if (strstr(err, "tls"))
+            lua_pushliteral(L, "ETLS");
+        else
+            lua_pushliteral(L, "ECONNECT");
         return 3;
     }
     dx_lclient *w = dx_newuserdata(L, sizeof *w);

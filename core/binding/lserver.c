@@ -441,7 +441,7 @@ static double opt_bytes(lua_State *L, int t, const char *k, double def, double l
 static const char *const option_names[] = {
     "max_message", "max_head", "max_headers", "handshake_timeout", "close_timeout",
     "idle_timeout", "ping_interval", "pong_timeout", "max_backpressure", "backpressure", "drain_mark",
-    "deflate", "deflate_window_bits", "deflate_mem_level", "deflate_threshold", NULL
+    "deflate", "deflate_window_bits", "deflate_mem_level", "deflate_threshold", "tls", NULL
 };
 
 static const char *const deflate_modes[] = { "off", "shared", "dedicated", NULL };
@@ -518,6 +518,7 @@ static int l_new(lua_State *L)
     ls->srv = dx_server_new(ev_default_loop(0), &cfg, &events, ls);
     if (ls->srv == NULL)
         return luaL_error(L, "out of memory");
+    dx_tls_read_option(L, 1, ls->srv);
     return 1;
 }
 
@@ -618,6 +619,7 @@ static int l_configure(lua_State *L)
     luaL_checktype(L, 2, LUA_TTABLE);
     dx_config cfg = *dx_server_config(ls->srv);
     read_config(L, 2, &cfg);
+    dx_tls_read_option(L, 2, ls->srv);
     *dx_server_config(ls->srv) = cfg;
     return 0;
 }
@@ -754,13 +756,14 @@ static int l_stats(lua_State *L)
     DX_STAT("deliveries", st->deliveries);
     DX_STAT("dropped", st->dropped);
     DX_STAT("backpressure_closes", st->backpressure_closes);
+    DX_STAT("tls_failures", st->tls_failures);
 #undef DX_STAT
     return 1;
 }
 
 static const luaL_Reg methods[] = {
     { "publish", l_publish }, { "subscribers", l_subscribers }, { "stats", l_stats },
-    { "get", l_get }, { "static", l_static },
+    { "get", l_get }, { "static", l_static }, { "reload_tls", dx_tls_reload }, { "tls", dx_tls_enabled },
     { "route", l_route }, { "listen", l_listen }, { "configure", l_configure }, { "port", l_port },
     { "connections", l_connections }, { "shutdown", l_shutdown }, { "close", l_close },
     { NULL, NULL }

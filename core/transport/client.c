@@ -1,4 +1,5 @@
 /* WebSocket clients: connect, handshake, frames in and out. See client.h. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -6,8 +7,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <openssl/err.h>
 #include <openssl/rand.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include "transport/client.h"
+#include "transport/tls.h"
 #include "protocol/client_handshake.h"
 #include "protocol/frame.h"
 #include "protocol/message.h"
@@ -29,6 +34,11 @@ struct dx_client {
     uint8_t dirty : 1;              /* on the flush list */
     uint8_t writing : 1;            /* wio waits for room in the socket */
     uint8_t busy : 1;               /* the reader works on it: the struct stays */
+    uint8_t tls_handshaking : 1;    /* wss: the TLS handshake is not done */
+    uint8_t tls_read_wants_write : 1; /* wss: the handshake or a read waits for writable */
+    uint8_t tls_flush_wants_read : 1; /* wss: a write waits for readable */
+    uint8_t tls_failed : 1;         /* wss: fatal error, no close_notify */
+    SSL *ssl;                       /* NULL: ws:// */
     char key[DX_CLIENT_KEY_LEN];
     ev_io rio, wio;
     ev_timer timer;
@@ -54,7 +64,17 @@ struct dx_client_ctx {
     uint8_t *rbuf;
     uint8_t pool[DX_RAND_POOL];
     size_t pool_left;
+    struct tls_ctx *tls;            /* client contexts, one per (ca, insecure) */
+    size_t ntls;
+    BIO_METHOD *bio;                /* send/recv without SIGPIPE */
 };
+
+/* A TLS client context: its settings and OpenSSL's. */
+typedef struct tls_ctx {
+    char *ca;                       /* NULL: the system's trust store */
+    int insecure;
+    SSL_CTX *ctx;
+} tls_ctx;
 
 void dx_client_config_defaults(dx_client_config *cfg)
 {
@@ -105,6 +125,13 @@ static void finish(dx_client *c, unsigned code, const char *why)
     ev_io_stop(x->loop, &c->rio);
     ev_io_stop(x->loop, &c->wio);
     ev_timer_stop(x->loop, &c->timer);
+    if (c->ssl) {
+        if (!c->tls_failed && !c->tls_handshaking)
+            SSL_shutdown(c->ssl);            /* close_notify, best effort */
+        SSL_free(c->ssl);
+        c->ssl = NULL;
+        ERR_clear_error();
+    }
     close(c->fd);
     c->fd = -1;
     c->state = C_DEAD;
@@ -192,8 +219,14 @@ static int out_close(dx_client *c, unsigned code)
 
 /* Writes what the socket takes; the write watcher takes over when it is
  * full. c may be freed when this returns, unless it was busy. */
+static int tls_flush(dx_client *c);
+
 static void flush(dx_client *c)
 {
+    if (c->ssl) {
+        if (tls_flush(c) != 0)
+            return;
+    }
     while (c->out_off < c->out_len) {
         ssize_t w = send(c->fd, c->out + c->out_off, c->out_len - c->out_off,
                          MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -215,7 +248,8 @@ static void flush(dx_client *c)
     c->out_off = c->out_len = 0;
     if (c->writing) {
         c->writing = 0;
-        ev_io_stop(c->x->loop, &c->wio);
+        if (!c->tls_read_wants_write)
+            ev_io_stop(c->x->loop, &c->wio);
     }
 }
 
@@ -413,11 +447,24 @@ static void feed_handshake(dx_client *c)
         feed_frames(c, rbuf, rest);
 }
 
+static ssize_t tls_read(dx_client *c, uint8_t *dst, size_t want);
+
 static void reader_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
     (void)loop;
     (void)revents;
     dx_client *c = w->data;
+    if (c->ssl && c->tls_flush_wants_read) {
+        c->tls_flush_wants_read = 0;
+        c->busy = 1;
+        flush(c);
+        c->busy = 0;
+        if (c->state == C_DEAD) {
+            if (!c->dirty)
+                free(c);
+            return;
+        }
+    }
     uint8_t *dst;
     size_t want;
     if (c->state == C_HANDSHAKE) {
@@ -449,7 +496,9 @@ static void reader_cb(struct ev_loop *loop, ev_io *w, int revents)
         dst = c->x->rbuf;
         want = DX_CLIENT_RBUF;
     }
-    ssize_t n = read(c->fd, dst, want);
+    ssize_t n = c->ssl ? tls_read(c, dst, want) : read(c->fd, dst, want);
+    if (n == -2)
+        return;                              /* tls_read finished c */
     if (n < 0) {
         if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
             return;
@@ -478,6 +527,237 @@ static void reader_cb(struct ev_loop *loop, ev_io *w, int revents)
         free(c);
 }
 
+/* ---- TLS (wss://) ----
+ * The TLS handshake runs once TCP is connected, inside the handshake
+ * timeout; the upgrade request waits in the queue until it is done. As on
+ * the server side, want-read and want-write move the watchers. */
+
+/* Ends c for a TLS failure e of what ("handshake", "read", "write"). */
+static void tls_fail(dx_client *c, int e, const char *what)
+{
+    char why[256], buf[64];
+    c->tls_failed = 1;
+    if (e == SSL_ERROR_SYSCALL || e == SSL_ERROR_ZERO_RETURN) {
+        ERR_clear_error();
+        snprintf(why, sizeof why, "tls %s: %s", what, e == SSL_ERROR_SYSCALL && errno
+                 ? strerror(errno) : "the server closed the connection");
+    } else {
+        long v = SSL_get_verify_result(c->ssl);
+        const char *reason = dx_tls_error_reason("unknown error", buf, sizeof buf);
+        if (v != X509_V_OK)
+            snprintf(why, sizeof why, "tls %s: %s (%s)", what, reason, X509_verify_cert_error_string(v));
+        else
+            snprintf(why, sizeof why, "tls %s: %s", what, reason);
+    }
+    finish(c, DX_CLOSE_ABNORMAL, why);
+}
+
+/* Returns 1 when the handshake is done, 0 while it waits, -1 when c was
+ * finished. */
+static int tls_handshake(dx_client *c)
+{
+    ERR_clear_error();
+    int r = SSL_do_handshake(c->ssl);
+    if (r == 1) {
+        c->tls_handshaking = 0;
+        if (c->out_off < c->out_len)
+            mark_dirty(c);                   /* the upgrade request can go */
+        return 1;
+    }
+    int e = SSL_get_error(c->ssl, r);
+    if (e == SSL_ERROR_WANT_READ)
+        return 0;
+    if (e == SSL_ERROR_WANT_WRITE) {
+        c->tls_read_wants_write = 1;
+        ev_io_start(c->x->loop, &c->wio);
+        return 0;
+    }
+    tls_fail(c, e, "handshake");
+    return -1;
+}
+
+/* Like read(2) into dst: bytes, 0 at the end, -1 with errno EAGAIN while
+ * waiting, or -2 when c was finished. */
+static ssize_t tls_read(dx_client *c, uint8_t *dst, size_t want)
+{
+    if (c->tls_handshaking) {
+        int r = tls_handshake(c);
+        if (r <= 0) {
+            errno = EAGAIN;
+            return r < 0 ? -2 : -1;
+        }
+    }
+    size_t got = 0;
+    int e = SSL_ERROR_NONE;
+    ERR_clear_error();
+    while (got < want) {
+        size_t n;
+        if (SSL_read_ex(c->ssl, dst + got, want - got, &n)) {
+            got += n;
+            continue;
+        }
+        e = SSL_get_error(c->ssl, 0);
+        break;
+    }
+    if (e == SSL_ERROR_WANT_WRITE) {
+        c->tls_read_wants_write = 1;
+        ev_io_start(c->x->loop, &c->wio);
+    }
+    if (got) {
+        /* More held by OpenSSL, or an end or error that the next call
+         * reports again: the socket may not say readable, so come back. */
+        if ((e == SSL_ERROR_NONE && SSL_has_pending(c->ssl)) ||
+            (e != SSL_ERROR_NONE && e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE))
+            ev_feed_event(c->x->loop, &c->rio, EV_READ);
+        return (ssize_t)got;
+    }
+    switch (e) {
+    case SSL_ERROR_WANT_READ:
+    case SSL_ERROR_WANT_WRITE:
+        errno = EAGAIN;
+        return -1;
+    case SSL_ERROR_ZERO_RETURN:
+        return 0;
+    default:
+        tls_fail(c, e, "read");
+        return -2;
+    }
+}
+
+/* Writes the queue one record per SSL_write. Returns 0 when it is empty,
+ * 1 while waiting (or handshaking), -1 when c was finished. */
+static int tls_flush(dx_client *c)
+{
+    if (c->tls_handshaking && tls_handshake(c) <= 0)
+        return c->state == C_DEAD ? -1 : 1;
+    ERR_clear_error();
+    while (c->out_off < c->out_len) {
+        size_t w;
+        if (SSL_write_ex(c->ssl, c->out + c->out_off, c->out_len - c->out_off, &w)) {
+            c->out_off += w;
+            continue;
+        }
+        int e = SSL_get_error(c->ssl, 0);
+        if (e == SSL_ERROR_WANT_WRITE) {
+            if (!c->writing) {
+                c->writing = 1;
+                ev_io_start(c->x->loop, &c->wio);
+            }
+            return 1;
+        }
+        if (e == SSL_ERROR_WANT_READ) {
+            c->tls_flush_wants_read = 1;         /* the reader is always watching */
+            if (c->writing) {
+                c->writing = 0;
+                if (!c->tls_read_wants_write)
+                    ev_io_stop(c->x->loop, &c->wio);
+            }
+            return 1;
+        }
+        tls_fail(c, e, "write");
+        return -1;
+    }
+    return 0;
+}
+
+/* The context for tls's settings, made on first use. NULL with errbuf set
+ * when the CA file cannot be used. */
+static SSL_CTX *tls_context(dx_client_ctx *x, const dx_client_tls *tls, char *errbuf, size_t errcap)
+{
+    for (size_t i = 0; i < x->ntls; i++) {
+        const tls_ctx *t = &x->tls[i];
+        if (t->insecure == tls->insecure && ((t->ca == NULL && tls->ca == NULL) ||
+                                             (t->ca && tls->ca && strcmp(t->ca, tls->ca) == 0)))
+            return t->ctx;
+    }
+    char buf[64];
+    if (x->bio == NULL && (x->bio = dx_tls_bio_method()) == NULL) {
+        snprintf(errbuf, errcap, "out of memory");
+        return NULL;
+    }
+    tls_ctx *grown = realloc(x->tls, (x->ntls + 1) * sizeof *grown);
+    if (grown == NULL) {
+        snprintf(errbuf, errcap, "out of memory");
+        return NULL;
+    }
+    x->tls = grown;
+    ERR_clear_error();
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    char *ca = tls->ca ? strdup(tls->ca) : NULL;
+    if (ctx == NULL || (tls->ca && ca == NULL)) {
+        SSL_CTX_free(ctx);
+        free(ca);
+        snprintf(errbuf, errcap, "out of memory");
+        return NULL;
+    }
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_IGNORE_UNEXPECTED_EOF);
+    SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+                          SSL_MODE_RELEASE_BUFFERS);
+    SSL_CTX_set_read_ahead(ctx, 1);
+    SSL_CTX_set_verify(ctx, tls->insecure ? SSL_VERIFY_NONE : SSL_VERIFY_PEER, NULL);
+    int ok = tls->insecure ? 1 : tls->ca ? SSL_CTX_load_verify_locations(ctx, tls->ca, NULL)
+                                         : SSL_CTX_set_default_verify_paths(ctx);
+    if (ok != 1) {
+        snprintf(errbuf, errcap, "cannot use tls ca file '%s': %s", tls->ca ? tls->ca : "(default)",
+                 dx_tls_error_reason("no PEM certificate", buf, sizeof buf));
+        SSL_CTX_free(ctx);
+        free(ca);
+        return NULL;
+    }
+    x->tls[x->ntls].ca = ca;
+    x->tls[x->ntls].insecure = tls->insecure;
+    x->tls[x->ntls].ctx = ctx;
+    x->ntls++;
+    return ctx;
+}
+
+/* An SSL for c on fd: SNI and the certificate's name are servername (an
+ * IP address is checked as one and sent without SNI). */
+static SSL *tls_new(dx_client_ctx *x, const dx_client_tls *tls, int fd, const char *servername,
+                    char *errbuf, size_t errcap)
+{
+    SSL_CTX *ctx = tls_context(x, tls, errbuf, errcap);
+    if (ctx == NULL)
+        return NULL;
+    SSL *ssl = SSL_new(ctx);
+    if (ssl == NULL || dx_tls_set_socket(ssl, x->bio, fd) < 0) {
+        SSL_free(ssl);
+        ERR_clear_error();
+        snprintf(errbuf, errcap, "out of memory");
+        return NULL;
+    }
+    unsigned char ip[16];
+    int is_ip = inet_pton(AF_INET, servername, ip) == 1 || inet_pton(AF_INET6, servername, ip) == 1;
+    int ok = 1;
+    if (!is_ip)
+        ok = SSL_set_tlsext_host_name(ssl, servername) == 1;
+    if (ok && !tls->insecure)
+        ok = is_ip ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), servername) == 1
+                   : SSL_set1_host(ssl, servername) == 1;
+    if (!ok) {
+        SSL_free(ssl);
+        ERR_clear_error();
+        snprintf(errbuf, errcap, "bad tls server name '%s'", servername);
+        return NULL;
+    }
+    SSL_set_connect_state(ssl);
+    return ssl;
+}
+
+/* The host of a Host header: "name:port" -> "name", "[::1]:port" -> "::1". */
+static const char *bare_host(const char *host, char *buf, size_t cap)
+{
+    const char *end = host[0] == '[' ? strchr(host, ']') : strrchr(host, ':');
+    const char *start = host[0] == '[' ? host + 1 : host;
+    size_t n = end ? (size_t)(end - start) : strlen(start);
+    if (n >= cap)
+        n = cap - 1;
+    memcpy(buf, start, n);
+    buf[n] = 0;
+    return buf;
+}
+
 /* ---- connecting ---- */
 
 static void connected(dx_client *c)
@@ -502,7 +782,7 @@ static void connected(dx_client *c)
     c->request = NULL;
     c->state = C_HANDSHAKE;
     ev_io_start(c->x->loop, &c->rio);
-    flush(c);
+    flush(c);                                /* wss: starts the TLS handshake */
 }
 
 static void writer_cb(struct ev_loop *loop, ev_io *w, int revents)
@@ -510,10 +790,18 @@ static void writer_cb(struct ev_loop *loop, ev_io *w, int revents)
     (void)loop;
     (void)revents;
     dx_client *c = w->data;
-    if (c->state == C_CONNECTING)
+    if (c->state == C_CONNECTING) {
         connected(c);
-    else
+    } else if (c->ssl && c->tls_read_wants_write) {
+        c->tls_read_wants_write = 0;
+        if (!c->writing)
+            ev_io_stop(c->x->loop, &c->wio);
+        ev_feed_event(c->x->loop, &c->rio, EV_READ);   /* the reader retries */
+        if (c->writing)
+            flush(c);
+    } else {
         flush(c);
+    }
 }
 
 static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
@@ -528,7 +816,8 @@ static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 }
 
 dx_client *dx_client_connect(dx_client_ctx *x, const struct sockaddr *addr, socklen_t addrlen,
-                             const char *host, const char *target, char *errbuf, size_t errcap)
+                             const char *host, const char *target, const dx_client_tls *tls,
+                             char *errbuf, size_t errcap)
 {
     char key[DX_CLIENT_KEY_LEN];
     dx_client_key(random_bytes(x, 16), key);
@@ -553,8 +842,21 @@ dx_client *dx_client_connect(dx_client_ctx *x, const struct sockaddr *addr, sock
     }
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (tls) {
+        char name[256];
+        c->ssl = tls_new(x, tls, fd, tls->servername ? tls->servername : bare_host(host, name, sizeof name),
+                         errbuf, errcap);
+        if (c->ssl == NULL) {
+            close(fd);
+            free(c->request);
+            free(c);
+            return NULL;
+        }
+        c->tls_handshaking = 1;
+    }
     if (connect(fd, addr, addrlen) < 0 && errno != EINPROGRESS) {
         snprintf(errbuf, errcap, "connect: %s", strerror(errno));
+        SSL_free(c->ssl);
         close(fd);
         free(c->request);
         free(c);
@@ -648,6 +950,8 @@ void dx_client_ctx_free(dx_client_ctx *x)
         ev_io_stop(x->loop, &c->rio);
         ev_io_stop(x->loop, &c->wio);
         ev_timer_stop(x->loop, &c->timer);
+        SSL_free(c->ssl);
+        c->ssl = NULL;
         close(c->fd);
         release(c);
         c->state = C_DEAD;
@@ -661,6 +965,14 @@ void dx_client_ctx_free(dx_client_ctx *x)
     }
     ev_ref(x->loop);
     ev_prepare_stop(x->loop, &x->flusher);
+    for (size_t i = 0; i < x->ntls; i++) {
+        SSL_CTX_free(x->tls[i].ctx);
+        free(x->tls[i].ca);
+    }
+    free(x->tls);
+    if (x->bio)
+        BIO_meth_free(x->bio);
+    ERR_clear_error();
     free(x->rbuf);
     free(x);
 }

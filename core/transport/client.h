@@ -57,13 +57,25 @@ void dx_client_ctx_free(dx_client_ctx *x);
 /* Clients of x not yet freed, in any state. */
 size_t dx_client_count(const dx_client_ctx *x);
 
+/* TLS for a connection (wss://). */
+typedef struct dx_client_tls {
+    const char *ca;             /* PEM file of the CAs to trust; NULL: the system's */
+    int insecure;               /* 1: no certificate check at all (benchmarks, tests) */
+    const char *servername;     /* SNI and the name the certificate must have;
+                                 * NULL: host without its port (an IP address
+                                 * is checked as one, and sent without SNI) */
+} dx_client_tls;
+
 /* Starts connecting to addr (a resolved address, copied) and, once
- * connected, asks for target ("/path?query") with Host: host. Returns the
- * client, whose close event will run exactly once; or NULL (no event) with
- * errbuf set when no socket could be made (e.g. EMFILE) or host/target are
- * unusable. */
+ * connected (and, with tls, the TLS handshake done), asks for target
+ * ("/path?query") with Host: host. Returns the client, whose close event
+ * will run exactly once; or NULL (no event) with errbuf set when no socket
+ * could be made (e.g. EMFILE), host/target are unusable or tls->ca cannot
+ * be read. A TLS failure (a certificate that does not verify, ...) ends the
+ * client with 1006 and "tls handshake: <reason>". */
 dx_client *dx_client_connect(dx_client_ctx *x, const struct sockaddr *addr, socklen_t addrlen,
-                             const char *host, const char *target, char *errbuf, size_t errcap);
+                             const char *host, const char *target, const dx_client_tls *tls,
+                             char *errbuf, size_t errcap);
 
 enum { DX_CSEND_OK = 0, DX_CSEND_CLOSED = -1, DX_CSEND_NOMEM = -2 };
 

@@ -71,6 +71,8 @@ void dx_conn_free(dx_conn *c)
     ev_io_stop(s->loop, &c->rio);
     ev_io_stop(s->loop, &c->wio);
     ev_timer_stop(s->loop, &c->timer);
+    if (c->ssl)
+        dx_tls_conn_free(c);
     close(c->fd);
     c->fd = -1;
     dx_out_free(c);
@@ -141,6 +143,8 @@ void dx_conn_linger(dx_conn *c, int drain)
         dx_conn_free(c);
     } else if (!c->shut_wr) {
         c->shut_wr = 1;
+        if (c->ssl)
+            dx_tls_conn_shutdown(c);
         shutdown(c->fd, SHUT_WR);
     }
 }

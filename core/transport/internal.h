@@ -13,6 +13,7 @@
 #define DX_OUT_CHUNK 2048             /* smallest output chunk; small sends share one */
 #define DX_IOV_MAX 64                 /* chunks handed to one sendmsg */
 #define DX_SPARE_MAX 64               /* output chunks a server keeps for reuse */
+#define DX_TLS_STAGE (16 * 1024)      /* one TLS record: small queued chunks are gathered into it */
 
 /* A frame queued for many connections at once (a publish): one buffer,
  * freed when the last queue lets go of it. */
@@ -83,6 +84,12 @@ struct dx_conn {
     uint8_t overflow : 1;          /* a send found max_backpressure passed: close 1008 from the timer */
     uint8_t over_mark : 1;         /* the queue passed drain_mark: drain when it empties */
     uint8_t paused : 1;            /* HTTP: reading stopped until the queued responses go */
+    uint8_t tls_handshaking : 1;   /* TLS: the TLS handshake is not done yet */
+    uint8_t tls_read_wants_write : 1; /* TLS: the handshake or a read waits for the socket to be writable */
+    uint8_t tls_flush_wants_read : 1; /* TLS: a write waits for the socket to be readable */
+    uint8_t tls_failed : 1;        /* TLS: a fatal error: no close_notify may follow */
+    uint8_t tls_shut : 1;          /* TLS: close_notify sent */
+    struct ssl_st *ssl;            /* NULL: plain TCP */
     dx_pmd_params pmd;
     const dx_pmd_config *deflate_cfg;  /* the route's settings it was negotiated under */
     uint8_t phase;                 /* enum dx_phase */
@@ -143,6 +150,10 @@ struct dx_server {
     size_t nbuckets, ntopics;
     dx_stats stats;
     char *static_root;             /* plain GET/HEAD are served from here; NULL: none */
+    struct dx_tls *tls;            /* NULL: plain TCP */
+    uint8_t *tls_stage;            /* DX_TLS_STAGE bytes: small chunks gathered for one SSL_write */
+    ev_tstamp tls_logged_at;       /* the last TLS error line */
+    uint64_t tls_unlogged;         /* TLS errors since, not logged */
 };
 
 /* http_serve.c */
@@ -196,6 +207,31 @@ int dx_deflate_receive(dx_conn *c, const uint8_t *p, size_t n, int whole, int fi
 void dx_deflate_conn_free(dx_conn *c);
 void dx_deflate_server_free(dx_server *s);
 
+/* tls_io.c: a TLS connection's reads, writes and handshake */
+/* Makes c a TLS connection on the server's contexts. Returns 0, or -1. */
+int dx_tls_conn_start(dx_conn *c);
+/* Sends close_notify once (best effort, never after a fatal error). */
+void dx_tls_conn_shutdown(dx_conn *c);
+/* Frees c's SSL (after close_notify when none was sent). */
+void dx_tls_conn_free(dx_conn *c);
+/* The socket is readable (or a read waited for writable and it is). */
+void dx_tls_on_readable(dx_conn *c);
+/* The socket is writable. */
+void dx_tls_on_writable(dx_conn *c);
+/* Writes as much of the queue as the socket takes, one record per
+ * SSL_write, small chunks gathered. Returns 0 when the queue is empty, 1
+ * when waiting for the socket, -1 when c was lost (it may be freed). */
+int dx_tls_flush(dx_conn *c);
+/* Logs a TLS error of c, at most one line a second (with a count of the
+ * ones not logged), and counts it. */
+void dx_tls_log(dx_conn *c, const char *what, const char *reason);
+
+/* reader.c, for tls_io.c: hands n bytes read into the server's buffer to
+ * c's state (the caller holds c->busy). */
+void dx_reader_consume(dx_conn *c, size_t n);
+/* The peer closed (eof) or the socket failed. */
+void dx_reader_end(dx_conn *c, int eof);
+
 /* writer.c */
 uint8_t *dx_out_reserve(dx_conn *c, size_t n);
 int dx_out_shared(dx_conn *c, dx_shared *f);
@@ -204,6 +240,9 @@ int dx_out_frame(dx_conn *c, int opcode, const void *data, size_t len);
 int dx_out_close_frame(dx_conn *c, unsigned code, const char *reason, size_t len);
 void dx_out_mark_dirty(dx_conn *c);
 void dx_out_flush(dx_conn *c);
+void dx_out_consume(dx_conn *c, size_t n);
+/* Starts the write watcher: the socket is full. */
+void dx_out_wait_writable(dx_conn *c);
 void dx_out_free(dx_conn *c);
 void dx_out_free_spares(dx_server *s);
 void dx_writer_cb(struct ev_loop *loop, ev_io *w, int revents);

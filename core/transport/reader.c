@@ -180,6 +180,8 @@ void dx_reader_resume(dx_conn *c)
 {
     c->paused = 0;
     ev_io_start(c->srv->loop, &c->rio);
+    if (c->ssl)                          /* bytes OpenSSL holds do not make the socket readable */
+        ev_feed_event(c->srv->loop, &c->rio, EV_READ);
     if (c->buf_len)
         answer_requests(c, 0);
 }
@@ -385,44 +387,52 @@ void dx_reader_feed_frames(dx_conn *c, uint8_t *p, size_t n)
     }
 }
 
-void dx_reader_cb(struct ev_loop *loop, ev_io *w, int revents)
+void dx_reader_end(dx_conn *c, int eof)
 {
-    (void)revents;
-    dx_conn *c = w->data;
+    if (c->state == DX_LINGER || (eof && c->state == DX_HANDSHAKE))
+        dx_conn_free(c);
+    else
+        dx_conn_lost(c);
+}
+
+void dx_reader_consume(dx_conn *c, size_t n)
+{
     uint8_t *rbuf = c->srv->rbuf;
-    size_t want = DX_READ_BUFFER;
-    if (c->state == DX_HANDSHAKE)        /* never read past the head's limit */
-        want = c->srv->cfg.max_head - c->buf_len;
-    ssize_t n = read(c->fd, rbuf, want);
-    if (n < 0) {
-        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
-            return;
-        if (c->state == DX_LINGER)
-            dx_conn_free(c);
-        else
-            dx_conn_lost(c);
-        return;
-    }
-    if (n == 0) {
-        if (c->state == DX_LINGER || c->state == DX_HANDSHAKE)
-            dx_conn_free(c);
-        else
-            dx_conn_lost(c);
-        return;
-    }
-    c->last_rx = ev_now(loop);
-    c->busy = 1;                             /* whatever happens below, c stays allocated */
+    c->last_rx = ev_now(c->srv->loop);
     switch (c->state) {
     case DX_HANDSHAKE:
-        feed_handshake(c, rbuf, (size_t)n);
+        feed_handshake(c, rbuf, n);
         break;
     case DX_OPEN:
     case DX_CLOSING:
-        dx_reader_feed_frames(c, rbuf, (size_t)n);
+        dx_reader_feed_frames(c, rbuf, n);
         break;
     default:
         break;                               /* LINGER: the peer's leftovers are dropped */
     }
+}
+
+void dx_reader_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    dx_conn *c = w->data;
+    if (c->ssl) {
+        dx_tls_on_readable(c);
+        return;
+    }
+    size_t want = DX_READ_BUFFER;
+    if (c->state == DX_HANDSHAKE)        /* never read past the head's limit */
+        want = c->srv->cfg.max_head - c->buf_len;
+    ssize_t n = read(c->fd, c->srv->rbuf, want);
+    if (n <= 0) {
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+            return;
+        dx_reader_end(c, n == 0);
+        return;
+    }
+    c->busy = 1;                             /* whatever happens below, c stays allocated */
+    dx_reader_consume(c, (size_t)n);
     c->busy = 0;
     if (c->state == DX_DEAD && !c->dirty)
         free(c);

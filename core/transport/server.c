@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 #include "transport/internal.h"
+#include "transport/tls.h"
 
 void dx_config_defaults(dx_config *cfg)
 {
@@ -99,8 +100,11 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
         }
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        if (dx_conn_new(s, fd, (struct sockaddr *)&addr) == NULL)
+        dx_conn *c = dx_conn_new(s, fd, (struct sockaddr *)&addr);
+        if (c == NULL)
             close(fd);
+        else if (s->tls && dx_tls_conn_start(c) < 0)
+            dx_conn_free(c);
     }
 }
 
@@ -156,6 +160,10 @@ static int open_listener(const struct addrinfo *ai, int port)
 int dx_server_listen(dx_server *s, const char *host, int port,
                      char *errbuf, size_t errcap, const char **errname)
 {
+    if (s->tls && !dx_tls_ready(s->tls) && dx_tls_load(s->tls, errbuf, errcap) < 0) {
+        *errname = "ETLS";
+        return -1;
+    }
     struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE };
     struct addrinfo *res = NULL;
     char svc[16];
@@ -214,6 +222,27 @@ int dx_server_set_static(dx_server *s, const char *dir)
     return 0;
 }
 
+int dx_server_set_tls(dx_server *s, struct dx_tls *tls)
+{
+    if (s->nlisteners > 0) {
+        dx_tls_free(tls);
+        return -1;
+    }
+    dx_tls_free(s->tls);
+    s->tls = tls;
+    return 0;
+}
+
+int dx_server_reload_tls(dx_server *s, char *errbuf, size_t errcap)
+{
+    if (s->tls == NULL) {
+        snprintf(errbuf, errcap, "the server does not speak TLS");
+        return -1;
+    }
+    return dx_tls_load(s->tls, errbuf, errcap);
+}
+
+int dx_server_tls(const dx_server *s) { return s->tls != NULL; }
 int dx_server_port(const dx_server *s) { return s->port; }
 dx_config *dx_server_config(dx_server *s) { return &s->cfg; }
 size_t dx_server_conn_count(const dx_server *s) { return s->nconns; }
@@ -263,6 +292,8 @@ void dx_server_free(dx_server *s)
     dx_topics_free(s);
     dx_out_free_spares(s);
     free(s->static_root);
+    dx_tls_free(s->tls);
+    free(s->tls_stage);
     free(s->rbuf);
     free(s);
 }

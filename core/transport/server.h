@@ -42,6 +42,7 @@ typedef struct dx_stats {
     uint64_t deliveries;            /* messages queued by publish, one per subscriber */
     uint64_t dropped;               /* messages not queued: max_backpressure with policy "drop" */
     uint64_t backpressure_closes;   /* connections closed 1008: max_backpressure with policy "close" */
+    uint64_t tls_failures;          /* TLS connections dropped for a failed handshake or a TLS error */
 } dx_stats;
 
 /* What the layer above decides when it accepts an upgrade. */
@@ -128,6 +129,22 @@ int dx_server_set_static(dx_server *s, const char *dir);
  * body unless head_only (or status 304). Returns 0 or -1 out of memory. */
 int dx_http_respond(dx_conn *c, int status, const char *headers, const void *body,
                     size_t len, int head_only, int keep_alive);
+
+struct dx_tls;
+
+/* Makes the server speak TLS on every listener, with tls's certificates
+ * (see transport/tls.h); the server owns tls from here on, even when this
+ * fails. The files are read by dx_server_listen. Returns 0, or -1 when the
+ * server listens already. */
+int dx_server_set_tls(dx_server *s, struct dx_tls *tls);
+
+/* 1 when the server speaks TLS. */
+int dx_server_tls(const dx_server *s);
+
+/* Reads the certificate and key files again; new connections get the new
+ * ones, open connections keep theirs. Returns 0, or -1 with a one-line
+ * message in errbuf (the certificates in use stay). */
+int dx_server_reload_tls(dx_server *s, char *errbuf, size_t errcap);
 
 /* The server's counters. */
 const dx_stats *dx_server_stats(const dx_server *s);

@@ -150,7 +150,7 @@ void dx_out_free(dx_conn *c)
 }
 
 /* Drops n sent bytes from the head of the queue. */
-static void out_consume(dx_conn *c, size_t n)
+void dx_out_consume(dx_conn *c, size_t n)
 {
     c->out_bytes -= n;
     while (n) {
@@ -168,11 +168,10 @@ static void out_consume(dx_conn *c, size_t n)
         c->out_tail = NULL;
 }
 
-/* Writes as much of the queue as the socket takes. When it is empty, a
- * lingering connection moves on (and may be freed: do not touch c after this
- * returns unless it was open). When the socket is full, the write watcher
- * takes over. */
-void dx_out_flush(dx_conn *c)
+/* Writes as much of the queue as the socket takes. Returns 0 when it is
+ * empty, 1 when the socket is full (the write watcher takes over), -1 when
+ * c was lost. */
+static int flush_plain(dx_conn *c)
 {
     while (c->out_head) {
         struct iovec iov[DX_IOV_MAX];
@@ -187,21 +186,38 @@ void dx_out_flush(dx_conn *c)
             if (errno == EINTR)
                 continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK) {
-                if (!c->writing) {
-                    c->writing = 1;
-                    ev_io_start(c->srv->loop, &c->wio);
-                }
-                return;
+                dx_out_wait_writable(c);
+                return 1;
             }
             dx_conn_lost(c);
-            return;
+            return -1;
         }
         c->last_tx = ev_now(c->srv->loop);
-        out_consume(c, (size_t)w);
+        dx_out_consume(c, (size_t)w);
     }
+    return 0;
+}
+
+void dx_out_wait_writable(dx_conn *c)
+{
+    if (!c->writing) {
+        c->writing = 1;
+        ev_io_start(c->srv->loop, &c->wio);
+    }
+}
+
+/* Writes as much of the queue as the socket takes. When it is empty, a
+ * lingering connection moves on (and may be freed: do not touch c after this
+ * returns unless it was open). When the socket is full, the write watcher
+ * takes over. */
+void dx_out_flush(dx_conn *c)
+{
+    if ((c->ssl ? dx_tls_flush(c) : flush_plain(c)) != 0)
+        return;
     if (c->writing) {
         c->writing = 0;
-        ev_io_stop(c->srv->loop, &c->wio);
+        if (!c->tls_read_wants_write)
+            ev_io_stop(c->srv->loop, &c->wio);
     }
     if (c->state == DX_LINGER) {
         dx_conn_linger(c, c->drain);
@@ -218,7 +234,11 @@ void dx_writer_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
     (void)loop;
     (void)revents;
-    dx_out_flush((dx_conn *)w->data);
+    dx_conn *c = w->data;
+    if (c->ssl)
+        dx_tls_on_writable(c);
+    else
+        dx_out_flush(c);
 }
 
 /* Once per loop iteration, before the loop waits: every connection that was

@@ -21,7 +21,8 @@ Without --url or --server, bench starts its own app (echo at /,
 broadcast at /broadcast) with this duplex binary.
 
 options:
-  --url ws://HOST:PORT/PATH  the server to load
+  --url ws://HOST:PORT/PATH  the server to load (or wss://: over TLS, any
+                             certificate accepted: a bench measures)
   --server APP.lua           start `duplex run APP.lua` on a free port and load it
   --pin CPU                  run the started server on CPU (taskset -c CPU)
   --server-pid PID           read this server's memory (connect)
@@ -99,20 +100,20 @@ local function parse(args)
   return o
 end
 
--- "ws://host:port/path?query" -> host, port, path or nil, error
+-- "ws[s]://host:port/path?query" -> host, port, path, tls or nil, error
 local function parse_url(url)
-  local rest = url:match("^ws://(.+)$")
+  local scheme, rest = url:match("^(wss?)://(.+)$")
   if not rest then
-    return nil, "--url must be ws://HOST:PORT/PATH (wss:// is not supported by bench)"
+    return nil, "--url must be ws://HOST:PORT/PATH or wss://HOST:PORT/PATH"
   end
   local hostport, path = rest:match("^([^/]+)(/.*)$")
   if not hostport then hostport, path = rest, "/" end
   local host, port = hostport:match("^%[(.+)%]:(%d+)$")
   if not host then host, port = hostport:match("^([^:]+):(%d+)$") end
-  if not host then host, port = hostport:match("^%[(.+)%]$") or hostport, "80" end
+  if not host then host, port = hostport:match("^%[(.+)%]$") or hostport, scheme == "wss" and "443" or "80" end
   port = tonumber(port)
   if not port or port < 1 or port > 65535 then return nil, "bad port in " .. url end
-  return host, port, path
+  return host, port, path, scheme == "wss"
 end
 
 -- Finds the built-in bench app on package.path.
@@ -152,13 +153,13 @@ local function start_server(app, pin)
     local last = log:match("([^\n]+)\n?$")
     return nil, "cannot start " .. app .. ": " .. (last or line)
   end
-  local port = line:match("listening on ws://[^:]+:(%d+)")
+  local scheme, port = line:match("listening on (wss?)://[^:]+:(%d+)")
   if not port then
     core.stop_process(pid, "KILL")
     os.remove(errpath)
     return nil, "cannot start " .. app .. ": unexpected first line: " .. line
   end
-  return { pid = pid, port = tonumber(port), errpath = errpath }
+  return { pid = pid, port = tonumber(port), errpath = errpath, tls = scheme == "wss" }
 end
 
 local function stop_server(srv)
@@ -262,26 +263,27 @@ function M.main(args)
   o.timeout = o.timeout or 10
   o.concurrency = o.concurrency or 256
 
-  local srv, host, port, path
+  local srv, host, port, path, tls
   if o.url then
-    host, port, path = parse_url(o.url)
+    host, port, path, tls = parse_url(o.url)
     if not host then return fail(port) end
   else
     local app = o.server or builtin_app()
     if not app then return fail("cannot find duplex/bench_app.lua on package.path") end
     srv, err = start_server(app, o.pin)
     if not srv then return fail(err) end
-    host, port = "127.0.0.1", srv.port
+    host, port, tls = "127.0.0.1", srv.port, srv.tls
     path = (not o.server and o.scenario == "broadcast") and "/broadcast" or "/"
     o.server_pid = o.server_pid or srv.pid
   end
-  local url = ("ws://%s:%d%s"):format(host:find(":", 1, true) and "[" .. host .. "]" or host, port, path)
+  local url = ("%s://%s:%d%s"):format(tls and "wss" or "ws", host:find(":", 1, true) and "[" .. host .. "]" or host,
+    port, path)
 
   local ok, r, rerr = pcall(core.bench, {
     scenario = o.scenario, host = host, port = port, path = path,
     connections = o.connections, depth = o.depth, size = o.size, binary = o.binary,
     seconds = o.seconds, warmup = o.warmup, timeout = o.timeout,
-    concurrency = o.concurrency, server_pid = o.server_pid,
+    concurrency = o.concurrency, server_pid = o.server_pid, tls = tls,
   })
   if srv then stop_server(srv) end
   if not ok then return fail(tostring(r):match("^[^\n]*")) end

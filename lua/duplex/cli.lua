@@ -24,6 +24,13 @@ options:
   --max-backpressure BYTES  bytes queued for one client before it is closed
                             with 1008 (default 1 MiB)
   --deflate MODE            permessage-deflate: off (default), shared, dedicated
+  --tls-cert FILE           serve wss:// (and https://) with this PEM certificate
+                            chain; needs --tls-key. Replaces the app's own
+                            tls.cert and tls.key, keeps its other tls keys
+  --tls-key FILE            the PEM private key of --tls-cert
+
+With TLS on, SIGHUP reads the certificate and key files again: new
+connections get the new ones, open connections keep going.
 
 duplex bench loads a server with duplex's own C client: echo (throughput,
 latency p50/p99/p99.9, every echo checked), broadcast (fan-out through
@@ -65,6 +72,10 @@ local function parse_run(args)
       end
       opts.deflate = args[i + 1]
       i = i + 2
+    elseif a == "--tls-cert" or a == "--tls-key" then
+      if not args[i + 1] or args[i + 1] == "" then return nil, a .. " needs a file name" end
+      opts[a == "--tls-cert" and "tls_cert" or "tls_key"] = args[i + 1]
+      i = i + 2
     elseif NUMERIC[a] then
       local v = tonumber(args[i + 1] or "")
       if not v or v < 0 then return nil, a .. " needs a non-negative number" end
@@ -80,6 +91,9 @@ local function parse_run(args)
     end
   end
   if not script then return nil, "run needs an app script (see duplex --help)" end
+  if (opts.tls_cert == nil) ~= (opts.tls_key == nil) then
+    return nil, (opts.tls_cert and "--tls-cert needs --tls-key" or "--tls-key needs --tls-cert")
+  end
   return script, opts
 end
 
@@ -98,6 +112,16 @@ local function load_app(script, opts)
   end
   local ok, result = pcall(chunk)
   if not ok then return nil, "error in " .. script .. ": " .. first_line(result) end
+  local tls_cert, tls_key = opts.tls_cert, opts.tls_key
+  opts.tls_cert, opts.tls_key = nil, nil
+  if tls_cert then
+    local tls = {}
+    if duplex.is_app(result) then
+      for k, v in pairs(result.tls or {}) do tls[k] = v end
+    end
+    tls.cert, tls.key = tls_cert, tls_key
+    opts.tls = tls
+  end
   local app
   if duplex.is_app(result) then
     app = result
@@ -127,14 +151,15 @@ local function run(args)
     app:close()
     return fail(lerr .. " (" .. name .. ")")
   end
-  local base = ("ws://%s:%d"):format(app.host and app.host:find(":", 1, true) and "[" .. app.host .. "]"
+  local tls = app:is_tls()
+  local base = ((tls and "wss" or "ws") .. "://%s:%d"):format(app.host and app.host:find(":", 1, true) and "[" .. app.host .. "]"
     or app.host or "localhost", app:port())
   io.stdout:write("duplex: listening on ", base, "\n")
   for _, path in ipairs(app.paths) do
     io.stdout:write("duplex: ", script, " at ", base, path, "\n")
   end
   if app.static then
-    io.stdout:write("duplex: pages from ", app.static, " at ", (base:gsub("^ws:", "http:")), "/\n")
+    io.stdout:write("duplex: pages from ", app.static, " at ", (base:gsub("^ws", "http")), "/\n")
   end
   io.stdout:flush()
 
@@ -146,9 +171,18 @@ local function run(args)
   end
   local term = duplex.signal("TERM", on_signal)
   local int = duplex.signal("INT", on_signal)
+  local hup = tls and duplex.signal("HUP", function()
+    local reloaded, rerr = app:reload_tls()
+    if reloaded then
+      io.stderr:write("duplex: TLS certificates reloaded\n")
+    else
+      io.stderr:write("duplex: TLS reload failed, keeping the certificates in use: ", rerr, "\n")
+    end
+  end)
   duplex.run()
   term:stop()
   int:stop()
+  if hup then hup:stop() end
   app:close()
   return 0
 end

@@ -34,9 +34,12 @@ local function check_local(mine, level)
 end
 
 --- Creates an app. Options: host (default every interface), port (default
--- 8080; 0 picks a free one), and the core's limits and timeouts:
--- max_message, max_head, max_headers, handshake_timeout, close_timeout,
--- idle_timeout, ping_interval, pong_timeout (see README.md).
+-- 8080; 0 picks a free one), tls (wss:// and https://: { cert =, key =
+-- [, ca =] [, ciphers =] [, min_version = "1.2"|"1.3"] [, sni = { { names
+-- =, cert =, key = }, ... }] }, files read at listen), and the core's
+-- limits and timeouts: max_message, max_head, max_headers,
+-- handshake_timeout, close_timeout, idle_timeout, ping_interval,
+-- pong_timeout (see README.md).
 function M.app(opts)
   if opts == nil then opts = {} end
   if type(opts) ~= "table" then
@@ -54,7 +57,7 @@ function M.app(opts)
     if not served then error("bad option 'static' (" .. err .. ")", 2) end
   end
   return setmetatable({ host = mine.host, port_wanted = mine.port or 8080, server = server, paths = {}, static = mine.static,
-    timers = setmetatable({}, { __mode = "k" }) }, App)
+    tls = for_core.tls or nil, timers = setmetatable({}, { __mode = "k" }) }, App)
 end
 
 --- True when v is an app made by duplex.app.
@@ -91,11 +94,25 @@ function App:configure(opts)
   if mine.port ~= nil then self.port_wanted = mine.port end
   local ok, err = pcall(self.server.configure, self.server, for_core)
   if not ok then error(err, 2) end
+  if for_core.tls ~= nil then self.tls = for_core.tls or nil end
   return self
 end
 
+--- True when the app speaks TLS (wss://, https://).
+function App:is_tls()
+  return self.server:tls()
+end
+
+--- Reads the TLS certificate and key files again (on SIGHUP, say): new
+-- connections get the new certificates, open ones keep theirs. Returns
+-- true, or nil, message, "ETLS" (the certificates in use stay).
+function App:reload_tls()
+  return self.server:reload_tls()
+end
+
 --- Starts listening. Returns true, or nil, message, name (e.g.
--- "EADDRINUSE").
+-- "EADDRINUSE", or "ETLS" for a TLS file that cannot be read or a key that
+-- does not match its certificate).
 function App:listen()
   if self.listening then return true end
   local ok, err, name = self.server:listen(self.host, self.port_wanted)
@@ -192,16 +209,31 @@ end
 -- Returns the client (c:send(data [, binary]), c:close([code]),
 -- c:is_open(), c:buffered()), or nil, message, name when the host does not
 -- resolve or no socket could be made; a refused connection or handshake
--- arrives as close(c, 1006, reason). wss:// is not supported yet.
-function M.connect(url, handlers)
+-- arrives as close(c, 1006, reason). wss:// URLs go over TLS; options (for
+-- wss://): ca (PEM file of the CAs to trust; default the system's),
+-- servername (the name the certificate must carry; default the URL's
+-- host), insecure (true: no certificate check).
+local CONNECT_OPTIONS = { ca = "string", servername = "string", insecure = "boolean" }
+
+function M.connect(url, handlers, options)
   if type(url) ~= "string" then
     error("bad argument #1 to 'connect' (string expected, got " .. type(url) .. ")", 2)
   end
   if type(handlers) ~= "table" then
     error("bad argument #2 to 'connect' (table expected, got " .. type(handlers) .. ")", 2)
   end
-  local rest = url:match("^ws://(.+)$")
-  if not rest then error("bad argument #1 to 'connect' (ws://host[:port]/path expected)", 2) end
+  if options ~= nil and type(options) ~= "table" then
+    error("bad argument #3 to 'connect' (table expected, got " .. type(options) .. ")", 2)
+  end
+  for k, v in pairs(options or {}) do
+    if not CONNECT_OPTIONS[k] then error("bad argument #3 to 'connect' (unknown option '" .. tostring(k) .. "')", 2) end
+    if type(v) ~= CONNECT_OPTIONS[k] then
+      error("bad argument #3 to 'connect' (option '" .. k .. "': " .. CONNECT_OPTIONS[k] .. " expected, got "
+        .. type(v) .. ")", 2)
+    end
+  end
+  local scheme, rest = url:match("^(wss?)://(.+)$")
+  if not rest then error("bad argument #1 to 'connect' (ws://host[:port]/path or wss://... expected)", 2) end
   local hostport, target = rest:match("^([^/?]+)([/?].*)$")
   if not hostport then hostport, target = rest, "/" end
   if target:sub(1, 1) == "?" then target = "/" .. target end
@@ -209,8 +241,9 @@ function M.connect(url, handlers)
   if not host then host = hostport:match("^%[(.+)%]$") end
   if not host then host, port = hostport:match("^([^:]+):(%d+)$") end
   if not host then host = hostport end
-  port = tonumber(port or "80")
-  local ok, c, err, name = pcall(core.connect, host, port, target, handlers)
+  port = tonumber(port or (scheme == "wss" and "443" or "80"))
+  local tls = scheme == "wss" and (options or {}) or nil
+  local ok, c, err, name = pcall(core.connect, host, port, target, handlers, tls)
   if not ok then error(c, 2) end
   return c, err, name
 end

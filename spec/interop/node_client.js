@@ -1,12 +1,20 @@
 #!/usr/bin/env node
 // Interop check with Node's `ws` (the repo's devDependency).
 //
-// Usage: node spec/interop/node_client.js PORT
-// Expects spec/fixtures/echo.lua on ws://127.0.0.1:PORT/ (echo; the text
+// Usage: node spec/interop/node_client.js PORT [CAFILE] [--deflate]
+// Expects spec/fixtures/echo.lua on ws://127.0.0.1:PORT/ (with CAFILE:
+// wss://, the server's certificate checked against that CA; with
+// --deflate, permessage-deflate must be agreed on when offered; echo; the text
 // "close-me" makes the server close with 4001). Exits 0 when every check
 // passes; otherwise prints each failed check and exits 1.
 'use strict';
+const fs = require('fs');
 const WebSocket = require('ws');
+
+const args = process.argv.slice(2);
+const deflateExpected = args.includes('--deflate');
+const [portArg, caFile] = args.filter((a) => a !== '--deflate');
+const tls = caFile ? { ca: fs.readFileSync(caFile) } : null;
 
 const SIZES = [0, 1, 125, 126, 65535, 65536, 1 << 20];
 const failures = [];
@@ -17,7 +25,7 @@ const bytesOf = (n) => { const b = Buffer.alloc(n); for (let i = 0; i < n; i++) 
 
 function open(url, opts) {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, Object.assign({ perMessageDeflate: false, maxPayload: 0 }, opts));
+    const ws = new WebSocket(url, Object.assign({ perMessageDeflate: false, maxPayload: 0 }, tls || {}, opts));
     const queue = [];
     const waiters = [];
     ws.closed = new Promise((res) => ws.on('close', (code, reason) => res({ code, reason: reason.toString() })));
@@ -48,7 +56,7 @@ async function echo(ws, msg, binary, what) {
 }
 
 async function main(port) {
-  const url = `ws://127.0.0.1:${port}/`;
+  const url = `${tls ? 'wss' : 'ws'}://127.0.0.1:${port}/`;
 
   let ws = await open(url);
   for (const n of SIZES) {
@@ -56,6 +64,12 @@ async function main(port) {
     await echo(ws, bytesOf(n), true, `binary ${n} bytes`);
   }
   await echo(ws, 'h\u00e9llo w\u00f6rld \u2603 \u{1d11e}', false, 'multi-byte text');
+  // many small messages sent without waiting come back whole, in order
+  for (let i = 0; i < 2000; i++) ws.send(`small ${i}`);
+  for (let i = 0; i < 2000; i++) {
+    const s = await ws.next();
+    if (s.data.toString() !== `small ${i}`) { failures.push(`small message ${i}: got ${s.data}`); break; }
+  }
   // fragmented messages: parts with fin:false, then the last with fin:true
   ws.send('frag', { fin: false });
   ws.send('mented \u2603', { fin: false });
@@ -82,6 +96,7 @@ async function main(port) {
 
   // offering permessage-deflate must not break anything (accepted or not)
   ws = await open(url, { perMessageDeflate: true });
+  if (deflateExpected) check(/permessage-deflate/.test(ws.extensions), `permessage-deflate not negotiated: '${ws.extensions}'`);
   await echo(ws, textOf(2000), false, 'text with deflate offered');
   await echo(ws, bytesOf(70000), true, 'binary with deflate offered');
   ws.close(1000);
@@ -89,8 +104,8 @@ async function main(port) {
   check(c.code === 1000, `deflate-offered close: ${c.code}`);
 }
 
-const port = Number(process.argv[2]);
-if (!port) { console.error('usage: node_client.js PORT'); process.exit(2); }
+const port = Number(portArg);
+if (!port) { console.error('usage: node_client.js PORT [CAFILE] [--deflate]'); process.exit(2); }
 withTimeout(main(port), 60000, 'whole run').catch((e) => failures.push(String(e && e.message || e))).then(() => {
   if (failures.length) {
     for (const f of failures) console.log('FAIL node ws: ' + f);

@@ -188,7 +188,7 @@ function M.start(app_path, extra_args, o)
     local out = self:stdout()
     local line = out:match("^([^\n]*)\n")
     if line then
-      local port = line:match("^duplex: listening on ws://127%.0%.0%.1:(%d+)$")
+      local scheme, port = line:match("^duplex: listening on (wss?)://127%.0%.0%.1:(%d+)$")
       if not port then
         local log = self:log()
         self:kill()
@@ -196,7 +196,7 @@ function M.start(app_path, extra_args, o)
           .. "\nstderr:\n" .. log, 2)
       end
       self.port = tonumber(port)
-      self.url = "ws://127.0.0.1:" .. port
+      self.url = scheme .. "://127.0.0.1:" .. port
       return self
     end
     local code = self:exited()
