@@ -23,7 +23,8 @@
 --
 -- client -> server
 --   {"type":"say","text":"hello"}      say something in the current room
---                                      (1 to 1000 characters, not only blanks)
+--                                      (1 to 1000 characters, not only blanks;
+--                                      a burst of 30, then 5 a second)
 --   {"type":"typing"}                  "I am typing": passed on to the
 --                                      others in the room at most once a
 --                                      second per client (more are dropped
@@ -59,6 +60,8 @@
 --        binary        a binary message (this protocol is text)
 --        bad_text      "text" missing, not a string, or only blanks
 --        too_long      "text" over 1000 characters
+--        slow_down     more than a burst of 30 messages, then 5 a second:
+--                      this one was not passed on
 --        bad_name      a name outside the rules above
 --        bad_room      a room name outside the rules above
 --        same_room     a join to the room the client is already in
@@ -82,6 +85,8 @@ local MAX_TEXT = 1000         -- characters of a message
 local MAX_NAME = 24           -- characters of a name
 local MAX_ROOM_NAME = 32
 local TYPING_INTERVAL = 1     -- seconds between two typing events passed on
+local SAY_BURST = 30          -- messages a client may say at once ...
+local SAY_RATE = 5            -- ... and then per second
 local DEFAULT_ROOM = "lobby"
 
 local concat = table.concat
@@ -288,6 +293,15 @@ function requests.say(ws, msg)
   if chars(text) > MAX_TEXT then
     return send_error(ws, "too_long", "a message may hold at most " .. MAX_TEXT .. " characters")
   end
+  -- A token bucket per client: one flooding client cannot drown a room.
+  local d, t = ws.data, duplex.now()
+  local tokens = math.min(SAY_BURST, (d.say_tokens or SAY_BURST) + (t - (d.say_at or t)) * SAY_RATE)
+  d.say_at = t
+  if tokens < 1 then
+    d.say_tokens = tokens
+    return send_error(ws, "slow_down", ("at most %d messages at once, then %d a second"):format(SAY_BURST, SAY_RATE))
+  end
+  d.say_tokens = tokens - 1
   local room = ws.data.room
   room.seq = room.seq + 1
   local line = cjson.encode { type = "message", room = room.name, id = ws.id, name = ws.data.name,

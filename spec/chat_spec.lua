@@ -8,6 +8,7 @@ local server = require "spec.support.server"
 local wsclient = require "spec.support.wsclient"
 local h = require "spec.support.helpers"
 local cjson = require "cjson"
+local socket = require "socket"
 
 -- The next message of conn, decoded (it must be a JSON text message).
 local function recv(conn, timeout)
@@ -177,14 +178,22 @@ describe("the chat app", function()
   end)
 
   it("gives a newcomer the room's last 50 messages, oldest first", function()
+    -- Two speakers of 30 each: one alone may say only 30 at once.
     local ada = enter(srv.port, "ada", "history")
-    for i = 1, 60 do send(ada, { type = "say", text = "m" .. i }) end
-    for i = 1, 60 do expect(ada, "message", { text = "m" .. i, seq = i }) end
+    local eve, ew = enter(srv.port, "eve", "history")
+    expect(ada, "join", { name = "eve", id = ew.id })
+    for i = 1, 30 do send(ada, { type = "say", text = "m" .. i }) end
+    for i = 1, 30 do expect(ada, "message", { text = "m" .. i, seq = i }) end
+    for i = 31, 60 do send(eve, { type = "say", text = "m" .. i }) end
+    for i = 1, 60 do expect(eve, "message", { text = "m" .. i, seq = i }) end
+    for i = 31, 60 do expect(ada, "message", { text = "m" .. i, seq = i }) end
+    bye(eve)
 
     local function check(welcome)
       assert.are.equal(50, #welcome.history)
       for i, m in ipairs(welcome.history) do
-        assert.are.same({ "message", "history", "ada", "m" .. (i + 10), i + 10 },
+        local seq = i + 10
+        assert.are.same({ "message", "history", seq <= 30 and "ada" or "eve", "m" .. seq, seq },
           { m.type, m.room, m.name, m.text, m.seq })
       end
     end
@@ -200,6 +209,43 @@ describe("the chat app", function()
     local dan, dw = enter(srv.port, "dan", "history")
     check(dw)
     bye(dan)
+  end)
+
+  it("lets a client say 30 at once, then 5 a second; the rest get slow_down and reach nobody", function()
+    local ada = enter(srv.port, "ada", "flood")
+    local bob, bw = enter(srv.port, "bob", "flood")
+    expect(ada, "join", { name = "bob", id = bw.id })
+    for i = 1, 40 do send(bob, { type = "say", text = "f" .. i }) end
+    local said, refused = 0, 0
+    for _ = 1, 40 do
+      local msg, raw = recv(bob)
+      if msg.type == "message" then
+        said = said + 1
+        assert.are.equal("f" .. said, msg.text, raw)   -- passed on in order, none skipped
+      else
+        assert.are.same({ "error", "slow_down" }, { msg.type, msg.error }, raw)
+        refused = refused + 1
+      end
+    end
+    -- 30 at once, and at most a few more for the time the 40 took.
+    assert.is_true(said >= 30 and said < 40 and refused == 40 - said, said .. " said, " .. refused .. " refused")
+    for i = 1, said do expect(ada, "message", { text = "f" .. i }) end
+    expect_nothing(ada)
+    -- The bucket fills again with time: within a few seconds bob is heard.
+    local heard, deadline = false, wsclient.now() + 5
+    while not heard and wsclient.now() < deadline do
+      send(bob, { type = "say", text = "again" })
+      local msg, raw = recv(bob)
+      heard = msg.type == "message"
+      if not heard then
+        assert.are.equal("slow_down", msg.error, raw)
+        socket.sleep(0.25)
+      end
+    end
+    assert.is_true(heard, "bob was never heard again")
+    expect(ada, "message", { text = "again" })
+    bye(bob)
+    bye(ada)
   end)
 
   it("answers bad requests with an error and goes on, for the sender and the others", function()
