@@ -91,8 +91,11 @@ void dx_conn_free(dx_conn *c)
         free(c);
 }
 
-/* Grows c->buf to hold at least need bytes, bounded by limit. Returns 0, or
- * -1 when need passes limit or memory runs out. */
+/* Grows c->buf to hold at least need bytes, bounded by limit: to twice its
+ * size when that is enough (growth by small steps stays amortized), else
+ * to need exactly (a large frame announced by its header gets one buffer of
+ * its size, not the next power of two). Returns 0, or -1 when need passes
+ * limit or memory runs out. */
 int dx_conn_buf_reserve(dx_conn *c, size_t need, size_t limit)
 {
     if (need <= c->buf_cap)
@@ -100,8 +103,9 @@ int dx_conn_buf_reserve(dx_conn *c, size_t need, size_t limit)
     if (need > limit)
         return -1;
     size_t cap = c->buf_cap ? c->buf_cap : 256;
-    while (cap < need)
-        cap = cap > limit / 2 ? limit : cap * 2;
+    cap = cap > limit / 2 ? limit : cap * 2;
+    if (cap < need)
+        cap = need;
     uint8_t *b = realloc(c->buf, cap);
     if (b == NULL)
         return -1;
