@@ -65,14 +65,24 @@ static int push_result(lua_State *L, int r)
     return 3;
 }
 
-/* ws:send(data [, binary]) -> true | nil, message, name */
+/* ws:send(data [, binary]) -> true | nil, message, name. A large payload
+ * is queued without a copy: a registry reference keeps the string (whose
+ * bytes never move) until the transport has written it (dx_conn_unhold). */
 static int l_send(lua_State *L)
 {
     dx_conn *c = live(L);
     size_t len;
     const char *data = luaL_checklstring(L, 2, &len);
     int binary = check_binary(L, 3);
-    return push_result(L, dx_conn_send(c, data, len, binary));
+    if (len < DX_SEND_HOLD_MIN)
+        return push_result(L, dx_conn_send(c, data, len, binary));
+    lua_pushvalue(L, 2);
+    int ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    int held;
+    int r = dx_conn_send_held(c, data, len, binary, ref, &held);
+    if (!held)
+        luaL_unref(L, LUA_REGISTRYINDEX, ref);
+    return push_result(L, r);
 }
 
 /* ws:ping([data]) -> true | nil, message, name */

@@ -309,6 +309,22 @@ int dx_conn_send(dx_conn *c, const void *data, size_t len, int binary)
     return r ? DX_SEND_NOMEM : DX_SEND_OK;
 }
 
+int dx_conn_send_held(dx_conn *c, const void *data, size_t len, int binary,
+                      intptr_t token, int *held)
+{
+    *held = 0;
+    if (len < DX_SEND_HOLD_MIN || dx_deflate_kind(c, len) != 0)
+        return dx_conn_send(c, data, len, binary);
+    if (c->state != DX_OPEN)
+        return DX_SEND_CLOSED;
+    if (!dx_conn_admit(c))
+        return DX_SEND_BACKPRESSURE;
+    if (dx_out_frame_held(c, binary ? DX_OP_BINARY : DX_OP_TEXT, data, len, token))
+        return DX_SEND_NOMEM;
+    *held = 1;
+    return DX_SEND_OK;
+}
+
 int dx_conn_ping(dx_conn *c, const void *data, size_t len)
 {
     if (c->state != DX_OPEN)

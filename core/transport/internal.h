@@ -24,17 +24,20 @@ typedef struct dx_shared {
 
 /* One piece of queued output: bytes of its own (small frames are appended
  * to the tail chunk while it has room, so a burst of sends costs one
- * allocation), or a reference to a shared frame. */
+ * allocation), a reference to a shared frame, or a large payload held by
+ * the layer above (not copied; ev.unhold lets go of it). */
 typedef struct dx_out {
     struct dx_out *next;
-    dx_shared *shared; /* NULL: the bytes are in data[] */
-    size_t len;        /* bytes in data[] or shared->data */
-    size_t off;        /* bytes already sent */
-    size_t cap;
+    dx_shared *shared;   /* a shared frame, or NULL */
+    const uint8_t *held; /* a held payload, or NULL; neither: the bytes are in data[] */
+    intptr_t token;      /* the holder's token for held */
+    size_t len;          /* bytes in data[], shared->data or held */
+    size_t off;          /* bytes already sent */
+    size_t cap;          /* room in data[]: 0 for shared and held */
     uint8_t data[];
 } dx_out;
 
-#define DX_OUT_BYTES(o) ((o)->shared ? (o)->shared->data : (o)->data)
+#define DX_OUT_BYTES(o) ((o)->shared ? (o)->shared->data : (o)->held ? (o)->held : (o)->data)
 
 /* A topic: its subscribers, in no order. Lives while it has any. */
 typedef struct dx_topic {
@@ -201,6 +204,9 @@ uint8_t *dx_out_reserve(dx_conn *c, size_t n);
 int dx_out_shared(dx_conn *c, dx_shared *f);
 void dx_shared_release(dx_shared *f);
 int dx_out_frame(dx_conn *c, int opcode, const void *data, size_t len);
+/* Queues one unmasked frame with fin set whose payload stays at data until
+ * ev.unhold(token). Returns 0, or -1 out of memory (nothing queued). */
+int dx_out_frame_held(dx_conn *c, int opcode, const void *data, size_t len, intptr_t token);
 int dx_out_close_frame(dx_conn *c, unsigned code, const char *reason, size_t len);
 void dx_out_mark_dirty(dx_conn *c);
 void dx_out_flush(dx_conn *c);
