@@ -12,7 +12,7 @@
 #define DX_READ_BUFFER (256 * 1024)   /* one per server, shared by its connections */
 #define DX_OUT_CHUNK 2048             /* smallest output chunk; small sends share one */
 #define DX_IOV_MAX 64                 /* chunks handed to one sendmsg */
-#define DX_SPARE_MAX 64               /* output chunks a server keeps for reuse */
+#define DX_SPARE_MAX 1024             /* output chunks a server keeps for reuse (2 MiB) */
 
 /* A frame queued for many connections at once (a publish): one buffer,
  * freed when the last queue lets go of it. */
