@@ -73,12 +73,11 @@ int dx_out_shared(dx_conn *c, dx_shared *f)
 /* Queues one unmasked frame with fin set. Returns 0, or -1 out of memory. */
 int dx_out_frame(dx_conn *c, int opcode, const void *data, size_t len)
 {
-    uint8_t hdr[DX_FRAME_HEADER_MAX];
-    size_t hl = dx_frame_write_header(hdr, 1, 0, opcode, len, NULL);
+    size_t hl = len <= 125 ? 2 : len <= 0xFFFF ? 4 : 10;   /* the shortest form, as written */
     uint8_t *p = dx_out_reserve(c, hl + len);
     if (p == NULL)
         return -1;
-    memcpy(p, hdr, hl);
+    dx_frame_write_header(p, 1, 0, opcode, len, NULL);
     if (len)
         memcpy(p + hl, data, len);
     return 0;
