@@ -32,7 +32,7 @@ $(OUT)/obj/%.o: core/%.c $(HEADERS) mk/flavour.mk
 	@echo "  CC    $@"
 	@$(CC) $(CFLAGS_ALL) $(LUA_CFLAGS) -c $< -o $@
 
-$(OUT)/duplex: $(CORE_OBJ) $(OUT)/obj/cli/main.o
+$(OUT)/duplex: $(CORE_OBJ) $(OUT)/obj/cli/main.o $(OUT)/obj/cli/alloc.o
 	@echo "  LINK  $@"
 	@$(CC) $(SAN) $(LDFLAGS) -o $@ $^ $(LUA_LIBS) $(LIBS) -lm -ldl
 

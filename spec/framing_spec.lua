@@ -133,6 +133,57 @@ describe("framing", function()
     end)
   end)
 
+  -- Pieces sent with a pause between them arrive in separate reads: the
+  -- rest of a large frame is then read straight into its message buffer.
+  describe("large frames arriving in pieces", function()
+    local socket = require "socket"
+    local function send_paused(conn, bytes, points)
+      local prev = 0
+      points[#points + 1] = #bytes
+      for _, p in ipairs(points) do
+        assert(conn:send(bytes:sub(prev + 1, p)))
+        prev = p
+        socket.sleep(0.05)
+      end
+    end
+    -- 3 bytes of UTF-8 each ("€"), so cuts fall inside characters.
+    local euros = string.rep("\226\130\172", 100000)
+
+    it("text with characters and mask words cut across reads", function()
+      local conn = h.open(srv.port)
+      local bytes = frame { payload = euros }
+      send_paused(conn, bytes, { 1, 9, 20001, 150002, 200003 })
+      expect_frame(conn, 1, euros, 10)
+      h.close_cleanly(conn)
+    end)
+
+    it("a fragmented message whose large continuation comes in pieces", function()
+      local conn = h.open(srv.port)
+      local frames = wsclient.fragments(1, euros, { 5, 250001 })
+      local bytes = table.concat(frames)
+      send_paused(conn, bytes, { 40000, 40001, 123457, #frames[1] + #frames[2] + 70000 })
+      h.expect_message(conn, 1, euros, 10)
+      h.close_cleanly(conn)
+    end)
+
+    it("invalid UTF-8 late in a large frame: 1007", function()
+      local conn = h.open(srv.port)
+      local bad = euros:sub(1, 200000) .. "\255" .. euros:sub(1, 30000)
+      send_paused(conn, frame { payload = bad }, { 14, 100000 })
+      h.expect_close(conn, 1007)
+      h.assert_alive(srv.port)
+    end)
+
+    it("a header alone, then a large binary payload in pieces", function()
+      local conn = h.open(srv.port)
+      local data = payload(300000, true)
+      local bytes = frame { opcode = 2, payload = data }
+      send_paused(conn, bytes, { 14, 17, 65550, 262158 })
+      expect_frame(conn, 2, data, 10)
+      h.close_cleanly(conn)
+    end)
+  end)
+
   describe("control frames", function()
     it("answers a ping with a pong carrying the same payload", function()
       local conn = h.open(srv.port)

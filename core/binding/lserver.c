@@ -405,8 +405,17 @@ static int ev_http(void *ud, dx_conn *c, const dx_http_request *req, int keep)
     return find_route(ls, t, plen) >= 0 ? DX_HTTP_WS_ROUTE : DX_HTTP_NONE;
 }
 
+/* A payload ws:send queued without a copy was written: its string may go. */
+static void ev_unhold(void *ud, intptr_t token)
+{
+    dx_lserver *ls = ud;
+    lua_checkstack(ls->T, 2);
+    luaL_unref(ls->T, LUA_REGISTRYINDEX, (int)token);
+}
+
 static const dx_events events = {
-    ev_upgrade, ev_open, ev_message, ev_close, ev_pong_timeout, ev_drain, ev_http, ev_release
+    ev_upgrade, ev_open, ev_message, ev_close, ev_pong_timeout, ev_drain, ev_http, ev_release,
+    ev_unhold
 };
 
 /* ---- Lua API ---- */

@@ -118,14 +118,34 @@ static uint64_t key_word(const uint8_t key[4], uint64_t phase)
 #endif
 }
 
-/* Unaligned 8-byte loads and stores (memcpy of a constant size compiles to
- * one move) from the first byte: no alignment prologue, which for the
- * short payloads most messages have costs more than it saves. */
+#if defined(__GNUC__)
+/* 16 bytes that the compiler keeps in one vector register (SSE2 on x86-64,
+ * NEON on ARM): a large payload is unmasked 32 bytes per iteration. */
+typedef uint64_t dx_u64x2 __attribute__((vector_size(16)));
+#endif
+
+/* Unaligned loads and stores (memcpy of a constant size compiles to one
+ * move) from the first byte: no alignment prologue, which for the short
+ * payloads most messages have costs more than it saves. */
 void dx_mask(uint8_t *p, size_t len, const uint8_t key[4], uint64_t offset)
 {
     size_t i = 0;
     if (len >= 8) {
         uint64_t k = key_word(key, offset);
+#if defined(__GNUC__)
+        if (len >= 64) {
+            dx_u64x2 kv = { k, k };
+            for (; len - i >= 32; i += 32) {
+                dx_u64x2 a, b;
+                memcpy(&a, p + i, 16);
+                memcpy(&b, p + i + 16, 16);
+                a ^= kv;
+                b ^= kv;
+                memcpy(p + i, &a, 16);
+                memcpy(p + i + 16, &b, 16);
+            }
+        }
+#endif
         for (; len - i >= 8; i += 8) {
             uint64_t w;
             memcpy(&w, p + i, 8);

@@ -93,8 +93,11 @@ void dx_conn_free(dx_conn *c)
         free(c);
 }
 
-/* Grows c->buf to hold at least need bytes, bounded by limit. Returns 0, or
- * -1 when need passes limit or memory runs out. */
+/* Grows c->buf to hold at least need bytes, bounded by limit: to twice its
+ * size when that is enough (growth by small steps stays amortized), else
+ * to need exactly (a large frame announced by its header gets one buffer of
+ * its size, not the next power of two). Returns 0, or -1 when need passes
+ * limit or memory runs out. */
 int dx_conn_buf_reserve(dx_conn *c, size_t need, size_t limit)
 {
     if (need <= c->buf_cap)
@@ -102,8 +105,9 @@ int dx_conn_buf_reserve(dx_conn *c, size_t need, size_t limit)
     if (need > limit)
         return -1;
     size_t cap = c->buf_cap ? c->buf_cap : 256;
-    while (cap < need)
-        cap = cap > limit / 2 ? limit : cap * 2;
+    cap = cap > limit / 2 ? limit : cap * 2;
+    if (cap < need)
+        cap = need;
     uint8_t *b = realloc(c->buf, cap);
     if (b == NULL)
         return -1;
@@ -307,6 +311,22 @@ int dx_conn_send(dx_conn *c, const void *data, size_t len, int binary)
         return DX_SEND_BACKPRESSURE;
     int r = dx_deflate_send(c, binary ? DX_OP_BINARY : DX_OP_TEXT, data, len);
     return r ? DX_SEND_NOMEM : DX_SEND_OK;
+}
+
+int dx_conn_send_held(dx_conn *c, const void *data, size_t len, int binary,
+                      intptr_t token, int *held)
+{
+    *held = 0;
+    if (len < DX_SEND_HOLD_MIN || dx_deflate_kind(c, len) != 0)
+        return dx_conn_send(c, data, len, binary);
+    if (c->state != DX_OPEN)
+        return DX_SEND_CLOSED;
+    if (!dx_conn_admit(c))
+        return DX_SEND_BACKPRESSURE;
+    if (dx_out_frame_held(c, binary ? DX_OP_BINARY : DX_OP_TEXT, data, len, token))
+        return DX_SEND_NOMEM;
+    *held = 1;
+    return DX_SEND_OK;
 }
 
 int dx_conn_ping(dx_conn *c, const void *data, size_t len)

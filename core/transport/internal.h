@@ -12,7 +12,7 @@
 #define DX_READ_BUFFER (256 * 1024)   /* one per server, shared by its connections */
 #define DX_OUT_CHUNK 2048             /* smallest output chunk; small sends share one */
 #define DX_IOV_MAX 64                 /* chunks handed to one sendmsg */
-#define DX_SPARE_MAX 64               /* output chunks a server keeps for reuse */
+#define DX_SPARE_MAX 1024             /* output chunks a server keeps for reuse (2 MiB) */
 #define DX_TLS_STAGE (16 * 1024)      /* one TLS record: small queued chunks are gathered into it */
 
 /* A frame queued for many connections at once (a publish): one buffer,
@@ -25,17 +25,20 @@ typedef struct dx_shared {
 
 /* One piece of queued output: bytes of its own (small frames are appended
  * to the tail chunk while it has room, so a burst of sends costs one
- * allocation), or a reference to a shared frame. */
+ * allocation), a reference to a shared frame, or a large payload held by
+ * the layer above (not copied; ev.unhold lets go of it). */
 typedef struct dx_out {
     struct dx_out *next;
-    dx_shared *shared; /* NULL: the bytes are in data[] */
-    size_t len;        /* bytes in data[] or shared->data */
-    size_t off;        /* bytes already sent */
-    size_t cap;
+    dx_shared *shared;   /* a shared frame, or NULL */
+    const uint8_t *held; /* a held payload, or NULL; neither: the bytes are in data[] */
+    intptr_t token;      /* the holder's token for held */
+    size_t len;          /* bytes in data[], shared->data or held */
+    size_t off;          /* bytes already sent */
+    size_t cap;          /* room in data[]: 0 for shared and held */
     uint8_t data[];
 } dx_out;
 
-#define DX_OUT_BYTES(o) ((o)->shared ? (o)->shared->data : (o)->data)
+#define DX_OUT_BYTES(o) ((o)->shared ? (o)->shared->data : (o)->held ? (o)->held : (o)->data)
 
 /* A topic: its subscribers, in no order. Lives while it has any. */
 typedef struct dx_topic {
@@ -226,9 +229,10 @@ int dx_tls_flush(dx_conn *c);
  * ones not logged), and counts it. */
 void dx_tls_log(dx_conn *c, const char *what, const char *reason);
 
-/* reader.c, for tls_io.c: hands n bytes read into the server's buffer to
- * c's state (the caller holds c->busy). */
-void dx_reader_consume(dx_conn *c, size_t n);
+/* reader.c, also for tls_io.c: hands n bytes read into buf (the server's
+ * buffer, or the tail of c->buf for a large frame read in place) to c's
+ * state (the caller holds c->busy). */
+void dx_reader_consume(dx_conn *c, uint8_t *buf, size_t n);
 /* The peer closed (eof) or the socket failed. */
 void dx_reader_end(dx_conn *c, int eof);
 
@@ -237,6 +241,9 @@ uint8_t *dx_out_reserve(dx_conn *c, size_t n);
 int dx_out_shared(dx_conn *c, dx_shared *f);
 void dx_shared_release(dx_shared *f);
 int dx_out_frame(dx_conn *c, int opcode, const void *data, size_t len);
+/* Queues one unmasked frame with fin set whose payload stays at data until
+ * ev.unhold(token). Returns 0, or -1 out of memory (nothing queued). */
+int dx_out_frame_held(dx_conn *c, int opcode, const void *data, size_t len, intptr_t token);
 int dx_out_close_frame(dx_conn *c, unsigned code, const char *reason, size_t len);
 void dx_out_mark_dirty(dx_conn *c);
 void dx_out_flush(dx_conn *c);

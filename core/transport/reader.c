@@ -11,6 +11,16 @@
 
 #define DX_HEADERS_MAX 128   /* the array; cfg.max_headers may ask for fewer */
 
+/* A data frame with at least this much payload still to come is read
+ * straight into the message buffer (sized for it once), not through the
+ * shared read buffer: socket to message buffer to Lua string, one copy in
+ * user space. Below it, the copy out of the shared buffer costs less than
+ * the extra read that stopping at the frame's end would take. */
+#define DX_DIRECT_MIN (16 * 1024)
+/* The most a frame's header makes us reserve ahead of its payload's
+ * arrival; a larger frame's buffer grows as its bytes come. */
+#define DX_RESERVE_AHEAD (1024 * 1024)
+
 /* Answers the request with an HTTP error and lingers until the peer goes. */
 static void refuse(dx_conn *c, int status, const char *body)
 {
@@ -306,16 +316,21 @@ static long take_payload(dx_conn *c, uint8_t *p, size_t n)
             dx_conn_fail(c, DX_CLOSE_INVALID_DATA, "invalid UTF-8");
             return -1;
         }
-        if (whole && unfragmented) {         /* a whole message in the read buffer: no copy */
+        int in_place = c->buf && p == c->buf + c->buf_len;   /* read straight into c->buf */
+        if (whole && unfragmented && !in_place) {  /* a whole message in the read buffer: no copy */
             frame_end(c, p);
             return (long)take;
         }
-        if (dx_conn_buf_reserve(c, c->buf_len + take, c->srv->cfg.max_message) < 0) {
-            dx_conn_fail(c, DX_CLOSE_TOO_BIG, "message too big");
-            return -1;
+        if (!in_place) {
+            /* Room for the rest of the frame at once, not by doubling. */
+            size_t ahead = left < DX_RESERVE_AHEAD ? (size_t)left : take;
+            if (dx_conn_buf_reserve(c, c->buf_len + ahead, c->srv->cfg.max_message) < 0) {
+                dx_conn_fail(c, DX_CLOSE_TOO_BIG, "message too big");
+                return -1;
+            }
+            if (take)
+                memcpy(c->buf + c->buf_len, p, take);
         }
-        if (take)
-            memcpy(c->buf + c->buf_len, p, take);
         c->buf_len += take;
     }
     c->payload_off += take;
@@ -395,21 +410,41 @@ void dx_reader_end(dx_conn *c, int eof)
         dx_conn_lost(c);
 }
 
-void dx_reader_consume(dx_conn *c, size_t n)
+void dx_reader_consume(dx_conn *c, uint8_t *buf, size_t n)
 {
-    uint8_t *rbuf = c->srv->rbuf;
     c->last_rx = ev_now(c->srv->loop);
     switch (c->state) {
     case DX_HANDSHAKE:
-        feed_handshake(c, rbuf, n);
+        feed_handshake(c, buf, n);
         break;
     case DX_OPEN:
     case DX_CLOSING:
-        dx_reader_feed_frames(c, rbuf, n);
+        dx_reader_feed_frames(c, buf, n);
         break;
     default:
         break;                               /* LINGER: the peer's leftovers are dropped */
     }
+}
+
+/* When the payload of c's current frame goes into c->buf and at least
+ * DX_DIRECT_MIN of it is still to come, makes room for it there and
+ * returns where the next read should put it (*want: at most the rest of
+ * the frame, so the next frame's bytes stay for the shared buffer); else
+ * NULL. */
+static uint8_t *direct_target(dx_conn *c, size_t *want)
+{
+    const dx_frame_header *h = &c->fh;
+    if (c->state != DX_OPEN || c->phase != DX_PH_PAYLOAD || h->opcode >= DX_OP_CLOSE ||
+        c->msg.compressed)
+        return NULL;
+    uint64_t left = h->length - c->payload_off;
+    if (left < DX_DIRECT_MIN)
+        return NULL;
+    size_t ahead = left < DX_RESERVE_AHEAD ? (size_t)left : DX_RESERVE_AHEAD;
+    if (dx_conn_buf_reserve(c, c->buf_len + ahead, c->srv->cfg.max_message) < 0)
+        return NULL;                         /* the copying path reports it */
+    *want = ahead;
+    return c->buf + c->buf_len;
 }
 
 void dx_reader_cb(struct ev_loop *loop, ev_io *w, int revents)
@@ -421,10 +456,14 @@ void dx_reader_cb(struct ev_loop *loop, ev_io *w, int revents)
         dx_tls_on_readable(c);
         return;
     }
+    uint8_t *rbuf = c->srv->rbuf;
     size_t want = DX_READ_BUFFER;
     if (c->state == DX_HANDSHAKE)        /* never read past the head's limit */
         want = c->srv->cfg.max_head - c->buf_len;
-    ssize_t n = read(c->fd, c->srv->rbuf, want);
+    uint8_t *direct = direct_target(c, &want);
+    if (direct)
+        rbuf = direct;
+    ssize_t n = read(c->fd, rbuf, want);
     if (n <= 0) {
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
             return;
@@ -432,7 +471,7 @@ void dx_reader_cb(struct ev_loop *loop, ev_io *w, int revents)
         return;
     }
     c->busy = 1;                             /* whatever happens below, c stays allocated */
-    dx_reader_consume(c, (size_t)n);
+    dx_reader_consume(c, rbuf, (size_t)n);
     c->busy = 0;
     if (c->state == DX_DEAD && !c->dirty)
         free(c);

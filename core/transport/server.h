@@ -85,6 +85,9 @@ typedef struct dx_events {
     /* The connection is being freed while it still has a user pointer (the
      * server was freed, or an accepted upgrade failed before the 101). */
     void (*release)(void *ud, dx_conn *c);
+    /* The bytes dx_conn_send_held queued under token are no longer needed
+     * (written, or their connection freed). Called once per held send. */
+    void (*unhold)(void *ud, intptr_t token);
 } dx_events;
 
 /* Creates a server on loop with a copy of *cfg. Returns NULL when out of
@@ -176,6 +179,18 @@ enum { DX_SEND_OK = 0, DX_SEND_CLOSED = -1, DX_SEND_NOMEM = -2, DX_SEND_BACKPRES
  * stats.dropped), and with the "close" policy the connection is closed
  * with 1008 from its timer, not from inside the caller. */
 int dx_conn_send(dx_conn *c, const void *data, size_t len, int binary);
+
+/* Payloads at least this large can be queued without a copy. */
+#define DX_SEND_HOLD_MIN (16 * 1024)
+
+/* dx_conn_send for a caller that can keep data unchanged for a while: a
+ * payload of DX_SEND_HOLD_MIN bytes or more that goes uncompressed is not
+ * copied but written from data, and *held is set to 1: the transport then
+ * calls ev.unhold(ud, token) once, when it no longer needs the bytes.
+ * Otherwise (a copy was queued, or nothing) *held is 0 and the caller
+ * keeps data to itself. Same returns as dx_conn_send. */
+int dx_conn_send_held(dx_conn *c, const void *data, size_t len, int binary,
+                      intptr_t token, int *held);
 
 /* Queues a ping with payload data (at most 125 bytes). Same returns. */
 int dx_conn_ping(dx_conn *c, const void *data, size_t len);

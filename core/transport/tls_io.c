@@ -153,7 +153,7 @@ static void read_path(dx_conn *c)
         break;
     }
     if (got) {
-        dx_reader_consume(c, got);
+        dx_reader_consume(c, s->rbuf, got);
         if (c->state == DX_DEAD)
             return;
     }

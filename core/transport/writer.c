@@ -10,10 +10,21 @@
 
 /* Room for n more bytes at the end of the queue: in the tail chunk when it
  * has room, else in a new chunk. Returns NULL when out of memory. */
+/* Appends o to c's queue. */
+static void append(dx_conn *c, dx_out *o)
+{
+    o->next = NULL;
+    if (c->out_tail)
+        c->out_tail->next = o;
+    else
+        c->out_head = o;
+    c->out_tail = o;
+}
+
 uint8_t *dx_out_reserve(dx_conn *c, size_t n)
 {
     dx_out *t = c->out_tail;
-    if (t == NULL || t->shared || t->cap - t->len < n) {
+    if (t == NULL || t->cap - t->len < n || t->cap == 0) {
         dx_server *s = c->srv;
         size_t cap = n > DX_OUT_CHUNK ? n : DX_OUT_CHUNK;
         if (cap == DX_OUT_CHUNK && s->spare) {   /* the common case: no malloc */
@@ -23,15 +34,11 @@ uint8_t *dx_out_reserve(dx_conn *c, size_t n)
         } else if ((t = malloc(sizeof *t + cap)) == NULL) {
             return NULL;
         }
-        t->next = NULL;
         t->shared = NULL;
+        t->held = NULL;
         t->len = t->off = 0;
         t->cap = cap;
-        if (c->out_tail)
-            c->out_tail->next = t;
-        else
-            c->out_head = t;
-        c->out_tail = t;
+        append(c, t);
     }
     uint8_t *p = t->data + t->len;
     t->len += n;
@@ -52,16 +59,12 @@ int dx_out_shared(dx_conn *c, dx_shared *f)
     dx_out *o = malloc(sizeof *o);
     if (o == NULL)
         return -1;
-    o->next = NULL;
     o->shared = f;
+    o->held = NULL;
     o->len = f->len;
     o->off = o->cap = 0;
     f->refs++;
-    if (c->out_tail)
-        c->out_tail->next = o;
-    else
-        c->out_head = o;
-    c->out_tail = o;
+    append(c, o);
     c->out_bytes += f->len;
     dx_out_mark_dirty(c);
     return 0;
@@ -70,14 +73,37 @@ int dx_out_shared(dx_conn *c, dx_shared *f)
 /* Queues one unmasked frame with fin set. Returns 0, or -1 out of memory. */
 int dx_out_frame(dx_conn *c, int opcode, const void *data, size_t len)
 {
-    uint8_t hdr[DX_FRAME_HEADER_MAX];
-    size_t hl = dx_frame_write_header(hdr, 1, 0, opcode, len, NULL);
+    size_t hl = len <= 125 ? 2 : len <= 0xFFFF ? 4 : 10;   /* the shortest form, as written */
     uint8_t *p = dx_out_reserve(c, hl + len);
     if (p == NULL)
         return -1;
-    memcpy(p, hdr, hl);
+    dx_frame_write_header(p, 1, 0, opcode, len, NULL);
     if (len)
         memcpy(p + hl, data, len);
+    return 0;
+}
+
+int dx_out_frame_held(dx_conn *c, int opcode, const void *data, size_t len, intptr_t token)
+{
+    dx_out *o = malloc(sizeof *o);
+    if (o == NULL)
+        return -1;
+    uint8_t hdr[DX_FRAME_HEADER_MAX];
+    size_t hl = dx_frame_write_header(hdr, 1, 0, opcode, len, NULL);
+    uint8_t *p = dx_out_reserve(c, hl);          /* the header joins the tail chunk */
+    if (p == NULL) {
+        free(o);
+        return -1;
+    }
+    memcpy(p, hdr, hl);
+    o->shared = NULL;
+    o->held = data;
+    o->token = token;
+    o->len = len;
+    o->off = o->cap = 0;
+    append(c, o);
+    c->out_bytes += len;
+    dx_out_mark_dirty(c);
     return 0;
 }
 
@@ -118,6 +144,8 @@ static void chunk_done(dx_server *s, dx_out *o)
 {
     if (o->shared) {
         dx_shared_release(o->shared);
+    } else if (o->held) {
+        s->ev.unhold(s->ud, o->token);
     } else if (o->cap == DX_OUT_CHUNK && s->nspare < DX_SPARE_MAX) {
         o->next = s->spare;
         s->spare = o;
@@ -177,7 +205,7 @@ static int flush_plain(dx_conn *c)
         struct iovec iov[DX_IOV_MAX];
         int n = 0;
         for (dx_out *o = c->out_head; o && n < DX_IOV_MAX; o = o->next, n++) {
-            iov[n].iov_base = DX_OUT_BYTES(o) + o->off;
+            iov[n].iov_base = (void *)(DX_OUT_BYTES(o) + o->off);   /* only read */
             iov[n].iov_len = o->len - o->off;
         }
         struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)n };

@@ -209,18 +209,19 @@ static void mask_ref(uint8_t *p, size_t len, const uint8_t k[4], uint64_t offset
 }
 
 /* dx_mask against the byte-wise definition: every offset 0..7 (and a few
- * large ones), every length 0..100, every alignment of the buffer. */
+ * large ones), every length 0..300 (the 32-byte vector steps from 64 on,
+ * then 8-byte words, then bytes), every alignment of the buffer. */
 static void test_mask(void)
 {
     static const uint64_t offsets[] = {
         0, 1, 2, 3, 4, 5, 6, 7, 0xffffffffull, 0x100000002ull, 0xfffffffffffffffdull
     };
     uint8_t k[4] = { 0xA1, 0x5B, 0x3C, 0xE7 };
-    uint8_t a[128], b[128];
+    uint8_t a[320], b[320];
     long wrong = 0;
 
     for (size_t o = 0; o < sizeof offsets / sizeof offsets[0]; o++)
-        for (size_t len = 0; len <= 100; len++)
+        for (size_t len = 0; len <= 300; len++)
             for (size_t align = 0; align < 8; align++) {
                 for (size_t i = 0; i < sizeof a; i++)
                     a[i] = b[i] = (uint8_t)(i * 7 + len);
@@ -231,7 +232,7 @@ static void test_mask(void)
     CHECK_EQ(wrong, 0);
 
     /* Unmasking in pieces, split at every point, equals all at once. */
-    for (size_t len = 0; len <= 100; len++)
+    for (size_t len = 0; len <= 200; len++)
         for (size_t cut = 0; cut <= len; cut++) {
             for (size_t i = 0; i < len; i++)
                 a[i] = b[i] = (uint8_t)(i * 13 + 1);
@@ -243,7 +244,7 @@ static void test_mask(void)
     CHECK_EQ(wrong, 0);
 
     /* Masking twice restores the payload; guard page at the end. */
-    for (size_t len = 0; len <= 100; len++) {
+    for (size_t len = 0; len <= 300; len++) {
         uint8_t *p = unit_guard(a, len);
 
         memcpy(b, p, len);

@@ -278,11 +278,11 @@ static void test_exhaustive_short(void)
  * run, at every alignment: the fast path must not skip over it. */
 static void test_fast_path_positions(void)
 {
-    uint8_t buf[80];
+    uint8_t buf[176];
     long wrong = 0;
 
     for (size_t align = 0; align < 8; align++)
-        for (size_t len = 1; len <= 64; len++)
+        for (size_t len = 1; len <= 160; len++)   /* 32-byte steps, then 8, then bytes */
             for (size_t at = 0; at < len; at++) {
                 uint8_t *p = buf + align;
 
