@@ -25,7 +25,7 @@ NODE_PACKAGES := nodejs npm
 BROWSER_PACKAGES := chromium fonts-liberation fonts-dejavu-core
 
 .PHONY: help deps deps-browser build build-lua5.4 build-luajit build-asan unit test test-unit \
-	test-lua5.4 test-luajit test-browser test-asan test-unit-asan bench run clean install
+	test-lua5.4 test-luajit test-browser test-asan test-unit-asan bench bench-instructions run clean install
 
 help:
 	@echo "make deps       install what is missing (Debian packages, node modules)"
@@ -35,6 +35,7 @@ help:
 	@echo "make test-asan  the same under AddressSanitizer + UBSan"
 	@echo "make run        serve scripts/chat.lua on port $(PORT)"
 	@echo "make bench      echo scenarios: duplex (ws and wss) beside Node ws, nginx+lua, libwebsockets"
+	@echo "make bench-instructions  instructions per echoed message under callgrind"
 	@echo "make fuzz       libFuzzer on the protocol layer, FUZZ_SECONDS per target"
 	@echo "make install    install the command and modules under PREFIX ($(PREFIX))"
 
@@ -152,6 +153,13 @@ fuzz-deps:
 bench: deps build
 	bench/echo.sh $(BENCH_SECONDS)
 	bench/scenarios.sh
+
+# Instructions per echoed message under callgrind (bench/instructions.sh):
+# the figure that holds on a busy machine. valgrind is installed if missing.
+bench-instructions: deps build
+	@command -v valgrind >/dev/null || { SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+		$$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q valgrind; }
+	bench/instructions.sh
 
 # ---- run, install ----
 
