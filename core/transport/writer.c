@@ -8,8 +8,6 @@
 #include <sys/uio.h>
 #include "transport/internal.h"
 
-/* Room for n more bytes at the end of the queue: in the tail chunk when it
- * has room, else in a new chunk. Returns NULL when out of memory. */
 /* Appends o to c's queue. */
 static void append(dx_conn *c, dx_out *o)
 {
@@ -21,10 +19,13 @@ static void append(dx_conn *c, dx_out *o)
     c->out_tail = o;
 }
 
+/* Room for n more bytes at the end of the queue: in the tail chunk when it
+ * has room, else in a new chunk (a shared or held tail has cap 0: never
+ * written into). Returns NULL when out of memory. */
 uint8_t *dx_out_reserve(dx_conn *c, size_t n)
 {
     dx_out *t = c->out_tail;
-    if (t == NULL || t->cap - t->len < n || t->cap == 0) {
+    if (t == NULL || t->cap == 0 || t->cap - t->len < n) {
         dx_server *s = c->srv;
         size_t cap = n > DX_OUT_CHUNK ? n : DX_OUT_CHUNK;
         if (cap == DX_OUT_CHUNK && s->spare) {   /* the common case: no malloc */
