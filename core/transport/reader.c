@@ -17,9 +17,20 @@
  * user space. Below it, the copy out of the shared buffer costs less than
  * the extra read that stopping at the frame's end would take. */
 #define DX_DIRECT_MIN (16 * 1024)
-/* The most a frame's header makes us reserve ahead of its payload's
- * arrival; a larger frame's buffer grows as its bytes come. */
-#define DX_RESERVE_AHEAD (1024 * 1024)
+/* What a frame's header alone may make us reserve for its payload; past
+ * it, the reservation only doubles what the peer has really sent of the
+ * message, so a header announcing a huge frame costs the server little. */
+#define DX_AHEAD_FREE (64 * 1024)
+
+/* Room to reserve in c->buf for a data frame with `left` bytes to come of
+ * which `take` are here: the whole rest when that is within DX_AHEAD_FREE or
+ * within what the message holds already, else only that much. */
+static size_t reserve_ahead(const dx_conn *c, uint64_t left, size_t take)
+{
+    size_t had = c->buf_len + take;
+    size_t cap = had > DX_AHEAD_FREE ? had : DX_AHEAD_FREE;
+    return left < cap ? (size_t)left : cap;
+}
 
 /* Answers the request with an HTTP error and lingers until the peer goes. */
 static void refuse(dx_conn *c, int status, const char *body)
@@ -322,8 +333,7 @@ static long take_payload(dx_conn *c, uint8_t *p, size_t n)
             return (long)take;
         }
         if (!in_place) {
-            /* Room for the rest of the frame at once, not by doubling. */
-            size_t ahead = left < DX_RESERVE_AHEAD ? (size_t)left : take;
+            size_t ahead = reserve_ahead(c, left, take);   /* at least take */
             if (dx_conn_buf_reserve(c, c->buf_len + ahead, c->srv->cfg.max_message) < 0) {
                 dx_conn_fail(c, DX_CLOSE_TOO_BIG, "message too big");
                 return -1;
@@ -440,7 +450,7 @@ static uint8_t *direct_target(dx_conn *c, size_t *want)
     uint64_t left = h->length - c->payload_off;
     if (left < DX_DIRECT_MIN)
         return NULL;
-    size_t ahead = left < DX_RESERVE_AHEAD ? (size_t)left : DX_RESERVE_AHEAD;
+    size_t ahead = reserve_ahead(c, left, 0);   /* at least DX_DIRECT_MIN, as left is */
     if (dx_conn_buf_reserve(c, c->buf_len + ahead, c->srv->cfg.max_message) < 0)
         return NULL;                         /* the copying path reports it */
     *want = ahead;
