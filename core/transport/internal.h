@@ -124,7 +124,7 @@ struct dx_conn {
     dx_membership *topics;         /* subscriptions */
     uint32_t ntopics, topics_cap;
 
-    char remote[56];
+    dx_addr remote;                /* the peer */
 };
 
 struct dx_server {
@@ -171,6 +171,10 @@ int dx_static_serve(dx_conn *c, const char *root, const dx_http_request *req, in
 /* topics.c */
 void dx_topics_leave_all(dx_conn *c);
 void dx_topics_free(dx_server *s);
+
+/* addr.c */
+struct sockaddr;
+void dx_addr_from_sockaddr(dx_addr *out, const struct sockaddr *sa);
 
 /* conn.c */
 int dx_conn_admit(dx_conn *c);
