@@ -1,6 +1,7 @@
 /* The server side of the WebSocket opening handshake: see handshake.h. */
 #include "handshake.h"
 
+#include <pthread.h>
 #include <stdint.h>
 #include <string.h>
 #include <openssl/evp.h>
@@ -169,16 +170,29 @@ static size_t b64_encode(const uint8_t *in, size_t n, char *out)
     return o;
 }
 
+/* SHA-1 fetched once per process: EVP_sha1() makes every digest look the
+ * algorithm up again (a locked table search), which cost more than the
+ * hash of the key itself. The fetched handle is read-only and shared, like
+ * libcrypto's own tables; it lives until the process ends. */
+static EVP_MD *sha1_md;
+static pthread_once_t sha1_once = PTHREAD_ONCE_INIT;
+
+static void sha1_fetch(void)
+{
+    sha1_md = EVP_MD_fetch(NULL, "SHA1", NULL);
+}
+
 /* SHA-1 of key + GUID into md; 0 on success, -1 when libcrypto fails. */
 static int accept_digest(const char *key, size_t key_len, uint8_t md[20])
 {
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    EVP_MD_CTX *ctx;
     unsigned int md_len = 0;
     int ok;
 
-    if (!ctx)
+    pthread_once(&sha1_once, sha1_fetch);
+    if (!sha1_md || !(ctx = EVP_MD_CTX_new()))
         return -1;
-    ok = EVP_DigestInit_ex(ctx, EVP_sha1(), NULL) == 1 &&
+    ok = EVP_DigestInit_ex2(ctx, sha1_md, NULL) == 1 &&
          EVP_DigestUpdate(ctx, key, key_len) == 1 &&
          EVP_DigestUpdate(ctx, dx_ws_guid, sizeof dx_ws_guid - 1) == 1 &&
          EVP_DigestFinal_ex(ctx, md, &md_len) == 1 && md_len == 20;
