@@ -48,6 +48,7 @@ build = {
         "core/protocol/message.c",
         "core/protocol/pmd.c",
         "core/protocol/utf8.c",
+        "core/transport/addr.c",
         "core/transport/client.c",
         "core/transport/conn.c",
         "core/transport/deflate.c",

@@ -16,6 +16,8 @@
 #   B  1000 connections x 1 in flight x 1 KiB text
 #   C  4 connections x 1 in flight x 64 KiB binary
 #   D  4 connections x 1 in flight x 1 MiB binary (spread over reads)
+#   H  handshakes: `duplex bench connect` opens and closes connections
+#      (bench/count_connect.lua counts closes): instructions per connection
 # Environment: KEEP=1 keeps the profiles (bench/out/callgrind.*); BUILD
 # (default build) the directory holding <vm>/duplex; APP the app run.
 set -euo pipefail
@@ -34,6 +36,7 @@ flags() {
     B) echo "--connections 1000 --depth 1 --size 1024" ;;
     C) echo "--connections 4 --depth 1 --size 65536 --binary" ;;
     D) echo "--connections 4 --depth 1 --size 1048576 --binary" ;;
+    H) echo "" ;;
   esac
 }
 counts() {     # LOW HIGH
@@ -42,6 +45,7 @@ counts() {     # LOW HIGH
     B) echo "10000 50000" ;;
     C) echo "500 2500" ;;
     D) echo "40 200" ;;
+    H) echo "500 2500" ;;
   esac
 }
 
@@ -55,20 +59,27 @@ run() {
   port=$(free_port)
   prof=$OUT/callgrind.$vm.$sc.$n
   log=$OUT/callgrind.$vm.$sc.$n.log
+  local app=${APP:-bench/count_echo.lua}
+  [[ $sc == H ]] && app=bench/count_connect.lua
   DUPLEX_COUNT=$n timeout 600 valgrind --tool=callgrind --callgrind-out-file="$prof" \
-    "$BUILD/$vm/duplex" run "${APP:-bench/count_echo.lua}" --host 127.0.0.1 --port "$port" >"$log" 2>&1 &
+    "$BUILD/$vm/duplex" run "$app" --host 127.0.0.1 --port "$port" >"$log" 2>&1 &
   pid=$!
   for _ in $(seq 100); do
     grep -q "listening on" "$log" 2>/dev/null && break
     sleep 0.2
   done
-  # shellcheck disable=SC2046
-  timeout 600 "$BUILD/$vm/duplex" bench echo --url "ws://127.0.0.1:$port/" $(flags "$sc") \
-    --warmup 0 --seconds 600 --timeout 60 --json >/dev/null 2>&1 || true
+  if [[ $sc == H ]]; then
+    timeout 600 "$BUILD/$vm/duplex" bench connect --url "ws://127.0.0.1:$port/" --connections "$n" \
+      --timeout 120 --json >/dev/null 2>&1 || true
+  else
+    # shellcheck disable=SC2046
+    timeout 600 "$BUILD/$vm/duplex" bench echo --url "ws://127.0.0.1:$port/" $(flags "$sc") \
+      --warmup 0 --seconds 600 --timeout 60 --json >/dev/null 2>&1 || true
+  fi
   wait "$pid" || true
   local ir msgs
   ir=$(sed -n 's/^summary: //p' "$prof")
-  msgs=$(sed -n 's/^messages //p' "$log")
+  msgs=$(sed -n 's/^messages //p; s/^connections //p' "$log")
   echo "$ir $msgs $prof"
 }
 
@@ -96,8 +107,10 @@ for vm in $VMS; do
       continue
     fi
     dm=$((m2 - m1))
-    printf '%-7s %s  %-45s %8.0f instructions/message  (%d messages)\n' "$vm" "$sc" "$(flags "$sc")" \
-      "$(awk -v a="$ir1" -v b="$ir2" -v d="$dm" 'BEGIN { print (b - a) / d }')" "$dm"
+    unit=message
+    [[ $sc == H ]] && unit=connection
+    printf '%-7s %s  %-45s %8.0f instructions/%s  (%d %ss)\n' "$vm" "$sc" "$(flags "$sc")" \
+      "$(awk -v a="$ir1" -v b="$ir2" -v d="$dm" 'BEGIN { print (b - a) / d }')" "$unit" "$dm" "$unit"
     split "$p1" "$p2" "$dm"
     [[ ${KEEP:-0} == 1 ]] || rm -f "$p1" "$p2" "$OUT"/callgrind."$vm"."$sc".*.log
   done

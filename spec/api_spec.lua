@@ -78,6 +78,7 @@ describe("ws", function()
   it("ws:send on a connection whose close has run raises 'closed connection'", function()
     local gone = h.open(srv.port)
     local gone_id = ask(gone, "id"):match("^id=(%d+)")
+    local _, gone_port = gone.sock:getsockname()
     h.close_cleanly(gone)
     assert(srv:wait_log("event: close id=" .. gone_id .. "\n", 3, true))
     local conn = h.open(srv.port)
@@ -85,6 +86,9 @@ describe("ws", function()
     assert.truthy(reply:find("^ok=false err=.*closed connection"), reply)
     -- its read-only fields still work
     assert.are.equal("ok=true id=" .. gone_id, ask(conn, "closed-id"))
+    local remote = "127.0.0.1:" .. tostring(gone_port)
+    assert.are.equal("ok=true remote=" .. remote .. " str=duplex.connection " .. gone_id
+      .. " (" .. remote .. ", closed)", ask(conn, "closed-remote"))
     h.close_cleanly(conn)
   end)
 

@@ -45,7 +45,7 @@ typedef struct dx_lconn {
     int route;                  /* index into ls->routes */
     lua_Integer id;
     char *protocol;             /* the subprotocol agreed on, NULL for none; freed by __gc */
-    char remote[55];            /* "[v6 address]:port" fits with its NUL */
+    dx_addr remote;             /* the peer, kept past the close (ws.remote) */
     unsigned char in_close;     /* the close handler is running */
 } dx_lconn;
 

@@ -23,9 +23,11 @@ int dx_call(lua_State *L, int nargs, int nresults, const char *what, const dx_lc
     if (lua_pcall(L, nargs, nresults, 1) == 0)
         return 1;
     const char *err = lua_tostring(L, -1);
-    if (conn)
+    if (conn) {
+        char remote[DX_ADDR_STRLEN];
         fprintf(stderr, "duplex: error in %s handler (connection %lld from %s): %s\n",
-                what, (long long)conn->id, conn->remote, err ? err : "?");
+                what, (long long)conn->id, dx_addr_format(&conn->remote, remote), err ? err : "?");
+    }
     else
         fprintf(stderr, "duplex: error in %s: %s\n", what, err ? err : "?");
     fflush(stderr);

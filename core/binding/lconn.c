@@ -194,8 +194,10 @@ static int l_index(lua_State *L)
     const char *k = lua_tostring(L, 2);
     if (strcmp(k, "id") == 0)
         lua_pushinteger(L, w->id);
-    else if (strcmp(k, "remote") == 0)
-        lua_pushstring(L, w->remote);
+    else if (strcmp(k, "remote") == 0) {
+        char remote[DX_ADDR_STRLEN];
+        lua_pushstring(L, dx_addr_format(&w->remote, remote));
+    }
     else if (strcmp(k, "data") == 0)
         push_data(L);
     else if (strcmp(k, "protocol") == 0 && w->protocol)
@@ -221,7 +223,8 @@ static int l_newindex(lua_State *L)
 static int l_tostring(lua_State *L)
 {
     dx_lconn *w = check(L);
-    lua_pushfstring(L, "duplex.connection %d (%s%s)", (int)w->id, w->remote,
+    char remote[DX_ADDR_STRLEN];
+    lua_pushfstring(L, "duplex.connection %d (%s%s)", (int)w->id, dx_addr_format(&w->remote, remote),
                     w->conn ? "" : ", closed");
     return 1;
 }
@@ -282,7 +285,7 @@ dx_lconn *dx_conn_push_new(lua_State *L, dx_lserver *ls, dx_conn *c, int route)
     w->ls = ls;
     w->route = route;
     w->id = (lua_Integer)dx_conn_id(c);
-    strncpy(w->remote, dx_conn_remote(c), sizeof w->remote - 1);
+    w->remote = *dx_conn_addr(c);
     lua_pushvalue(L, -1);
     w->self = luaL_ref(L, LUA_REGISTRYINDEX);
     dx_conn_set_user(c, w);

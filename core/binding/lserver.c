@@ -122,7 +122,8 @@ static void push_request_base(lua_State *T, dx_conn *c, const dx_http_request *r
         lua_pushlstring(T, query, query_len);
         lua_setfield(T, -2, "query");
     }
-    lua_pushstring(T, dx_conn_remote(c));
+    char remote[DX_ADDR_STRLEN];
+    lua_pushstring(T, dx_addr_format(dx_conn_addr(c), remote));
     lua_setfield(T, -2, "remote");
     lua_createtable(T, 0, (int)req->num_headers);
     for (size_t i = 0; i < req->num_headers; i++) {

@@ -1,6 +1,7 @@
 /* The server side of the WebSocket opening handshake: see handshake.h. */
 #include "handshake.h"
 
+#include <pthread.h>
 #include <stdint.h>
 #include <string.h>
 #include <openssl/evp.h>
@@ -11,47 +12,25 @@ static const char dx_b64[] =
 
 /* ---- request checks ---------------------------------------------------- */
 
-static int name_is(const dx_http_header *h, const char *name)
+/* 1 when h is called name (n bytes, letters and '-'), in any case. */
+static int name_is(const dx_http_header *h, const char *name, size_t n)
 {
-    size_t n = strlen(name);
-
     if (h->name_len != n)
         return 0;
-    for (size_t i = 0; i < n; i++) {
-        int a = (unsigned char)h->name[i], b = (unsigned char)name[i];
-
-        if ((a | 0x20) != (b | 0x20))
+    for (size_t i = 0; i < n; i++)
+        if (((unsigned char)h->name[i] | 0x20) != ((unsigned char)name[i] | 0x20))
             return 0;
-    }
     return 1;
 }
 
-static size_t count_headers(const dx_http_request *req, const char *name)
-{
-    size_t n = 0;
-
-    for (size_t i = 0; i < req->num_headers; i++)
-        n += (size_t)name_is(&req->headers[i], name);
-    return n;
-}
-
-/* 1 when any header called name lists token (list fields may be split
- * over several lines). */
-static int any_has_token(const dx_http_request *req, const char *name,
-                         const char *token)
-{
-    for (size_t i = 0; i < req->num_headers; i++) {
-        const dx_http_header *h = &req->headers[i];
-
-        if (name_is(h, name) && dx_http_has_token(h->value, h->value_len, token))
-            return 1;
-    }
-    return 0;
-}
+#define NAME_IS(h, lit) name_is((h), lit, sizeof lit - 1)
 
 static int is_b64_char(char c)
 {
-    return c != 0 && strchr(dx_b64, c) != NULL;
+    unsigned char u = (unsigned char)c;
+
+    return (u >= 'A' && u <= 'Z') || (u >= 'a' && u <= 'z') || (u >= '0' && u <= '9') ||
+           u == '+' || u == '/';
 }
 
 /* 1 when the key is base64 of exactly 16 bytes: 22 alphabet chars, "==". */
@@ -80,9 +59,57 @@ static void split_target(const dx_http_request *req, dx_upgrade *up)
     up->query_len = q ? req->target_len - up->path_len - 1 : 0;
 }
 
+/* The fields the handshake looks at, gathered in one pass over the head. */
+typedef struct fields {
+    size_t hosts, keys, versions;
+    int upgrade_websocket;             /* some Upgrade field lists "websocket" */
+    int connection_upgrade;            /* some Connection field lists "upgrade" */
+    const dx_http_header *key, *version, *protocols, *extensions;   /* the first of each */
+} fields;
+
+static void gather(const dx_http_request *req, fields *f)
+{
+    memset(f, 0, sizeof *f);
+    for (size_t i = 0; i < req->num_headers; i++) {
+        const dx_http_header *h = &req->headers[i];
+
+        switch (h->name_len) {             /* the length sorts out most fields at once */
+        case 4:
+            f->hosts += (size_t)NAME_IS(h, "Host");
+            break;
+        case 7:
+            if (!f->upgrade_websocket && NAME_IS(h, "Upgrade"))
+                f->upgrade_websocket = dx_http_has_token(h->value, h->value_len, "websocket");
+            break;
+        case 10:
+            if (!f->connection_upgrade && NAME_IS(h, "Connection"))
+                f->connection_upgrade = dx_http_has_token(h->value, h->value_len, "upgrade");
+            break;
+        case 17:
+            if (NAME_IS(h, "Sec-WebSocket-Key") && f->keys++ == 0)
+                f->key = h;
+            break;
+        case 21:
+            if (NAME_IS(h, "Sec-WebSocket-Version") && f->versions++ == 0)
+                f->version = h;
+            break;
+        case 22:
+            if (!f->protocols && NAME_IS(h, "Sec-WebSocket-Protocol"))
+                f->protocols = h;
+            break;
+        case 24:
+            if (!f->extensions && NAME_IS(h, "Sec-WebSocket-Extensions"))
+                f->extensions = h;
+            break;
+        default:
+            break;
+        }
+    }
+}
+
 int dx_handshake_check(const dx_http_request *req, dx_upgrade *up)
 {
-    const dx_http_header *key;
+    fields f;
 
     if (req->method_len != 3 || memcmp(req->method, "GET", 3) != 0)
         return 400;
@@ -90,25 +117,23 @@ int dx_handshake_check(const dx_http_request *req, dx_upgrade *up)
         return 400;
     if (req->target_len == 0 || req->target[0] != '/')
         return 400;
-    if (count_headers(req, "Host") != 1)
+    gather(req, &f);
+    if (f.hosts != 1)
         return 400;
-    if (!any_has_token(req, "Upgrade", "websocket"))
+    if (!f.upgrade_websocket)
         return 426;
-    if (!any_has_token(req, "Connection", "upgrade"))
+    if (!f.connection_upgrade)
         return 400;
-    if (count_headers(req, "Sec-WebSocket-Version") != 1 ||
-        !version_is_13(dx_http_find(req, "Sec-WebSocket-Version")))
+    if (f.versions != 1 || !version_is_13(f.version))
         return 426;
-    key = dx_http_find(req, "Sec-WebSocket-Key");
-    if (!key || count_headers(req, "Sec-WebSocket-Key") != 1 ||
-        !key_valid(key->value, key->value_len))
+    if (f.keys != 1 || !key_valid(f.key->value, f.key->value_len))
         return 400;
 
     split_target(req, up);
-    up->key = key->value;
-    up->key_len = key->value_len;
-    up->protocols = dx_http_find(req, "Sec-WebSocket-Protocol");
-    up->extensions = dx_http_find(req, "Sec-WebSocket-Extensions");
+    up->key = f.key->value;
+    up->key_len = f.key->value_len;
+    up->protocols = f.protocols;
+    up->extensions = f.extensions;
     return 0;
 }
 
@@ -145,16 +170,29 @@ static size_t b64_encode(const uint8_t *in, size_t n, char *out)
     return o;
 }
 
+/* SHA-1 fetched once per process: EVP_sha1() makes every digest look the
+ * algorithm up again (a locked table search), which cost more than the
+ * hash of the key itself. The fetched handle is read-only and shared, like
+ * libcrypto's own tables; it lives until the process ends. */
+static EVP_MD *sha1_md;
+static pthread_once_t sha1_once = PTHREAD_ONCE_INIT;
+
+static void sha1_fetch(void)
+{
+    sha1_md = EVP_MD_fetch(NULL, "SHA1", NULL);
+}
+
 /* SHA-1 of key + GUID into md; 0 on success, -1 when libcrypto fails. */
 static int accept_digest(const char *key, size_t key_len, uint8_t md[20])
 {
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    EVP_MD_CTX *ctx;
     unsigned int md_len = 0;
     int ok;
 
-    if (!ctx)
+    pthread_once(&sha1_once, sha1_fetch);
+    if (!sha1_md || !(ctx = EVP_MD_CTX_new()))
         return -1;
-    ok = EVP_DigestInit_ex(ctx, EVP_sha1(), NULL) == 1 &&
+    ok = EVP_DigestInit_ex2(ctx, sha1_md, NULL) == 1 &&
          EVP_DigestUpdate(ctx, key, key_len) == 1 &&
          EVP_DigestUpdate(ctx, dx_ws_guid, sizeof dx_ws_guid - 1) == 1 &&
          EVP_DigestFinal_ex(ctx, md, &md_len) == 1 && md_len == 20;

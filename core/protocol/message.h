@@ -24,10 +24,10 @@ enum {
 typedef struct dx_message {
     uint8_t in_message;   /* 1 between a non-final first frame and its final continuation */
     uint8_t opcode;       /* DX_OP_TEXT or DX_OP_BINARY of the message in progress */
+    uint8_t compressed;   /* RSV1 on the first frame: permessage-deflate (RFC 7692) */
     uint32_t utf8;        /* dx_utf8_feed state for a text message */
     uint64_t size;        /* payload bytes announced so far (frame headers seen) */
-    uint8_t compressed;   /* RSV1 on the first frame: permessage-deflate (RFC 7692) */
-} dx_message;
+} dx_message;             /* 16 bytes: one is in every connection */
 
 /* Starts a connection's message state. */
 void dx_message_init(dx_message *m);

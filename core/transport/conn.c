@@ -10,28 +10,6 @@
 
 static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents);
 
-static void format_remote(char *out, size_t cap, const struct sockaddr *sa)
-{
-    char ip[INET6_ADDRSTRLEN] = "?";
-    unsigned port = 0;
-    if (sa->sa_family == AF_INET) {
-        const struct sockaddr_in *a = (const struct sockaddr_in *)(const void *)sa;
-        inet_ntop(AF_INET, &a->sin_addr, ip, sizeof ip);
-        port = ntohs(a->sin_port);
-        snprintf(out, cap, "%s:%u", ip, port);
-        return;
-    }
-    const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)(const void *)sa;
-    port = ntohs(a->sin6_port);
-    if (IN6_IS_ADDR_V4MAPPED(&a->sin6_addr)) {
-        inet_ntop(AF_INET, &a->sin6_addr.s6_addr[12], ip, sizeof ip);
-        snprintf(out, cap, "%s:%u", ip, port);
-    } else {
-        inet_ntop(AF_INET6, &a->sin6_addr, ip, sizeof ip);
-        snprintf(out, cap, "[%s]:%u", ip, port);
-    }
-}
-
 dx_conn *dx_conn_new(dx_server *s, int fd, const struct sockaddr *addr)
 {
     dx_conn *c = calloc(1, sizeof *c);
@@ -41,7 +19,7 @@ dx_conn *dx_conn_new(dx_server *s, int fd, const struct sockaddr *addr)
     c->fd = fd;
     c->id = ++s->next_id;
     c->state = DX_HANDSHAKE;
-    format_remote(c->remote, sizeof c->remote, addr);
+    dx_addr_from_sockaddr(&c->remote, addr);
     dx_message_init(&c->msg);
     ev_io_init(&c->rio, dx_reader_cb, fd, EV_READ);
     ev_io_init(&c->wio, dx_writer_cb, fd, EV_WRITE);
@@ -352,6 +330,6 @@ int dx_conn_is_open(const dx_conn *c) { return c->state == DX_OPEN; }
 const dx_pmd_params *dx_conn_deflate(const dx_conn *c) { return c->deflate_on ? &c->pmd : NULL; }
 size_t dx_conn_buffered(const dx_conn *c) { return c->out_bytes; }
 uint64_t dx_conn_id(const dx_conn *c) { return c->id; }
-const char *dx_conn_remote(const dx_conn *c) { return c->remote; }
+const dx_addr *dx_conn_addr(const dx_conn *c) { return &c->remote; }
 void *dx_conn_user(const dx_conn *c) { return c->user; }
 void dx_conn_set_user(dx_conn *c, void *user) { c->user = user; }

@@ -182,11 +182,31 @@ static void answer_requests(dx_conn *c, size_t prev)
     }
 }
 
+/* The common case: a whole upgrade request arrived in one read. It is
+ * answered from where it was read (the shared read buffer): no head buffer
+ * is allocated, filled and freed for it. Returns 0, having done nothing,
+ * for anything else (a partial head, plain HTTP, a bad request): the
+ * buffered path answers those. */
+static int upgrade_in_place(dx_conn *c, uint8_t *p, size_t n)
+{
+    const dx_config *cfg = &c->srv->cfg;
+    dx_http_header headers[DX_HEADERS_MAX];
+    dx_http_request req = { .headers = headers };
+    req.num_headers = cfg->max_headers < DX_HEADERS_MAX ? cfg->max_headers : DX_HEADERS_MAX;
+    int r = dx_http_parse_request((const char *)p, n, 0, &req);
+    if (r <= 0 || !wants_websocket(&req))
+        return 0;
+    upgrade(c, &req, p + r, n - (size_t)r);
+    return 1;
+}
+
 /* Adds n bytes to the request head (the caller read at most the room left
  * under max_head) and answers what is complete. */
-static void feed_handshake(dx_conn *c, const uint8_t *p, size_t n)
+static void feed_handshake(dx_conn *c, uint8_t *p, size_t n)
 {
     size_t prev = c->buf_len;
+    if (prev == 0 && upgrade_in_place(c, p, n))
+        return;
     if (dx_conn_buf_reserve(c, prev + n, c->srv->cfg.max_head) < 0) {
         refuse(c, 431, "request head too large");
         return;

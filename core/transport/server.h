@@ -17,6 +17,21 @@
 typedef struct dx_server dx_server;
 typedef struct dx_conn dx_conn;
 
+/* A peer's address, kept raw and formatted only when asked (a log line,
+ * ws.remote): accepting formats nothing. An IPv4-mapped IPv6 address is
+ * kept as IPv4. */
+typedef struct dx_addr {
+    uint8_t ip[16];             /* IPv4 in the first 4 bytes */
+    uint16_t port;              /* host order */
+    uint8_t v6;                 /* 1: ip is IPv6 */
+} dx_addr;
+
+/* Room for "[v6 address]:port" and its NUL. */
+#define DX_ADDR_STRLEN 56
+
+/* Writes a as "ip:port" ("[ip6]:port" for IPv6) into out; returns out. */
+char *dx_addr_format(const dx_addr *a, char out[DX_ADDR_STRLEN]);
+
 /* Limits and timeouts of one server. Times are seconds; 0 turns one off. */
 typedef struct dx_config {
     uint64_t max_message;       /* bytes in one assembled message; default 16 MiB */
@@ -221,8 +236,8 @@ uint64_t dx_conn_id(const dx_conn *c);
 /* The permessage-deflate parameters agreed on, or NULL when none. */
 const dx_pmd_params *dx_conn_deflate(const dx_conn *c);
 
-/* The peer's address as "ip:port" ("[ip6]:port" for IPv6). */
-const char *dx_conn_remote(const dx_conn *c);
+/* The peer's address (dx_addr_format writes it out). */
+const dx_addr *dx_conn_addr(const dx_conn *c);
 
 /* The layer above's pointer for this connection. */
 void *dx_conn_user(const dx_conn *c);

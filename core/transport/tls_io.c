@@ -53,12 +53,14 @@ void dx_tls_log(dx_conn *c, const char *what, const char *reason)
         s->tls_unlogged++;
         return;
     }
+    char remote[DX_ADDR_STRLEN];
+    dx_addr_format(&c->remote, remote);
     if (s->tls_unlogged)
         fprintf(stderr, "duplex: TLS %s with %s: %s (%llu more TLS errors in the last %.0f s "
-                "not logged)\n", what, c->remote, reason, (unsigned long long)s->tls_unlogged,
+                "not logged)\n", what, remote, reason, (unsigned long long)s->tls_unlogged,
                 now - s->tls_logged_at);
     else
-        fprintf(stderr, "duplex: TLS %s with %s: %s\n", what, c->remote, reason);
+        fprintf(stderr, "duplex: TLS %s with %s: %s\n", what, remote, reason);
     s->tls_logged_at = now;
     s->tls_unlogged = 0;
 }
