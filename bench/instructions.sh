@@ -11,7 +11,7 @@
 # counts (libev, Lua VM, libc, the core), none of the kernel's. The split
 # by object (the duplex binary, the Lua library, libc, ...) follows.
 #
-# Scenarios (SCENARIOS, default "A B C"):
+# Scenarios (SCENARIOS, default "A B C D"; H on request):
 #   A  100 connections x 16 in flight x 32 B text
 #   B  1000 connections x 1 in flight x 1 KiB text
 #   C  4 connections x 1 in flight x 64 KiB binary
