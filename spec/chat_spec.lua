@@ -10,33 +10,12 @@ local h = require "spec.support.helpers"
 local cjson = require "cjson"
 local socket = require "socket"
 
--- The next message of conn, decoded (it must be a JSON text message).
-local function recv(conn, timeout)
-  local op, data = conn:read_message(timeout or 5)
-  assert(op == 1, "expected a text message, got: " .. tostring(data))
-  local ok, msg = pcall(cjson.decode, data)
-  assert(ok, "not JSON: " .. data)
-  assert.are.equal("table", type(msg), data)
-  return msg, data
-end
-
--- The next message must be of this type (and carry these fields).
-local function expect(conn, kind, fields)
-  local msg, raw = recv(conn)
-  assert.are.equal(kind, msg.type, raw)
-  for k, v in pairs(fields or {}) do
-    assert.are.same(v, msg[k], k .. " in " .. raw)
-  end
-  return msg, raw
-end
+local json = require "spec.support.json"
+local recv, expect, send = json.recv, json.expect, json.send
 
 local function expect_nothing(conn, within)
   local f = conn:read_frame(within or 0.2)
   assert(f == nil, "unexpected frame: " .. (f and wsclient.describe(f) or ""))
-end
-
-local function send(conn, t)
-  assert(conn:send_text(type(t) == "string" and t or cjson.encode(t)))
 end
 
 -- A client entering `room` as `name`: it gets its welcome, then its own

@@ -9,25 +9,8 @@ local wsclient = require "spec.support.wsclient"
 local h = require "spec.support.helpers"
 local cjson = require "cjson"
 
-local function recv(conn, timeout)
-  local op, data = conn:read_message(timeout or 5)
-  assert(op == 1, "expected a text message, got: " .. tostring(data))
-  local ok, msg = pcall(cjson.decode, data)
-  assert(ok, "not JSON: " .. data)
-  assert.are.equal("table", type(msg), data)
-  return msg, data
-end
-
-local function expect(conn, kind, fields)
-  local msg, raw = recv(conn)
-  assert.are.equal(kind, msg.type, raw)
-  for k, v in pairs(fields or {}) do assert.are.same(v, msg[k], k .. " in " .. raw) end
-  return msg, raw
-end
-
-local function send(conn, t)
-  assert(conn:send_text(type(t) == "string" and t or cjson.encode(t)))
-end
+local json = require "spec.support.json"
+local recv, expect, send = json.recv, json.expect, json.send
 
 local function bye(conn)
   assert(conn:send_close(1000, "bye"))
