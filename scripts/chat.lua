@@ -157,22 +157,6 @@ local function check_room(s)
   return s
 end
 
--- Decodes %XX escapes and "+" of a query value.
-local function unescape(s)
-  return (s:gsub("+", " "):gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
-end
-
--- query string -> table of its parameters (the first of each name wins).
-local function parse_query(q)
-  local t = {}
-  for pair in (q or ""):gmatch("[^&]+") do
-    local k, v = pair:match("^([^=]*)=?(.*)$")
-    k = unescape(k)
-    if t[k] == nil then t[k] = unescape(v) end
-  end
-  return t
-end
-
 ---------------------------------------------------------------------------
 -- Sending
 ---------------------------------------------------------------------------
@@ -348,7 +332,7 @@ end
 app:ws("/chat", {
 
   upgrade = function(req)
-    local q = parse_query(req.query)
+    local q = duplex.parse_query(req.query)
     req.data = { asked_name = q.name, asked_room = q.room }
   end,
 

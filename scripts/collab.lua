@@ -173,20 +173,10 @@ local function receive_op(ws, msg)
   ws:publish("collab", cjson.encode { type = "op", rev = rev, ops = op })
 end
 
-local function unescape(s)
-  return (s:gsub("+", " "):gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
-end
-
--- A display name from the query string: valid UTF-8, no control
+-- A display name from the query's name: valid UTF-8, no control
 -- characters, at most 32 code points; nil when nothing is left.
-local function query_value(query, key)
-  return query and (query:match("[?&]" .. key .. "=([^&]*)") or query:match("^" .. key .. "=([^&]*)"))
-end
-
-local function clean_name(query)
-  local raw = query_value(query, "name")
-  if not raw then return nil end
-  local s = unescape(raw)
+local function clean_name(s)
+  if not s then return nil end
   if not ot.valid_utf8(s) then return nil end
   s = s:gsub("%c", "")
   s = s:sub(1, ot.offset(s, math.min(ot.length(s), 32)) - 1)
@@ -212,14 +202,15 @@ end
 
 app:ws("/collab", {
   upgrade = function(req)
-    local client = query_value(req.query, "client")
+    local q = duplex.parse_query(req.query)
+    local client = q.client
     client = client and client:match("^[%w_%-]+$") and #client <= 64 and client or nil
     local since
-    if client and query_value(req.query, "epoch") == epoch then
-      since = tonumber(query_value(req.query, "since") or "")
+    if client and q.epoch == epoch then
+      since = tonumber(q.since or "")
       since = since and since == math.floor(since) and math.floor(since) or nil
     end
-    req.data = { name = clean_name(req.query), client = client, since = since }
+    req.data = { name = clean_name(q.name), client = client, since = since }
   end,
 
   open = function(ws)

@@ -25,8 +25,11 @@ local players = {}           -- ws -> player
 local count = 0
 local tick = 0
 
+-- A name is drawn on the canvas: ASCII letters, digits, space, '_', '-'
+-- and '.' are kept (a decoded query could hold any bytes, and a cut
+-- multi-byte character would make the state invalid UTF-8).
 local function clean_name(s)
-  s = (s or ""):gsub("[%c\"\\]", ""):sub(1, 24)
+  s = (s or ""):gsub("[^%w _%-%.]", ""):sub(1, 24)
   return s ~= "" and s or nil
 end
 
@@ -62,8 +65,7 @@ end)
 
 app:ws("/game", {
   upgrade = function(req)
-    local name = req.query and req.query:match("name=([^&]*)")
-    req.data = { name = clean_name(name) }
+    req.data = { name = clean_name(duplex.parse_query(req.query).name) }
   end,
 
   open = function(ws)

@@ -155,25 +155,9 @@ app:every(1 / RATE, function()
   end
 end)
 
--- Decodes %XX escapes and "+" of a query value.
-local function unescape(s)
-  return (s:gsub("+", " "):gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
-end
-
--- query string -> table of its parameters (the first of each name wins).
-local function parse_query(q)
-  local t = {}
-  for pair in (q or ""):gmatch("[^&]+") do
-    local k, v = pair:match("^([^=]*)=?(.*)$")
-    k = unescape(k)
-    if t[k] == nil then t[k] = unescape(v) end
-  end
-  return t
-end
-
 app:ws("/ticker", {
   upgrade = function(req)
-    req.data = { wanted = parse_query(req.query).symbols }
+    req.data = { wanted = duplex.parse_query(req.query).symbols }
   end,
 
   open = function(ws)

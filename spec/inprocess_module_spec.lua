@@ -166,6 +166,15 @@ describe("duplex as a module #inprocess", function()
     b:close()
   end)
 
+  it("parse_query decodes a query string's parameters", function()
+    assert.are.same({}, duplex.parse_query(nil))
+    assert.are.same({}, duplex.parse_query(""))
+    assert.are.same({ name = "ada lovelace", room = "den", flag = "", ["a b"] = "é&=" },
+      duplex.parse_query("name=ada+lovelace&room=den&flag&a%20b=%C3%A9%26%3D&room=attic"))
+    assert.has_error(function() duplex.parse_query(42) end,
+      "bad argument #1 to 'parse_query' (string expected, got number)")
+  end)
+
   it("raises on misuse, naming the argument", function()
     assert.has_error(function() duplex.app { nonsense = 1 } end, "unknown option 'nonsense'")
     assert.has_error(function() duplex.app { port = "x" } end)

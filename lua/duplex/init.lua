@@ -248,6 +248,27 @@ function M.connect(url, handlers, options)
   return c, err, name
 end
 
+-- duplex.parse_query(q) -> table: the parameters of a query string (as in
+-- req.query), names and values with "+" and %XX decoded; the first of a
+-- repeated name wins; nil or "" gives an empty table. Decoded bytes are
+-- not checked: an app validates what it uses.
+local function unescape(s)
+  return (s:gsub("+", " "):gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
+end
+
+function M.parse_query(q)
+  if q ~= nil and type(q) ~= "string" then
+    error("bad argument #1 to 'parse_query' (string expected, got " .. type(q) .. ")", 2)
+  end
+  local t = {}
+  for pair in (q or ""):gmatch("[^&]+") do
+    local k, v = pair:match("^([^=]*)=?(.*)$")
+    k = unescape(k)
+    if t[k] == nil then t[k] = unescape(v) end
+  end
+  return t
+end
+
 M.run = core.run
 M.stop = core.stop
 M.now = core.now
