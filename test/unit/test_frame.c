@@ -209,8 +209,8 @@ static void mask_ref(uint8_t *p, size_t len, const uint8_t k[4], uint64_t offset
 }
 
 /* dx_mask against the byte-wise definition: every offset 0..7 (and a few
- * large ones), every length 0..300 (the 32-byte vector steps from 64 on,
- * then 8-byte words, then bytes), every alignment of the buffer. */
+ * large ones), every length 0..300 (the 64- and 32-byte vector steps from
+ * 64 on, then 8-byte words, then bytes), every alignment of the buffer. */
 static void test_mask(void)
 {
     static const uint64_t offsets[] = {
@@ -265,6 +265,9 @@ int main(void)
     test_lengths();
     test_truncation();
     test_round_trip();
-    test_mask();
+    test_mask();                      /* the AVX2 loop, on a CPU with AVX2 */
+    CHECK_EQ(dx_mask_use_avx2(0), 0);
+    test_mask();                      /* the baseline loop */
+    dx_mask_use_avx2(1);
     return unit_report("test_frame");
 }
