@@ -1,5 +1,6 @@
 /* RFC 6455 frame codec: see frame.h. */
 #include "frame.h"
+#include "cpu.h"
 
 #include <string.h>
 
@@ -124,8 +125,7 @@ static uint64_t key_word(const uint8_t key[4], uint64_t phase)
 typedef uint64_t dx_u64x2 __attribute__((vector_size(16)));
 #endif
 
-#if defined(__GNUC__) && defined(__x86_64__)
-#define DX_MASK_AVX2 1
+#if defined(DX_HAVE_AVX2_BUILD)
 /* 32 bytes in one AVX2 register. */
 typedef uint64_t dx_u64x4 __attribute__((vector_size(32)));
 
@@ -155,29 +155,7 @@ static size_t mask_avx2(uint8_t *p, size_t len, uint64_t k)
     }
     return i;
 }
-
-static int avx2_wanted = 1;
-
-/* Asked of the CPU once. */
-static int have_avx2(void)
-{
-    static int known = -1;
-    if (known < 0)
-        known = __builtin_cpu_supports("avx2") ? 1 : 0;
-    return known && avx2_wanted;
-}
 #endif
-
-int dx_mask_use_avx2(int on)
-{
-#if defined(DX_MASK_AVX2)
-    avx2_wanted = on;
-    return have_avx2();
-#else
-    (void)on;
-    return 0;
-#endif
-}
 
 /* Unaligned loads and stores (memcpy of a constant size compiles to one
  * move) from the first byte: no alignment prologue, which for the short
@@ -188,8 +166,8 @@ void dx_mask(uint8_t *p, size_t len, const uint8_t key[4], uint64_t offset)
     if (len >= 8) {
         uint64_t k = key_word(key, offset);
 #if defined(__GNUC__)
-#if defined(DX_MASK_AVX2)
-        if (len >= 64 && have_avx2())
+#if defined(DX_HAVE_AVX2_BUILD)
+        if (len >= 64 && dx_cpu_avx2())
             i = mask_avx2(p, len, k);
         else
 #endif

@@ -58,12 +58,7 @@ size_t dx_frame_write_header(uint8_t *out, int fin, int rsv, int opcode,
 /* XORs p[0..len) in place with the masking key, as if the payload began
  * offset bytes earlier (so a payload may be unmasked in pieces: pass the
  * number of payload bytes already unmasked). Works 32 or 64 bytes at a time
- * on long payloads, then machine words; p need not be aligned. */
+ * on long payloads (AVX2 where cpu.h says so), then machine words; p need not be aligned. */
 void dx_mask(uint8_t *p, size_t len, const uint8_t key[4], uint64_t offset);
-
-/* Which loop dx_mask runs for long payloads: on = 1 (the default) takes
- * the AVX2 loop where the CPU has AVX2, on = 0 the baseline loop always.
- * For tests, which check both. Returns 1 when the AVX2 loop is in use. */
-int dx_mask_use_avx2(int on);
 
 #endif

@@ -1,6 +1,7 @@
 /* Unit tests for core/protocol/frame.c. */
 #include "unit.h"
 #include "frame.h"
+#include "cpu.h"
 
 static const uint8_t key[4] = { 0x37, 0xfa, 0x21, 0x3d };
 
@@ -266,8 +267,8 @@ int main(void)
     test_truncation();
     test_round_trip();
     test_mask();                      /* the AVX2 loop, on a CPU with AVX2 */
-    CHECK_EQ(dx_mask_use_avx2(0), 0);
+    CHECK_EQ(dx_cpu_use_avx2(0), 0);
     test_mask();                      /* the baseline loop */
-    dx_mask_use_avx2(1);
+    dx_cpu_use_avx2(1);
     return unit_report("test_frame");
 }

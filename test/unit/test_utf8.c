@@ -1,6 +1,7 @@
 /* Unit tests for core/protocol/utf8.c. */
 #include "unit.h"
 #include "utf8.h"
+#include "cpu.h"
 
 /* A table after Markus Kuhn's UTF-8 decoder stress test. bad is the index
  * of the first byte that must be rejected, or -1 (valid, or valid so far
@@ -278,11 +279,11 @@ static void test_exhaustive_short(void)
  * run, at every alignment: the fast path must not skip over it. */
 static void test_fast_path_positions(void)
 {
-    uint8_t buf[176];
+    uint8_t buf[288];
     long wrong = 0;
 
     for (size_t align = 0; align < 8; align++)
-        for (size_t len = 1; len <= 160; len++)   /* 32-byte steps, then 8, then bytes */
+        for (size_t len = 1; len <= 272; len++)   /* 64- or 32-byte steps, then 8, then bytes */
             for (size_t at = 0; at < len; at++) {
                 uint8_t *p = buf + align;
 
@@ -372,8 +373,12 @@ int main(void)
     test_table();
     test_all_code_points();
     test_exhaustive_short();
-    test_fast_path_positions();
+    test_fast_path_positions();       /* the AVX2 skip, on a CPU with AVX2 */
     test_random();
+    CHECK_EQ(dx_cpu_use_avx2(0), 0);
+    test_fast_path_positions();       /* the baseline skip */
+    test_random();
+    dx_cpu_use_avx2(1);
     test_states();
     test_guard();
     return unit_report("test_utf8");
