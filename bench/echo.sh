@@ -138,7 +138,7 @@ client_run() {
               -s "${SC_SIZE[$s]}" -w "$w" -t "$t" ${CLIENT_FLAGS[$n]:-})
   [[ ${SC_TYPE[$s]} == binary ]] && args+=(-b)
   local errlog=$OUT/client-$n-$s.stderr
-  R_LINE="" R_S0=0 R_S1=0 R_T0=0 R_T1=0 R_C0=(0 0 0) R_C1=(0 0 0) R_B0=(0 0 0) R_B1=(0 0 0)
+  R_LINE="" R_S0=0 R_S1=0 R_K0=0 R_K1=0 R_T0=0 R_T1=0 R_C0=(0 0 0) R_C1=(0 0 0) R_B0=(0 0 0) R_B1=(0 0 0)
   local tree=()
   echo "--- $(date +%T) $s w=$w t=$t $extra $CLIENT_ARGS" >> "$errlog"
   # shellcheck disable=SC2086
@@ -146,12 +146,12 @@ client_run() {
     case $line in
       WINDOW_START*)
         mapfile -t tree < <(descendants "${SPID[$n]}")
-        R_S0=$(tree_cpu "${tree[@]}"); R_T0=$(now)
+        R_S0=$(tree_cpu "${tree[@]}"); R_K0=$(tree_sys "${tree[@]}"); R_T0=$(now)
         read -r -a R_C0 <<< "$(core_stat "$CLIENT_CPU")"
         read -r -a R_B0 <<< "$(core_stat "$SERVER_CPU")"
         ;;
       RESULT*)
-        R_S1=$(tree_cpu "${tree[@]}"); R_T1=$(now)
+        R_S1=$(tree_cpu "${tree[@]}"); R_K1=$(tree_sys "${tree[@]}"); R_T1=$(now)
         read -r -a R_C1 <<< "$(core_stat "$CLIENT_CPU")"
         read -r -a R_B1 <<< "$(core_stat "$SERVER_CPU")"
         R_LINE=$line
@@ -175,7 +175,7 @@ REPORT=()
 for s in "${SCN[@]}"; do
   C=${SC_CONNS[$s]} D=${SC_DEPTH[$s]} Z=${SC_SIZE[$s]} TY=${SC_TYPE[$s]}
   SHOW_MB=0; (( Z >= 4096 )) && SHOW_MB=1
-  declare -A BROKEN=() RATE=() MB=() SCPU=() CCPU=() ERRS=() OTH0=() OTH1=() CORE0=() CORE1=()
+  declare -A BROKEN=() RATE=() MB=() SCPU=() SSYS=() CCPU=() ERRS=() OTH0=() OTH1=() CORE0=() CORE1=()
   # fragment size for the fragmented smoke run: about three frames a message
   FRAG=$(( (Z + 2) / 3 )); (( FRAG < 8 )) && FRAG=8
   LIFE=$(( ${#NAMES[@]} * (2 * 30 + RUNS * (WARMUP + SECS + 30)) + 60 ))
@@ -206,7 +206,7 @@ for s in "${SCN[@]}"; do
       fi
       client_run "$s" "$n" "$WARMUP" "$SECS" ""
       if [[ -z $R_LINE ]]; then
-        RATE[$n,$r]=0 MB[$n,$r]=0 ERRS[$n,$r]=1 CCPU[$n,$r]=0 SCPU[$n,$r]=0
+        RATE[$n,$r]=0 MB[$n,$r]=0 ERRS[$n,$r]=1 CCPU[$n,$r]=0 SCPU[$n,$r]=0 SSYS[$n,$r]=0
         OTH0[$n,$r]=0 OTH1[$n,$r]=0 CORE0[$n,$r]=0 CORE1[$n,$r]=0
         note "run $r $n: no result: $(client_reason "$n" "$s")"
         continue
@@ -217,6 +217,10 @@ for s in "${SCN[@]}"; do
       CCPU[$n,$r]=$(get client_cpu)
       SCPU[$n,$r]=$(awk -v a="$R_S0" -v b="$R_S1" -v t0="$R_T0" -v t1="$R_T1" \
         -v hz="$CLK_TCK" 'BEGIN { printf "%.0f", 100 * (b - a) / hz / (t1 - t0) }')
+      # the share of the server's CPU time spent in the kernel (system calls,
+      # and the loopback TCP work they carry out)
+      SSYS[$n,$r]=$(awk -v k=$(( R_K1 - R_K0 )) -v c=$(( R_S1 - R_S0 )) \
+        'BEGIN { printf "%.0f", (c > 0) ? 100 * k / c : 0 }')
       # core busy %, and "other": task time on that core not charged to the
       # pinned server tree or the client (others sharing the machine). High
       # "other" means the run was disturbed.
@@ -228,8 +232,8 @@ for s in "${SCN[@]}"; do
       OTH1[$n,$r]=$(pct $(( R_B1[1] - R_B0[1] - R_S1 + R_S0 )) $(( R_B1[2] - R_B0[2] )))
       (( OTH0[$n,$r] < 0 )) && OTH0[$n,$r]=0
       (( OTH1[$n,$r] < 0 )) && OTH1[$n,$r]=0
-      printf 'run %d %s %-14s %7s msg/s %8s MB/s  errors %s  server cpu %s%%  client cpu %s%%  core%s busy %s%% (other %s%%)  core%s busy %s%% (other %s%%)\n' \
-        "$r" "$s" "$n" "${RATE[$n,$r]}" "${MB[$n,$r]}" "${ERRS[$n,$r]}" "${SCPU[$n,$r]}" "${CCPU[$n,$r]}" \
+      printf 'run %d %s %-14s %7s msg/s %8s MB/s  errors %s  server cpu %s%% (kernel %s%%)  client cpu %s%%  core%s busy %s%% (other %s%%)  core%s busy %s%% (other %s%%)\n' \
+        "$r" "$s" "$n" "${RATE[$n,$r]}" "${MB[$n,$r]}" "${ERRS[$n,$r]}" "${SCPU[$n,$r]}" "${SSYS[$n,$r]}" "${CCPU[$n,$r]}" \
         "$SERVER_CPU" "${CORE1[$n,$r]}" "${OTH1[$n,$r]}" "$CLIENT_CPU" "${CORE0[$n,$r]}" "${OTH0[$n,$r]}" >&2
     done
   done
@@ -247,29 +251,29 @@ for s in "${SCN[@]}"; do
     echo
     echo "scenario $s: $C conns x $D in flight x $Z B $TY, ${SECS}s window after ${WARMUP}s warm-up, $RUNS run(s); client lws-echo-load${CLIENT_ARGS:+ $CLIENT_ARGS}"
     hdr_mb=""; (( SHOW_MB )) && hdr_mb=$(printf ' | %7s' "MB/s")
-    printf '%-17s | %-28s | %8s%s | %8s | %7s | %10s | %7s | %6s | %-11s\n' \
-      server "runs msg/s" "median" "$hdr_mb" "vs luajit" "srv cpu" "srv us/msg" "cli cpu" errors "core$SERVER_CPU busy/oth"
-    echo "------------------+------------------------------+----------$( (( SHOW_MB )) && echo '+---------')+----------+---------+------------+---------+--------+------------"
+    printf '%-17s | %-28s | %8s%s | %8s | %7s | %7s | %10s | %7s | %6s | %-11s\n' \
+      server "runs msg/s" "median" "$hdr_mb" "vs luajit" "srv cpu" "kernel" "srv us/msg" "cli cpu" errors "core$SERVER_CPU busy/oth"
+    echo "------------------+------------------------------+----------$( (( SHOW_MB )) && echo '+---------')+----------+---------+---------+------------+---------+--------+------------"
     for n in "${NAMES[@]}"; do
       if [[ -n ${BROKEN[$n]:-} ]]; then
         printf '%-17s | broken: %s\n' "$n" "${BROKEN[$n]}"
         continue
       fi
-      runs="" errs=0 sc=() cc=() mb=() k1=() o1=()
+      runs="" errs=0 sc=() ks=() cc=() mb=() k1=() o1=()
       for r in $(seq "$RUNS"); do
         mark=""
         (( ${OTH0[$n,$r]:-0} > 10 || ${OTH1[$n,$r]:-0} > 10 )) && mark="*"
         runs+="${RATE[$n,$r]:-0}$mark "
         errs=$(( errs + ${ERRS[$n,$r]:-0} ))
-        sc+=("${SCPU[$n,$r]:-0}"); cc+=("${CCPU[$n,$r]:-0}"); mb+=("${MB[$n,$r]:-0}")
+        sc+=("${SCPU[$n,$r]:-0}"); ks+=("${SSYS[$n,$r]:-0}"); cc+=("${CCPU[$n,$r]:-0}"); mb+=("${MB[$n,$r]:-0}")
         k1+=("${CORE1[$n,$r]:-0}"); o1+=("${OTH1[$n,$r]:-0}")
       done
       ratio=$(awk -v a="${MED[$n]}" -v b="$ref" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else printf "n/a" }')
       scm=$(median "${sc[@]}")
       usm=$(awk -v c="$scm" -v m="${MED[$n]}" 'BEGIN { if (m > 0) printf "%.2f", c * 1e4 / m; else printf "n/a" }')
       col_mb=""; (( SHOW_MB )) && col_mb=$(printf ' | %7.1f' "$(median "${mb[@]}")")
-      printf '%-17s | %-28s | %8.0f%s | %8s | %6.0f%% | %10s | %6.0f%% | %6d | %4.0f%%/%3.0f%%\n' \
-        "$n" "$runs" "${MED[$n]}" "$col_mb" "$ratio" "$scm" "$usm" \
+      printf '%-17s | %-28s | %8.0f%s | %8s | %6.0f%% | %6.0f%% | %10s | %6.0f%% | %6d | %4.0f%%/%3.0f%%\n' \
+        "$n" "$runs" "${MED[$n]}" "$col_mb" "$ratio" "$scm" "$(median "${ks[@]}")" "$usm" \
         "$(median "${cc[@]}")" "$errs" "$(median "${k1[@]}")" "$(median "${o1[@]}")"
     done
   )
@@ -284,19 +288,19 @@ for s in "${SCN[@]}"; do
       json+="$(json_str "$n"):{\"broken\":$(json_str "${BROKEN[$n]}")}"
       continue
     fi
-    rr=() mm=() sc=() cc=() errs=0 dist=0
+    rr=() mm=() sc=() ks=() cc=() errs=0 dist=0
     for r in $(seq "$RUNS"); do
       rr+=("${RATE[$n,$r]:-0}"); mm+=("${MB[$n,$r]:-0}")
-      sc+=("${SCPU[$n,$r]:-0}"); cc+=("${CCPU[$n,$r]:-0}")
+      sc+=("${SCPU[$n,$r]:-0}"); ks+=("${SSYS[$n,$r]:-0}"); cc+=("${CCPU[$n,$r]:-0}")
       errs=$(( errs + ${ERRS[$n,$r]:-0} ))
       (( ${OTH0[$n,$r]:-0} > 10 || ${OTH1[$n,$r]:-0} > 10 )) && dist=$(( dist + 1 ))
     done
     ratio=$(awk -v a="${MED[$n]}" -v b="$ref" 'BEGIN { if (b > 0) printf "%.3f", a / b; else printf "null" }')
-    json+="$(json_str "$n"):{\"msg_per_s\":[$(IFS=,; echo "${rr[*]}")],\"median_msg_per_s\":${MED[$n]},\"median_mb_per_s\":$(median "${mm[@]}"),\"ratio_vs_ref\":$ratio,\"server_cpu_pct\":$(median "${sc[@]}"),\"client_cpu_pct\":$(median "${cc[@]}"),\"errors\":$errs,\"disturbed_runs\":$dist}"
+    json+="$(json_str "$n"):{\"msg_per_s\":[$(IFS=,; echo "${rr[*]}")],\"median_msg_per_s\":${MED[$n]},\"median_mb_per_s\":$(median "${mm[@]}"),\"ratio_vs_ref\":$ratio,\"server_cpu_pct\":$(median "${sc[@]}"),\"server_kernel_pct\":$(median "${ks[@]}"),\"client_cpu_pct\":$(median "${cc[@]}"),\"errors\":$errs,\"disturbed_runs\":$dist}"
   done
   json+="}}"
   echo "$json" >> "$RESULTS"
-  unset BROKEN RATE MB SCPU CCPU ERRS OTH0 OTH1 CORE0 CORE1 MED
+  unset BROKEN RATE MB SCPU SSYS CCPU ERRS OTH0 OTH1 CORE0 CORE1 MED
 done
 
 # ---- all tables again, then the JSON lines ------------------------------------------
@@ -306,7 +310,8 @@ for t in "${REPORT[@]}"; do echo "$t"; done
 echo
 echo "(runs: msg/s per run, a * marks a disturbed run: more than 10% of a core's time went to processes other than"
 echo " this server and client. vs luajit: ratio of medians to $REF's. srv cpu: the server's process tree (nginx: master + its one"
-echo " worker), median % of one core over the window; srv us/msg: that CPU per echoed message, the fairer figure when"
+echo " worker), median % of one core over the window; kernel: the part of srv cpu spent in the kernel (system calls and the"
+echo " loopback TCP work they do), what no change to a server's own code removes; srv us/msg: that CPU per echoed message, the fairer figure when"
 echo " the client is the bottleneck (cli cpu near 100%). MB/s: payload echoed per second, one direction, 10^6 B."
 echo " errors: summed over the timed runs (whole client runs). Servers marked broken failed a smoke run and were not timed."
 echo " *-wss: the same duplex over wss:// (TLS 1.3, AES-GCM, a self-signed P-256 certificate), the same client with -S:"

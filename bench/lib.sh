@@ -145,6 +145,14 @@ tree_cpu() { # pids...: utime+stime jiffies summed
   done
   echo "$t"
 }
+tree_sys() { # pids...: stime jiffies summed (time in the kernel for them)
+  local t=0 p v
+  for p in "$@"; do
+    v=$(awk '{print $15}' "/proc/$p/stat" 2>/dev/null) || v=0
+    t=$(( t + ${v:-0} ))
+  done
+  echo "$t"
+}
 core_stat() { # jiffies of core $1: "busy tasks total" (busy: all but idle and
   # iowait, so softirq and steal too; tasks: user+nice+system, i.e. time some
   # process was charged for)

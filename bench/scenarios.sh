@@ -105,16 +105,16 @@ trap 'exit 130' INT TERM
 # sample_from s after the start for sample_len s (inside the measured window
 # when connecting takes under a second); otherwise over the whole run.
 # Sets R_LINE (its JSON line, empty if none), R_SCPU, R_CCPU (% of one core),
-# R_SJIF (server jiffies over the sample).
+# R_SJIF (server jiffies over the sample), R_SSYS (% of those in the kernel).
 bench_run() { # name sample_from sample_len bench-args...
   local n=$1 from=$2 len=$3; shift 3
   local errlog=$OUT/scn-client-$n.stderr tmp=$OUT/scn-client.json
   local bound=$(( WARMUP + SECS + 2 * BENCH_TIMEOUT + 15 ))
-  local stree ctree s0 s1 c0 c1 t0 t1 bp
+  local stree ctree s0 s1 k0 k1 c0 c1 t0 t1 bp
   echo "--- $(date +%T) $*" >> "$errlog"
   : > "$tmp"
   mapfile -t stree < <(descendants "${SPID[$n]}")
-  if [[ $from == 0 ]]; then s0=$(tree_cpu "${stree[@]}"); t0=$(now); fi
+  if [[ $from == 0 ]]; then s0=$(tree_cpu "${stree[@]}"); k0=$(tree_sys "${stree[@]}"); t0=$(now); fi
   timeout -s KILL "$bound" taskset -c "$CLIENT_CPU" "$DUPLEX" bench "$@" \
     --timeout "$BENCH_TIMEOUT" --json > "$tmp" 2>> "$errlog" &
   bp=$!
@@ -122,14 +122,15 @@ bench_run() { # name sample_from sample_len bench-args...
   if [[ $from != 0 ]]; then
     sleep "$from"
     mapfile -t ctree < <(descendants "$bp")
-    s0=$(tree_cpu "${stree[@]}"); c0=$(tree_cpu "${ctree[@]}"); t0=$(now)
+    s0=$(tree_cpu "${stree[@]}"); k0=$(tree_sys "${stree[@]}"); c0=$(tree_cpu "${ctree[@]}"); t0=$(now)
     sleep "$len"
-    s1=$(tree_cpu "${stree[@]}"); c1=$(tree_cpu "${ctree[@]}"); t1=$(now)
+    s1=$(tree_cpu "${stree[@]}"); k1=$(tree_sys "${stree[@]}"); c1=$(tree_cpu "${ctree[@]}"); t1=$(now)
   fi
   wait "$bp" || true
-  if [[ $from == 0 ]]; then s1=$(tree_cpu "${stree[@]}"); t1=$(now); fi
+  if [[ $from == 0 ]]; then s1=$(tree_cpu "${stree[@]}"); k1=$(tree_sys "${stree[@]}"); t1=$(now); fi
   R_LINE=$(grep -m1 '^{' "$tmp" || true)
   R_SJIF=$(( s1 - s0 ))
+  R_SSYS=$(awk -v k=$(( k1 - k0 )) -v c="$R_SJIF" 'BEGIN { printf "%.0f", (c > 0) ? 100 * k / c : 0 }')
   R_SCPU=$(awk -v d="$R_SJIF" -v t0="$t0" -v t1="$t1" -v hz="$CLK_TCK" \
     'BEGIN { printf "%.0f", (t1 > t0) ? 100 * d / hz / (t1 - t0) : 0 }')
   R_CCPU=$(awk -v d=$(( c1 - c0 )) -v t0="$t0" -v t1="$t1" -v hz="$CLK_TCK" \
@@ -152,7 +153,7 @@ REPORT=()
 # ---- broadcast -------------------------------------------------------------------
 broadcast() { # depth
   local d=$1 s="broadcast-d$1" n r vals tbl json first
-  declare -A BROKEN=() RATE=() P50=() P99=() LOST=() ERRS=() SCPU=() CCPU=()
+  declare -A BROKEN=() RATE=() P50=() P99=() LOST=() ERRS=() SCPU=() SSYS=() CCPU=()
   CMD[duplex-luajit]="build/luajit/duplex run lua/duplex/bench_app.lua --host $HOST --port 0"
   CMD[duplex-lua5.4]="build/lua5.4/duplex run lua/duplex/bench_app.lua --host $HOST --port 0"
   CMD[node-ws]="node bench/ws-broadcast-server.js --host $HOST --port 0"
@@ -185,14 +186,14 @@ broadcast() { # depth
         --url "ws://$HOST:${PORT[$n]}/broadcast" --warmup "$WARMUP" --seconds "$SECS"
       if [[ -z $R_LINE ]]; then
         RATE[$n,$r]=0 P50[$n,$r]=0 P99[$n,$r]=0 LOST[$n,$r]=0 ERRS[$n,$r]=1
-        SCPU[$n,$r]=0 CCPU[$n,$r]=0
+        SCPU[$n,$r]=0 SSYS[$n,$r]=0 CCPU[$n,$r]=0
         note "run $r $n: no result: $(client_reason "$n")"
         continue
       fi
       RATE[$n,$r]=$(printf '%.0f' "$(num throughput)")
       P50[$n,$r]=$(num p50_us) P99[$n,$r]=$(num p99_us)
       LOST[$n,$r]=$(num lost) ERRS[$n,$r]=$(num errors)
-      SCPU[$n,$r]=$R_SCPU CCPU[$n,$r]=$R_CCPU
+      SCPU[$n,$r]=$R_SCPU SSYS[$n,$r]=$R_SSYS CCPU[$n,$r]=$R_CCPU
       printf 'run %d %s %-14s %8s deliveries/s  p50 %7.0f us  p99 %7.0f us  lost %s  errors %s  server cpu %s%%  client cpu %s%%\n' \
         "$r" "$s" "$n" "${RATE[$n,$r]}" "${P50[$n,$r]}" "${P99[$n,$r]}" "${LOST[$n,$r]}" \
         "${ERRS[$n,$r]}" "${SCPU[$n,$r]}" "${CCPU[$n,$r]}" >&2
@@ -210,21 +211,21 @@ broadcast() { # depth
   tbl=$(
     echo
     echo "broadcast, $d in flight: $BCAST_SUBS subscribers + 1 publisher, $BCAST_SIZE B text, ${SECS}s window after ${WARMUP}s warm-up, $RUNS run(s); client duplex bench"
-    printf '%-14s | %-26s | %8s | %-15s | %9s | %9s | %9s | %6s | %6s | %7s | %7s\n' \
-      server "runs deliveries/s" median "min-max" "vs luajit" "p50" "p99" lost errors "srv cpu" "cli cpu"
-    echo "---------------+----------------------------+----------+-----------------+-----------+-----------+-----------+--------+--------+---------+--------"
+    printf '%-14s | %-26s | %8s | %-15s | %9s | %9s | %9s | %6s | %6s | %7s | %7s | %7s\n' \
+      server "runs deliveries/s" median "min-max" "vs luajit" "p50" "p99" lost errors "srv cpu" "kernel" "cli cpu"
+    echo "---------------+----------------------------+----------+-----------------+-----------+-----------+-----------+--------+--------+---------+---------+--------"
     for n in "${BNAMES[@]}"; do
       if [[ -n ${BROKEN[$n]:-} ]]; then printf '%-14s | broken: %s\n' "$n" "${BROKEN[$n]}"; continue; fi
-      local runs="" rr=() p5=() p9=() sc=() cc=() lost=0 errs=0
+      local runs="" rr=() p5=() p9=() sc=() ks=() cc=() lost=0 errs=0
       for r in $(seq "$RUNS"); do
         runs+="${RATE[$n,$r]} "; rr+=("${RATE[$n,$r]}")
-        p5+=("${P50[$n,$r]}"); p9+=("${P99[$n,$r]}"); sc+=("${SCPU[$n,$r]}"); cc+=("${CCPU[$n,$r]}")
+        p5+=("${P50[$n,$r]}"); p9+=("${P99[$n,$r]}"); sc+=("${SCPU[$n,$r]}"); ks+=("${SSYS[$n,$r]}"); cc+=("${CCPU[$n,$r]}")
         lost=$(( lost + ${LOST[$n,$r]} )); errs=$(( errs + ${ERRS[$n,$r]} ))
       done
-      printf '%-14s | %-26s | %8.0f | %-15s | %9s | %6.0f us | %6.0f us | %6d | %6d | %6.0f%% | %6.0f%%\n' \
+      printf '%-14s | %-26s | %8.0f | %-15s | %9s | %6.0f us | %6.0f us | %6d | %6d | %6.0f%% | %6.0f%% | %6.0f%%\n' \
         "$n" "$runs" "${MED[$n]}" "$(minmax "${rr[@]}")" "$(ratio "${MED[$n]}" "$ref")" \
         "$(median "${p5[@]}")" "$(median "${p9[@]}")" "$lost" "$errs" \
-        "$(median "${sc[@]}")" "$(median "${cc[@]}")"
+        "$(median "${sc[@]}")" "$(median "${ks[@]}")" "$(median "${cc[@]}")"
     done
   )
   echo "$tbl" >&2
@@ -235,13 +236,13 @@ broadcast() { # depth
   for n in "${BNAMES[@]}"; do
     (( first )) || json+=","; first=0
     if [[ -n ${BROKEN[$n]:-} ]]; then json+="$(json_str "$n"):{\"broken\":$(json_str "${BROKEN[$n]}")}"; continue; fi
-    local rr=() p5=() p9=() sc=() cc=() lost=0 errs=0
+    local rr=() p5=() p9=() sc=() ks=() cc=() lost=0 errs=0
     for r in $(seq "$RUNS"); do
       rr+=("${RATE[$n,$r]}"); p5+=("${P50[$n,$r]}"); p9+=("${P99[$n,$r]}")
-      sc+=("${SCPU[$n,$r]}"); cc+=("${CCPU[$n,$r]}")
+      sc+=("${SCPU[$n,$r]}"); ks+=("${SSYS[$n,$r]}"); cc+=("${CCPU[$n,$r]}")
       lost=$(( lost + ${LOST[$n,$r]} )); errs=$(( errs + ${ERRS[$n,$r]} ))
     done
-    json+="$(json_str "$n"):{\"deliveries_per_s\":[$(IFS=,; echo "${rr[*]}")],\"median_deliveries_per_s\":${MED[$n]},\"ratio_vs_ref\":$(ratio "${MED[$n]}" "$ref" %.3f | sed 's|n/a|null|'),\"p50_us\":$(median "${p5[@]}"),\"p99_us\":$(median "${p9[@]}"),\"lost\":$lost,\"errors\":$errs,\"server_cpu_pct\":$(median "${sc[@]}"),\"client_cpu_pct\":$(median "${cc[@]}")}"
+    json+="$(json_str "$n"):{\"deliveries_per_s\":[$(IFS=,; echo "${rr[*]}")],\"median_deliveries_per_s\":${MED[$n]},\"ratio_vs_ref\":$(ratio "${MED[$n]}" "$ref" %.3f | sed 's|n/a|null|'),\"p50_us\":$(median "${p5[@]}"),\"p99_us\":$(median "${p9[@]}"),\"lost\":$lost,\"errors\":$errs,\"server_cpu_pct\":$(median "${sc[@]}"),\"server_kernel_pct\":$(median "${ks[@]}"),\"client_cpu_pct\":$(median "${cc[@]}")}"
   done
   json+="}}"
   echo "$json" >> "$RESULTS"
@@ -360,7 +361,7 @@ echo
 echo "(vs luajit: ratio of medians to $REF's; min-max: spread over the runs. broadcast: deliveries/s = messages"
 echo " received by subscribers per second; p50/p99 publish->delivery latency, median over runs; lost and errors summed"
 echo " over the timed runs; srv cpu: the server's process tree, cli cpu: duplex bench, % of one core sampled inside the"
-echo " window. connect: handshakes/s = opened / time to open all; rss B/conn = (VmRSS when all are open - before) / N"
+echo " window; kernel: the part of srv cpu spent in the kernel (a send per subscriber, and the loopback TCP work it does). connect: handshakes/s = opened / time to open all; rss B/conn = (VmRSS when all are open - before) / N"
 echo " of the process in 'rss of' (nginx: its one worker; the master holds no connection); cpu ms/1k: the server"
 echo " tree's CPU over the run (open + close) per 1000 connections, 10 ms resolution.)"
 echo
