@@ -10,6 +10,39 @@
 
 static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents);
 
+/* The socket is ready: the write side first (a full queue moves on), then
+ * the read side. Either may end c: it stays allocated until both ran. */
+static void io_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    (void)loop;
+    dx_conn *c = w->data;
+    c->busy = 1;
+    if (revents & EV_WRITE)
+        dx_writer_on_writable(c);
+    if ((revents & EV_READ) && c->state != DX_DEAD)
+        dx_reader_on_readable(c);
+    c->busy = 0;
+    if (c->state == DX_DEAD && !c->dirty)
+        free(c);
+}
+
+void dx_conn_watch(dx_conn *c)
+{
+    if (c->state == DX_DEAD)
+        return;
+    int want = (!c->paused || c->tls_flush_wants_read ? EV_READ : 0)
+             | (c->writing || c->tls_read_wants_write ? EV_WRITE : 0);
+    int active = ev_is_active(&c->io);
+    if (active && (c->io.events & (EV_READ | EV_WRITE)) == want)
+        return;
+    struct ev_loop *loop = c->srv->loop;
+    if (active)
+        ev_io_stop(loop, &c->io);
+    ev_io_modify(&c->io, want);
+    if (want)
+        ev_io_start(loop, &c->io);
+}
+
 dx_conn *dx_conn_new(dx_server *s, int fd, const struct sockaddr *addr)
 {
     dx_conn *c = calloc(1, sizeof *c);
@@ -21,17 +54,16 @@ dx_conn *dx_conn_new(dx_server *s, int fd, const struct sockaddr *addr)
     c->state = DX_HANDSHAKE;
     dx_addr_from_sockaddr(&c->remote, addr);
     dx_message_init(&c->msg);
-    ev_io_init(&c->rio, dx_reader_cb, fd, EV_READ);
-    ev_io_init(&c->wio, dx_writer_cb, fd, EV_WRITE);
+    ev_io_init(&c->io, io_cb, fd, EV_READ);
     ev_init(&c->timer, timer_cb);
-    c->rio.data = c->wio.data = c->timer.data = c;
+    c->io.data = c->timer.data = c;
     c->since = c->last_rx = ev_now(s->loop);
     c->next = s->conns;
     if (s->conns)
         s->conns->prev = c;
     s->conns = c;
     s->nconns++;
-    ev_io_start(s->loop, &c->rio);
+    ev_io_start(s->loop, &c->io);
     dx_conn_arm_timer(c);
     return c;
 }
@@ -46,8 +78,7 @@ void dx_conn_free(dx_conn *c)
         return;
     if (c->user)
         s->ev.release(s->ud, c);
-    ev_io_stop(s->loop, &c->rio);
-    ev_io_stop(s->loop, &c->wio);
+    ev_io_stop(s->loop, &c->io);
     ev_timer_stop(s->loop, &c->timer);
     if (c->ssl)
         dx_tls_conn_free(c);

@@ -67,8 +67,8 @@ enum dx_state {
 
 enum dx_phase { DX_PH_HEADER, DX_PH_PAYLOAD };
 
-/* One per connection, so its size is the idle cost: 424 bytes on 64-bit
- * (a 432-byte malloc chunk). Fill padding holes before adding at the end. */
+/* One per connection, so its size is the idle cost: 376 bytes on 64-bit
+ * (a 384-byte malloc chunk). Fill padding holes before adding at the end. */
 struct dx_conn {
     dx_server *srv;
     dx_conn *prev, *next;          /* the server's list of connections */
@@ -80,7 +80,7 @@ struct dx_conn {
     uint8_t opened : 1;            /* the open event ran */
     uint8_t reported : 1;          /* the close event ran */
     uint8_t dirty : 1;             /* on the flush list */
-    uint8_t writing : 1;           /* wio started: the socket was full */
+    uint8_t writing : 1;           /* the socket was full: io waits for writable */
     uint8_t awaiting_pong : 1;
     uint8_t drain : 1;             /* LINGER: shut down writing, read until EOF */
     uint8_t shut_wr : 1;
@@ -102,7 +102,8 @@ struct dx_conn {
     uint8_t hdr[DX_FRAME_HEADER_MAX];
     uint16_t close_sent;           /* the code we sent, 0 when none */
     dx_addr remote;                /* the peer (here, not last: it fills padding) */
-    ev_io rio, wio;
+    ev_io io;                      /* the socket: one watcher for both directions, its
+                                    * events set by dx_conn_watch from the flags */
     ev_timer timer;
     ev_tstamp since;               /* accepted (HANDSHAKE) or closing since (CLOSING, LINGER) */
     ev_tstamp last_rx;             /* last bytes received */
@@ -186,9 +187,16 @@ void dx_conn_fail(dx_conn *c, unsigned code, const char *reason);
 void dx_conn_lost(dx_conn *c);
 void dx_conn_linger(dx_conn *c, int drain);
 void dx_conn_arm_timer(dx_conn *c);
+/* Sets what c's watcher waits for: readable unless reading is paused (a
+ * TLS write waiting for readable reads anyway), writable while the queue
+ * waits for the socket or a TLS read waits for writable. Call after
+ * changing paused, writing or a tls_*_wants_* flag; nothing once c is
+ * DX_DEAD. */
+void dx_conn_watch(dx_conn *c);
 
 /* reader.c */
-void dx_reader_cb(struct ev_loop *loop, ev_io *w, int revents);
+/* The socket is readable (the caller holds c->busy). */
+void dx_reader_on_readable(dx_conn *c);
 void dx_reader_feed_frames(dx_conn *c, uint8_t *p, size_t n);
 void dx_reader_resume(dx_conn *c);
 
@@ -222,9 +230,10 @@ int dx_tls_conn_start(dx_conn *c);
 void dx_tls_conn_shutdown(dx_conn *c);
 /* Frees c's SSL (after close_notify when none was sent). */
 void dx_tls_conn_free(dx_conn *c);
-/* The socket is readable (or a read waited for writable and it is). */
+/* The socket is readable (the caller holds c->busy). */
 void dx_tls_on_readable(dx_conn *c);
-/* The socket is writable. */
+/* The socket is writable (or a read waited for writable and it is; the
+ * caller holds c->busy). */
 void dx_tls_on_writable(dx_conn *c);
 /* Writes as much of the queue as the socket takes, one record per
  * SSL_write, small chunks gathered. Returns 0 when the queue is empty, 1
@@ -257,7 +266,8 @@ void dx_out_consume(dx_conn *c, size_t n);
 void dx_out_wait_writable(dx_conn *c);
 void dx_out_free(dx_conn *c);
 void dx_out_free_spares(dx_server *s);
-void dx_writer_cb(struct ev_loop *loop, ev_io *w, int revents);
+/* The socket is writable (the caller holds c->busy). */
+void dx_writer_on_writable(dx_conn *c);
 void dx_flusher_cb(struct ev_loop *loop, ev_prepare *w, int revents);
 
 #endif

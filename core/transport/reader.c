@@ -162,7 +162,7 @@ static void answer_requests(dx_conn *c, size_t prev)
                 prev = 0;
                 if (c->out_bytes > cfg->max_backpressure) {
                     c->paused = 1;               /* dx_out_flush resumes when they went */
-                    ev_io_stop(c->srv->loop, &c->rio);
+                    dx_conn_watch(c);
                     return;
                 }
                 if (c->buf_len == 0) {           /* idle keep-alive: no buffer */
@@ -220,9 +220,9 @@ static void feed_handshake(dx_conn *c, uint8_t *p, size_t n)
 void dx_reader_resume(dx_conn *c)
 {
     c->paused = 0;
-    ev_io_start(c->srv->loop, &c->rio);
+    dx_conn_watch(c);
     if (c->ssl)                          /* bytes OpenSSL holds do not make the socket readable */
-        ev_feed_event(c->srv->loop, &c->rio, EV_READ);
+        ev_feed_event(c->srv->loop, &c->io, EV_READ);
     if (c->buf_len)
         answer_requests(c, 0);
 }
@@ -477,15 +477,14 @@ static uint8_t *direct_target(dx_conn *c, size_t *want)
     return c->buf + c->buf_len;
 }
 
-void dx_reader_cb(struct ev_loop *loop, ev_io *w, int revents)
+void dx_reader_on_readable(dx_conn *c)
 {
-    (void)loop;
-    (void)revents;
-    dx_conn *c = w->data;
     if (c->ssl) {
         dx_tls_on_readable(c);
         return;
     }
+    if (c->paused)                           /* the write side paused it just now */
+        return;
     uint8_t *rbuf = c->srv->rbuf;
     size_t want = DX_READ_BUFFER;
     if (c->state == DX_HANDSHAKE)        /* never read past the head's limit */
@@ -500,9 +499,5 @@ void dx_reader_cb(struct ev_loop *loop, ev_io *w, int revents)
         dx_reader_end(c, n == 0);
         return;
     }
-    c->busy = 1;                             /* whatever happens below, c stays allocated */
     dx_reader_consume(c, rbuf, (size_t)n);
-    c->busy = 0;
-    if (c->state == DX_DEAD && !c->dirty)
-        free(c);
 }

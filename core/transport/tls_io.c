@@ -104,7 +104,7 @@ static void handshake_failed(dx_conn *c, int e)
 static void want_writable(dx_conn *c)
 {
     c->tls_read_wants_write = 1;
-    ev_io_start(c->srv->loop, &c->wio);
+    dx_conn_watch(c);
 }
 
 /* Returns 1 when the handshake is done, 0 while it waits for the socket,
@@ -164,7 +164,7 @@ static void read_path(dx_conn *c)
     case SSL_ERROR_NONE:                       /* the buffer filled up */
         /* Bytes OpenSSL already holds do not make the socket readable. */
         if (!c->paused && SSL_has_pending(c->ssl))
-            ev_feed_event(s->loop, &c->rio, EV_READ);
+            ev_feed_event(s->loop, &c->io, EV_READ);
         return;
     case SSL_ERROR_WANT_READ:
         return;
@@ -189,36 +189,27 @@ static void read_path(dx_conn *c)
 
 void dx_tls_on_readable(dx_conn *c)
 {
-    c->busy = 1;                               /* whatever happens below, c stays allocated */
     if (c->tls_flush_wants_read) {
         c->tls_flush_wants_read = 0;
         dx_out_flush(c);
     }
     if (c->state != DX_DEAD) {
         if (c->paused && !c->tls_flush_wants_read)
-            ev_io_stop(c->srv->loop, &c->rio); /* it ran for the write only */
+            dx_conn_watch(c);                  /* it ran for the write only */
         else
             read_path(c);
     }
-    c->busy = 0;
-    if (c->state == DX_DEAD && !c->dirty)
-        free(c);
 }
 
 void dx_tls_on_writable(dx_conn *c)
 {
-    c->busy = 1;
     if (c->tls_read_wants_write) {
         c->tls_read_wants_write = 0;
-        if (!c->writing)
-            ev_io_stop(c->srv->loop, &c->wio);
+        dx_conn_watch(c);
         read_path(c);
     }
     if (c->state != DX_DEAD && c->writing)
         dx_out_flush(c);
-    c->busy = 0;
-    if (c->state == DX_DEAD && !c->dirty)
-        free(c);
 }
 
 /* Copies the head of the queue, up to one record, into the stage. */
@@ -268,13 +259,8 @@ int dx_tls_flush(dx_conn *c)
         }
         if (e == SSL_ERROR_WANT_READ) {
             c->tls_flush_wants_read = 1;
-            if (c->writing) {
-                c->writing = 0;
-                if (!c->tls_read_wants_write)
-                    ev_io_stop(s->loop, &c->wio);
-            }
-            if (c->paused)
-                ev_io_start(s->loop, &c->rio);
+            c->writing = 0;
+            dx_conn_watch(c);
             return 1;
         }
         c->tls_failed = 1;

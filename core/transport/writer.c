@@ -231,7 +231,7 @@ void dx_out_wait_writable(dx_conn *c)
 {
     if (!c->writing) {
         c->writing = 1;
-        ev_io_start(c->srv->loop, &c->wio);
+        dx_conn_watch(c);
     }
 }
 
@@ -245,8 +245,7 @@ void dx_out_flush(dx_conn *c)
         return;
     if (c->writing) {
         c->writing = 0;
-        if (!c->tls_read_wants_write)
-            ev_io_stop(c->srv->loop, &c->wio);
+        dx_conn_watch(c);
     }
     if (c->state == DX_LINGER) {
         dx_conn_linger(c, c->drain);
@@ -259,11 +258,8 @@ void dx_out_flush(dx_conn *c)
     }
 }
 
-void dx_writer_cb(struct ev_loop *loop, ev_io *w, int revents)
+void dx_writer_on_writable(dx_conn *c)
 {
-    (void)loop;
-    (void)revents;
-    dx_conn *c = w->data;
     if (c->ssl)
         dx_tls_on_writable(c);
     else
