@@ -49,7 +49,6 @@ dx_conn *dx_conn_new(dx_server *s, int fd, const struct sockaddr *addr)
     if (c == NULL)
         return NULL;
     c->srv = s;
-    c->fd = fd;
     c->id = ++s->next_id;
     c->state = DX_HANDSHAKE;
     dx_addr_from_sockaddr(&c->remote, addr);
@@ -57,7 +56,7 @@ dx_conn *dx_conn_new(dx_server *s, int fd, const struct sockaddr *addr)
     ev_io_init(&c->io, io_cb, fd, EV_READ);
     ev_init(&c->timer, timer_cb);
     c->io.data = c->timer.data = c;
-    c->since = c->last_rx = ev_now(s->loop);
+    c->accepted_at = ev_now(s->loop);
     c->next = s->conns;
     if (s->conns)
         s->conns->prev = c;
@@ -80,16 +79,20 @@ void dx_conn_free(dx_conn *c)
         s->ev.release(s->ud, c);
     ev_io_stop(s->loop, &c->io);
     ev_timer_stop(s->loop, &c->timer);
-    if (c->ssl)
+    if (c->tls)
         dx_tls_conn_free(c);
-    close(c->fd);
-    c->fd = -1;
+    close(c->io.fd);
+    c->io.fd = -1;                 /* io is stopped: it may be changed */
     dx_out_free(c);
     dx_deflate_conn_free(c);
     dx_topics_leave_all(c);
     free(c->buf);
-    free(c->ctl);
-    c->buf = c->ctl = NULL;
+    c->buf = NULL;
+    if (c->rare) {
+        free(c->rare->ctl);
+        free(c->rare);
+        c->rare = NULL;
+    }
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -100,6 +103,22 @@ void dx_conn_free(dx_conn *c)
     c->state = DX_DEAD;
     if (!c->dirty && !c->busy)
         free(c);
+}
+
+dx_conn_rare *dx_conn_rare_get(dx_conn *c)
+{
+    if (c->rare == NULL)
+        c->rare = calloc(1, sizeof *c->rare);
+    return c->rare;
+}
+
+void dx_conn_rare_trim(dx_conn *c)
+{
+    dx_conn_rare *r = c->rare;
+    if (r && !r->ssl && !r->inflater && !r->deflater && !r->ctl) {
+        free(r);
+        c->rare = NULL;
+    }
 }
 
 /* Grows c->buf to hold at least need bytes, bounded by limit: to twice its
@@ -145,9 +164,13 @@ void dx_conn_linger(dx_conn *c, int drain)
         c->drain = drain ? 1 : 0;
         c->since = ev_now(c->srv->loop);
         free(c->buf);
-        free(c->ctl);
-        c->buf = c->ctl = NULL;
+        c->buf = NULL;
         c->buf_len = c->buf_cap = 0;
+        if (c->rare) {
+            free(c->rare->ctl);
+            c->rare->ctl = NULL;
+            dx_conn_rare_trim(c);
+        }
         dx_conn_arm_timer(c);
     }
     if (c->out_head || c->dirty)
@@ -156,9 +179,9 @@ void dx_conn_linger(dx_conn *c, int drain)
         dx_conn_free(c);
     } else if (!c->shut_wr) {
         c->shut_wr = 1;
-        if (c->ssl)
+        if (c->tls)
             dx_tls_conn_shutdown(c);
-        shutdown(c->fd, SHUT_WR);
+        shutdown(c->io.fd, SHUT_WR);
     }
 }
 
@@ -196,11 +219,11 @@ static ev_tstamp next_deadline(const dx_conn *c)
     switch (c->state) {
     case DX_HANDSHAKE:
         if (c->srv->shutting_down)
-            return c->since;
+            return c->accepted_at;
         /* From the last request, or from the last bytes of a response the
          * peer took: a download goes on while it makes progress. */
         return cfg->handshake_timeout > 0
-            ? (c->last_tx > c->since ? c->last_tx : c->since) + cfg->handshake_timeout : 0;
+            ? (c->last_tx > c->accepted_at ? c->last_tx : c->accepted_at) + cfg->handshake_timeout : 0;
     case DX_OPEN: {
         ev_tstamp t = 0;
         if (c->overflow)

@@ -57,6 +57,13 @@ typedef struct dx_membership {
     size_t at;
 } dx_membership;
 
+/* A connection's subscriptions, allocated at its first (its counts live
+ * here, not in every connection). */
+typedef struct dx_memberships {
+    uint32_t n, cap;
+    dx_membership at[];
+} dx_memberships;
+
 enum dx_state {
     DX_HANDSHAKE,      /* reading the HTTP request head */
     DX_OPEN,           /* messages flow both ways */
@@ -67,15 +74,26 @@ enum dx_state {
 
 enum dx_phase { DX_PH_HEADER, DX_PH_PAYLOAD };
 
-/* One per connection, so its size is the idle cost: 376 bytes on 64-bit
- * (a 384-byte malloc chunk). Fill padding holes before adding at the end. */
+/* What few connections need, kept out of dx_conn (whose size is every
+ * connection's cost): allocated on first need (dx_conn_rare_get), freed
+ * when nothing in it is held any more (dx_conn_rare_trim) or with the
+ * connection. */
+typedef struct dx_conn_rare {
+    struct ssl_st *ssl;            /* TLS: for the connection's life */
+    z_stream *inflater;            /* dedicated with context takeover, or a compressed
+                                    * message split across reads */
+    z_stream *deflater;            /* dedicated with context takeover */
+    uint8_t *ctl;                  /* a control frame's payload split across reads */
+} dx_conn_rare;
+
+/* One per connection, so its size is the idle cost: 312 bytes on 64-bit
+ * (a 320-byte malloc chunk). Fill padding holes before adding at the end. */
 struct dx_conn {
     dx_server *srv;
     dx_conn *prev, *next;          /* the server's list of connections */
     dx_conn *next_dirty;           /* the server's list of connections to flush */
     void *user;
     uint64_t id;
-    int fd;
     uint8_t state;                 /* enum dx_state */
     uint8_t opened : 1;            /* the open event ran */
     uint8_t reported : 1;          /* the close event ran */
@@ -94,21 +112,30 @@ struct dx_conn {
     uint8_t tls_flush_wants_read : 1; /* TLS: a write waits for the socket to be readable */
     uint8_t tls_failed : 1;        /* TLS: a fatal error: no close_notify may follow */
     uint8_t tls_shut : 1;          /* TLS: close_notify sent */
-    struct ssl_st *ssl;            /* NULL: plain TCP */
-    dx_pmd_params pmd;
-    const dx_pmd_config *deflate_cfg;  /* the route's settings it was negotiated under */
+    uint8_t tls : 1;               /* rare->ssl is set: a TLS connection */
+    uint8_t deflate_dedicated : 1; /* negotiated under the route's dedicated mode */
+    uint8_t deflate_mem_level : 4; /* that route's zlib memLevel (1..9) */
+    dx_pmd_params pmd;             /* permessage-deflate terms when deflate_on */
+    dx_conn_rare *rare;            /* NULL until something in it is needed */
     uint8_t phase;                 /* enum dx_phase */
     uint8_t hdr_len;               /* bytes of a partial frame header in hdr */
     uint8_t hdr[DX_FRAME_HEADER_MAX];
     uint16_t close_sent;           /* the code we sent, 0 when none */
     dx_addr remote;                /* the peer (here, not last: it fills padding) */
-    ev_io io;                      /* the socket: one watcher for both directions, its
-                                    * events set by dx_conn_watch from the flags */
+    ev_io io;                      /* the socket (io.fd): one watcher for both directions,
+                                    * its events set by dx_conn_watch from the flags */
     ev_timer timer;
-    ev_tstamp since;               /* accepted (HANDSHAKE) or closing since (CLOSING, LINGER) */
-    ev_tstamp last_rx;             /* last bytes received */
-    ev_tstamp ping_at;             /* our unanswered ping went out */
-    ev_tstamp last_tx;             /* the socket last took bytes from us */
+    /* Moments, two slots shared by states that never need the same one
+     * (each is written only in the states that read it). */
+    union {
+        ev_tstamp accepted_at;     /* HANDSHAKE: accepted, or the last request answered */
+        ev_tstamp last_rx;         /* OPEN, CLOSING: last bytes received */
+    };
+    union {
+        ev_tstamp last_tx;         /* HANDSHAKE: the socket last took bytes from us */
+        ev_tstamp ping_at;         /* OPEN: our unanswered ping went out */
+        ev_tstamp since;           /* CLOSING, LINGER: closing since */
+    };
 
     /* The frame being received. */
     dx_frame_header fh;
@@ -116,17 +143,12 @@ struct dx_conn {
     dx_message msg;
     uint8_t *buf;                  /* request head (HANDSHAKE), or message under assembly */
     size_t buf_len, buf_cap;
-    uint8_t *ctl;                  /* a control frame's payload split across reads */
-    z_stream *inflater;            /* dedicated with context takeover, or a compressed
-                                    * message split across reads */
-    z_stream *deflater;            /* dedicated with context takeover */
 
     /* Output. */
     dx_out *out_head, *out_tail;
     size_t out_bytes;
 
-    dx_membership *topics;         /* subscriptions */
-    uint32_t ntopics, topics_cap;
+    dx_memberships *topics;        /* subscriptions; NULL before the first */
 };
 
 struct dx_server {
@@ -187,6 +209,10 @@ void dx_conn_fail(dx_conn *c, unsigned code, const char *reason);
 void dx_conn_lost(dx_conn *c);
 void dx_conn_linger(dx_conn *c, int drain);
 void dx_conn_arm_timer(dx_conn *c);
+/* c->rare, allocated (zeroed) when c has none; NULL when out of memory. */
+dx_conn_rare *dx_conn_rare_get(dx_conn *c);
+/* Frees c->rare when nothing in it is held. */
+void dx_conn_rare_trim(dx_conn *c);
 /* Sets what c's watcher waits for: readable unless reading is paused (a
  * TLS write waiting for readable reads anyway), writable while the queue
  * waits for the socket or a TLS read waits for writable. Call after

@@ -17,30 +17,38 @@
 
 int dx_tls_conn_start(dx_conn *c)
 {
-    c->ssl = dx_tls_accept(c->srv->tls, c->fd);
-    if (c->ssl == NULL)
+    dx_conn_rare *r = dx_conn_rare_get(c);
+    if (r == NULL)
         return -1;
+    r->ssl = dx_tls_accept(c->srv->tls, c->io.fd);
+    if (r->ssl == NULL) {
+        dx_conn_rare_trim(c);
+        return -1;
+    }
+    c->tls = 1;
     c->tls_handshaking = 1;
     return 0;
 }
 
 void dx_tls_conn_shutdown(dx_conn *c)
 {
-    if (c->ssl == NULL || c->tls_shut || c->tls_failed || c->tls_handshaking)
+    if (!c->tls || c->tls_shut || c->tls_failed || c->tls_handshaking)
         return;
     c->tls_shut = 1;
     ERR_clear_error();
-    SSL_shutdown(c->ssl);
+    SSL_shutdown(c->rare->ssl);
     ERR_clear_error();
 }
 
 void dx_tls_conn_free(dx_conn *c)
 {
-    if (c->ssl == NULL)
+    if (!c->tls)
         return;
     dx_tls_conn_shutdown(c);
-    SSL_free(c->ssl);
-    c->ssl = NULL;
+    SSL_free(c->rare->ssl);
+    c->rare->ssl = NULL;
+    c->tls = 0;
+    dx_conn_rare_trim(c);
     ERR_clear_error();               /* nothing of this connection's reaches another */
 }
 
@@ -112,12 +120,12 @@ static void want_writable(dx_conn *c)
 static int handshake(dx_conn *c)
 {
     ERR_clear_error();
-    int r = SSL_do_handshake(c->ssl);
+    int r = SSL_do_handshake(c->rare->ssl);
     if (r == 1) {
         c->tls_handshaking = 0;
         return 1;
     }
-    int e = SSL_get_error(c->ssl, r);
+    int e = SSL_get_error(c->rare->ssl, r);
     if (e == SSL_ERROR_WANT_READ)
         return 0;
     if (e == SSL_ERROR_WANT_WRITE) {
@@ -140,6 +148,7 @@ static void read_path(dx_conn *c)
     size_t want = DX_READ_BUFFER;
     if (c->state == DX_HANDSHAKE)              /* never read past the head's limit */
         want = s->cfg.max_head - c->buf_len;
+    SSL *ssl = c->rare->ssl;
     size_t got = 0;
     int e = SSL_ERROR_NONE;
     /* Cleared once: a call that succeeds queues no error, and every
@@ -147,11 +156,11 @@ static void read_path(dx_conn *c)
     ERR_clear_error();
     while (got < want) {
         size_t n;
-        if (SSL_read_ex(c->ssl, s->rbuf + got, want - got, &n)) {
+        if (SSL_read_ex(ssl, s->rbuf + got, want - got, &n)) {
             got += n;
             continue;
         }
-        e = SSL_get_error(c->ssl, 0);
+        e = SSL_get_error(ssl, 0);
         break;
     }
     if (got) {
@@ -163,7 +172,7 @@ static void read_path(dx_conn *c)
     switch (e) {
     case SSL_ERROR_NONE:                       /* the buffer filled up */
         /* Bytes OpenSSL already holds do not make the socket readable. */
-        if (!c->paused && SSL_has_pending(c->ssl))
+        if (!c->paused && SSL_has_pending(c->rare->ssl))
             ev_feed_event(s->loop, &c->io, EV_READ);
         return;
     case SSL_ERROR_WANT_READ:
@@ -247,12 +256,13 @@ int dx_tls_flush(dx_conn *c)
             p = s->tls_stage;
         }
         size_t w;
-        if (SSL_write_ex(c->ssl, p, len, &w)) {
-            c->last_tx = ev_now(s->loop);
+        if (SSL_write_ex(c->rare->ssl, p, len, &w)) {
+            if (c->state == DX_HANDSHAKE)   /* last_tx shares its slot with ping_at and since */
+                c->last_tx = ev_now(s->loop);
             dx_out_consume(c, w);
             continue;
         }
-        int e = SSL_get_error(c->ssl, 0);
+        int e = SSL_get_error(c->rare->ssl, 0);
         if (e == SSL_ERROR_WANT_WRITE) {
             dx_out_wait_writable(c);
             return 1;

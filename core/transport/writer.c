@@ -210,7 +210,7 @@ static int flush_plain(dx_conn *c)
             iov[n].iov_len = o->len - o->off;
         }
         struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)n };
-        ssize_t w = sendmsg(c->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+        ssize_t w = sendmsg(c->io.fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (w < 0) {
             if (errno == EINTR)
                 continue;
@@ -221,7 +221,8 @@ static int flush_plain(dx_conn *c)
             dx_conn_lost(c);
             return -1;
         }
-        c->last_tx = ev_now(c->srv->loop);
+        if (c->state == DX_HANDSHAKE)       /* last_tx shares its slot with ping_at and since */
+            c->last_tx = ev_now(c->srv->loop);
         dx_out_consume(c, (size_t)w);
     }
     return 0;
@@ -241,7 +242,7 @@ void dx_out_wait_writable(dx_conn *c)
  * takes over. */
 void dx_out_flush(dx_conn *c)
 {
-    if ((c->ssl ? dx_tls_flush(c) : flush_plain(c)) != 0)
+    if ((c->tls ? dx_tls_flush(c) : flush_plain(c)) != 0)
         return;
     if (c->writing) {
         c->writing = 0;
@@ -260,7 +261,7 @@ void dx_out_flush(dx_conn *c)
 
 void dx_writer_on_writable(dx_conn *c)
 {
-    if (c->ssl)
+    if (c->tls)
         dx_tls_on_writable(c);
     else
         dx_out_flush(c);
