@@ -13,6 +13,7 @@
 #define DX_OUT_CHUNK 2048             /* smallest output chunk; small sends share one */
 #define DX_IOV_MAX 64                 /* chunks handed to one sendmsg */
 #define DX_SPARE_MAX 1024             /* output chunks a server keeps for reuse (2 MiB) */
+#define DX_SPARE_TRIM 2.0             /* seconds: spares none took in that long are freed */
 #define DX_TLS_STAGE (16 * 1024)      /* one TLS record: small queued chunks are gathered into it */
 
 /* A frame queued for many connections at once (a publish): one buffer,
@@ -173,6 +174,8 @@ struct dx_server {
     size_t zbuf_cap;
     dx_out *spare;                 /* freed DX_OUT_CHUNK chunks kept for reuse */
     int nspare;
+    int spare_low;                 /* the fewest spares since spare_trim last ran */
+    ev_timer spare_trim;           /* runs every DX_SPARE_TRIM while there are spares */
     dx_topic **buckets;            /* topics by name */
     size_t nbuckets, ntopics;
     dx_stats stats;
@@ -292,6 +295,8 @@ void dx_out_consume(dx_conn *c, size_t n);
 void dx_out_wait_writable(dx_conn *c);
 void dx_out_free(dx_conn *c);
 void dx_out_free_spares(dx_server *s);
+/* spare_trim's callback: frees the spares that stayed unused (spare_low). */
+void dx_out_trim_spares(struct ev_loop *loop, ev_timer *w, int revents);
 /* The socket is writable (the caller holds c->busy). */
 void dx_writer_on_writable(dx_conn *c);
 void dx_flusher_cb(struct ev_loop *loop, ev_prepare *w, int revents);

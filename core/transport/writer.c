@@ -31,7 +31,8 @@ uint8_t *dx_out_reserve(dx_conn *c, size_t n)
         if (cap == DX_OUT_CHUNK && s->spare) {   /* the common case: no malloc */
             t = s->spare;
             s->spare = t->next;
-            s->nspare--;
+            if (--s->nspare < s->spare_low)
+                s->spare_low = s->nspare;
         } else if ((t = malloc(sizeof *t + cap)) == NULL) {
             return NULL;
         }
@@ -140,7 +141,8 @@ void dx_out_mark_dirty(dx_conn *c)
 }
 
 /* Lets go of a chunk: a small own-bytes chunk goes back to the server's
- * spares (while it keeps fewer than DX_SPARE_MAX), anything else is freed. */
+ * spares (while it keeps fewer than DX_SPARE_MAX; spare_trim frees those a
+ * burst left unused), anything else is freed. */
 static void chunk_done(dx_server *s, dx_out *o)
 {
     if (o->shared) {
@@ -151,13 +153,43 @@ static void chunk_done(dx_server *s, dx_out *o)
         o->next = s->spare;
         s->spare = o;
         s->nspare++;
+        if (!ev_is_active(&s->spare_trim)) {
+            s->spare_low = s->nspare;
+            ev_timer_again(s->loop, &s->spare_trim);
+            ev_unref(s->loop);             /* spares alone do not keep the loop running */
+        }
         return;
     }
     free(o);
 }
 
+static void stop_trimming(dx_server *s)
+{
+    if (ev_is_active(&s->spare_trim)) {
+        ev_ref(s->loop);
+        ev_timer_stop(s->loop, &s->spare_trim);
+    }
+}
+
+void dx_out_trim_spares(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    dx_server *s = w->data;
+    for (int n = s->spare_low; n > 0 && s->spare; n--) {   /* none took them since the last run */
+        dx_out *o = s->spare;
+        s->spare = o->next;
+        s->nspare--;
+        free(o);
+    }
+    s->spare_low = s->nspare;
+    if (s->nspare == 0)
+        stop_trimming(s);
+}
+
 void dx_out_free_spares(dx_server *s)
 {
+    stop_trimming(s);
     while (s->spare) {
         dx_out *next = s->spare->next;
         free(s->spare);
