@@ -281,6 +281,11 @@ void dx_reader_end(dx_conn *c, int eof);
 
 /* writer.c */
 uint8_t *dx_out_reserve(dx_conn *c, size_t n);
+/* Like dx_out_reserve, but into an empty queue the n bytes go in a chunk of
+ * their own size (freed once sent, never a spare): a handshake response,
+ * so that a burst of handshakes does not hold a DX_OUT_CHUNK chunk each.
+ * Later sends take a new chunk behind it. */
+uint8_t *dx_out_reserve_fitted(dx_conn *c, size_t n);
 int dx_out_shared(dx_conn *c, dx_shared *f);
 void dx_shared_release(dx_shared *f);
 int dx_out_frame(dx_conn *c, int opcode, const void *data, size_t len);

@@ -70,7 +70,7 @@ static void upgrade(dx_conn *c, const dx_http_request *req, uint8_t *rest, size_
     size_t n = dx_handshake_response(out, sizeof out, up.key, up.key_len,
                                      acc.protocol[0] ? acc.protocol : NULL,
                                      c->deflate_on ? ext : NULL);
-    uint8_t *p = n ? dx_out_reserve(c, n) : NULL;
+    uint8_t *p = n ? dx_out_reserve_fitted(c, n) : NULL;
     if (p == NULL) {
         refuse(c, 500, NULL);
         return;

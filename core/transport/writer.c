@@ -19,6 +19,38 @@ static void append(dx_conn *c, dx_out *o)
     c->out_tail = o;
 }
 
+/* n bytes at the end of chunk t, which has room for them. */
+static uint8_t *fill(dx_conn *c, dx_out *t, size_t n)
+{
+    uint8_t *p = t->data + t->len;
+    t->len += n;
+    c->out_bytes += n;
+    dx_out_mark_dirty(c);
+    return p;
+}
+
+/* A new empty chunk of cap bytes at the end of c's queue: a spare when cap
+ * is DX_OUT_CHUNK and there is one. Returns NULL when out of memory. */
+static dx_out *new_chunk(dx_conn *c, size_t cap)
+{
+    dx_server *s = c->srv;
+    dx_out *t;
+    if (cap == DX_OUT_CHUNK && s->spare) {       /* the common case: no malloc */
+        t = s->spare;
+        s->spare = t->next;
+        if (--s->nspare < s->spare_low)
+            s->spare_low = s->nspare;
+    } else if ((t = malloc(sizeof *t + cap)) == NULL) {
+        return NULL;
+    }
+    t->shared = NULL;
+    t->held = NULL;
+    t->len = t->off = 0;
+    t->cap = cap;
+    append(c, t);
+    return t;
+}
+
 /* Room for n more bytes at the end of the queue: in the tail chunk when it
  * has room, else in a new chunk (a shared or held tail has cap 0: never
  * written into). Returns NULL when out of memory. */
@@ -26,27 +58,19 @@ uint8_t *dx_out_reserve(dx_conn *c, size_t n)
 {
     dx_out *t = c->out_tail;
     if (t == NULL || t->cap == 0 || t->cap - t->len < n) {
-        dx_server *s = c->srv;
-        size_t cap = n > DX_OUT_CHUNK ? n : DX_OUT_CHUNK;
-        if (cap == DX_OUT_CHUNK && s->spare) {   /* the common case: no malloc */
-            t = s->spare;
-            s->spare = t->next;
-            if (--s->nspare < s->spare_low)
-                s->spare_low = s->nspare;
-        } else if ((t = malloc(sizeof *t + cap)) == NULL) {
+        t = new_chunk(c, n > DX_OUT_CHUNK ? n : DX_OUT_CHUNK);
+        if (t == NULL)
             return NULL;
-        }
-        t->shared = NULL;
-        t->held = NULL;
-        t->len = t->off = 0;
-        t->cap = cap;
-        append(c, t);
     }
-    uint8_t *p = t->data + t->len;
-    t->len += n;
-    c->out_bytes += n;
-    dx_out_mark_dirty(c);
-    return p;
+    return fill(c, t, n);
+}
+
+uint8_t *dx_out_reserve_fitted(dx_conn *c, size_t n)
+{
+    if (c->out_tail)
+        return dx_out_reserve(c, n);
+    dx_out *t = new_chunk(c, n);
+    return t ? fill(c, t, n) : NULL;
 }
 
 void dx_shared_release(dx_shared *f)
