@@ -103,7 +103,7 @@ struct dx_conn {
     uint8_t awaiting_pong : 1;
     uint8_t drain : 1;             /* LINGER: shut down writing, read until EOF */
     uint8_t shut_wr : 1;
-    uint8_t busy : 1;              /* the reader is working on it: dx_conn_free keeps the struct */
+    uint8_t busy : 1;              /* an I/O callback is working on it: dx_conn_free keeps the struct */
     uint8_t deflate_on : 1;        /* permessage-deflate negotiated: pmd holds the terms */
     uint8_t overflow : 1;          /* a send found max_backpressure passed: close 1008 from the timer */
     uint8_t over_mark : 1;         /* the queue passed drain_mark: drain when it empties */
@@ -296,7 +296,7 @@ int dx_out_close_frame(dx_conn *c, unsigned code, const char *reason, size_t len
 void dx_out_mark_dirty(dx_conn *c);
 void dx_out_flush(dx_conn *c);
 void dx_out_consume(dx_conn *c, size_t n);
-/* Starts the write watcher: the socket is full. */
+/* The socket is full: c's watcher waits for writable. */
 void dx_out_wait_writable(dx_conn *c);
 void dx_out_free(dx_conn *c);
 void dx_out_free_spares(dx_server *s);

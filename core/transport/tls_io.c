@@ -2,9 +2,10 @@
  * state (so handshake_timeout bounds a client that never speaks TLS);
  * reads fill the server's shared buffer with SSL_read; the send queue goes
  * out one record per SSL_write, small chunks gathered into one record.
- * OpenSSL's want-read and want-write become watcher changes: a read that
- * needs the socket writable waits on the write watcher, a write that needs
- * it readable waits on the read watcher; nothing spins. */
+ * OpenSSL's want-read and want-write become flags the connection's watcher
+ * follows (dx_conn_watch): a read that needs the socket writable waits for
+ * writable, a write that needs it readable waits for readable; nothing
+ * spins. */
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>

@@ -1,6 +1,6 @@
 /* The write path: a per-connection queue of output chunks, flushed with one
- * sendmsg per connection per loop iteration (the "cork"), and the write
- * watcher that takes over when the socket is full. */
+ * sendmsg per connection per loop iteration (the "cork"), and the wait
+ * for writable (the connection's watcher) when the socket is full. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -254,7 +254,7 @@ void dx_out_consume(dx_conn *c, size_t n)
 }
 
 /* Writes as much of the queue as the socket takes. Returns 0 when it is
- * empty, 1 when the socket is full (the write watcher takes over), -1 when
+ * empty, 1 when the socket is full (the watcher waits for writable), -1 when
  * c was lost. */
 static int flush_plain(dx_conn *c)
 {
@@ -294,8 +294,8 @@ void dx_out_wait_writable(dx_conn *c)
 
 /* Writes as much of the queue as the socket takes. When it is empty, a
  * lingering connection moves on (and may be freed: do not touch c after this
- * returns unless it was open). When the socket is full, the write watcher
- * takes over. */
+ * returns unless it was open). When the socket is full, the watcher
+ * waits for writable. */
 void dx_out_flush(dx_conn *c)
 {
     if ((c->tls ? dx_tls_flush(c) : flush_plain(c)) != 0)
