@@ -10,22 +10,6 @@
 
 static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents);
 
-/* The socket is ready: the write side first (a full queue moves on), then
- * the read side. Either may end c: it stays allocated until both ran. */
-static void io_cb(struct ev_loop *loop, ev_io *w, int revents)
-{
-    (void)loop;
-    dx_conn *c = w->data;
-    c->busy = 1;
-    if (revents & EV_WRITE)
-        dx_writer_on_writable(c);
-    if ((revents & EV_READ) && c->state != DX_DEAD)
-        dx_reader_on_readable(c);
-    c->busy = 0;
-    if (c->state == DX_DEAD && !c->dirty)
-        free(c);
-}
-
 void dx_conn_watch(dx_conn *c)
 {
     if (c->state == DX_DEAD)
@@ -53,7 +37,7 @@ dx_conn *dx_conn_new(dx_server *s, int fd, const struct sockaddr *addr)
     c->state = DX_HANDSHAKE;
     dx_addr_from_sockaddr(&c->remote, addr);
     dx_message_init(&c->msg);
-    ev_io_init(&c->io, io_cb, fd, EV_READ);
+    ev_io_init(&c->io, dx_conn_io_cb, fd, EV_READ);
     ev_init(&c->timer, timer_cb);
     c->io.data = c->timer.data = c;
     c->accepted_at = ev_now(s->loop);

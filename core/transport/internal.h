@@ -175,7 +175,8 @@ struct dx_server {
     dx_out *spare;                 /* freed DX_OUT_CHUNK chunks kept for reuse */
     int nspare;
     int spare_low;                 /* the fewest spares since spare_trim last ran */
-    ev_timer spare_trim;           /* runs every DX_SPARE_TRIM while there are spares */
+    size_t nchunks;                /* DX_OUT_CHUNK chunks alive: spares and queued */
+    ev_timer spare_trim;           /* runs every DX_SPARE_TRIM while nchunks is not 0 */
     dx_topic **buckets;            /* topics by name */
     size_t nbuckets, ntopics;
     dx_stats stats;
@@ -224,8 +225,8 @@ void dx_conn_rare_trim(dx_conn *c);
 void dx_conn_watch(dx_conn *c);
 
 /* reader.c */
-/* The socket is readable (the caller holds c->busy). */
-void dx_reader_on_readable(dx_conn *c);
+/* c->io's callback: the socket is readable or writable (or both). */
+void dx_conn_io_cb(struct ev_loop *loop, ev_io *w, int revents);
 void dx_reader_feed_frames(dx_conn *c, uint8_t *p, size_t n);
 void dx_reader_resume(dx_conn *c);
 

@@ -483,7 +483,7 @@ static uint8_t *direct_target(dx_conn *c, size_t *want)
     return c->buf + c->buf_len;
 }
 
-void dx_reader_on_readable(dx_conn *c)
+static void on_readable(dx_conn *c)
 {
     if (c->tls) {
         dx_tls_on_readable(c);
@@ -506,4 +506,21 @@ void dx_reader_on_readable(dx_conn *c)
         return;
     }
     dx_reader_consume(c, rbuf, (size_t)n);
+}
+
+/* The socket is ready: the write side first (a full queue moves on), then
+ * the read side. Either may end c: it stays allocated until both ran. It
+ * lives here, beside the read path it calls on every read. */
+void dx_conn_io_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    (void)loop;
+    dx_conn *c = w->data;
+    c->busy = 1;
+    if (revents & EV_WRITE)
+        dx_writer_on_writable(c);
+    if ((revents & EV_READ) && c->state != DX_DEAD)
+        on_readable(c);
+    c->busy = 0;
+    if (c->state == DX_DEAD && !c->dirty)
+        free(c);
 }

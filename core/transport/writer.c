@@ -19,35 +19,26 @@ static void append(dx_conn *c, dx_out *o)
     c->out_tail = o;
 }
 
-/* n bytes at the end of chunk t, which has room for them. */
-static uint8_t *fill(dx_conn *c, dx_out *t, size_t n)
+/* A new chunk of cap bytes from malloc, its fields set. A DX_OUT_CHUNK one
+ * is counted (nchunks) and keeps spare_trim running until none is left.
+ * Returns NULL when out of memory. */
+static dx_out *alloc_chunk(dx_server *s, size_t cap)
 {
-    uint8_t *p = t->data + t->len;
-    t->len += n;
-    c->out_bytes += n;
-    dx_out_mark_dirty(c);
-    return p;
-}
-
-/* A new empty chunk of cap bytes at the end of c's queue: a spare when cap
- * is DX_OUT_CHUNK and there is one. Returns NULL when out of memory. */
-static dx_out *new_chunk(dx_conn *c, size_t cap)
-{
-    dx_server *s = c->srv;
-    dx_out *t;
-    if (cap == DX_OUT_CHUNK && s->spare) {       /* the common case: no malloc */
-        t = s->spare;
-        s->spare = t->next;
-        if (--s->nspare < s->spare_low)
-            s->spare_low = s->nspare;
-    } else if ((t = malloc(sizeof *t + cap)) == NULL) {
+    dx_out *t = malloc(sizeof *t + cap);
+    if (t == NULL)
         return NULL;
+    if (cap == DX_OUT_CHUNK) {
+        s->nchunks++;
+        if (!ev_is_active(&s->spare_trim)) {
+            s->spare_low = s->nspare;
+            ev_timer_again(s->loop, &s->spare_trim);
+            ev_unref(s->loop);             /* chunks alone do not keep the loop running */
+        }
     }
     t->shared = NULL;
     t->held = NULL;
     t->len = t->off = 0;
     t->cap = cap;
-    append(c, t);
     return t;
 }
 
@@ -58,19 +49,38 @@ uint8_t *dx_out_reserve(dx_conn *c, size_t n)
 {
     dx_out *t = c->out_tail;
     if (t == NULL || t->cap == 0 || t->cap - t->len < n) {
-        t = new_chunk(c, n > DX_OUT_CHUNK ? n : DX_OUT_CHUNK);
-        if (t == NULL)
+        dx_server *s = c->srv;
+        size_t cap = n > DX_OUT_CHUNK ? n : DX_OUT_CHUNK;
+        if (cap == DX_OUT_CHUNK && s->spare) {   /* the common case: no malloc */
+            t = s->spare;
+            s->spare = t->next;
+            if (--s->nspare < s->spare_low)
+                s->spare_low = s->nspare;
+            t->len = t->off = 0;
+        } else if ((t = alloc_chunk(s, cap)) == NULL) {
             return NULL;
+        }
+        append(c, t);
     }
-    return fill(c, t, n);
+    uint8_t *p = t->data + t->len;
+    t->len += n;
+    c->out_bytes += n;
+    dx_out_mark_dirty(c);
+    return p;
 }
 
 uint8_t *dx_out_reserve_fitted(dx_conn *c, size_t n)
 {
     if (c->out_tail)
         return dx_out_reserve(c, n);
-    dx_out *t = new_chunk(c, n);
-    return t ? fill(c, t, n) : NULL;
+    dx_out *t = alloc_chunk(c->srv, n);
+    if (t == NULL)
+        return NULL;
+    append(c, t);
+    t->len = n;
+    c->out_bytes += n;
+    dx_out_mark_dirty(c);
+    return t->data;
 }
 
 void dx_shared_release(dx_shared *f)
@@ -177,13 +187,10 @@ static void chunk_done(dx_server *s, dx_out *o)
         o->next = s->spare;
         s->spare = o;
         s->nspare++;
-        if (!ev_is_active(&s->spare_trim)) {
-            s->spare_low = s->nspare;
-            ev_timer_again(s->loop, &s->spare_trim);
-            ev_unref(s->loop);             /* spares alone do not keep the loop running */
-        }
         return;
     }
+    if (o->cap == DX_OUT_CHUNK)
+        s->nchunks--;
     free(o);
 }
 
@@ -204,10 +211,11 @@ void dx_out_trim_spares(struct ev_loop *loop, ev_timer *w, int revents)
         dx_out *o = s->spare;
         s->spare = o->next;
         s->nspare--;
+        s->nchunks--;
         free(o);
     }
     s->spare_low = s->nspare;
-    if (s->nspare == 0)
+    if (s->nchunks == 0)                   /* none in queues either: none can come back */
         stop_trimming(s);
 }
 
