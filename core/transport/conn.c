@@ -10,28 +10,43 @@
 
 static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents);
 
+void dx_conn_watch(dx_conn *c)
+{
+    if (c->state == DX_DEAD)
+        return;
+    int want = (!c->paused || c->tls_flush_wants_read ? EV_READ : 0)
+             | (c->writing || c->tls_read_wants_write ? EV_WRITE : 0);
+    int active = ev_is_active(&c->io);
+    if (active && (c->io.events & (EV_READ | EV_WRITE)) == want)
+        return;
+    struct ev_loop *loop = c->srv->loop;
+    if (active)
+        ev_io_stop(loop, &c->io);
+    ev_io_modify(&c->io, want);
+    if (want)
+        ev_io_start(loop, &c->io);
+}
+
 dx_conn *dx_conn_new(dx_server *s, int fd, const struct sockaddr *addr)
 {
     dx_conn *c = calloc(1, sizeof *c);
     if (c == NULL)
         return NULL;
     c->srv = s;
-    c->fd = fd;
     c->id = ++s->next_id;
     c->state = DX_HANDSHAKE;
     dx_addr_from_sockaddr(&c->remote, addr);
     dx_message_init(&c->msg);
-    ev_io_init(&c->rio, dx_reader_cb, fd, EV_READ);
-    ev_io_init(&c->wio, dx_writer_cb, fd, EV_WRITE);
+    ev_io_init(&c->io, dx_conn_io_cb, fd, EV_READ);
     ev_init(&c->timer, timer_cb);
-    c->rio.data = c->wio.data = c->timer.data = c;
-    c->since = c->last_rx = ev_now(s->loop);
+    c->io.data = c->timer.data = c;
+    c->accepted_at = ev_now(s->loop);
     c->next = s->conns;
     if (s->conns)
         s->conns->prev = c;
     s->conns = c;
     s->nconns++;
-    ev_io_start(s->loop, &c->rio);
+    ev_io_start(s->loop, &c->io);
     dx_conn_arm_timer(c);
     return c;
 }
@@ -46,19 +61,22 @@ void dx_conn_free(dx_conn *c)
         return;
     if (c->user)
         s->ev.release(s->ud, c);
-    ev_io_stop(s->loop, &c->rio);
-    ev_io_stop(s->loop, &c->wio);
+    ev_io_stop(s->loop, &c->io);
     ev_timer_stop(s->loop, &c->timer);
-    if (c->ssl)
+    if (c->tls)
         dx_tls_conn_free(c);
-    close(c->fd);
-    c->fd = -1;
+    close(c->io.fd);
+    c->io.fd = -1;                 /* io is stopped: it may be changed */
     dx_out_free(c);
     dx_deflate_conn_free(c);
     dx_topics_leave_all(c);
     free(c->buf);
-    free(c->ctl);
-    c->buf = c->ctl = NULL;
+    c->buf = NULL;
+    if (c->rare) {
+        free(c->rare->ctl);
+        free(c->rare);
+        c->rare = NULL;
+    }
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -69,6 +87,22 @@ void dx_conn_free(dx_conn *c)
     c->state = DX_DEAD;
     if (!c->dirty && !c->busy)
         free(c);
+}
+
+dx_conn_rare *dx_conn_rare_get(dx_conn *c)
+{
+    if (c->rare == NULL)
+        c->rare = calloc(1, sizeof *c->rare);
+    return c->rare;
+}
+
+void dx_conn_rare_trim(dx_conn *c)
+{
+    dx_conn_rare *r = c->rare;
+    if (r && !r->ssl && !r->inflater && !r->deflater && !r->ctl) {
+        free(r);
+        c->rare = NULL;
+    }
 }
 
 /* Grows c->buf to hold at least need bytes, bounded by limit: to twice its
@@ -114,9 +148,13 @@ void dx_conn_linger(dx_conn *c, int drain)
         c->drain = drain ? 1 : 0;
         c->since = ev_now(c->srv->loop);
         free(c->buf);
-        free(c->ctl);
-        c->buf = c->ctl = NULL;
+        c->buf = NULL;
         c->buf_len = c->buf_cap = 0;
+        if (c->rare) {
+            free(c->rare->ctl);
+            c->rare->ctl = NULL;
+            dx_conn_rare_trim(c);
+        }
         dx_conn_arm_timer(c);
     }
     if (c->out_head || c->dirty)
@@ -125,9 +163,9 @@ void dx_conn_linger(dx_conn *c, int drain)
         dx_conn_free(c);
     } else if (!c->shut_wr) {
         c->shut_wr = 1;
-        if (c->ssl)
+        if (c->tls)
             dx_tls_conn_shutdown(c);
-        shutdown(c->fd, SHUT_WR);
+        shutdown(c->io.fd, SHUT_WR);
     }
 }
 
@@ -165,11 +203,11 @@ static ev_tstamp next_deadline(const dx_conn *c)
     switch (c->state) {
     case DX_HANDSHAKE:
         if (c->srv->shutting_down)
-            return c->since;
+            return c->accepted_at;
         /* From the last request, or from the last bytes of a response the
          * peer took: a download goes on while it makes progress. */
         return cfg->handshake_timeout > 0
-            ? (c->last_tx > c->since ? c->last_tx : c->since) + cfg->handshake_timeout : 0;
+            ? (c->last_tx > c->accepted_at ? c->last_tx : c->accepted_at) + cfg->handshake_timeout : 0;
     case DX_OPEN: {
         ev_tstamp t = 0;
         if (c->overflow)

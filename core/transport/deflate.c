@@ -41,19 +41,20 @@ int dx_deflate_negotiate(dx_conn *c, const dx_http_request *req, const dx_pmd_co
 {
     int r = dx_pmd_negotiate(req, cfg, &c->pmd, resp, cap);
     c->deflate_on = r == 1;
-    c->deflate_cfg = cfg;
+    c->deflate_dedicated = cfg->mode == DX_PMD_DEDICATED;
+    c->deflate_mem_level = (uint8_t)(cfg->mem_level & 15);   /* 1..9 */
     return r;
 }
 
 /* Dedicated mode keeps a window between messages in that direction. */
 static int keeps_server_window(const dx_conn *c)
 {
-    return c->deflate_cfg->mode == DX_PMD_DEDICATED && !c->pmd.server_no_context_takeover;
+    return c->deflate_dedicated && !c->pmd.server_no_context_takeover;
 }
 
 static int keeps_client_window(const dx_conn *c)
 {
-    return c->deflate_cfg->mode == DX_PMD_DEDICATED && !c->pmd.client_no_context_takeover;
+    return c->deflate_dedicated && !c->pmd.client_no_context_takeover;
 }
 
 /* ---- sending ---- */
@@ -64,9 +65,14 @@ static z_stream *send_stream(dx_conn *c, int *reset)
     int bits = c->pmd.server_window_bits;
     if (keeps_server_window(c)) {
         *reset = 0;
-        if (c->deflater == NULL)
-            c->deflater = stream_new(1, bits, c->deflate_cfg->mem_level);
-        return c->deflater;
+        dx_conn_rare *r = dx_conn_rare_get(c);
+        if (r && r->deflater == NULL)
+            r->deflater = stream_new(1, bits, c->deflate_mem_level);
+        if (r == NULL || r->deflater == NULL) {
+            dx_conn_rare_trim(c);
+            return NULL;
+        }
+        return r->deflater;
     }
     *reset = 1;
     if (s->shared_deflate[bits] == NULL)
@@ -176,27 +182,28 @@ int dx_deflate_receive(dx_conn *c, const uint8_t *p, size_t n, int whole, int fi
 {
     dx_server *s = c->srv;
     z_stream *z;
-    if (keeps_client_window(c)) {
-        if (c->inflater == NULL)
-            c->inflater = stream_new(0, c->pmd.client_window_bits, 0);
-        z = c->inflater;
-    } else if (whole) {
+    dx_conn_rare *own = NULL;                     /* when z is c's own stream */
+    if (whole && !keeps_client_window(c)) {
         if (s->shared_inflate == NULL)
             s->shared_inflate = stream_new(0, 15, 0);
         z = s->shared_inflate;
     } else {
-        if (c->inflater == NULL)
-            c->inflater = stream_new(0, 15, 0);
-        z = c->inflater;
+        own = dx_conn_rare_get(c);
+        if (own && own->inflater == NULL)
+            own->inflater = stream_new(0, keeps_client_window(c) ? c->pmd.client_window_bits : 15, 0);
+        z = own ? own->inflater : NULL;
     }
-    if (z == NULL)
+    if (z == NULL) {
+        dx_conn_rare_trim(c);
         return DX_CLOSE_INTERNAL;
+    }
     int r = dx_pmd_inflate(z, p, n, final, sink, c);
     if (final || r) {
-        if (z == c->inflater && !keeps_client_window(c)) {
-            stream_free(c->inflater, 0);
-            c->inflater = NULL;
-        } else if (z == s->shared_inflate) {
+        if (own && !keeps_client_window(c)) {
+            stream_free(own->inflater, 0);
+            own->inflater = NULL;
+            dx_conn_rare_trim(c);
+        } else if (!own) {
             inflateReset(z);
         }
     }
@@ -205,9 +212,12 @@ int dx_deflate_receive(dx_conn *c, const uint8_t *p, size_t n, int whole, int fi
 
 void dx_deflate_conn_free(dx_conn *c)
 {
-    stream_free(c->inflater, 0);
-    stream_free(c->deflater, 1);
-    c->inflater = c->deflater = NULL;
+    dx_conn_rare *r = c->rare;
+    if (r == NULL)
+        return;
+    stream_free(r->inflater, 0);
+    stream_free(r->deflater, 1);
+    r->inflater = r->deflater = NULL;
 }
 
 void dx_deflate_server_free(dx_server *s)

@@ -13,6 +13,7 @@
 #define DX_OUT_CHUNK 2048             /* smallest output chunk; small sends share one */
 #define DX_IOV_MAX 64                 /* chunks handed to one sendmsg */
 #define DX_SPARE_MAX 1024             /* output chunks a server keeps for reuse (2 MiB) */
+#define DX_SPARE_TRIM 2.0             /* seconds: spares none took in that long are freed */
 #define DX_TLS_STAGE (16 * 1024)      /* one TLS record: small queued chunks are gathered into it */
 
 /* A frame queued for many connections at once (a publish): one buffer,
@@ -57,6 +58,13 @@ typedef struct dx_membership {
     size_t at;
 } dx_membership;
 
+/* A connection's subscriptions, allocated at its first (its counts live
+ * here, not in every connection). */
+typedef struct dx_memberships {
+    uint32_t n, cap;
+    dx_membership at[];
+} dx_memberships;
+
 enum dx_state {
     DX_HANDSHAKE,      /* reading the HTTP request head */
     DX_OPEN,           /* messages flow both ways */
@@ -67,24 +75,35 @@ enum dx_state {
 
 enum dx_phase { DX_PH_HEADER, DX_PH_PAYLOAD };
 
-/* One per connection, so its size is the idle cost: 424 bytes on 64-bit
- * (a 432-byte malloc chunk). Fill padding holes before adding at the end. */
+/* What few connections need, kept out of dx_conn (whose size is every
+ * connection's cost): allocated on first need (dx_conn_rare_get), freed
+ * when nothing in it is held any more (dx_conn_rare_trim) or with the
+ * connection. */
+typedef struct dx_conn_rare {
+    struct ssl_st *ssl;            /* TLS: for the connection's life */
+    z_stream *inflater;            /* dedicated with context takeover, or a compressed
+                                    * message split across reads */
+    z_stream *deflater;            /* dedicated with context takeover */
+    uint8_t *ctl;                  /* a control frame's payload split across reads */
+} dx_conn_rare;
+
+/* One per connection, so its size is the idle cost: 312 bytes on 64-bit
+ * (a 320-byte malloc chunk). Fill padding holes before adding at the end. */
 struct dx_conn {
     dx_server *srv;
     dx_conn *prev, *next;          /* the server's list of connections */
     dx_conn *next_dirty;           /* the server's list of connections to flush */
     void *user;
     uint64_t id;
-    int fd;
     uint8_t state;                 /* enum dx_state */
     uint8_t opened : 1;            /* the open event ran */
     uint8_t reported : 1;          /* the close event ran */
     uint8_t dirty : 1;             /* on the flush list */
-    uint8_t writing : 1;           /* wio started: the socket was full */
+    uint8_t writing : 1;           /* the socket was full: io waits for writable */
     uint8_t awaiting_pong : 1;
     uint8_t drain : 1;             /* LINGER: shut down writing, read until EOF */
     uint8_t shut_wr : 1;
-    uint8_t busy : 1;              /* the reader is working on it: dx_conn_free keeps the struct */
+    uint8_t busy : 1;              /* an I/O callback is working on it: dx_conn_free keeps the struct */
     uint8_t deflate_on : 1;        /* permessage-deflate negotiated: pmd holds the terms */
     uint8_t overflow : 1;          /* a send found max_backpressure passed: close 1008 from the timer */
     uint8_t over_mark : 1;         /* the queue passed drain_mark: drain when it empties */
@@ -94,20 +113,30 @@ struct dx_conn {
     uint8_t tls_flush_wants_read : 1; /* TLS: a write waits for the socket to be readable */
     uint8_t tls_failed : 1;        /* TLS: a fatal error: no close_notify may follow */
     uint8_t tls_shut : 1;          /* TLS: close_notify sent */
-    struct ssl_st *ssl;            /* NULL: plain TCP */
-    dx_pmd_params pmd;
-    const dx_pmd_config *deflate_cfg;  /* the route's settings it was negotiated under */
+    uint8_t tls : 1;               /* rare->ssl is set: a TLS connection */
+    uint8_t deflate_dedicated : 1; /* negotiated under the route's dedicated mode */
+    uint8_t deflate_mem_level : 4; /* that route's zlib memLevel (1..9) */
+    dx_pmd_params pmd;             /* permessage-deflate terms when deflate_on */
+    dx_conn_rare *rare;            /* NULL until something in it is needed */
     uint8_t phase;                 /* enum dx_phase */
     uint8_t hdr_len;               /* bytes of a partial frame header in hdr */
     uint8_t hdr[DX_FRAME_HEADER_MAX];
     uint16_t close_sent;           /* the code we sent, 0 when none */
     dx_addr remote;                /* the peer (here, not last: it fills padding) */
-    ev_io rio, wio;
+    ev_io io;                      /* the socket (io.fd): one watcher for both directions,
+                                    * its events set by dx_conn_watch from the flags */
     ev_timer timer;
-    ev_tstamp since;               /* accepted (HANDSHAKE) or closing since (CLOSING, LINGER) */
-    ev_tstamp last_rx;             /* last bytes received */
-    ev_tstamp ping_at;             /* our unanswered ping went out */
-    ev_tstamp last_tx;             /* the socket last took bytes from us */
+    /* Moments, two slots shared by states that never need the same one
+     * (each is written only in the states that read it). */
+    union {
+        ev_tstamp accepted_at;     /* HANDSHAKE: accepted, or the last request answered */
+        ev_tstamp last_rx;         /* OPEN, CLOSING: last bytes received */
+    };
+    union {
+        ev_tstamp last_tx;         /* HANDSHAKE: the socket last took bytes from us */
+        ev_tstamp ping_at;         /* OPEN: our unanswered ping went out */
+        ev_tstamp since;           /* CLOSING, LINGER: closing since */
+    };
 
     /* The frame being received. */
     dx_frame_header fh;
@@ -115,17 +144,12 @@ struct dx_conn {
     dx_message msg;
     uint8_t *buf;                  /* request head (HANDSHAKE), or message under assembly */
     size_t buf_len, buf_cap;
-    uint8_t *ctl;                  /* a control frame's payload split across reads */
-    z_stream *inflater;            /* dedicated with context takeover, or a compressed
-                                    * message split across reads */
-    z_stream *deflater;            /* dedicated with context takeover */
 
     /* Output. */
     dx_out *out_head, *out_tail;
     size_t out_bytes;
 
-    dx_membership *topics;         /* subscriptions */
-    uint32_t ntopics, topics_cap;
+    dx_memberships *topics;        /* subscriptions; NULL before the first */
 };
 
 struct dx_server {
@@ -150,6 +174,9 @@ struct dx_server {
     size_t zbuf_cap;
     dx_out *spare;                 /* freed DX_OUT_CHUNK chunks kept for reuse */
     int nspare;
+    int spare_low;                 /* the fewest spares since spare_trim last ran */
+    size_t nchunks;                /* DX_OUT_CHUNK chunks alive: spares and queued */
+    ev_timer spare_trim;           /* runs every DX_SPARE_TRIM while nchunks is not 0 */
     dx_topic **buckets;            /* topics by name */
     size_t nbuckets, ntopics;
     dx_stats stats;
@@ -186,9 +213,20 @@ void dx_conn_fail(dx_conn *c, unsigned code, const char *reason);
 void dx_conn_lost(dx_conn *c);
 void dx_conn_linger(dx_conn *c, int drain);
 void dx_conn_arm_timer(dx_conn *c);
+/* c->rare, allocated (zeroed) when c has none; NULL when out of memory. */
+dx_conn_rare *dx_conn_rare_get(dx_conn *c);
+/* Frees c->rare when nothing in it is held. */
+void dx_conn_rare_trim(dx_conn *c);
+/* Sets what c's watcher waits for: readable unless reading is paused (a
+ * TLS write waiting for readable reads anyway), writable while the queue
+ * waits for the socket or a TLS read waits for writable. Call after
+ * changing paused, writing or a tls_*_wants_* flag; nothing once c is
+ * DX_DEAD. */
+void dx_conn_watch(dx_conn *c);
 
 /* reader.c */
-void dx_reader_cb(struct ev_loop *loop, ev_io *w, int revents);
+/* c->io's callback: the socket is readable or writable (or both). */
+void dx_conn_io_cb(struct ev_loop *loop, ev_io *w, int revents);
 void dx_reader_feed_frames(dx_conn *c, uint8_t *p, size_t n);
 void dx_reader_resume(dx_conn *c);
 
@@ -222,9 +260,10 @@ int dx_tls_conn_start(dx_conn *c);
 void dx_tls_conn_shutdown(dx_conn *c);
 /* Frees c's SSL (after close_notify when none was sent). */
 void dx_tls_conn_free(dx_conn *c);
-/* The socket is readable (or a read waited for writable and it is). */
+/* The socket is readable (the caller holds c->busy). */
 void dx_tls_on_readable(dx_conn *c);
-/* The socket is writable. */
+/* The socket is writable (or a read waited for writable and it is; the
+ * caller holds c->busy). */
 void dx_tls_on_writable(dx_conn *c);
 /* Writes as much of the queue as the socket takes, one record per
  * SSL_write, small chunks gathered. Returns 0 when the queue is empty, 1
@@ -243,6 +282,11 @@ void dx_reader_end(dx_conn *c, int eof);
 
 /* writer.c */
 uint8_t *dx_out_reserve(dx_conn *c, size_t n);
+/* Like dx_out_reserve, but into an empty queue the n bytes go in a chunk of
+ * their own size (freed once sent, never a spare): a handshake response,
+ * so that a burst of handshakes does not hold a DX_OUT_CHUNK chunk each.
+ * Later sends take a new chunk behind it. */
+uint8_t *dx_out_reserve_fitted(dx_conn *c, size_t n);
 int dx_out_shared(dx_conn *c, dx_shared *f);
 void dx_shared_release(dx_shared *f);
 int dx_out_frame(dx_conn *c, int opcode, const void *data, size_t len);
@@ -253,11 +297,14 @@ int dx_out_close_frame(dx_conn *c, unsigned code, const char *reason, size_t len
 void dx_out_mark_dirty(dx_conn *c);
 void dx_out_flush(dx_conn *c);
 void dx_out_consume(dx_conn *c, size_t n);
-/* Starts the write watcher: the socket is full. */
+/* The socket is full: c's watcher waits for writable. */
 void dx_out_wait_writable(dx_conn *c);
 void dx_out_free(dx_conn *c);
 void dx_out_free_spares(dx_server *s);
-void dx_writer_cb(struct ev_loop *loop, ev_io *w, int revents);
+/* spare_trim's callback: frees the spares that stayed unused (spare_low). */
+void dx_out_trim_spares(struct ev_loop *loop, ev_timer *w, int revents);
+/* The socket is writable (the caller holds c->busy). */
+void dx_writer_on_writable(dx_conn *c);
 void dx_flusher_cb(struct ev_loop *loop, ev_prepare *w, int revents);
 
 #endif

@@ -70,7 +70,7 @@ static void upgrade(dx_conn *c, const dx_http_request *req, uint8_t *rest, size_
     size_t n = dx_handshake_response(out, sizeof out, up.key, up.key_len,
                                      acc.protocol[0] ? acc.protocol : NULL,
                                      c->deflate_on ? ext : NULL);
-    uint8_t *p = n ? dx_out_reserve(c, n) : NULL;
+    uint8_t *p = n ? dx_out_reserve_fitted(c, n) : NULL;
     if (p == NULL) {
         refuse(c, 500, NULL);
         return;
@@ -86,6 +86,7 @@ static void upgrade(dx_conn *c, const dx_http_request *req, uint8_t *rest, size_
     c->buf_len = c->buf_cap = 0;
     c->state = DX_OPEN;
     c->opened = 1;
+    c->last_rx = ev_now(s->loop);            /* the request was the last bytes received */
     s->stats.accepted++;
     dx_conn_arm_timer(c);
     s->ev.open(s->ud, c);
@@ -157,12 +158,12 @@ static void answer_requests(dx_conn *c, size_t prev)
                 /* The next request may already be here (pipelined). */
                 memmove(c->buf, c->buf + head, c->buf_len - head);
                 c->buf_len -= head;
-                c->since = ev_now(c->srv->loop);
+                c->accepted_at = ev_now(c->srv->loop);
                 dx_conn_arm_timer(c);
                 prev = 0;
                 if (c->out_bytes > cfg->max_backpressure) {
                     c->paused = 1;               /* dx_out_flush resumes when they went */
-                    ev_io_stop(c->srv->loop, &c->rio);
+                    dx_conn_watch(c);
                     return;
                 }
                 if (c->buf_len == 0) {           /* idle keep-alive: no buffer */
@@ -220,9 +221,9 @@ static void feed_handshake(dx_conn *c, uint8_t *p, size_t n)
 void dx_reader_resume(dx_conn *c)
 {
     c->paused = 0;
-    ev_io_start(c->srv->loop, &c->rio);
-    if (c->ssl)                          /* bytes OpenSSL holds do not make the socket readable */
-        ev_feed_event(c->srv->loop, &c->rio, EV_READ);
+    dx_conn_watch(c);
+    if (c->tls)                          /* bytes OpenSSL holds do not make the socket readable */
+        ev_feed_event(c->srv->loop, &c->io, EV_READ);
     if (c->buf_len)
         answer_requests(c, 0);
 }
@@ -275,10 +276,13 @@ static void frame_end(dx_conn *c, const uint8_t *direct)
     const dx_frame_header *h = &c->fh;
     c->phase = DX_PH_HEADER;
     if (h->opcode >= DX_OP_CLOSE) {
-        const uint8_t *p = direct ? direct : c->ctl;
+        const uint8_t *p = direct ? direct : c->rare->ctl;
         on_control(c, h->opcode, p, (size_t)h->length);
-        free(c->ctl);
-        c->ctl = NULL;
+        if (!direct && c->rare) {            /* gone with c->rare when c was freed */
+            free(c->rare->ctl);
+            c->rare->ctl = NULL;
+            dx_conn_rare_trim(c);
+        }
         return;
     }
     if (c->state != DX_OPEN || !h->fin)
@@ -327,11 +331,13 @@ static long take_payload(dx_conn *c, uint8_t *p, size_t n)
             frame_end(c, p);
             return (long)take;
         }
-        if (c->ctl == NULL && (c->ctl = malloc(DX_CONTROL_MAX)) == NULL) {
+        dx_conn_rare *r = dx_conn_rare_get(c);
+        if (r == NULL || (r->ctl == NULL && (r->ctl = malloc(DX_CONTROL_MAX)) == NULL)) {
+            dx_conn_rare_trim(c);
             dx_conn_lost(c);
             return -1;
         }
-        memcpy(c->ctl + c->payload_off, p, take);
+        memcpy(r->ctl + c->payload_off, p, take);
     } else if (c->state == DX_OPEN && c->msg.compressed) {
         /* Inflated into c->buf; the last piece also inflates RFC 7692's tail. */
         int last = h->fin && take == left;
@@ -442,13 +448,13 @@ void dx_reader_end(dx_conn *c, int eof)
 
 void dx_reader_consume(dx_conn *c, uint8_t *buf, size_t n)
 {
-    c->last_rx = ev_now(c->srv->loop);
     switch (c->state) {
-    case DX_HANDSHAKE:
+    case DX_HANDSHAKE:                       /* its deadline runs from accepted_at: bytes do not move it */
         feed_handshake(c, buf, n);
         break;
     case DX_OPEN:
     case DX_CLOSING:
+        c->last_rx = ev_now(c->srv->loop);
         dx_reader_feed_frames(c, buf, n);
         break;
     default:
@@ -477,15 +483,14 @@ static uint8_t *direct_target(dx_conn *c, size_t *want)
     return c->buf + c->buf_len;
 }
 
-void dx_reader_cb(struct ev_loop *loop, ev_io *w, int revents)
+static void on_readable(dx_conn *c)
 {
-    (void)loop;
-    (void)revents;
-    dx_conn *c = w->data;
-    if (c->ssl) {
+    if (c->tls) {
         dx_tls_on_readable(c);
         return;
     }
+    if (c->paused)                           /* the write side paused it just now */
+        return;
     uint8_t *rbuf = c->srv->rbuf;
     size_t want = DX_READ_BUFFER;
     if (c->state == DX_HANDSHAKE)        /* never read past the head's limit */
@@ -493,15 +498,28 @@ void dx_reader_cb(struct ev_loop *loop, ev_io *w, int revents)
     uint8_t *direct = direct_target(c, &want);
     if (direct)
         rbuf = direct;
-    ssize_t n = read(c->fd, rbuf, want);
+    ssize_t n = read(c->io.fd, rbuf, want);
     if (n <= 0) {
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
             return;
         dx_reader_end(c, n == 0);
         return;
     }
-    c->busy = 1;                             /* whatever happens below, c stays allocated */
     dx_reader_consume(c, rbuf, (size_t)n);
+}
+
+/* The socket is ready: the write side first (a full queue moves on), then
+ * the read side. Either may end c: it stays allocated until both ran. It
+ * lives here, beside the read path it calls on every read. */
+void dx_conn_io_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    (void)loop;
+    dx_conn *c = w->data;
+    c->busy = 1;
+    if (revents & EV_WRITE)
+        dx_writer_on_writable(c);
+    if ((revents & EV_READ) && c->state != DX_DEAD)
+        on_readable(c);
     c->busy = 0;
     if (c->state == DX_DEAD && !c->dirty)
         free(c);

@@ -49,6 +49,9 @@ dx_server *dx_server_new(struct ev_loop *loop, const dx_config *cfg,
     s->ud = ud;
     ev_init(&s->accept_pause, resume_accepting);
     s->accept_pause.data = s;
+    ev_init(&s->spare_trim, dx_out_trim_spares);
+    ev_timer_set(&s->spare_trim, DX_SPARE_TRIM, DX_SPARE_TRIM);
+    s->spare_trim.data = s;
     ev_prepare_init(&s->flusher, dx_flusher_cb);
     s->flusher.data = s;
     ev_prepare_start(loop, &s->flusher);

@@ -2,9 +2,10 @@
  * state (so handshake_timeout bounds a client that never speaks TLS);
  * reads fill the server's shared buffer with SSL_read; the send queue goes
  * out one record per SSL_write, small chunks gathered into one record.
- * OpenSSL's want-read and want-write become watcher changes: a read that
- * needs the socket writable waits on the write watcher, a write that needs
- * it readable waits on the read watcher; nothing spins. */
+ * OpenSSL's want-read and want-write become flags the connection's watcher
+ * follows (dx_conn_watch): a read that needs the socket writable waits for
+ * writable, a write that needs it readable waits for readable; nothing
+ * spins. */
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -17,30 +18,38 @@
 
 int dx_tls_conn_start(dx_conn *c)
 {
-    c->ssl = dx_tls_accept(c->srv->tls, c->fd);
-    if (c->ssl == NULL)
+    dx_conn_rare *r = dx_conn_rare_get(c);
+    if (r == NULL)
         return -1;
+    r->ssl = dx_tls_accept(c->srv->tls, c->io.fd);
+    if (r->ssl == NULL) {
+        dx_conn_rare_trim(c);
+        return -1;
+    }
+    c->tls = 1;
     c->tls_handshaking = 1;
     return 0;
 }
 
 void dx_tls_conn_shutdown(dx_conn *c)
 {
-    if (c->ssl == NULL || c->tls_shut || c->tls_failed || c->tls_handshaking)
+    if (!c->tls || c->tls_shut || c->tls_failed || c->tls_handshaking)
         return;
     c->tls_shut = 1;
     ERR_clear_error();
-    SSL_shutdown(c->ssl);
+    SSL_shutdown(c->rare->ssl);
     ERR_clear_error();
 }
 
 void dx_tls_conn_free(dx_conn *c)
 {
-    if (c->ssl == NULL)
+    if (!c->tls)
         return;
     dx_tls_conn_shutdown(c);
-    SSL_free(c->ssl);
-    c->ssl = NULL;
+    SSL_free(c->rare->ssl);
+    c->rare->ssl = NULL;
+    c->tls = 0;
+    dx_conn_rare_trim(c);
     ERR_clear_error();               /* nothing of this connection's reaches another */
 }
 
@@ -104,7 +113,7 @@ static void handshake_failed(dx_conn *c, int e)
 static void want_writable(dx_conn *c)
 {
     c->tls_read_wants_write = 1;
-    ev_io_start(c->srv->loop, &c->wio);
+    dx_conn_watch(c);
 }
 
 /* Returns 1 when the handshake is done, 0 while it waits for the socket,
@@ -112,12 +121,12 @@ static void want_writable(dx_conn *c)
 static int handshake(dx_conn *c)
 {
     ERR_clear_error();
-    int r = SSL_do_handshake(c->ssl);
+    int r = SSL_do_handshake(c->rare->ssl);
     if (r == 1) {
         c->tls_handshaking = 0;
         return 1;
     }
-    int e = SSL_get_error(c->ssl, r);
+    int e = SSL_get_error(c->rare->ssl, r);
     if (e == SSL_ERROR_WANT_READ)
         return 0;
     if (e == SSL_ERROR_WANT_WRITE) {
@@ -140,6 +149,7 @@ static void read_path(dx_conn *c)
     size_t want = DX_READ_BUFFER;
     if (c->state == DX_HANDSHAKE)              /* never read past the head's limit */
         want = s->cfg.max_head - c->buf_len;
+    SSL *ssl = c->rare->ssl;
     size_t got = 0;
     int e = SSL_ERROR_NONE;
     /* Cleared once: a call that succeeds queues no error, and every
@@ -147,11 +157,11 @@ static void read_path(dx_conn *c)
     ERR_clear_error();
     while (got < want) {
         size_t n;
-        if (SSL_read_ex(c->ssl, s->rbuf + got, want - got, &n)) {
+        if (SSL_read_ex(ssl, s->rbuf + got, want - got, &n)) {
             got += n;
             continue;
         }
-        e = SSL_get_error(c->ssl, 0);
+        e = SSL_get_error(ssl, 0);
         break;
     }
     if (got) {
@@ -163,8 +173,8 @@ static void read_path(dx_conn *c)
     switch (e) {
     case SSL_ERROR_NONE:                       /* the buffer filled up */
         /* Bytes OpenSSL already holds do not make the socket readable. */
-        if (!c->paused && SSL_has_pending(c->ssl))
-            ev_feed_event(s->loop, &c->rio, EV_READ);
+        if (!c->paused && SSL_has_pending(c->rare->ssl))
+            ev_feed_event(s->loop, &c->io, EV_READ);
         return;
     case SSL_ERROR_WANT_READ:
         return;
@@ -189,36 +199,27 @@ static void read_path(dx_conn *c)
 
 void dx_tls_on_readable(dx_conn *c)
 {
-    c->busy = 1;                               /* whatever happens below, c stays allocated */
     if (c->tls_flush_wants_read) {
         c->tls_flush_wants_read = 0;
         dx_out_flush(c);
     }
     if (c->state != DX_DEAD) {
         if (c->paused && !c->tls_flush_wants_read)
-            ev_io_stop(c->srv->loop, &c->rio); /* it ran for the write only */
+            dx_conn_watch(c);                  /* it ran for the write only */
         else
             read_path(c);
     }
-    c->busy = 0;
-    if (c->state == DX_DEAD && !c->dirty)
-        free(c);
 }
 
 void dx_tls_on_writable(dx_conn *c)
 {
-    c->busy = 1;
     if (c->tls_read_wants_write) {
         c->tls_read_wants_write = 0;
-        if (!c->writing)
-            ev_io_stop(c->srv->loop, &c->wio);
+        dx_conn_watch(c);
         read_path(c);
     }
     if (c->state != DX_DEAD && c->writing)
         dx_out_flush(c);
-    c->busy = 0;
-    if (c->state == DX_DEAD && !c->dirty)
-        free(c);
 }
 
 /* Copies the head of the queue, up to one record, into the stage. */
@@ -256,25 +257,21 @@ int dx_tls_flush(dx_conn *c)
             p = s->tls_stage;
         }
         size_t w;
-        if (SSL_write_ex(c->ssl, p, len, &w)) {
-            c->last_tx = ev_now(s->loop);
+        if (SSL_write_ex(c->rare->ssl, p, len, &w)) {
+            if (c->state == DX_HANDSHAKE)   /* last_tx shares its slot with ping_at and since */
+                c->last_tx = ev_now(s->loop);
             dx_out_consume(c, w);
             continue;
         }
-        int e = SSL_get_error(c->ssl, 0);
+        int e = SSL_get_error(c->rare->ssl, 0);
         if (e == SSL_ERROR_WANT_WRITE) {
             dx_out_wait_writable(c);
             return 1;
         }
         if (e == SSL_ERROR_WANT_READ) {
             c->tls_flush_wants_read = 1;
-            if (c->writing) {
-                c->writing = 0;
-                if (!c->tls_read_wants_write)
-                    ev_io_stop(s->loop, &c->wio);
-            }
-            if (c->paused)
-                ev_io_start(s->loop, &c->rio);
+            c->writing = 0;
+            dx_conn_watch(c);
             return 1;
         }
         c->tls_failed = 1;

@@ -77,8 +77,9 @@ static void destroy(dx_server *s, dx_topic *t)
 
 static int member_index(const dx_conn *c, const dx_topic *t)
 {
-    for (uint32_t i = 0; i < c->ntopics; i++)
-        if (c->topics[i].topic == t)
+    const dx_memberships *m = c->topics;
+    for (uint32_t i = 0; m && i < m->n; i++)
+        if (m->at[i].topic == t)
             return (int)i;
     return -1;
 }
@@ -92,13 +93,16 @@ int dx_conn_subscribe(dx_conn *c, const char *name, size_t len)
     dx_topic *t = find(s, name, len, h);
     if (t && member_index(c, t) >= 0)
         return 0;
-    if (c->ntopics == c->topics_cap) {
-        uint32_t cap = c->topics_cap ? c->topics_cap * 2 : 2;
-        dx_membership *m = realloc(c->topics, cap * sizeof *m);
+    dx_memberships *m = c->topics;
+    if (m == NULL || m->n == m->cap) {
+        uint32_t cap = m ? m->cap * 2 : 2;
+        m = realloc(m, sizeof *m + cap * sizeof m->at[0]);
         if (m == NULL)
             return -1;
+        if (c->topics == NULL)
+            m->n = 0;
+        m->cap = cap;
         c->topics = m;
-        c->topics_cap = cap;
     }
     if (t == NULL && (t = create(s, name, len, h)) == NULL)
         return -1;
@@ -113,9 +117,9 @@ int dx_conn_subscribe(dx_conn *c, const char *name, size_t len)
         t->subs = subs;
         t->cap = cap;
     }
-    c->topics[c->ntopics].topic = t;
-    c->topics[c->ntopics].at = t->n;
-    c->ntopics++;
+    m->at[m->n].topic = t;
+    m->at[m->n].at = t->n;
+    m->n++;
     t->subs[t->n++] = c;
     return 1;
 }
@@ -124,13 +128,14 @@ int dx_conn_subscribe(dx_conn *c, const char *name, size_t len)
 static void leave(dx_conn *c, uint32_t i)
 {
     dx_server *s = c->srv;
-    dx_topic *t = c->topics[i].topic;
-    size_t at = c->topics[i].at;
+    dx_memberships *m = c->topics;
+    dx_topic *t = m->at[i].topic;
+    size_t at = m->at[i].at;
     dx_conn *moved = t->subs[--t->n];          /* the last subscriber fills the hole */
     t->subs[at] = moved;
     if (moved != c)
-        moved->topics[member_index(moved, t)].at = at;
-    c->topics[i] = c->topics[--c->ntopics];
+        moved->topics->at[member_index(moved, t)].at = at;
+    m->at[i] = m->at[--m->n];
     if (t->n == 0)
         destroy(s, t);
 }
@@ -147,11 +152,10 @@ int dx_conn_unsubscribe(dx_conn *c, const char *name, size_t len)
 
 void dx_topics_leave_all(dx_conn *c)
 {
-    while (c->ntopics)
-        leave(c, c->ntopics - 1);
+    while (c->topics && c->topics->n)
+        leave(c, c->topics->n - 1);
     free(c->topics);
     c->topics = NULL;
-    c->topics_cap = 0;
 }
 
 void dx_topics_free(dx_server *s)

@@ -1,6 +1,6 @@
 /* The write path: a per-connection queue of output chunks, flushed with one
- * sendmsg per connection per loop iteration (the "cork"), and the write
- * watcher that takes over when the socket is full. */
+ * sendmsg per connection per loop iteration (the "cork"), and the wait
+ * for writable (the connection's watcher) when the socket is full. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +19,29 @@ static void append(dx_conn *c, dx_out *o)
     c->out_tail = o;
 }
 
+/* A new chunk of cap bytes from malloc, its fields set. A DX_OUT_CHUNK one
+ * is counted (nchunks) and keeps spare_trim running until none is left.
+ * Returns NULL when out of memory. */
+static dx_out *alloc_chunk(dx_server *s, size_t cap)
+{
+    dx_out *t = malloc(sizeof *t + cap);
+    if (t == NULL)
+        return NULL;
+    if (cap == DX_OUT_CHUNK) {
+        s->nchunks++;
+        if (!ev_is_active(&s->spare_trim)) {
+            s->spare_low = s->nspare;
+            ev_timer_again(s->loop, &s->spare_trim);
+            ev_unref(s->loop);             /* chunks alone do not keep the loop running */
+        }
+    }
+    t->shared = NULL;
+    t->held = NULL;
+    t->len = t->off = 0;
+    t->cap = cap;
+    return t;
+}
+
 /* Room for n more bytes at the end of the queue: in the tail chunk when it
  * has room, else in a new chunk (a shared or held tail has cap 0: never
  * written into). Returns NULL when out of memory. */
@@ -31,14 +54,12 @@ uint8_t *dx_out_reserve(dx_conn *c, size_t n)
         if (cap == DX_OUT_CHUNK && s->spare) {   /* the common case: no malloc */
             t = s->spare;
             s->spare = t->next;
-            s->nspare--;
-        } else if ((t = malloc(sizeof *t + cap)) == NULL) {
+            if (--s->nspare < s->spare_low)
+                s->spare_low = s->nspare;
+            t->len = t->off = 0;
+        } else if ((t = alloc_chunk(s, cap)) == NULL) {
             return NULL;
         }
-        t->shared = NULL;
-        t->held = NULL;
-        t->len = t->off = 0;
-        t->cap = cap;
         append(c, t);
     }
     uint8_t *p = t->data + t->len;
@@ -46,6 +67,20 @@ uint8_t *dx_out_reserve(dx_conn *c, size_t n)
     c->out_bytes += n;
     dx_out_mark_dirty(c);
     return p;
+}
+
+uint8_t *dx_out_reserve_fitted(dx_conn *c, size_t n)
+{
+    if (c->out_tail)
+        return dx_out_reserve(c, n);
+    dx_out *t = alloc_chunk(c->srv, n);
+    if (t == NULL)
+        return NULL;
+    append(c, t);
+    t->len = n;
+    c->out_bytes += n;
+    dx_out_mark_dirty(c);
+    return t->data;
 }
 
 void dx_shared_release(dx_shared *f)
@@ -140,7 +175,8 @@ void dx_out_mark_dirty(dx_conn *c)
 }
 
 /* Lets go of a chunk: a small own-bytes chunk goes back to the server's
- * spares (while it keeps fewer than DX_SPARE_MAX), anything else is freed. */
+ * spares (while it keeps fewer than DX_SPARE_MAX; spare_trim frees those a
+ * burst left unused), anything else is freed. */
 static void chunk_done(dx_server *s, dx_out *o)
 {
     if (o->shared) {
@@ -153,11 +189,39 @@ static void chunk_done(dx_server *s, dx_out *o)
         s->nspare++;
         return;
     }
+    if (o->cap == DX_OUT_CHUNK)
+        s->nchunks--;
     free(o);
+}
+
+static void stop_trimming(dx_server *s)
+{
+    if (ev_is_active(&s->spare_trim)) {
+        ev_ref(s->loop);
+        ev_timer_stop(s->loop, &s->spare_trim);
+    }
+}
+
+void dx_out_trim_spares(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    dx_server *s = w->data;
+    for (int n = s->spare_low; n > 0 && s->spare; n--) {   /* none took them since the last run */
+        dx_out *o = s->spare;
+        s->spare = o->next;
+        s->nspare--;
+        s->nchunks--;
+        free(o);
+    }
+    s->spare_low = s->nspare;
+    if (s->nchunks == 0)                   /* none in queues either: none can come back */
+        stop_trimming(s);
 }
 
 void dx_out_free_spares(dx_server *s)
 {
+    stop_trimming(s);
     while (s->spare) {
         dx_out *next = s->spare->next;
         free(s->spare);
@@ -198,7 +262,7 @@ void dx_out_consume(dx_conn *c, size_t n)
 }
 
 /* Writes as much of the queue as the socket takes. Returns 0 when it is
- * empty, 1 when the socket is full (the write watcher takes over), -1 when
+ * empty, 1 when the socket is full (the watcher waits for writable), -1 when
  * c was lost. */
 static int flush_plain(dx_conn *c)
 {
@@ -210,7 +274,7 @@ static int flush_plain(dx_conn *c)
             iov[n].iov_len = o->len - o->off;
         }
         struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)n };
-        ssize_t w = sendmsg(c->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+        ssize_t w = sendmsg(c->io.fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (w < 0) {
             if (errno == EINTR)
                 continue;
@@ -221,7 +285,8 @@ static int flush_plain(dx_conn *c)
             dx_conn_lost(c);
             return -1;
         }
-        c->last_tx = ev_now(c->srv->loop);
+        if (c->state == DX_HANDSHAKE)       /* last_tx shares its slot with ping_at and since */
+            c->last_tx = ev_now(c->srv->loop);
         dx_out_consume(c, (size_t)w);
     }
     return 0;
@@ -231,22 +296,21 @@ void dx_out_wait_writable(dx_conn *c)
 {
     if (!c->writing) {
         c->writing = 1;
-        ev_io_start(c->srv->loop, &c->wio);
+        dx_conn_watch(c);
     }
 }
 
 /* Writes as much of the queue as the socket takes. When it is empty, a
  * lingering connection moves on (and may be freed: do not touch c after this
- * returns unless it was open). When the socket is full, the write watcher
- * takes over. */
+ * returns unless it was open). When the socket is full, the watcher
+ * waits for writable. */
 void dx_out_flush(dx_conn *c)
 {
-    if ((c->ssl ? dx_tls_flush(c) : flush_plain(c)) != 0)
+    if ((c->tls ? dx_tls_flush(c) : flush_plain(c)) != 0)
         return;
     if (c->writing) {
         c->writing = 0;
-        if (!c->tls_read_wants_write)
-            ev_io_stop(c->srv->loop, &c->wio);
+        dx_conn_watch(c);
     }
     if (c->state == DX_LINGER) {
         dx_conn_linger(c, c->drain);
@@ -259,12 +323,9 @@ void dx_out_flush(dx_conn *c)
     }
 }
 
-void dx_writer_cb(struct ev_loop *loop, ev_io *w, int revents)
+void dx_writer_on_writable(dx_conn *c)
 {
-    (void)loop;
-    (void)revents;
-    dx_conn *c = w->data;
-    if (c->ssl)
+    if (c->tls)
         dx_tls_on_writable(c);
     else
         dx_out_flush(c);
