@@ -7,22 +7,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include "bench/proc.h"
+#include "transport/server.h"
 
 extern char **environ;
-
-void dx_proc_raise_nofile(void)
-{
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max;
-        setrlimit(RLIMIT_NOFILE, &rl);
-    }
-}
 
 long long dx_proc_rss(int pid)
 {
@@ -85,7 +76,7 @@ int dx_proc_stop(pid_t pid, int sig, double timeout)
 pid_t dx_proc_spawn(char *const argv[], const char *stderr_path, double timeout,
                     char *line, size_t linecap, int *out_fd, char *err, size_t errcap)
 {
-    dx_proc_raise_nofile();
+    dx_raise_fd_limit();               /* the child inherits it */
     int fds[2];
     if (pipe2(fds, O_CLOEXEC) < 0) {
         snprintf(err, errcap, "pipe: %s", strerror(errno));

@@ -5,10 +5,6 @@
 
 #include <sys/types.h>
 
-/* Raises this process's soft limit on open files to its hard limit (a
- * child started afterwards inherits it). */
-void dx_proc_raise_nofile(void);
-
 /* VmRSS of process pid in bytes, or -1 when it cannot be read. */
 long long dx_proc_rss(int pid);
 

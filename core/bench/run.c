@@ -8,6 +8,7 @@
 #include "bench/internal.h"
 #include "bench/payload.h"
 #include "bench/proc.h"
+#include "transport/server.h"
 
 void dx_bench_defaults(dx_bench_opts *o)
 {
@@ -319,7 +320,7 @@ int dx_bench_run(const dx_bench_opts *o, dx_bench_result *r, char *err, size_t e
         snprintf(err, errcap, "bad options (connections, depth >= 1; size >= %d)", DX_PAYLOAD_MIN);
         return -1;
     }
-    dx_proc_raise_nofile();
+    dx_raise_fd_limit();
     dx_brun b;
     if (setup(&b, o, r) < 0) {
         teardown(&b);

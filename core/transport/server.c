@@ -167,6 +167,7 @@ int dx_server_listen(dx_server *s, const char *host, int port,
         *errname = "ETLS";
         return -1;
     }
+    dx_raise_fd_limit();
     struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE };
     struct addrinfo *res = NULL;
     char svc[16];

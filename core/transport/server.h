@@ -117,6 +117,13 @@ dx_server *dx_server_new(struct ev_loop *loop, const dx_config *cfg,
 int dx_server_listen(dx_server *s, const char *host, int port,
                      char *errbuf, size_t errcap, const char **errname);
 
+/* Raises this process's soft limit on open files to its hard limit: every
+ * connection is a descriptor, and the usual soft limit (1024) would cap a
+ * server at about a thousand of them. dx_server_listen calls it; a process
+ * started afterwards inherits the limit. Returns the soft limit now in
+ * force, or -1 when it is unlimited or cannot be read. */
+long dx_raise_fd_limit(void);
+
 /* The port bound by dx_server_listen, or 0. */
 int dx_server_port(const dx_server *s);
 

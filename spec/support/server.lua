@@ -156,7 +156,8 @@ end
 -- start(app_path [, extra_args [, o]]) -> server {port, pid, stderr_path,
 -- stop(), log(), ...}. Raises (with the server's stderr) if the server does
 -- not print its listening line within the start timeout. o.bin overrides
--- the binary; o.host the --host value.
+-- the binary; o.host the --host value; o.nofile a soft limit on open files
+-- to start it under (default: the hard limit).
 function M.start(app_path, extra_args, o)
   o = o or {}
   local self = setmetatable({
@@ -169,7 +170,8 @@ function M.start(app_path, extra_args, o)
   for _, a in ipairs(extra_args or {}) do argv[#argv + 1] = q(a) end
   -- Servers may hold many connections (the 10 000-subscriber spec): raise
   -- the open-file limit to what the system allows.
-  local inner = "ulimit -n $(ulimit -Hn) 2>/dev/null; " .. table.concat(argv, " ")
+  local limit = o.nofile and ("ulimit -Sn " .. math.floor(o.nofile)) or "ulimit -n $(ulimit -Hn) 2>/dev/null"
+  local inner = limit .. "; " .. table.concat(argv, " ")
     .. " >" .. q(self.stdout_path) .. " 2>" .. q(self.stderr_path) .. " </dev/null & p=$!; echo $p; "
     .. "wait $p; echo \"exit $?\" >" .. q(self.status_path)
   -- The outer shell backgrounds the wrapper and returns at once; the wrapper

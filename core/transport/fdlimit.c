@@ -1,0 +1,22 @@
+/* The open-file limit a server runs under: see server.h. */
+#include <sys/resource.h>
+#include "transport/server.h"
+
+/* Linux's default ceiling (fs.nr_open): what an unlimited hard limit is
+ * taken to mean, since the kernel refuses RLIM_INFINITY for open files. */
+#define DX_NOFILE_CEILING 1048576
+
+long dx_raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return -1;
+    rlim_t want = rl.rlim_max == RLIM_INFINITY ? DX_NOFILE_CEILING : rl.rlim_max;
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want) {
+        rlim_t was = rl.rlim_cur;
+        rl.rlim_cur = want;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+            rl.rlim_cur = was;
+    }
+    return rl.rlim_cur == RLIM_INFINITY ? -1 : (long)rl.rlim_cur;
+}
