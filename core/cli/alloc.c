@@ -3,8 +3,9 @@
  * per-thread cache holds 7 blocks of a size, so most of those mallocs and
  * frees went the long way (about 290 instructions per message, more than
  * the core's whole read path). Blocks of up to DX_SMALL_MAX bytes (the
- * string of a message up to about 4 KiB) are rounded up to a multiple of
- * 16 and, once freed, kept on a free list of their size (LIFO: the next
+ * string of a message up to about 4 KiB) are sized as glibc sizes its
+ * chunks (a multiple of 16 with 8 bytes of header: 16c - 8 bytes of room)
+ * and, once freed, kept on a free list of their size (LIFO: the next
  * string reuses a block still in cache); the lists hold DX_CACHE_BYTES at
  * most in all, the rest goes back to free(). Every block is a malloc'ed
  * one, so any can be freed at any time. */
@@ -13,8 +14,9 @@
 #include "cli/alloc.h"
 
 #define DX_CLASS_SHIFT 4
+#define DX_CHUNK_HEADER 8                      /* glibc's size word before each block */
 #define DX_SMALL_MAX 4096                      /* larger blocks: plain malloc */
-#define DX_NCLASSES (DX_SMALL_MAX >> DX_CLASS_SHIFT)
+#define DX_NCLASSES ((DX_SMALL_MAX + DX_CHUNK_HEADER + 15) >> DX_CLASS_SHIFT)
 #define DX_CACHE_BYTES (4u * 1024 * 1024)
 
 typedef struct dx_free_block {
@@ -26,9 +28,17 @@ struct dx_alloc_cache {
     size_t bytes;                              /* held by the lists */
 };
 
+/* Class c: blocks of 16c - 8 bytes, which glibc keeps in chunks of 16c.
+ * (Rounding the size itself up to 16 would put a 120-byte userdata, or a
+ * 56-byte table, in a chunk 16 bytes larger.) */
 static size_t class_of(size_t size)
 {
-    return (size + (1u << DX_CLASS_SHIFT) - 1) >> DX_CLASS_SHIFT;
+    return (size + DX_CHUNK_HEADER + (1u << DX_CLASS_SHIFT) - 1) >> DX_CLASS_SHIFT;
+}
+
+static size_t block_size(size_t c)
+{
+    return (c << DX_CLASS_SHIFT) - DX_CHUNK_HEADER;
 }
 
 static void *take(dx_alloc_cache *k, size_t size)
@@ -38,7 +48,7 @@ static void *take(dx_alloc_cache *k, size_t size)
     size_t c = class_of(size);
     dx_free_block *b = k->head[c];
     if (b == NULL)
-        return malloc(c << DX_CLASS_SHIFT);
+        return malloc(block_size(c));
     k->head[c] = b->next;
     k->bytes -= c << DX_CLASS_SHIFT;
     return b;
