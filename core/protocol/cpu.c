@@ -1,27 +1,22 @@
 /* CPU features, asked once: see cpu.h. */
 #include "cpu.h"
 
-static int wanted = 1;
+int dx_cpu_avx2;
+static int cpu_has_avx2;
 
 #if defined(DX_HAVE_AVX2_BUILD)
-static int cpu_has_avx2(void)
+/* Before main, and when the Lua module is loaded. */
+__attribute__((constructor))
+static void detect(void)
 {
-    static int known = -1;
-    if (known < 0)
-        known = __builtin_cpu_supports("avx2") ? 1 : 0;
-    return known;
+    __builtin_cpu_init();
+    cpu_has_avx2 = __builtin_cpu_supports("avx2") ? 1 : 0;
+    dx_cpu_avx2 = cpu_has_avx2;
 }
-#else
-static int cpu_has_avx2(void) { return 0; }
 #endif
-
-int dx_cpu_avx2(void)
-{
-    return wanted && cpu_has_avx2();
-}
 
 int dx_cpu_use_avx2(int on)
 {
-    wanted = on;
-    return dx_cpu_avx2();
+    dx_cpu_avx2 = on && cpu_has_avx2;
+    return dx_cpu_avx2;
 }

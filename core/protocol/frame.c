@@ -125,16 +125,32 @@ static uint64_t key_word(const uint8_t key[4], uint64_t phase)
 typedef uint64_t dx_u64x2 __attribute__((vector_size(16)));
 #endif
 
+/* From p + i on: 8 bytes at a time with k (the key for offset), then the
+ * tail byte by byte. */
+static inline void mask_rest(uint8_t *p, size_t i, size_t len, const uint8_t key[4],
+                             uint64_t offset, uint64_t k)
+{
+    for (; len - i >= 8; i += 8) {
+        uint64_t w;
+        memcpy(&w, p + i, 8);
+        w ^= k;
+        memcpy(p + i, &w, 8);
+    }
+    for (; i < len; i++)                  /* the tail: fewer than 8 bytes */
+        p[i] ^= key[(offset + i) & 3];
+}
+
 #if defined(DX_HAVE_AVX2_BUILD)
 /* 32 bytes in one AVX2 register. */
 typedef uint64_t dx_u64x4 __attribute__((vector_size(32)));
 
-/* XORs k into p, 64 bytes per iteration, then 32 more when they are
- * there: returns how many bytes it did (a multiple of 32). Twice the
- * bytes per instruction of the SSE2 loop, on CPUs that have AVX2. */
+/* dx_mask for a payload of 64 bytes or more on a CPU with AVX2: 64 bytes
+ * per iteration (twice the bytes per instruction of the SSE2 loop), then
+ * 32 more when they are there, then the rest. */
 __attribute__((target("avx2")))
-static size_t mask_avx2(uint8_t *p, size_t len, uint64_t k)
+static void mask_avx2(uint8_t *p, size_t len, const uint8_t key[4], uint64_t offset)
 {
+    uint64_t k = key_word(key, offset);
     dx_u64x4 kv = { k, k, k, k };
     size_t i = 0;
     for (; len - i >= 64; i += 64) {
@@ -153,24 +169,28 @@ static size_t mask_avx2(uint8_t *p, size_t len, uint64_t k)
         memcpy(p + i, &a, 32);
         i += 32;
     }
-    return i;
+    mask_rest(p, i, len, key, offset, k);
 }
 #endif
 
 /* Unaligned loads and stores (memcpy of a constant size compiles to one
  * move) from the first byte: no alignment prologue, which for the short
- * payloads most messages have costs more than it saves. */
+ * payloads most messages have costs more than it saves. A long payload on
+ * a CPU with AVX2 goes to mask_avx2 (a tail call: the short path stays a
+ * leaf function). */
 void dx_mask(uint8_t *p, size_t len, const uint8_t key[4], uint64_t offset)
 {
-    size_t i = 0;
-    if (len >= 8) {
-        uint64_t k = key_word(key, offset);
-#if defined(__GNUC__)
 #if defined(DX_HAVE_AVX2_BUILD)
-        if (len >= 64 && dx_cpu_avx2())
-            i = mask_avx2(p, len, k);
-        else
+    if (len >= 64 && dx_cpu_avx2) {
+        mask_avx2(p, len, key, offset);
+        return;
+    }
 #endif
+    size_t i = 0;
+    uint64_t k = 0;
+    if (len >= 8) {
+        k = key_word(key, offset);
+#if defined(__GNUC__)
         if (len >= 64) {
             dx_u64x2 kv = { k, k };
             for (; len - i >= 32; i += 32) {
@@ -184,13 +204,6 @@ void dx_mask(uint8_t *p, size_t len, const uint8_t key[4], uint64_t offset)
             }
         }
 #endif
-        for (; len - i >= 8; i += 8) {
-            uint64_t w;
-            memcpy(&w, p + i, 8);
-            w ^= k;
-            memcpy(p + i, &w, 8);
-        }
     }
-    for (; i < len; i++)                  /* the tail: fewer than 8 bytes */
-        p[i] ^= key[(offset + i) & 3];
+    mask_rest(p, i, len, key, offset, k);
 }

@@ -50,35 +50,13 @@ static const uint8_t dx_utf8_next[NSTATES][NCLASSES] = {
 
 #define DX_HIGH_BITS 0x8080808080808080ull
 
-#if defined(DX_HAVE_AVX2_BUILD)
-/* 64 bytes per iteration while they are ASCII: two 32-byte loads or-ed
- * together, whose byte sign bits (vpmovmskb) must all be clear. Returns
- * the new i; the caller goes on a word at a time. */
-__attribute__((target("avx2")))
-static size_t skip_ascii_avx2(const uint8_t *p, size_t i, size_t len)
-{
-    while (len - i >= 64) {
-        __m256i a = _mm256_loadu_si256((const __m256i *)(const void *)(p + i));
-        __m256i b = _mm256_loadu_si256((const __m256i *)(const void *)(p + i + 32));
-        if (_mm256_movemask_epi8(_mm256_or_si256(a, b)) != 0)
-            break;
-        i += 64;
-    }
-    return i;
-}
-#endif
-
 /* Skips the run of 8-byte all-ASCII words at p[i..len); returns the new i.
- * 64 bytes at a time with AVX2 (where cpu.h says so) and 32 at a time
- * without (one test of four words or-ed together), then 8 at a time. */
-static size_t skip_ascii_words(const uint8_t *p, size_t i, size_t len)
+ * 32 bytes at a time while they are ASCII (one test of four words or-ed
+ * together), then 8 at a time. */
+static inline size_t skip_ascii_words(const uint8_t *p, size_t i, size_t len)
 {
     uint64_t w;
 
-#if defined(DX_HAVE_AVX2_BUILD)
-    if (len - i >= 128 && dx_cpu_avx2())
-        i = skip_ascii_avx2(p, i, len);
-#endif
     while (len - i >= 32) {
         uint64_t a, b, c, d;
         memcpy(&a, p + i, 8);
@@ -98,14 +76,18 @@ static size_t skip_ascii_words(const uint8_t *p, size_t i, size_t len)
     return i;
 }
 
-uint32_t dx_utf8_feed(uint32_t state, const uint8_t *p, size_t len)
+/* The DFA over p[0..len) from state, a run of ASCII skipped by
+ * skip_ascii_words, and by skip_ascii_avx2 first when wide (a constant
+ * where this is inlined). */
+static inline __attribute__((always_inline))
+uint32_t run(uint32_t state, const uint8_t *p, size_t len, size_t (*wide)(const uint8_t *, size_t, size_t))
 {
     size_t i = 0;
 
-    if (state >= NSTATES)
-        return DX_UTF8_REJECT;
     while (i < len) {
         if (state == DX_UTF8_ACCEPT && p[i] < 0x80) {
+            if (wide && len - i >= 64)
+                i = wide(p, i, len);
             i = skip_ascii_words(p, i, len);
             if (i == len)
                 break;
@@ -115,6 +97,45 @@ uint32_t dx_utf8_feed(uint32_t state, const uint8_t *p, size_t len)
             break;
     }
     return state;
+}
+
+#if defined(DX_HAVE_AVX2_BUILD)
+/* 64 bytes per iteration while they are ASCII: two 32-byte loads or-ed
+ * together, whose byte sign bits (vpmovmskb) must all be clear. Returns
+ * the new i; the caller goes on a word at a time. */
+__attribute__((target("avx2")))
+static inline size_t skip_ascii_avx2(const uint8_t *p, size_t i, size_t len)
+{
+    while (len - i >= 64) {
+        __m256i a = _mm256_loadu_si256((const __m256i *)(const void *)(p + i));
+        __m256i b = _mm256_loadu_si256((const __m256i *)(const void *)(p + i + 32));
+        if (_mm256_movemask_epi8(_mm256_or_si256(a, b)) != 0)
+            break;
+        i += 64;
+    }
+    return i;
+}
+
+/* dx_utf8_feed for a long text on a CPU with AVX2: ASCII runs go 64 bytes
+ * an iteration. */
+__attribute__((target("avx2")))
+static uint32_t feed_avx2(uint32_t state, const uint8_t *p, size_t len)
+{
+    return run(state, p, len, skip_ascii_avx2);
+}
+#endif
+
+/* A text of 128 bytes or more on a CPU with AVX2 goes to feed_avx2 (a tail
+ * call: the short path stays as it was). */
+uint32_t dx_utf8_feed(uint32_t state, const uint8_t *p, size_t len)
+{
+    if (state >= NSTATES)
+        return DX_UTF8_REJECT;
+#if defined(DX_HAVE_AVX2_BUILD)
+    if (len >= 128 && dx_cpu_avx2)
+        return feed_avx2(state, p, len);
+#endif
+    return run(state, p, len, NULL);
 }
 
 int dx_utf8_valid(const uint8_t *p, size_t len)
