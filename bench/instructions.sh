@@ -80,7 +80,7 @@ run() {
   local ir msgs
   ir=$(sed -n 's/^summary: //p' "$prof")
   msgs=$(sed -n 's/^messages //p; s/^connections //p' "$log")
-  echo "$ir $msgs $prof"
+  echo "${ir:-0} ${msgs:-0} $prof"     # 0: the server did not run (see its log)
 }
 
 # Instructions by object file, for the profile pair: "object Ir/message" lines.
@@ -96,14 +96,16 @@ split() {
     sort -k2 -nr
 }
 
+failed=0
 for vm in $VMS; do
   [[ -x $BUILD/$vm/duplex ]] || { echo "instructions.sh: $BUILD/$vm/duplex missing (make build)" >&2; exit 2; }
   for sc in $SCENARIOS; do
     read -r lo hi < <(counts "$sc")
     read -r ir1 m1 p1 < <(run "$vm" "$sc" "$lo")
     read -r ir2 m2 p2 < <(run "$vm" "$sc" "$hi")
-    if [[ -z $m1 || -z $m2 || $m2 -le $m1 ]]; then
+    if ! (( m1 > 0 && m2 > m1 )); then
       echo "$vm $sc: run failed (see $OUT/callgrind.$vm.$sc.*.log)" >&2
+      failed=1
       continue
     fi
     dm=$((m2 - m1))
@@ -115,3 +117,4 @@ for vm in $VMS; do
     [[ ${KEEP:-0} == 1 ]] || rm -f "$p1" "$p2" "$OUT"/callgrind."$vm"."$sc".*.log
   done
 done
+exit "$failed"
