@@ -6,17 +6,14 @@
  * taken to mean, since the kernel refuses RLIM_INFINITY for open files. */
 #define DX_NOFILE_CEILING 1048576
 
-long dx_raise_fd_limit(void)
+void dx_raise_fd_limit(void)
 {
     struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
-        return -1;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+        return;
     rlim_t want = rl.rlim_max == RLIM_INFINITY ? DX_NOFILE_CEILING : rl.rlim_max;
-    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want) {
-        rlim_t was = rl.rlim_cur;
+    if (rl.rlim_cur < want) {
         rl.rlim_cur = want;
-        if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
-            rl.rlim_cur = was;
+        setrlimit(RLIMIT_NOFILE, &rl);   /* on failure the old limit stays */
     }
-    return rl.rlim_cur == RLIM_INFINITY ? -1 : (long)rl.rlim_cur;
 }

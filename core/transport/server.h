@@ -120,9 +120,8 @@ int dx_server_listen(dx_server *s, const char *host, int port,
 /* Raises this process's soft limit on open files to its hard limit: every
  * connection is a descriptor, and the usual soft limit (1024) would cap a
  * server at about a thousand of them. dx_server_listen calls it; a process
- * started afterwards inherits the limit. Returns the soft limit now in
- * force, or -1 when it is unlimited or cannot be read. */
-long dx_raise_fd_limit(void);
+ * started afterwards inherits the limit. */
+void dx_raise_fd_limit(void);
 
 /* The port bound by dx_server_listen, or 0. */
 int dx_server_port(const dx_server *s);
