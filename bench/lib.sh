@@ -137,22 +137,16 @@ start_server() { # name lifetime [log]: sets PID SPID PORT; WHY if it failed
   fi
 }
 
-tree_cpu() { # pids...: utime+stime jiffies summed
-  local t=0 p v
+tree_jiffies() { # awk-expr pids...: that expression of /proc/PID/stat summed
+  local expr=$1 t=0 p v; shift
   for p in "$@"; do
-    v=$(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null) || v=0
+    v=$(awk "{print $expr}" "/proc/$p/stat" 2>/dev/null) || v=0
     t=$(( t + ${v:-0} ))
   done
   echo "$t"
 }
-tree_sys() { # pids...: stime jiffies summed (time in the kernel for them)
-  local t=0 p v
-  for p in "$@"; do
-    v=$(awk '{print $15}' "/proc/$p/stat" 2>/dev/null) || v=0
-    t=$(( t + ${v:-0} ))
-  done
-  echo "$t"
-}
+tree_cpu() { tree_jiffies '$14 + $15' "$@"; } # pids...: utime+stime jiffies summed
+tree_sys() { tree_jiffies '$15' "$@"; }       # pids...: stime (in the kernel for them)
 core_stat() { # jiffies of core $1: "busy tasks total" (busy: all but idle and
   # iowait, so softirq and steal too; tasks: user+nice+system, i.e. time some
   # process was charged for)
