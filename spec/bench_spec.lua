@@ -8,18 +8,7 @@ local function json_number(line, key)
   return tonumber(line:match('"' .. key .. '":(%-?[%d%.eE+]+)'))
 end
 
--- bench(args) -> exit code, the JSON line (or nil), stdout, stderr
-local function bench(args, timeout)
-  local argv = { "bench" }
-  for _, a in ipairs(args) do argv[#argv + 1] = a end
-  local code, out, err = server.run(argv, timeout or 30)
-  local line
-  for l in out:gmatch("[^\n]+") do
-    if l:sub(1, 1) == "{" then line = l end
-  end
-  assert.is_nil(server.sanitizer_report(err), err)
-  return code, line, out, err
-end
+local bench = server.bench
 
 local QUICK = { "--connections", "4", "--depth", "4", "--seconds", "1", "--warmup", "0.2", "--json" }
 

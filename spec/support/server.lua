@@ -235,6 +235,22 @@ function M.run(args, timeout, o)
   return exit_code_of(status), so, se
 end
 
+-- bench(args [, timeout]) -> exit_code, its JSON line (or nil), stdout,
+-- stderr: `duplex bench ARGS...` run to its end (default bound 30 s); a
+-- sanitizer report in its stderr raises.
+function M.bench(args, timeout)
+  local argv = { "bench" }
+  for _, a in ipairs(args) do argv[#argv + 1] = a end
+  local code, out, err = M.run(argv, timeout or 30)
+  local line
+  for l in out:gmatch("[^\n]+") do
+    if l:sub(1, 1) == "{" then line = l end
+  end
+  local report = M.sanitizer_report(err)
+  if report then error("duplex bench: " .. report .. "\n" .. err, 2) end
+  return code, line, out, err
+end
+
 -- sh(cmd) -> exit_code, combined output: run a shell command to its end.
 function M.sh(cmd)
   local h = assert(io.popen("( " .. cmd .. " ) 2>&1; echo \"exit $?\"", "r"))
