@@ -5,19 +5,12 @@
 
 local server = require "spec.support.server"
 local wsclient = require "spec.support.wsclient"
+local h = require "spec.support.helpers"
 local socket = require "socket"
 
 local WWW = "spec/fixtures/www"
 local SIZE = 2 * 1024 * 1024
 local SLOW_SIZE = 16 * 1024 * 1024  -- well over the kernel buffers between us
-
-local function rss_kib(pid)
-  local f = io.open("/proc/" .. pid .. "/status")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return tonumber(s:match("VmRSS:%s*(%d+)"))
-end
 
 local function get(name, extra)
   return "GET /" .. name .. " HTTP/1.1\r\nHost: x\r\n" .. (extra or "") .. "\r\n"
@@ -45,7 +38,7 @@ describe("HTTP and peers that do not read", function()
 
   it("stops reading pipelined requests while their responses wait", function()
     local conn = assert(wsclient.tcp(srv.port))
-    local before = rss_kib(srv.pid)
+    local before = h.proc_kib(srv.pid, "VmRSS")
     -- 100 requests for a 2 MiB file, sent at once, none of the answers read:
     -- 200 MiB if every one were answered into memory.
     local burst = string.rep(get(name), 100)
@@ -57,7 +50,7 @@ describe("HTTP and peers that do not read", function()
     local resp = assert(other:read_http_response(5))
     assert.are.equal(200, resp.status)
     other:close()
-    local grown = rss_kib(srv.pid) - before
+    local grown = h.proc_kib(srv.pid, "VmRSS") - before
     assert.is_true(grown < 16 * 1024, ("RSS grew by %d KiB"):format(grown))
     conn:close()
   end)

@@ -8,25 +8,6 @@ local wsclient = require "spec.support.wsclient"
 local h = require "spec.support.helpers"
 local socket = require "socket"
 
--- Resident memory of a process, in KiB (Linux /proc).
-local function rss_kib(pid)
-  local f = io.open("/proc/" .. pid .. "/status")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return tonumber(s:match("VmRSS:%s*(%d+)"))
-end
-
--- The process's data segment and anonymous mappings, in KiB: what it has
--- reserved, touched or not.
-local function data_kib(pid)
-  local f = io.open("/proc/" .. pid .. "/status")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return tonumber(s:match("VmData:%s*(%d+)"))
-end
-
 describe("the send queue limit (max_backpressure)", function()
   local srv
   setup(function()
@@ -58,7 +39,7 @@ describe("the send queue limit (max_backpressure)", function()
       local c = h.open(srv.port)
       conns[i] = c
     end
-    local before = rss_kib(pid)
+    local before = h.proc_kib(pid, "VmRSS")
     -- Each peer asks for 16 MiB of output and reads none of it.
     for i = 1, 8 do assert(conns[i]:send_text("flood 256 65536")) end
     local deadline = wsclient.now() + 10
@@ -66,7 +47,7 @@ describe("the send queue limit (max_backpressure)", function()
       socket.sleep(0.01)
     end
     assert.are.equal(9, srv:count_log("failed=backpressure", true), srv:log()) -- 1 from the test above
-    local after = rss_kib(pid)
+    local after = h.proc_kib(pid, "VmRSS")
     -- 8 x 16 MiB was asked for; at most the cap (+ one message and the
     -- kernel's share) each may stay queued. Allow 16 MiB in all.
     assert.is_true(after - before < 16 * 1024,
@@ -117,7 +98,7 @@ describe("a frame header announcing a large payload", function()
     local conns = {}
     for i = 1, n do conns[i] = h.open(srv.port) end
     h.echo(conns[1], "warm")
-    local before = data_kib(pid)
+    local before = h.proc_kib(pid, "VmData")
     -- 8 MiB announced (under max_message), 20 KiB sent, then silence.
     local lie = wsclient.frame { opcode = 2, len = 8 * 1024 * 1024, payload = string.rep("x", 20 * 1024) }
     for i = 1, n do assert(conns[i]:send(lie)) end
@@ -128,7 +109,7 @@ describe("a frame header announcing a large payload", function()
       -- for a while, as the server reads the connections in its own time.
       local limit, grown, deadline = n * 160, 0, socket.gettime() + 2
       repeat
-        grown = data_kib(pid) - before
+        grown = h.proc_kib(pid, "VmData") - before
         socket.sleep(0.1)
       until grown >= limit or socket.gettime() > deadline
       assert.is_true(grown < limit, ("the data segment grew by %d KiB for %d connections"):format(grown, n))

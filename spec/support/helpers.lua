@@ -96,4 +96,15 @@ function M.protocol_error(port, bytes, code, o)
   M.assert_alive(port, o.path)
 end
 
+-- proc_kib(pid, field) -> a "kB" field of /proc/PID/status ("VmRSS": resident
+-- memory; "VmData": the data segment, touched or not), or nil when the
+-- process is gone.
+function M.proc_kib(pid, field)
+  local f = io.open("/proc/" .. pid .. "/status")
+  if not f then return nil end
+  local s = f:read("*a")
+  f:close()
+  return tonumber(s:match(field .. ":%s*(%d+)"))
+end
+
 return M
