@@ -20,6 +20,7 @@
 #define DX_CLIENT_RBUF (256 * 1024)   /* one per ctx, shared by its clients */
 #define DX_CLIENT_HEAD_MAX 8192       /* largest 101 response head */
 #define DX_RAND_POOL 4096             /* random bytes fetched at once */
+#define DX_PONG_ROOM (1024 * 1024)   /* unsent bytes past which pings go unanswered */
 
 enum cstate { C_CONNECTING, C_HANDSHAKE, C_OPEN, C_CLOSING, C_DEAD };
 
@@ -313,7 +314,10 @@ static void protocol_fail(dx_client *c, unsigned code, const char *why)
 static void on_control(dx_client *c, int opcode, const uint8_t *p, size_t len)
 {
     if (opcode == DX_OP_PING) {
-        if (c->state == C_OPEN)
+        /* A server that pings and never reads must not grow our queue:
+         * past DX_PONG_ROOM unsent, pings go unanswered (RFC 6455 5.5.3
+         * lets an endpoint answer only the latest one). */
+        if (c->state == C_OPEN && c->out_len - c->out_off < DX_PONG_ROOM)
             out_frame(c, DX_OP_PONG, p, len);
         return;
     }

@@ -232,7 +232,10 @@ void dx_reader_resume(dx_conn *c)
 static void on_control(dx_conn *c, int opcode, const uint8_t *p, size_t len)
 {
     if (opcode == DX_OP_PING) {
-        if (c->state == DX_OPEN)
+        /* A pong is output the peer makes us hold: it counts against
+         * max_backpressure like a send (refused past it, and the policy
+         * applies), so a peer that pings and never reads costs nothing. */
+        if (c->state == DX_OPEN && dx_conn_admit(c))
             dx_out_frame(c, DX_OP_PONG, p, len);
         return;
     }

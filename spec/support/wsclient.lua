@@ -187,9 +187,13 @@ end
 local Conn = {}
 Conn.__index = Conn
 
--- tcp(port [, host]) -> raw connection (no handshake) or nil, err
-function M.tcp(port, host)
-  local s = socket.tcp()
+-- tcp(port [, host [, o]]) -> raw connection (no handshake) or nil, err.
+-- o.recv_buffer sets SO_RCVBUF before connecting (a peer that reads little
+-- and advertises a small window, as an attacker would).
+function M.tcp(port, host, o)
+  -- socket.tcp() has no descriptor before connect; tcp4() has one to set.
+  local s = o and o.recv_buffer and socket.tcp4() or socket.tcp()
+  if o and o.recv_buffer then assert(s:setoption("recv-buffer-size", o.recv_buffer)) end
   s:settimeout(M.TIMEOUT)
   local ok, err = s:connect(host or "127.0.0.1", port)
   if not ok then s:close(); return nil, err end
@@ -507,11 +511,11 @@ end
 
 -- connect(port, path, headers, o) -> conn, resp (or nil, err).
 -- Sends a valid upgrade request (headers/o as in M.request; o.bytewise feeds
--- it one byte at a time) and reads the response head. conn.expected_accept
+-- it one byte at a time; o.recv_buffer as in M.tcp) and reads the response head. conn.expected_accept
 -- holds the Sec-WebSocket-Accept a correct server returns.
 function M.connect(port, path, headers, o)
   o = o or {}
-  local conn, err = M.tcp(port)
+  local conn, err = M.tcp(port, nil, o)
   if not conn then return nil, err end
   local key, accept = next_key()
   if o.key then key, accept = o.key, nil end
