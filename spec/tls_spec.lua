@@ -248,11 +248,18 @@ describe("wss", function()
     srv:stop()
   end)
 
-  it("serves plain HTTP as https://, with keep-alive", function()
+  it("serves plain HTTP as https://, with keep-alive, and a large file whole", function()
+    -- 5 MiB of distinct lines: a record sent twice, lost or out of order shows.
+    local name = ("_tmp_tls_big_%d.bin"):format(math.random(1, 1e9))
+    local lines = {}
+    for i = 1, 5 * 1024 * 1024 / 16 do lines[i] = ("%015x\n"):format(i) end
+    write_file("spec/fixtures/www/" .. name, table.concat(lines))
+    local sha = sh_ok("sha256sum " .. q("spec/fixtures/www/" .. name)):match("^%x+")
     local srv = server.start("spec/fixtures/http_app.lua", tls_args())
-    local code, out = server.sh(("timeout -s KILL 60 /usr/bin/python3 spec/interop/tls_checks.py https %d %s")
-      :format(srv.port, q(dir .. "/ca.pem")))
+    local code, out = server.sh(("timeout -s KILL 60 /usr/bin/python3 spec/interop/tls_checks.py https %d %s %s %s")
+      :format(srv.port, q(dir .. "/ca.pem"), name, sha))
     srv:stop()
+    os.remove("spec/fixtures/www/" .. name)
     assert.are.equal(0, code, out)
   end)
 

@@ -1,6 +1,8 @@
 /* Plain HTTP on the WebSocket port: responses, and static files from one
  * root directory (GET and HEAD; index.html; ETag / If-None-Match; no way
- * out of the root, by "..", by its encodings, or by symlinks). */
+ * out of the root, by "..", by its encodings, or by symlinks). A file is
+ * sent from its descriptor as the peer takes it (dx_out_file), never read
+ * whole into memory: any size, at no cost in memory per download. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -12,8 +14,6 @@
 #include <time.h>
 #include <unistd.h>
 #include "transport/internal.h"
-
-#define DX_STATIC_MAX (64u * 1024 * 1024)   /* largest file served */
 
 static int method_is(const dx_http_request *req, const char *m)
 {
@@ -177,8 +177,17 @@ int dx_static_serve(dx_conn *c, const char *root, const dx_http_request *req, in
         return 0;
     if (!dx_http_is_get_or_head(req))
         return error_reply(c, req, 405, "Allow: GET, HEAD\r\n", keep);
-    if ((uint64_t)st.st_size > DX_STATIC_MAX)
-        return error_reply(c, req, 413, NULL, keep);
+    /* The length and validators come from the file that is sent, opened
+     * once (a GET), so a file replaced meanwhile is sent whole, as stated. */
+    int fd = -1;
+    if (!dx_http_is_head(req)) {
+        fd = open(real, O_RDONLY | O_CLOEXEC);
+        if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+            if (fd >= 0)
+                close(fd);
+            return error_reply(c, req, 500, NULL, 0);
+        }
+    }
 
     char etag[64], date[64], headers[512];
     snprintf(etag, sizeof etag, "\"%llx-%llx\"", (unsigned long long)st.st_size,
@@ -188,33 +197,17 @@ int dx_static_serve(dx_conn *c, const char *root, const dx_http_request *req, in
     strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S GMT", &tm);
     snprintf(headers, sizeof headers, "Content-Type: %s\r\nETag: %s\r\nLast-Modified: %s\r\n",
              content_type(real), etag, date);
-    if (etag_matches(req, etag)) {
-        dx_http_respond(c, 304, headers, NULL, 0, 1, keep);
-        return 1;
-    }
     size_t size = (size_t)st.st_size;
-    if (dx_http_is_head(req)) {
-        dx_http_respond(c, 200, headers, NULL, size, 1, keep);
+    int modified = !etag_matches(req, etag);
+    /* The head says the length; the body (a GET of a modified file) goes
+     * from the descriptor. */
+    if (dx_http_respond(c, modified ? 200 : 304, headers, NULL, modified ? size : 0, 1, keep) < 0
+        || fd < 0 || !modified || size == 0) {
+        if (fd >= 0)
+            close(fd);
         return 1;
     }
-    int fd = open(real, O_RDONLY | O_CLOEXEC);
-    char *body = fd >= 0 ? malloc(size ? size : 1) : NULL;
-    size_t got = 0;
-    while (body && got < size) {
-        ssize_t r = read(fd, body + got, size - got);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            break;
-        got += (size_t)r;
-    }
-    if (fd >= 0)
-        close(fd);
-    if (body == NULL || got != size) {
-        free(body);
-        return error_reply(c, req, 500, NULL, 0);
-    }
-    dx_http_respond(c, 200, headers, body, size, 0, keep);
-    free(body);
+    if (dx_out_file(c, fd, size) < 0)
+        dx_conn_linger(c, 0);                    /* the head is queued, the body cannot follow */
     return 1;
 }

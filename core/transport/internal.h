@@ -26,8 +26,10 @@ typedef struct dx_shared {
 
 /* One piece of queued output: bytes of its own (small frames are appended
  * to the tail chunk while it has room, so a burst of sends costs one
- * allocation), a reference to a shared frame, or a large payload held by
- * the layer above (not copied; ev.unhold lets go of it). */
+ * allocation), a reference to a shared frame, a large payload held by
+ * the layer above (not copied; ev.unhold lets go of it), or a file: the
+ * bytes [off, len) of the open descriptor in token, sent from the file
+ * (sendfile, or a record at a time under TLS), never read into memory. */
 typedef struct dx_out {
     struct dx_out *next;
     dx_shared *shared;   /* a shared frame, or NULL */
@@ -39,6 +41,9 @@ typedef struct dx_out {
     uint8_t data[];
 } dx_out;
 
+/* A file chunk is the one kind with neither a buffer nor room of its own. */
+#define DX_OUT_IS_FILE(o) ((o)->cap == 0 && (o)->shared == NULL && (o)->held == NULL)
+/* Where the bytes of o are; not for a file chunk. */
 #define DX_OUT_BYTES(o) ((o)->shared ? (o)->shared->data : (o)->held ? (o)->held : (o)->data)
 
 /* A topic: its subscribers, in no order. Lives while it has any. */
@@ -294,6 +299,12 @@ int dx_out_frame(dx_conn *c, int opcode, const void *data, size_t len);
  * ev.unhold(token). Returns 0, or -1 out of memory (nothing queued). */
 int dx_out_frame_held(dx_conn *c, int opcode, const void *data, size_t len, intptr_t token);
 int dx_out_close_frame(dx_conn *c, unsigned code, const char *reason, size_t len);
+/* Queues the first len bytes of the open file fd, to be sent from the
+ * file: the queue holds the descriptor, not the bytes, so a download
+ * costs no memory however large the file. Takes fd: it is closed once sent
+ * or when c goes, or at once when this fails. Returns 0, or -1 out of
+ * memory. */
+int dx_out_file(dx_conn *c, int fd, size_t len);
 void dx_out_mark_dirty(dx_conn *c);
 void dx_out_flush(dx_conn *c);
 void dx_out_consume(dx_conn *c, size_t n);

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include "transport/internal.h"
@@ -222,11 +223,12 @@ void dx_tls_on_writable(dx_conn *c)
         dx_out_flush(c);
 }
 
-/* Copies the head of the queue, up to one record, into the stage. */
+/* Copies the head of the queue, up to one record or the first file
+ * chunk, into the stage. */
 static size_t gather(dx_conn *c, uint8_t *stage)
 {
     size_t len = 0;
-    for (dx_out *o = c->out_head; o && len < DX_TLS_STAGE; o = o->next) {
+    for (dx_out *o = c->out_head; o && len < DX_TLS_STAGE && !DX_OUT_IS_FILE(o); o = o->next) {
         size_t n = o->len - o->off;
         if (n > DX_TLS_STAGE - len)
             n = DX_TLS_STAGE - len;
@@ -234,6 +236,18 @@ static size_t gather(dx_conn *c, uint8_t *stage)
         len += n;
     }
     return len;
+}
+
+/* Reads the next record's worth of the file chunk o into the stage.
+ * Returns the bytes read, 0 when the file ended early or failed. */
+static size_t read_file(const dx_out *o, uint8_t *stage)
+{
+    size_t want = o->len - o->off < DX_TLS_STAGE ? o->len - o->off : DX_TLS_STAGE;
+    ssize_t r;
+    do
+        r = pread((int)o->token, stage, want, (off_t)o->off);
+    while (r < 0 && errno == EINTR);
+    return r > 0 ? (size_t)r : 0;
 }
 
 int dx_tls_flush(dx_conn *c)
@@ -244,17 +258,23 @@ int dx_tls_flush(dx_conn *c)
     ERR_clear_error();                         /* once: see read_path */
     while (c->out_head) {
         dx_out *o = c->out_head;
-        const uint8_t *p = DX_OUT_BYTES(o) + o->off;
+        int file = DX_OUT_IS_FILE(o);
+        const uint8_t *p = file ? NULL : DX_OUT_BYTES(o) + o->off;
         size_t len = o->len - o->off;
         /* A retry after want-write repeats the same bytes or more of the
-         * same queue: the head only moves by what was written. */
-        if (len < DX_TLS_STAGE && o->next) {
+         * same queue: the head only moves by what was written, and a file
+         * is read again from the same offset. */
+        if (file || (len < DX_TLS_STAGE && o->next)) {
             if (s->tls_stage == NULL && (s->tls_stage = malloc(DX_TLS_STAGE)) == NULL) {
                 dx_conn_lost(c);
                 return -1;
             }
-            len = gather(c, s->tls_stage);
             p = s->tls_stage;
+            len = file ? read_file(o, s->tls_stage) : gather(c, s->tls_stage);
+            if (len == 0) {                    /* unreadable, or it shrank: the length was promised */
+                dx_conn_lost(c);
+                return -1;
+            }
         }
         size_t w;
         if (SSL_write_ex(c->rare->ssl, p, len, &w)) {

@@ -2,10 +2,14 @@
  * sendmsg per connection per loop iteration (the "cork"), and the wait
  * for writable (the connection's watcher) when the socket is full. */
 #include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <unistd.h>
 #include "transport/internal.h"
 
 /* Appends o to c's queue. */
@@ -143,6 +147,24 @@ int dx_out_frame_held(dx_conn *c, int opcode, const void *data, size_t len, intp
     return 0;
 }
 
+int dx_out_file(dx_conn *c, int fd, size_t len)
+{
+    dx_out *o = malloc(sizeof *o);
+    if (o == NULL) {
+        close(fd);
+        return -1;
+    }
+    o->shared = NULL;
+    o->held = NULL;
+    o->token = fd;
+    o->len = len;
+    o->off = o->cap = 0;
+    append(c, o);
+    c->out_bytes += len;
+    dx_out_mark_dirty(c);
+    return 0;
+}
+
 /* Queues a close frame: empty when code is 0, else the code and reason. */
 int dx_out_close_frame(dx_conn *c, unsigned code, const char *reason, size_t len)
 {
@@ -183,6 +205,8 @@ static void chunk_done(dx_server *s, dx_out *o)
         dx_shared_release(o->shared);
     } else if (o->held) {
         s->ev.unhold(s->ud, o->token);
+    } else if (DX_OUT_IS_FILE(o)) {
+        close((int)o->token);
     } else if (o->cap == DX_OUT_CHUNK && s->nspare < DX_SPARE_MAX) {
         o->next = s->spare;
         s->spare = o;
@@ -264,17 +288,51 @@ void dx_out_consume(dx_conn *c, size_t n)
 /* Writes as much of the queue as the socket takes. Returns 0 when it is
  * empty, 1 when the socket is full (the watcher waits for writable), -1 when
  * c was lost. */
+/* sendfile of what is left of the file chunk o to the socket fd. Unlike
+ * sendmsg it has no MSG_NOSIGNAL, and duplex.core may live in a process
+ * that does not ignore SIGPIPE: the signal is blocked around the call, and
+ * one it raised is taken before it is unblocked. */
+static ssize_t send_file(int fd, dx_out *o)
+{
+    sigset_t pipe, old;
+    sigemptyset(&pipe);
+    sigaddset(&pipe, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe, &old);
+    off_t pos = (off_t)o->off;
+    ssize_t w = sendfile(fd, (int)o->token, &pos, o->len - o->off);
+    int err = errno;
+    if (w < 0 && err == EPIPE) {
+        const struct timespec now = { 0, 0 };
+        sigtimedwait(&pipe, NULL, &now);
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    errno = w == 0 ? EIO : err;           /* 0: the file ended early (it shrank) */
+    return w == 0 ? -1 : w;
+}
+
+/* Writes what the socket takes of the chunks at the head of c's queue, up
+ * to the first file chunk; a file chunk at the head goes by sendfile.
+ * Returns what write(2) would: bytes written, or -1 with errno (EIO when
+ * the file ended before its length: it shrank while being sent). */
+static ssize_t write_head(dx_conn *c)
+{
+    dx_out *h = c->out_head;
+    if (DX_OUT_IS_FILE(h))
+        return send_file(c->io.fd, h);
+    struct iovec iov[DX_IOV_MAX];
+    int n = 0;
+    for (dx_out *o = h; o && n < DX_IOV_MAX && !DX_OUT_IS_FILE(o); o = o->next, n++) {
+        iov[n].iov_base = (void *)(DX_OUT_BYTES(o) + o->off);   /* only read */
+        iov[n].iov_len = o->len - o->off;
+    }
+    struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)n };
+    return sendmsg(c->io.fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
 static int flush_plain(dx_conn *c)
 {
     while (c->out_head) {
-        struct iovec iov[DX_IOV_MAX];
-        int n = 0;
-        for (dx_out *o = c->out_head; o && n < DX_IOV_MAX; o = o->next, n++) {
-            iov[n].iov_base = (void *)(DX_OUT_BYTES(o) + o->off);   /* only read */
-            iov[n].iov_len = o->len - o->off;
-        }
-        struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)n };
-        ssize_t w = sendmsg(c->io.fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+        ssize_t w = write_head(c);
         if (w < 0) {
             if (errno == EINTR)
                 continue;

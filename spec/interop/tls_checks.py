@@ -2,15 +2,18 @@
 """TLS checks with Python's ssl, http.client and websockets (Debian's).
 
 Usage:
-  tls_checks.py https PORT CAFILE
+  tls_checks.py https PORT CAFILE [NAME SHA256]
       spec/fixtures/http_app.lua over https://: two requests on one kept-alive
-      connection (GET /health, then GET /notes.txt from the static files).
+      connection (GET /health, then GET /notes.txt from the static files),
+      then GET /NAME on it, whose body must have that SHA-256 (a large
+      static file, sent from its descriptor a record at a time).
   tls_checks.py client-cert PORT CAFILE CERT KEY
       an echo app whose tls.ca asks for client certificates: a client with
       CERT/KEY gets its echo, a client without one is refused.
 Exits 0 when every check passes; otherwise prints each failure and exits 1.
 """
 import asyncio
+import hashlib
 import http.client
 import ssl
 import sys
@@ -25,7 +28,7 @@ def check(cond, what):
         failures.append(what)
 
 
-def https(port, cafile):
+def https(port, cafile, name=None, sha=None):
     ctx = ssl.create_default_context(cafile=cafile)
     conn = http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=10)
     conn.request("GET", "/health")
@@ -40,6 +43,14 @@ def https(port, cafile):
     check(r.status == 200, f"/notes.txt: status {r.status}")
     check(len(body) > 0, "/notes.txt: empty body")
     check(conn.sock is sock, "the second request did not reuse the kept-alive connection")
+    if name:
+        conn.request("GET", "/" + name)
+        r = conn.getresponse()
+        body = r.read()
+        check(r.status == 200, f"/{name}: status {r.status}")
+        check(int(r.getheader("content-length", "-1")) == len(body),
+              f"/{name}: {len(body)} bytes, content-length {r.getheader('content-length')}")
+        check(hashlib.sha256(body).hexdigest() == sha, f"/{name}: the body differs ({len(body)} bytes)")
     conn.close()
 
 
@@ -64,8 +75,8 @@ async def client_cert(port, cafile, cert, key):
 def main():
     args = sys.argv[1:]
     try:
-        if args[:1] == ["https"] and len(args) == 3:
-            https(int(args[1]), args[2])
+        if args[:1] == ["https"] and len(args) in (3, 5):
+            https(int(args[1]), *args[2:])
         elif args[:1] == ["client-cert"] and len(args) == 5:
             asyncio.run(asyncio.wait_for(client_cert(int(args[1]), *args[2:]), 30))
         else:

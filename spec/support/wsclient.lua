@@ -463,9 +463,9 @@ end
 
 -- read_http_response([timeout]) -> resp or nil, err, raw.
 -- resp = {status, reason, headers (lower-case names), header_list, body, raw}.
--- The body is read when Content-Length is given; bytes after the head are
--- kept for read_frame.
-function Conn:read_http_response(timeout)
+-- The body is read when Content-Length is given, unless o.head (the answer
+-- to a HEAD request has none); bytes after the head are kept for read_frame.
+function Conn:read_http_response(timeout, o)
   local deadline = deadline_of(timeout)
   while not self.buf:find("\r\n\r\n", 1, true) do
     local ok, err = self:fill(deadline)
@@ -496,7 +496,7 @@ function Conn:read_http_response(timeout)
     end
   end
   local cl = tonumber(resp.headers["content-length"] or "")
-  if cl and resp.status ~= 101 then
+  if cl and resp.status ~= 101 and not (o and o.head) then
     local body, err = self:read_exact(cl, deadline)
     resp.body = body or ""
     resp.body_err = err
