@@ -80,3 +80,36 @@ describe("duplex.connect #inprocess", function()
       "bad handler 'open' (function expected, got number)")
   end)
 end)
+
+describe("duplex.connect against a server that pings and never reads #inprocess", function()
+  local function rss_kib()
+    local f = assert(io.open("/proc/self/status"))
+    local kib = tonumber(f:read("*a"):match("VmRSS:%s*(%d+)"))
+    f:close()
+    return kib
+  end
+
+  it("stops answering past 1 MiB unsent: this process's memory stays flat", function()
+    local seconds = 3
+    local srv = assert(io.popen("exec /usr/bin/python3 spec/interop/ping_flood_server.py " .. seconds))
+    local port = assert(tonumber(srv:read("*l")), "the flooding server did not start")
+    local before, max = rss_kib(), 0
+    local opened, closed = false, false
+    assert(duplex.connect(("ws://127.0.0.1:%d/"):format(port), {
+      open = function() opened = true end,
+      close = function() closed = true end,
+    }))
+    run_until(function()
+      max = math.max(max, rss_kib())
+      return closed
+    end, seconds + 10)
+    local report = srv:read("*a")
+    srv:close()
+    assert.is_true(opened)
+    assert.is_true(closed)                     -- the server went away at the end of the flood
+    local pings = tonumber(report:match("pings (%d+)"))
+    assert(pings and pings > 100000, "no flood: " .. report)
+    -- Before the cap, every pong was queued: hundreds of MiB in 3 s.
+    assert.is_true(max - before < 16 * 1024, ("RSS grew by %d KiB under %d pings"):format(max - before, pings))
+  end)
+end)
