@@ -124,7 +124,7 @@ test: deps deps-browser
 # The specs run the sanitized `duplex` as a child (leaks are checked when it
 # exits); the in-process specs load the sanitized module into busted's own
 # Lua, which needs the ASan runtime preloaded (and no leak check of busted).
-ASAN_PRELOAD = LD_PRELOAD=$$($(CC) -print-file-name=libasan.so) ASAN_OPTIONS=detect_leaks=0
+ASAN_PRELOAD = LD_PRELOAD=$$($(CC) -print-file-name=libasan.so) ASAN_OPTIONS=detect_leaks=0 DUPLEX_ASAN=1
 
 test-asan: deps deps-browser build-asan
 	@$(MAKE) --no-print-directory test-unit-asan
