@@ -16,7 +16,7 @@ FLAVOUR = $(MAKE) --no-print-directory -j$(JOBS) -f mk/flavour.mk VERSION=$(VERS
 # Debian packages the build, the tests and `make run` need.
 DEB_PACKAGES := gcc make pkg-config libev-dev libssl-dev zlib1g-dev \
 	lua5.4 liblua5.4-dev luajit2 libluajit2-5.1-dev lua-busted lua-socket lua-zlib lua-cjson \
-	python3 python3-websockets openssl
+	luarocks lua5.1 liblua5.1-0-dev python3 python3-websockets openssl
 # Node and npm may come from elsewhere than Debian (whose npm conflicts with
 # other nodejs builds): installed from Debian only when the commands are missing.
 NODE_PACKAGES := nodejs npm
@@ -25,7 +25,8 @@ NODE_PACKAGES := nodejs npm
 BROWSER_PACKAGES := chromium fonts-liberation fonts-dejavu-core
 
 .PHONY: help deps deps-browser build build-lua5.4 build-luajit build-asan unit test test-unit \
-	test-lua5.4 test-luajit test-browser test-asan test-unit-asan bench bench-instructions run clean install
+	test-lua5.4 test-luajit test-browser test-asan test-unit-asan bench bench-instructions run clean install \
+	rock rock-install
 
 help:
 	@echo "make deps       install what is missing (Debian packages, node modules)"
@@ -38,6 +39,7 @@ help:
 	@echo "make bench-instructions  instructions per echoed message under callgrind"
 	@echo "make fuzz       libFuzzer on the protocol layer, FUZZ_SECONDS per target"
 	@echo "make install    install the command and modules under PREFIX ($(PREFIX))"
+	@echo "(luarocks make  builds and installs the rock: see README.md, Installing)"
 
 # Quick when everything is present: asks dpkg, installs only what is missing.
 deps:
@@ -163,15 +165,46 @@ bench-instructions: deps build
 
 # ---- run, install ----
 
+# The Lua layer: every .lua file under lua/duplex/, found, not listed, so a
+# new module ships with `make install` and the rock alike.
+LUA_MODULES := $(shell cd lua && find duplex -name '*.lua' | LC_ALL=C sort)
+
+# $(call install_lua,DIR): the Lua layer into DIR (DIR/duplex/...).
+install_lua = for f in $(LUA_MODULES); do install -D -m 644 lua/$$f $(1)/$$f || exit 1; done
+
 run: deps build-lua5.4
 	build/lua5.4/duplex run scripts/chat.lua --port $(PORT)
 
 install: build-lua5.4
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/lua/5.4/duplex \
-		$(DESTDIR)$(PREFIX)/lib/lua/5.4/duplex
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/lua/5.4/duplex
 	install -m 755 build/lua5.4/duplex $(DESTDIR)$(PREFIX)/bin/duplex
-	install -m 644 lua/duplex/*.lua $(DESTDIR)$(PREFIX)/share/lua/5.4/duplex/
+	@$(call install_lua,$(DESTDIR)$(PREFIX)/share/lua/5.4)
 	install -m 755 build/lua5.4/lib/duplex/core.so $(DESTDIR)$(PREFIX)/lib/lua/5.4/duplex/core.so
+
+# ---- LuaRocks: `luarocks make` runs these two (duplex-scm-1.rockspec) ----
+#
+# The rock is built here, from the sources `make build` compiles (mk/flavour.mk
+# finds them), so the two cannot differ. LuaRocks passes its Lua's headers
+# (LUA_INCDIR), its CFLAGS and LIBFLAG, the external libraries' directories,
+# and where the rock's files go (INST_LIBDIR, INST_LUADIR, INST_BINDIR).
+# The module links no Lua library: it takes Lua's symbols from the VM that
+# loads it. No -Werror here: a user's newer compiler must not refuse to
+# install over a warning (`make build` keeps it). One build directory per
+# Lua headers, so rocks for two Luas never share objects.
+ROCK_OUT = build/rock/$(notdir $(patsubst %/,%,$(LUA_INCDIR)))
+
+rock:
+	@test -n "$(LUA_INCDIR)" || { echo "make rock: LUA_INCDIR (the Lua headers) is not set; run luarocks make"; exit 2; }
+	@$(FLAVOUR) OUT=$(ROCK_OUT) LUA_CFLAGS=-I$(LUA_INCDIR) LUA_LIBS= WERROR= OPT= \
+		CFLAGS="$(CFLAGS) $(DEP_CFLAGS)" LDFLAGS="$(LDFLAGS) $(DEP_LDFLAGS)" \
+		$(ROCK_OUT)/lib/duplex/core.so
+
+rock-install:
+	@test -n "$(INST_LIBDIR)" -a -n "$(INST_LUADIR)" -a -n "$(INST_BINDIR)" \
+		|| { echo "make rock-install: INST_LIBDIR, INST_LUADIR and INST_BINDIR are LuaRocks'; run luarocks make"; exit 2; }
+	install -D -m 755 $(ROCK_OUT)/lib/duplex/core.so $(INST_LIBDIR)/duplex/core.so
+	@$(call install_lua,$(INST_LUADIR))
+	install -D -m 755 bin/duplex $(INST_BINDIR)/duplex
 
 clean:
 	rm -rf build

@@ -1,5 +1,8 @@
--- LuaRocks build of the same sources the Makefile builds (core/cli/main.c
--- aside: the rock installs bin/duplex, a launcher run by the rock's Lua).
+-- LuaRocks build of duplex: the module duplex.core, the Lua layer
+-- (lua/duplex/) and the `duplex` command (bin/duplex, a launcher run by
+-- the rock's Lua). The project Makefile builds and installs them
+-- (`make rock`, `make rock-install`) from the sources and files it finds,
+-- so the rock cannot fall behind the tree: there is no list here to keep.
 rockspec_format = "3.0"
 package = "duplex"
 version = "scm-1"
@@ -10,8 +13,8 @@ description = {
    summary = "WebSocket server with a libev C core and Lua handlers",
    detailed = [[
 duplex serves WebSocket apps written in Lua: a C core on libev does
-sockets, the HTTP upgrade and RFC 6455 framing, and calls your handlers
-(open, message, close, pong_timeout, upgrade).]],
+sockets, TLS, the HTTP upgrade, RFC 6455 framing and compression, and
+calls your handlers (open, message, close, pong_timeout, upgrade).]],
    license = "MIT",
 }
 dependencies = {
@@ -20,58 +23,26 @@ dependencies = {
 external_dependencies = {
    LIBEV = { header = "ev.h", library = "ev" },
    OPENSSL = { header = "openssl/ssl.h", library = "ssl" },
+   ZLIB = { header = "zlib.h", library = "z" },
 }
 build = {
-   type = "builtin",
-   modules = {
-      ["duplex.core"] = {
-         sources = {
-        "core/bench/broadcast.c",
-        "core/bench/echo.c",
-        "core/bench/hist.c",
-        "core/bench/payload.c",
-        "core/bench/proc.c",
-        "core/bench/run.c",
-        "core/binding/call.c",
-        "core/binding/compat.c",
-        "core/binding/lconn.c",
-        "core/binding/lbench.c",
-        "core/binding/lclient.c",
-        "core/binding/lserver.c",
-        "core/binding/ltls.c",
-        "core/binding/ltimer.c",
-        "core/binding/module.c",
-        "core/protocol/client_handshake.c",
-        "core/protocol/frame.c",
-        "core/protocol/handshake.c",
-        "core/protocol/http.c",
-        "core/protocol/message.c",
-        "core/protocol/pmd.c",
-        "core/protocol/utf8.c",
-        "core/transport/addr.c",
-        "core/transport/client.c",
-        "core/transport/conn.c",
-        "core/transport/deflate.c",
-        "core/transport/http_serve.c",
-        "core/transport/reader.c",
-        "core/transport/server.c",
-        "core/transport/tls.c",
-        "core/transport/tls_io.c",
-        "core/transport/topics.c",
-        "core/transport/writer.c",
-         },
-         defines = { "_GNU_SOURCE", 'DX_VERSION="0.1.0"' },
-         incdirs = { "core", "$(LIBEV_INCDIR)", "$(OPENSSL_INCDIR)" },
-         libdirs = { "$(LIBEV_LIBDIR)", "$(OPENSSL_LIBDIR)" },
-         libraries = { "ev", "ssl", "crypto", "z" },
-      },
-      ["duplex"] = "lua/duplex/init.lua",
-      ["duplex.cli"] = "lua/duplex/cli.lua",
-      ["duplex.bench"] = "lua/duplex/bench.lua",
-      ["duplex.bench_app"] = "lua/duplex/bench_app.lua",
+   type = "make",
+   build_target = "rock",
+   install_target = "rock-install",
+   -- given to both passes: the build directory is named after LUA_INCDIR
+   variables = {
+      LUA_INCDIR = "$(LUA_INCDIR)",
    },
-   install = {
-      bin = { duplex = "bin/duplex" },
+   build_variables = {
+      CFLAGS = "$(CFLAGS)",
+      LIBFLAG = "$(LIBFLAG)",
+      DEP_CFLAGS = "-I$(LIBEV_INCDIR) -I$(OPENSSL_INCDIR) -I$(ZLIB_INCDIR)",
+      DEP_LDFLAGS = "-L$(LIBEV_LIBDIR) -L$(OPENSSL_LIBDIR) -L$(ZLIB_LIBDIR)",
+   },
+   install_variables = {
+      INST_LIBDIR = "$(LIBDIR)",
+      INST_LUADIR = "$(LUADIR)",
+      INST_BINDIR = "$(BINDIR)",
    },
 }
 test = {

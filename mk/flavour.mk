@@ -1,6 +1,8 @@
 # Builds one flavour of duplex into $(OUT): the `duplex` command and the
 # duplex.core Lua module, for one Lua VM and one set of compiler flags.
 # Called by the top Makefile: make -f mk/flavour.mk OUT=... LUA_PKG=... [SAN=...]
+# (`make rock`, for LuaRocks, gives LUA_CFLAGS itself and builds only the
+# module, with LuaRocks' CFLAGS and LIBFLAG and without -Werror.)
 
 CC ?= cc
 OPT ?= -O2
@@ -9,11 +11,13 @@ LUA_PKG ?= lua5.4
 VERSION ?= 0.1.0
 PREFIX ?= /usr/local
 LUA_DIR ?= $(PREFIX)/share/lua/5.4
+WERROR ?= -Werror
+LIBFLAG ?= -shared
 
 LUA_CFLAGS := $(shell pkg-config --cflags $(LUA_PKG))
 LUA_LIBS := $(shell pkg-config --libs $(LUA_PKG))
 
-WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wformat=2 -Wno-format-nonliteral
+WARN := -Wall -Wextra $(WERROR) -Wshadow -Wstrict-prototypes -Wformat=2 -Wno-format-nonliteral
 CFLAGS_ALL := -std=c11 -D_GNU_SOURCE -fPIC -g $(OPT) $(SAN) $(WARN) -Icore \
 	-DDX_VERSION='"$(VERSION)"' -DDX_LUA_DIR='"$(LUA_DIR)"' $(CFLAGS)
 LIBS := -lev -lssl -lcrypto -lz
@@ -39,6 +43,6 @@ $(OUT)/duplex: $(CORE_OBJ) $(OUT)/obj/cli/main.o $(OUT)/obj/cli/alloc.o
 $(OUT)/lib/duplex/core.so: $(CORE_OBJ)
 	@mkdir -p $(dir $@)
 	@echo "  LINK  $@"
-	@$(CC) $(SAN) -shared $(LDFLAGS) -o $@ $^ $(LIBS)
+	@$(CC) $(SAN) $(LIBFLAG) $(LDFLAGS) -o $@ $^ $(LIBS)
 
 .PHONY: all

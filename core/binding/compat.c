@@ -61,4 +61,22 @@ void dx_inituv(lua_State *L, int idx)
     lua_setfenv(L, idx);
 }
 
+#ifndef DX_LUAL_TRACEBACK
+
+void dx_traceback(lua_State *L, lua_State *L1, const char *msg, int level)
+{
+    lua_getglobal(L, "debug");
+    lua_getfield(L, -1, "traceback");
+    lua_remove(L, -2);
+    if (L1 != L) {
+        lua_pushthread(L1);
+        lua_xmove(L1, L, 1);
+    }
+    lua_pushstring(L, msg);
+    /* from L's own stack, debug.traceback is level 0 and its caller 1 */
+    lua_pushinteger(L, L1 == L ? level + 1 : level);
+    lua_call(L, L1 != L ? 3 : 2, 1);
+}
+
+#endif
 #endif

@@ -33,7 +33,17 @@ void dx_setuv(lua_State *L, int idx);
  * stands for none). [-0, +0, -] */
 void dx_inituv(lua_State *L, int idx);
 
-/* luaL_traceback exists in 5.4 and LuaJIT 2.1 alike. */
+/* luaL_traceback as in 5.4 and LuaJIT 2.1; PUC Lua 5.1 (Debian's
+ * `luarocks` builds the rock for it by default) has only debug.traceback,
+ * which compat.c calls. Pushes msg and the traceback of L1 from level on
+ * (level 0: the running function). [-0, +1, m]
+ * (LuaJIT's lua.h says "5.1" too; its LUA_OK, which PUC 5.1 lacks, tells
+ * them apart without luajit.h.) */
+#if LUA_VERSION_NUM >= 502 || defined(LUA_OK)
+#define DX_LUAL_TRACEBACK 1
 #define dx_traceback luaL_traceback
+#else
+void dx_traceback(lua_State *L, lua_State *L1, const char *msg, int level);
+#endif
 
 #endif

@@ -126,7 +126,7 @@ static void set_lua_path(lua_State *L)
 static int traceback(lua_State *L)
 {
     const char *msg = lua_tostring(L, 1);
-    luaL_traceback(L, L, msg ? msg : "(non-string error)", 1);
+    dx_traceback(L, L, msg ? msg : "(non-string error)", 1);
     return 1;
 }
 

@@ -27,6 +27,16 @@ local function q(s)
 end
 M.quote = q
 
+-- env_prefix(env) -> "env 'A=1' 'B=2' " for { A = "1", B = "2" }, "" for nil:
+-- words that run the command after them with those variables set.
+local function env_prefix(env)
+  if not env then return "" end
+  local words = {}
+  for k, v in pairs(env) do words[#words + 1] = q(k .. "=" .. v) end
+  table.sort(words)
+  return "env " .. table.concat(words, " ") .. " "
+end
+
 local function read_file(path)
   local f = io.open(path, "rb")
   if not f then return "" end
@@ -156,8 +166,9 @@ end
 -- start(app_path [, extra_args [, o]]) -> server {port, pid, stderr_path,
 -- stop(), log(), ...}. Raises (with the server's stderr) if the server does
 -- not print its listening line within the start timeout. o.bin overrides
--- the binary; o.host the --host value; o.nofile a soft limit on open files
--- to start it under (default: the caller's).
+-- the binary; o.env sets environment variables for it ({ NAME = value });
+-- o.host the --host value; o.nofile a soft limit on open files to start it
+-- under (default: the caller's).
 function M.start(app_path, extra_args, o)
   o = o or {}
   local self = setmetatable({
@@ -166,7 +177,7 @@ function M.start(app_path, extra_args, o)
     status_path = os.tmpname(),
     app = app_path,
   }, Server)
-  local argv = { q(o.bin or M.BIN), "run", q(app_path), "--host", q(o.host or "127.0.0.1"), "--port", "0" }
+  local argv = { env_prefix(o.env) .. q(o.bin or M.BIN), "run", q(app_path), "--host", q(o.host or "127.0.0.1"), "--port", "0" }
   for _, a in ipairs(extra_args or {}) do argv[#argv + 1] = q(a) end
   -- The server raises its own open-file limit to the hard one when it
   -- listens; o.nofile starts it under a lower soft limit to check that.
@@ -218,12 +229,13 @@ function M.start(app_path, extra_args, o)
   end
 end
 
--- run(args [, timeout]) -> exit_code, stdout, stderr: run the binary to its
--- end (for CLI specs), killed after `timeout` seconds (default 10).
+-- run(args [, timeout [, o]]) -> exit_code, stdout, stderr: run the binary
+-- to its end (for CLI specs), killed after `timeout` seconds (default 10);
+-- o.bin and o.env as for start().
 function M.run(args, timeout, o)
   o = o or {}
   local out, err = os.tmpname(), os.tmpname()
-  local argv = { q(o.bin or M.BIN) }
+  local argv = { env_prefix(o.env) .. q(o.bin or M.BIN) }
   for _, a in ipairs(args or {}) do argv[#argv + 1] = q(a) end
   local cmd = "timeout -s KILL " .. tostring(timeout or 10) .. " " .. table.concat(argv, " ")
     .. " >" .. q(out) .. " 2>" .. q(err) .. " </dev/null; echo \"exit $?\""
