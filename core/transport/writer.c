@@ -201,20 +201,21 @@ void dx_out_mark_dirty(dx_conn *c)
  * burst left unused), anything else is freed. */
 static void chunk_done(dx_server *s, dx_out *o)
 {
-    if (o->shared) {
+    if (o->cap == DX_OUT_CHUNK) {         /* own bytes: the common case first */
+        if (s->nspare < DX_SPARE_MAX) {
+            o->next = s->spare;
+            s->spare = o;
+            s->nspare++;
+            return;
+        }
+        s->nchunks--;
+    } else if (o->shared) {
         dx_shared_release(o->shared);
     } else if (o->held) {
         s->ev.unhold(s->ud, o->token);
     } else if (DX_OUT_IS_FILE(o)) {
         close((int)o->token);
-    } else if (o->cap == DX_OUT_CHUNK && s->nspare < DX_SPARE_MAX) {
-        o->next = s->spare;
-        s->spare = o;
-        s->nspare++;
-        return;
     }
-    if (o->cap == DX_OUT_CHUNK)
-        s->nchunks--;
     free(o);
 }
 
@@ -292,7 +293,7 @@ void dx_out_consume(dx_conn *c, size_t n)
  * sendmsg it has no MSG_NOSIGNAL, and duplex.core may live in a process
  * that does not ignore SIGPIPE: the signal is blocked around the call, and
  * one it raised is taken before it is unblocked. */
-static ssize_t send_file(int fd, dx_out *o)
+__attribute__((noinline)) static ssize_t send_file(int fd, dx_out *o)
 {
     sigset_t pipe, old;
     sigemptyset(&pipe);
@@ -310,29 +311,22 @@ static ssize_t send_file(int fd, dx_out *o)
     return w == 0 ? -1 : w;
 }
 
-/* Writes what the socket takes of the chunks at the head of c's queue, up
- * to the first file chunk; a file chunk at the head goes by sendfile.
- * Returns what write(2) would: bytes written, or -1 with errno (EIO when
- * the file ended before its length: it shrank while being sent). */
-static ssize_t write_head(dx_conn *c)
-{
-    dx_out *h = c->out_head;
-    if (DX_OUT_IS_FILE(h))
-        return send_file(c->io.fd, h);
-    struct iovec iov[DX_IOV_MAX];
-    int n = 0;
-    for (dx_out *o = h; o && n < DX_IOV_MAX && !DX_OUT_IS_FILE(o); o = o->next, n++) {
-        iov[n].iov_base = (void *)(DX_OUT_BYTES(o) + o->off);   /* only read */
-        iov[n].iov_len = o->len - o->off;
-    }
-    struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)n };
-    return sendmsg(c->io.fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
-}
-
 static int flush_plain(dx_conn *c)
 {
     while (c->out_head) {
-        ssize_t w = write_head(c);
+        ssize_t w;
+        if (DX_OUT_IS_FILE(c->out_head)) {
+            w = send_file(c->io.fd, c->out_head);
+        } else {                            /* the chunks up to a file go in one sendmsg */
+            struct iovec iov[DX_IOV_MAX];
+            int n = 0;
+            for (dx_out *o = c->out_head; o && n < DX_IOV_MAX && !DX_OUT_IS_FILE(o); o = o->next, n++) {
+                iov[n].iov_base = (void *)(DX_OUT_BYTES(o) + o->off);   /* only read */
+                iov[n].iov_len = o->len - o->off;
+            }
+            struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)n };
+            w = sendmsg(c->io.fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+        }
         if (w < 0) {
             if (errno == EINTR)
                 continue;
