@@ -74,6 +74,46 @@ describe("duplex command line", function()
     assert.is_nil(err:find("stack traceback", 1, true), err)
   end)
 
+  it("a flag with a bad value: exit 2, one line naming the flag and what it needs", function()
+    for _, case in ipairs {
+      { { "--deflate", "fast" }, "duplex: --deflate needs off, shared or dedicated" },
+      { { "--max-headers", "2" }, "duplex: --max-headers needs an integer from 8 to 128" },
+      { { "--ping-interval", "-1" }, "duplex: --ping-interval needs a non-negative number of seconds" },
+      { { "--backpressure" }, "duplex: --backpressure needs close or drop" },
+      { { "--tls-key", "k.pem" }, "duplex: --tls-key needs --tls-cert" },
+    } do
+      local args = { "run", "spec/fixtures/echo.lua", "--port", "0" }
+      for _, a in ipairs(case[1]) do args[#args + 1] = a end
+      local code, out, err = server.run(args, 10)
+      assert.are.equal(2, code, table.concat(case[1], " ") .. ": exit status; stderr:\n" .. err)
+      assert.are.equal("", out)
+      assert.are.equal(case[2] .. "\n", err)
+    end
+  end)
+
+  it("options that had no flag have one: --static serves files, --max-head bounds a request head", function()
+    local srv = server.start("spec/fixtures/echo.lua",
+      { "--static", "spec/fixtures/www", "--backpressure", "drop", "--max-head", "1024" })
+    assert.truthy(srv:stdout():find("pages from spec/fixtures/www", 1, true), srv:stdout())
+    local c = assert(socket.connect("127.0.0.1", srv.port))
+    c:settimeout(3)
+    c:send("GET /notes.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    local reply = c:receive("*a")
+    c:close()
+    local f = assert(io.open("spec/fixtures/www/notes.txt", "rb"))
+    local notes = f:read("*a")
+    f:close()
+    assert.truthy(reply:find("^HTTP/1.1 200"), reply)
+    assert.are.equal(notes, reply:sub(-#notes))
+    c = assert(socket.connect("127.0.0.1", srv.port))        -- a head over 1024 bytes: 431
+    c:settimeout(3)
+    c:send("GET / HTTP/1.1\r\nHost: x\r\nX-Pad: " .. ("p"):rep(1100) .. "\r\n\r\n")
+    reply = c:receive("*l")
+    c:close()
+    assert.truthy(reply and reply:find("^HTTP/1.1 431"), tostring(reply))
+    srv:stop()
+  end)
+
   it("a missing script: exit 2, one line", function()
     expect_app_failure("spec/fixtures/does-not-exist.lua", "does-not-exist.lua")
   end)

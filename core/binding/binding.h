@@ -4,6 +4,7 @@
 #define DX_BINDING_H
 
 #include "binding/compat.h"
+#include "binding/options.h"
 #include "transport/server.h"
 
 #define DX_SERVER_MT "duplex.server"
@@ -76,6 +77,26 @@ void dx_conn_release(lua_State *L, dx_lconn *w);
 /* Registers the server metatable and the core.server constructor into the
  * module table on top of the stack. [-0, +0, e] */
 void dx_server_open_lib(lua_State *L);
+
+/* The server's options, one row each (server_options.c), and the row
+ * named name (NULL for none). */
+extern const dx_option dx_server_options[];
+extern const size_t dx_server_option_count;
+const dx_option *dx_server_option(const char *name);
+
+/* Registers core.options() into the module table on top of the stack.
+ * [-0, +0, e] */
+void dx_server_options_open_lib(lua_State *L);
+
+/* A failure of the world, the way every call reports it: pushes nil, the
+ * message (fmt and its arguments, as lua_pushfstring takes them) and
+ * name, a stable word code can match ("EADDRINUSE", "closed"); returns 3
+ * for `return dx_fail(...)`. [-0, +3, m] */
+int dx_fail(lua_State *L, const char *name, const char *fmt, ...)
+#ifdef __GNUC__
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
 
 /* Reads the `tls` option of the options table at t (nothing when absent)
  * and makes srv speak TLS; raises an error naming a bad key or value, or

@@ -9,41 +9,37 @@
 #include "bench/bench.h"
 #include "bench/proc.h"
 
-static int opt_int(lua_State *L, const char *k, int def, int lo, int hi)
-{
-    lua_getfield(L, 1, k);
-    int v = def;
-    if (!lua_isnil(L, -1)) {
-        if (!dx_isinteger(L, -1) || lua_tonumber(L, -1) < lo || lua_tonumber(L, -1) > hi)
-            luaL_error(L, "bad option '%s' (integer from %d to %d expected)", k, lo, hi);
-        v = (int)lua_tointeger(L, -1);
-    }
-    lua_pop(L, 1);
-    return v;
-}
+#define BENCH(f) DX_FIELD(dx_bench_opts, f)
 
-static double opt_num(lua_State *L, const char *k, double def)
-{
-    lua_getfield(L, 1, k);
-    double v = def;
-    if (!lua_isnil(L, -1)) {
-        if (lua_type(L, -1) != LUA_TNUMBER || lua_tonumber(L, -1) < 0)
-            luaL_error(L, "bad option '%s' (non-negative number expected)", k);
-        v = lua_tonumber(L, -1);
-    }
-    lua_pop(L, 1);
-    return v;
-}
+/* The options of core.bench stored in dx_bench_opts (scenario and the
+ * target are read apart). */
+static const dx_option bench_options[] = {
+    { .name = "connections", .kind = DX_OPT_INTEGER, BENCH(connections), .lo = 1, .hi = 1000000 },
+    { .name = "depth", .kind = DX_OPT_INTEGER, BENCH(depth), .lo = 1, .hi = 1 << 20 },
+    { .name = "size", .kind = DX_OPT_BYTES, BENCH(size), .lo = 16, .hi = 64 << 20 },
+    { .name = "binary", .kind = DX_OPT_BOOLEAN, BENCH(binary) },
+    { .name = "seconds", .kind = DX_OPT_SECONDS, BENCH(seconds) },
+    { .name = "warmup", .kind = DX_OPT_SECONDS, BENCH(warmup) },
+    { .name = "timeout", .kind = DX_OPT_SECONDS, BENCH(timeout) },
+    { .name = "concurrency", .kind = DX_OPT_INTEGER, BENCH(concurrency), .lo = 1, .hi = 1 << 20 },
+    { .name = "server_pid", .kind = DX_OPT_INTEGER, BENCH(server_pid), .lo = 0, .hi = 1 << 30 },
+    { .name = "tls", .kind = DX_OPT_BOOLEAN, BENCH(tls) },
+};
 
-static const char *opt_str(lua_State *L, const char *k, const char *def)
-{
-    lua_getfield(L, 1, k);
-    const char *v = lua_isnil(L, -1) ? def : lua_tostring(L, -1);
-    if (v == NULL)
-        luaL_error(L, "bad option '%s' (string expected)", k);
-    lua_pop(L, 1);                /* the string stays alive in the options table */
-    return v;
-}
+/* Where core.bench connects. */
+typedef struct bench_target {
+    const char *host;
+    int port;
+    const char *path;
+} bench_target;
+
+#define TARGET(f) DX_FIELD(bench_target, f)
+
+static const dx_option target_options[] = {
+    { .name = "host", .kind = DX_OPT_STRING, TARGET(host), .noun = "host name or address" },
+    { .name = "port", .kind = DX_OPT_INTEGER, TARGET(port), .lo = 1, .hi = 65535 },
+    { .name = "path", .kind = DX_OPT_STRING, TARGET(path), .noun = "request target" },
+};
 
 static void set_num(lua_State *L, const char *k, double v)
 {
@@ -104,25 +100,15 @@ static int l_bench(lua_State *L)
     lua_getfield(L, 1, "scenario");
     o.scenario = luaL_checkoption(L, -1, "echo", scenarios);
     lua_pop(L, 1);
-    const char *host = opt_str(L, "host", "127.0.0.1");
-    int port = opt_int(L, "port", 0, 1, 65535);
-    if (port == 0)
-        return luaL_error(L, "bad option 'port' (integer from 1 to 65535 expected)");
-    const char *path = opt_str(L, "path", "/");
-    o.connections = opt_int(L, "connections", o.connections, 1, 1000000);
-    o.depth = opt_int(L, "depth", o.depth, 1, 1 << 20);
-    o.size = (size_t)opt_int(L, "size", (int)o.size, 16, 64 << 20);
-    lua_getfield(L, 1, "binary");
-    o.binary = lua_toboolean(L, -1);
-    lua_pop(L, 1);
-    o.seconds = opt_num(L, "seconds", o.seconds);
-    o.warmup = opt_num(L, "warmup", o.warmup);
-    o.timeout = opt_num(L, "timeout", o.timeout);
-    o.concurrency = opt_int(L, "concurrency", o.concurrency, 1, 1 << 20);
-    o.server_pid = opt_int(L, "server_pid", 0, 0, 1 << 30);
-    lua_getfield(L, 1, "tls");
-    o.tls = lua_toboolean(L, -1);
-    lua_pop(L, 1);
+    bench_target tg = { "127.0.0.1", 0, "/" };
+    for (size_t i = 0; i < DX_COUNT(target_options); i++)
+        dx_opt_get(L, 1, &target_options[i], &tg, "option", "");
+    for (size_t i = 0; i < DX_COUNT(bench_options); i++)
+        dx_opt_get(L, 1, &bench_options[i], &o, "option", "");
+    if (tg.port == 0)
+        return luaL_error(L, "bad option 'port' (integer from 1 to 65535 expected, got nil)");
+    const char *host = tg.host;
+    int port = tg.port;
     if (o.timeout <= 0)
         o.timeout = 10;
 
@@ -133,12 +119,8 @@ static int l_bench(lua_State *L)
     char service[16];
     snprintf(service, sizeof service, "%d", port);
     int e = getaddrinfo(host, service, &hints, &ai);
-    if (e != 0 || ai == NULL) {
-        lua_pushnil(L);
-        lua_pushfstring(L, "cannot resolve %s: %s", host, gai_strerror(e));
-        lua_pushliteral(L, "EAI_NONAME");
-        return 3;
-    }
+    if (e != 0 || ai == NULL)
+        return dx_fail(L, "EAI_NONAME", "cannot resolve %s: %s", host, gai_strerror(e));
     memcpy(&o.addr, ai->ai_addr, ai->ai_addrlen);
     o.addrlen = ai->ai_addrlen;
     freeaddrinfo(ai);
@@ -146,15 +128,13 @@ static int l_bench(lua_State *L)
         snprintf(o.host, sizeof o.host, "[%s]:%d", host, port);
     else
         snprintf(o.host, sizeof o.host, "%s:%d", host, port);
-    snprintf(o.target, sizeof o.target, "%s", path);
+    snprintf(o.target, sizeof o.target, "%s", tg.path);
 
     dx_bench_result r;
     char err[300];
     if (dx_bench_run(&o, &r, err, sizeof err) < 0) {
-        lua_pushnil(L);
-        lua_pushstring(L, err);
-        lua_pushliteral(L, "failed");
-        push_result(L, &r);
+        dx_fail(L, "failed", "%s", err);
+        push_result(L, &r);             /* what the run measured before it failed */
         return 4;
     }
     push_result(L, &r);
@@ -162,8 +142,8 @@ static int l_bench(lua_State *L)
 }
 
 /* core.spawn(argv [, stderr_path [, timeout]]) -> pid, first_line |
- * nil, message. Starts argv[1] with the arguments argv[1..n] and waits
- * for its first line on stdout (default 10 s). [-0, +2, e] */
+ * nil, message, "ESPAWN". Starts argv[1] with the arguments argv[1..n]
+ * and waits for its first line on stdout (default 10 s). [-0, +2|3, e] */
 static int l_spawn(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TTABLE);
@@ -183,11 +163,8 @@ static int l_spawn(lua_State *L)
     char line[512], err[300];
     int fd = -1;
     pid_t pid = dx_proc_spawn(argv, errpath, timeout, line, sizeof line, &fd, err, sizeof err);
-    if (pid < 0) {
-        lua_pushnil(L);
-        lua_pushstring(L, err);
-        return 2;
-    }
+    if (pid < 0)
+        return dx_fail(L, "ESPAWN", "%s", err);
     close(fd);                 /* the server only writes at start; later writes get EPIPE */
     lua_pushinteger(L, pid);
     lua_pushstring(L, line);

@@ -155,25 +155,14 @@ static int l_connect(lua_State *L)
     char service[8], hosthdr[300], err[256];
     snprintf(service, sizeof service, "%d", (int)port);
     int e = getaddrinfo(host, service, &hints, &ai);     /* blocks: resolve names up front */
-    if (e != 0) {
-        lua_pushnil(L);
-        lua_pushfstring(L, "cannot resolve %s: %s", host, gai_strerror(e));
-        lua_pushliteral(L, "EAI_NONAME");
-        return 3;
-    }
+    if (e != 0)
+        return dx_fail(L, "EAI_NONAME", "cannot resolve %s: %s", host, gai_strerror(e));
     snprintf(hosthdr, sizeof hosthdr, strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, (int)port);
     dx_client *c = dx_client_connect(k->x, ai->ai_addr, ai->ai_addrlen, hosthdr, target,
                                      use_tls ? &tls : NULL, err, sizeof err);
     freeaddrinfo(ai);
-    if (c == NULL) {
-        lua_pushnil(L);
-        lua_pushstring(L, err);
-        if (strstr(err, "tls"))
-            lua_pushliteral(L, "ETLS");
-        else
-            lua_pushliteral(L, "ECONNECT");
-        return 3;
-    }
+    if (c == NULL)
+        return dx_fail(L, strstr(err, "tls") ? "ETLS" : "ECONNECT", "%s", err);
     dx_lclient *w = dx_newuserdata(L, sizeof *w);
     memset(w, 0, sizeof *w);
     luaL_getmetatable(L, DX_CLIENT_MT);
@@ -214,10 +203,9 @@ static int l_send(lua_State *L)
         lua_pushboolean(L, 1);
         return 1;
     }
-    lua_pushnil(L);
-    lua_pushstring(L, r == DX_CSEND_CLOSED ? "connection is not open" : "out of memory");
-    lua_pushstring(L, r == DX_CSEND_CLOSED ? "closed" : "ENOMEM");
-    return 3;
+    if (r == DX_CSEND_CLOSED)
+        return dx_fail(L, "closed", "connection is not open");
+    return dx_fail(L, "ENOMEM", "out of memory");
 }
 
 /* client:close([code]) -> true. Closing a closed client does nothing. */

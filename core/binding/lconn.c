@@ -51,22 +51,14 @@ static int push_result(lua_State *L, int r)
         lua_pushboolean(L, 1);
         return 1;
     }
-    lua_pushnil(L);
     switch (r) {
     case DX_SEND_CLOSED:
-        lua_pushliteral(L, "connection is closing");
-        lua_pushliteral(L, "closed");
-        break;
+        return dx_fail(L, "closed", "connection is closing");
     case DX_SEND_BACKPRESSURE:
-        lua_pushliteral(L, "send queue full (max_backpressure): the connection is being closed");
-        lua_pushliteral(L, "backpressure");
-        break;
+        return dx_fail(L, "backpressure", "send queue full (max_backpressure): the connection is being closed");
     default:
-        lua_pushliteral(L, "out of memory");
-        lua_pushliteral(L, "ENOMEM");
-        break;
+        return dx_fail(L, "ENOMEM", "out of memory");
     }
-    return 3;
 }
 
 /* ws:send(data [, binary]) -> true | nil, message, name. A large payload

@@ -421,97 +421,13 @@ static const dx_events events = {
 
 /* ---- Lua API ---- */
 
-static double opt_seconds(lua_State *L, int t, const char *k, double def)
-{
-    lua_getfield(L, t, k);
-    double v = def;
-    if (!lua_isnil(L, -1)) {
-        if (lua_type(L, -1) != LUA_TNUMBER || lua_tonumber(L, -1) < 0)
-            luaL_error(L, "bad option '%s' (non-negative number of seconds expected, got %s)",
-                       k, luaL_typename(L, -1));
-        v = lua_tonumber(L, -1);
-    }
-    lua_pop(L, 1);
-    return v;
-}
-
-static double opt_bytes(lua_State *L, int t, const char *k, double def, double lo, double hi)
-{
-    lua_getfield(L, t, k);
-    double v = def;
-    if (!lua_isnil(L, -1)) {
-        if (!dx_isinteger(L, -1) || lua_tonumber(L, -1) < lo || lua_tonumber(L, -1) > hi)
-            luaL_error(L, "bad option '%s' (integer from %.0f to %.0f expected)", k, lo, hi);
-        v = lua_tonumber(L, -1);
-    }
-    lua_pop(L, 1);
-    return v;
-}
-
-static const char *const option_names[] = {
-    "max_message", "max_head", "max_headers", "handshake_timeout", "close_timeout",
-    "idle_timeout", "ping_interval", "pong_timeout", "max_backpressure", "backpressure", "drain_mark",
-    "deflate", "deflate_window_bits", "deflate_mem_level", "deflate_threshold", "tls", NULL
-};
-
-static const char *const deflate_modes[] = { "off", "shared", "dedicated", NULL };
-
-/* Reads a deflate mode ("off", "shared", "dedicated") at idx; raises on
- * anything else. */
-static int check_deflate_mode(lua_State *L, int idx, const char *what)
-{
-    const char *m = lua_tostring(L, idx);
-    for (int i = 0; m && deflate_modes[i]; i++)
-        if (strcmp(m, deflate_modes[i]) == 0)
-            return i;
-    return luaL_error(L, "bad %s 'deflate' (\"off\", \"shared\" or \"dedicated\" expected, got %s)",
-                      what, m ? m : luaL_typename(L, idx));
-}
-
-/* Reads the options table at t over cfg; an unknown key or a bad value
- * raises an error naming it. */
+/* Reads the options table at t over cfg through the server's rows: an
+ * unknown key or a bad value raises an error naming it. The rows without
+ * a field (host, port, static) are checked only; tls is read by
+ * dx_tls_read_option. [-0, +0, e] */
 static void read_config(lua_State *L, int t, dx_config *cfg)
 {
-    if (lua_isnoneornil(L, t))
-        return;
-    luaL_checktype(L, t, LUA_TTABLE);
-    lua_pushnil(L);
-    while (lua_next(L, t)) {
-        lua_pop(L, 1);
-        const char *k = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
-        int known = 0;
-        for (int i = 0; k && option_names[i]; i++)
-            known |= strcmp(k, option_names[i]) == 0;
-        if (!known)
-            luaL_error(L, "unknown option '%s'", k ? k : luaL_typename(L, -1));
-    }
-    cfg->max_message = (uint64_t)opt_bytes(L, t, "max_message", (double)cfg->max_message, 1, 1ull << 40);
-    cfg->max_head = (size_t)opt_bytes(L, t, "max_head", (double)cfg->max_head, 256, 64 * 1024);
-    cfg->max_headers = (size_t)opt_bytes(L, t, "max_headers", (double)cfg->max_headers, 8, 128);
-    cfg->handshake_timeout = opt_seconds(L, t, "handshake_timeout", cfg->handshake_timeout);
-    cfg->close_timeout = opt_seconds(L, t, "close_timeout", cfg->close_timeout);
-    cfg->idle_timeout = opt_seconds(L, t, "idle_timeout", cfg->idle_timeout);
-    cfg->ping_interval = opt_seconds(L, t, "ping_interval", cfg->ping_interval);
-    cfg->pong_timeout = opt_seconds(L, t, "pong_timeout", cfg->pong_timeout);
-    cfg->max_backpressure = (size_t)opt_bytes(L, t, "max_backpressure", (double)cfg->max_backpressure,
-                                              1024, 1ull << 40);
-    cfg->drain_mark = (size_t)opt_bytes(L, t, "drain_mark", (double)cfg->drain_mark, 0, 1ull << 40);
-    lua_getfield(L, t, "backpressure");
-    if (!lua_isnil(L, -1)) {
-        const char *p = lua_tostring(L, -1);
-        if (p == NULL || (strcmp(p, "close") != 0 && strcmp(p, "drop") != 0))
-            luaL_error(L, "bad option 'backpressure' (\"close\" or \"drop\" expected)");
-        cfg->backpressure_drop = strcmp(p, "drop") == 0;
-    }
-    lua_pop(L, 1);
-    lua_getfield(L, t, "deflate");
-    if (!lua_isnil(L, -1))
-        cfg->deflate.mode = check_deflate_mode(L, -1, "option");
-    lua_pop(L, 1);
-    cfg->deflate.window_bits = (int)opt_bytes(L, t, "deflate_window_bits", cfg->deflate.window_bits, 9, 15);
-    cfg->deflate.mem_level = (int)opt_bytes(L, t, "deflate_mem_level", cfg->deflate.mem_level, 1, 9);
-    cfg->deflate_threshold = (size_t)opt_bytes(L, t, "deflate_threshold", (double)cfg->deflate_threshold,
-                                               0, 1ull << 40);
+    dx_opt_read(L, t, dx_server_options, dx_server_option_count, cfg, "option", "");
 }
 
 /* core.server([options]) -> server */
@@ -555,8 +471,9 @@ static int l_route(lua_State *L)
             return luaL_error(L, "unknown handler '%s'", k);
         lua_pop(L, 1);
     }
-    lua_getfield(L, 3, "deflate");
-    int deflate = lua_isnil(L, -1) ? -1 : check_deflate_mode(L, -1, "route option");
+    lua_getfield(L, 3, "deflate");              /* the server's option, for this route */
+    const dx_option *mode = dx_server_option("deflate");
+    int deflate = lua_isnil(L, -1) ? -1 : dx_opt_word(L, mode, -1, "route option", "");
     lua_pop(L, 1);
     lua_getfield(L, 3, "protocols");
     int nprotocols = 0;
@@ -611,12 +528,8 @@ static int l_listen(lua_State *L)
     luaL_argcheck(L, port >= 0 && port <= 65535, 3, "port out of range");
     char err[256];
     const char *name = "ELISTEN";
-    if (dx_server_listen(ls->srv, host, (int)port, err, sizeof err, &name) < 0) {
-        lua_pushnil(L);
-        lua_pushstring(L, err);
-        lua_pushstring(L, name);
-        return 3;
-    }
+    if (dx_server_listen(ls->srv, host, (int)port, err, sizeof err, &name) < 0)
+        return dx_fail(L, name, "%s", err);
     lua_pushboolean(L, 1);
     return 1;
 }
@@ -714,12 +627,9 @@ static int l_static(lua_State *L)
     const char *dir = luaL_checkstring(L, 2);
     struct stat st;
     int e = stat(dir, &st) < 0 ? errno : !S_ISDIR(st.st_mode) ? ENOTDIR : 0;
-    if (e) {
-        lua_pushnil(L);
-        lua_pushfstring(L, "cannot serve %s: %s", dir, strerror(e));
-        lua_pushstring(L, e == ENOENT ? "ENOENT" : e == ENOTDIR ? "ENOTDIR" : "ESTATIC");
-        return 3;
-    }
+    if (e)
+        return dx_fail(L, e == ENOENT ? "ENOENT" : e == ENOTDIR ? "ENOTDIR" : "ESTATIC",
+                       "cannot serve %s: %s", dir, strerror(e));
     if (dx_server_set_static(ls->srv, dir) < 0)
         return luaL_error(L, "out of memory");
     lua_pushboolean(L, 1);

@@ -5,38 +5,27 @@
 #include "binding/binding.h"
 #include "transport/tls.h"
 
-static const char *const tls_keys[] = { "cert", "key", "ca", "ciphers", "min_version", "sni", NULL };
-static const char *const site_keys[] = { "names", "cert", "key", NULL };
+static const char *const tls_versions[] = { "1.2", "1.3", NULL };
 
-/* Raises on a key of the table at idx that is not in keys. */
-static void check_keys(lua_State *L, int idx, const char *const *keys, const char *what)
-{
-    lua_pushnil(L);
-    while (lua_next(L, idx)) {
-        lua_pop(L, 1);
-        const char *k = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
-        int known = 0;
-        for (int i = 0; k && keys[i]; i++)
-            known |= strcmp(k, keys[i]) == 0;
-        if (!known)
-            luaL_error(L, "unknown option '%s.%s'", what, k ? k : luaL_typename(L, -1));
-    }
-}
+#define TLS(f) DX_FIELD(dx_tls_config, f)
+#define SITE(f) DX_FIELD(dx_tls_site, f)
 
-/* t[k] when it is a string, NULL when nil; raises otherwise. The string
- * stays reachable through t. */
-static const char *opt_string(lua_State *L, int t, const char *k, const char *what, const char *expected)
-{
-    lua_getfield(L, t, k);
-    const char *s = NULL;
-    if (lua_type(L, -1) == LUA_TSTRING && dx_rawlen(L, -1) > 0)
-        s = lua_tostring(L, -1);
-    else if (!lua_isnil(L, -1))
-        luaL_error(L, "bad option '%s.%s' (%s expected, got %s)", what, k, expected,
-                   lua_type(L, -1) == LUA_TSTRING ? "an empty string" : luaL_typename(L, -1));
-    lua_pop(L, 1);
-    return s;
-}
+/* The keys of the `tls` table (min_version and sni are read below). */
+static const dx_option tls_options[] = {
+    { .name = "cert", .kind = DX_OPT_STRING, TLS(cert), .noun = "file name" },
+    { .name = "key", .kind = DX_OPT_STRING, TLS(key), .noun = "file name" },
+    { .name = "ca", .kind = DX_OPT_STRING, TLS(ca), .noun = "file name" },
+    { .name = "ciphers", .kind = DX_OPT_STRING, TLS(ciphers), .noun = "OpenSSL cipher list" },
+    { .name = "min_version", .kind = DX_OPT_ENUM, .words = tls_versions },
+    { .name = "sni", .kind = DX_OPT_TABLE },
+};
+
+/* The keys of one tls.sni entry (names is read below). */
+static const dx_option site_options[] = {
+    { .name = "names", .kind = DX_OPT_TABLE },
+    { .name = "cert", .kind = DX_OPT_STRING, SITE(cert), .noun = "file name" },
+    { .name = "key", .kind = DX_OPT_STRING, SITE(key), .noun = "file name" },
+};
 
 /* Reads tls.sni[i] at idx into *site; names go into a scratch userdata
  * left on the stack. */
@@ -44,11 +33,10 @@ static void read_site(lua_State *L, int idx, int i, dx_tls_site *site)
 {
     char what[32];
     snprintf(what, sizeof what, "tls.sni[%d]", i);
+    memset(site, 0, sizeof *site);
     if (!lua_istable(L, idx))
         luaL_error(L, "bad option '%s' (table expected, got %s)", what, luaL_typename(L, idx));
-    check_keys(L, idx, site_keys, what);
-    site->cert = opt_string(L, idx, "cert", what, "file name");
-    site->key = opt_string(L, idx, "key", what, "file name");
+    dx_opt_read(L, idx, site_options, DX_COUNT(site_options), site, "option", what);
     if (site->cert == NULL || site->key == NULL)
         luaL_error(L, "bad option '%s' (cert and key file names expected)", what);
     lua_getfield(L, idx, "names");
@@ -85,20 +73,16 @@ void dx_tls_read_option(lua_State *L, int t, dx_server *srv)
     }
     if (!lua_istable(L, tls))
         luaL_error(L, "bad option 'tls' (table expected, got %s)", luaL_typename(L, tls));
-    check_keys(L, tls, tls_keys, "tls");
     dx_tls_config cfg;
     memset(&cfg, 0, sizeof cfg);
-    cfg.cert = opt_string(L, tls, "cert", "tls", "file name");
-    cfg.key = opt_string(L, tls, "key", "tls", "file name");
-    cfg.ca = opt_string(L, tls, "ca", "tls", "file name");
-    cfg.ciphers = opt_string(L, tls, "ciphers", "tls", "OpenSSL cipher list");
+    dx_opt_read(L, tls, tls_options, DX_COUNT(tls_options), &cfg, "option", "tls");
     if ((cfg.cert == NULL) != (cfg.key == NULL))
         luaL_error(L, "bad option 'tls.%s' (file name expected: cert and key go together)",
                    cfg.cert ? "key" : "cert");
-    const char *v = opt_string(L, tls, "min_version", "tls", "\"1.2\" or \"1.3\"");
-    if (v && strcmp(v, "1.2") != 0 && strcmp(v, "1.3") != 0)
-        luaL_error(L, "bad option 'tls.min_version' (\"1.2\" or \"1.3\" expected, got \"%s\")", v);
-    cfg.min_version = v && strcmp(v, "1.3") == 0 ? 13 : 12;
+    lua_getfield(L, tls, "min_version");
+    const dx_option *version = dx_opt_find(tls_options, DX_COUNT(tls_options), "min_version");
+    cfg.min_version = lua_isnil(L, -1) ? 12 : 12 + dx_opt_word(L, version, -1, "option", "tls");
+    lua_pop(L, 1);
     lua_getfield(L, tls, "sni");
     int sni = lua_gettop(L);
     if (!lua_isnil(L, sni)) {
@@ -133,12 +117,8 @@ int dx_tls_reload(lua_State *L)
     if (ls->srv == NULL)
         return luaL_error(L, "attempt to use a closed server");
     char err[512];
-    if (dx_server_reload_tls(ls->srv, err, sizeof err) < 0) {
-        lua_pushnil(L);
-        lua_pushstring(L, err);
-        lua_pushliteral(L, "ETLS");
-        return 3;
-    }
+    if (dx_server_reload_tls(ls->srv, err, sizeof err) < 0)
+        return dx_fail(L, "ETLS", "%s", err);
     lua_pushboolean(L, 1);
     return 1;
 }

@@ -131,6 +131,7 @@ int luaopen_duplex_core(lua_State *L)
     lua_newtable(L);
     dx_setfuncs(L, functions);
     dx_server_open_lib(L);
+    dx_server_options_open_lib(L);
     dx_timer_open_lib(L);
     dx_client_open_lib(L);
     dx_bench_open_lib(L);

@@ -1,5 +1,6 @@
 --- The `duplex` command line.
 local duplex = require "duplex"
+local options = require "duplex.options"
 
 local M = {}
 
@@ -10,24 +11,11 @@ usage: duplex run APP.lua [options]
 
 Serves the WebSocket app that APP.lua returns: a table of handlers
 (open, message, close, pong_timeout, upgrade; optional path, default "/"),
-or an app made with duplex.app.
+or an app made with duplex.app. Each option below is also a key of
+duplex.app{...}; a flag overrides the app's own value.
 
 options:
-  --host HOST               address to listen on (default: every interface)
-  --port N                  port (default 8080; 0 picks a free port, printed)
-  --max-message BYTES       largest message accepted (default 16 MiB)
-  --ping-interval SECONDS   ping a peer silent this long (default 30; 0 off)
-  --pong-timeout SECONDS    close a peer that does not answer (default 10)
-  --idle-timeout SECONDS    close a peer silent this long (default 0: off)
-  --handshake-timeout SECONDS  (default 10)
-  --close-timeout SECONDS      (default 5)
-  --max-backpressure BYTES  bytes queued for one client before it is closed
-                            with 1008 (default 1 MiB)
-  --deflate MODE            permessage-deflate: off (default), shared, dedicated
-  --tls-cert FILE           serve wss:// (and https://) with this PEM certificate
-                            chain; needs --tls-key. Replaces the app's own
-                            tls.cert and tls.key, keeps its other tls keys
-  --tls-key FILE            the PEM private key of --tls-cert
+]] .. options.help() .. [[
 
 With TLS on, SIGHUP reads the certificate and key files again: new
 connections get the new ones, open connections keep going.
@@ -37,14 +25,11 @@ latency p50/p99/p99.9, every echo checked), broadcast (fan-out through
 publish), connect (handshakes per second, server memory per connection).
 ]]
 
-local NUMERIC = {
-  ["--port"] = "port", ["--max-message"] = "max_message",
-  ["--ping-interval"] = "ping_interval", ["--pong-timeout"] = "pong_timeout",
-  ["--idle-timeout"] = "idle_timeout", ["--handshake-timeout"] = "handshake_timeout",
-  ["--close-timeout"] = "close_timeout", ["--max-backpressure"] = "max_backpressure",
-}
-
-local DEFLATE_MODES = { off = true, shared = true, dedicated = true }
+-- Every flag of every option: "--max-message" -> { option =, key =, ... }.
+local FLAGS = {}
+for _, o in ipairs(options.list) do
+  for _, f in ipairs(options.flags(o)) do FLAGS[f.flag] = f end
+end
 
 local function fail(msg)
   io.stderr:write("duplex: ", msg, "\n")
@@ -56,30 +41,23 @@ local function first_line(s)
   return (s:match("^[^\n]*"))
 end
 
--- Parses the words after "run". Returns script, options or nil, error.
+-- Parses the words after "run". Returns script, options, tables (the
+-- keys of table options that flags set: tables.tls.cert) or nil, error.
 local function parse_run(args)
-  local script, opts = nil, {}
+  local script, opts, tables = nil, {}, {}
   local i = 1
   while i <= #args do
     local a = args[i]
-    if a == "--host" then
-      if not args[i + 1] then return nil, "--host needs a value" end
-      opts.host = args[i + 1]
-      i = i + 2
-    elseif a == "--deflate" then
-      if not DEFLATE_MODES[args[i + 1] or ""] then
-        return nil, "--deflate needs off, shared or dedicated"
+    local f = FLAGS[a]
+    if f then
+      local v, err = options.value(f, args[i + 1])
+      if v == nil then return nil, err end
+      if f.key then
+        tables[f.option.name] = tables[f.option.name] or {}
+        tables[f.option.name][f.key] = v
+      else
+        opts[f.option.name] = v
       end
-      opts.deflate = args[i + 1]
-      i = i + 2
-    elseif a == "--tls-cert" or a == "--tls-key" then
-      if not args[i + 1] or args[i + 1] == "" then return nil, a .. " needs a file name" end
-      opts[a == "--tls-cert" and "tls_cert" or "tls_key"] = args[i + 1]
-      i = i + 2
-    elseif NUMERIC[a] then
-      local v = tonumber(args[i + 1] or "")
-      if not v or v < 0 then return nil, a .. " needs a non-negative number" end
-      opts[NUMERIC[a]] = v
       i = i + 2
     elseif a:sub(1, 2) == "--" then
       return nil, "unknown option " .. a .. " (see duplex --help)"
@@ -91,10 +69,17 @@ local function parse_run(args)
     end
   end
   if not script then return nil, "run needs an app script (see duplex --help)" end
-  if (opts.tls_cert == nil) ~= (opts.tls_key == nil) then
-    return nil, (opts.tls_cert and "--tls-cert needs --tls-key" or "--tls-key needs --tls-cert")
+  for name, given in pairs(tables) do      -- a table option's flags go together
+    local fs = options.flags(options.by_name[name])
+    for _, f in ipairs(fs) do
+      if given[f.key] == nil then
+        for _, g in ipairs(fs) do
+          if given[g.key] ~= nil then return nil, g.flag .. " needs " .. f.flag end
+        end
+      end
+    end
   end
-  return script, opts
+  return script, opts, tables
 end
 
 local function has_handler(t)
@@ -105,22 +90,21 @@ local function has_handler(t)
 end
 
 -- Loads the script and makes the app it describes. Returns app or nil, error.
-local function load_app(script, opts)
+local function load_app(script, opts, tables)
   local chunk, err = loadfile(script)
   if not chunk then
     return nil, "cannot load " .. script .. ": " .. first_line(err:gsub("^" .. script:gsub("%p", "%%%0") .. ":", ""))
   end
   local ok, result = pcall(chunk)
   if not ok then return nil, "error in " .. script .. ": " .. first_line(result) end
-  local tls_cert, tls_key = opts.tls_cert, opts.tls_key
-  opts.tls_cert, opts.tls_key = nil, nil
-  if tls_cert then
-    local tls = {}
-    if duplex.is_app(result) then
-      for k, v in pairs(result.tls or {}) do tls[k] = v end
+  for name, given in pairs(tables) do       -- over the app's own table, if it has one
+    local t = {}
+    local own = duplex.is_app(result) and result.options[name]
+    if type(own) == "table" then
+      for k, v in pairs(own) do t[k] = v end
     end
-    tls.cert, tls.key = tls_cert, tls_key
-    opts.tls = tls
+    for k, v in pairs(given) do t[k] = v end
+    opts[name] = t
   end
   local app
   if duplex.is_app(result) then
@@ -142,9 +126,9 @@ local function load_app(script, opts)
 end
 
 local function run(args)
-  local script, opts = parse_run(args)
+  local script, opts, tables = parse_run(args)
   if not script then return fail(opts) end
-  local app, err = load_app(script, opts)
+  local app, err = load_app(script, opts, tables)
   if not app then return fail(err) end
   local ok, lerr, name = app:listen()
   if not ok then

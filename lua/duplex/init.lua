@@ -11,53 +11,36 @@ local M = { version = core.version, core = core }
 local App = {}
 App.__index = App
 
--- Options handled here; every other key goes to the core, which rejects
--- the ones it does not know.
-local LOCAL_OPTIONS = { host = true, port = true, static = true }
+-- The options (core/binding/server_options.c, through duplex.options).
+-- The core checks every key; host, port and static it leaves to this
+-- layer, which listens and serves the files.
+local server_options = require "duplex.options"
+local DEFAULT_PORT = server_options.by_name.port.default
 
-local function split_options(opts)
-  local mine, for_core = {}, {}
-  for k, v in pairs(opts) do
-    if LOCAL_OPTIONS[k] then mine[k] = v else for_core[k] = v end
-  end
-  return mine, for_core
+local function serve_static(server, dir, level)
+  local served, err = server:static(dir)
+  if not served then error("bad option 'static' (" .. err .. ")", level + 1) end
 end
 
-local function check_local(mine, level)
-  if mine.host ~= nil and type(mine.host) ~= "string" then
-    error("bad option 'host' (string expected, got " .. type(mine.host) .. ")", level + 1)
-  end
-  local port = mine.port
-  if port ~= nil and (type(port) ~= "number" or port < 0 or port > 65535 or port % 1 ~= 0) then
-    error("bad option 'port' (integer from 0 to 65535 expected)", level + 1)
-  end
-end
-
---- Creates an app. Options: host (default every interface), port (default
--- 8080; 0 picks a free one), tls (wss:// and https://: { cert =, key =
--- [, ca =] [, ciphers =] [, min_version = "1.2"|"1.3"] [, sni = { { names
--- =, cert =, key = }, ... }] }, files read at listen), and the core's
--- limits and timeouts: max_message, max_head, max_headers,
--- handshake_timeout, close_timeout, idle_timeout, ping_interval,
--- pong_timeout (see README.md).
+--- Creates an app. opts: the options of README.md's table (a key each,
+-- listed by require("duplex.options").list with their kinds, ranges and defaults):
+-- host and port (default every interface, 8080; 0 picks a free port),
+-- tls (wss:// and https://: { cert =, key = [, ca =] [, ciphers =] [,
+-- min_version = "1.2"|"1.3"] [, sni = { { names =, cert =, key = }, ...
+-- }] }, files read at listen), static (a directory served over HTTP), and
+-- the core's limits, timeouts and compression.
 function M.app(opts)
   if opts == nil then opts = {} end
   if type(opts) ~= "table" then
     error("bad argument #1 to 'app' (table expected, got " .. type(opts) .. ")", 2)
   end
-  local mine, for_core = split_options(opts)
-  check_local(mine, 2)
-  local ok, server = pcall(core.server, for_core)
+  local ok, server = pcall(core.server, opts)
   if not ok then error(server, 2) end
-  if mine.static ~= nil then
-    if type(mine.static) ~= "string" then
-      error("bad option 'static' (directory name expected, got " .. type(mine.static) .. ")", 2)
-    end
-    local served, err = server:static(mine.static)
-    if not served then error("bad option 'static' (" .. err .. ")", 2) end
-  end
-  return setmetatable({ host = mine.host, port_wanted = mine.port or 8080, server = server, paths = {}, static = mine.static,
-    tls = for_core.tls or nil, timers = setmetatable({}, { __mode = "k" }) }, App)
+  if opts.static ~= nil then serve_static(server, opts.static, 2) end
+  local given = {}
+  for k, v in pairs(opts) do given[k] = v end
+  return setmetatable({ host = opts.host, port_wanted = opts.port or DEFAULT_PORT, server = server,
+    paths = {}, static = opts.static, options = given, timers = setmetatable({}, { __mode = "k" }) }, App)
 end
 
 --- True when v is an app made by duplex.app.
@@ -85,16 +68,19 @@ function App:get(path, fn)
   return self
 end
 
---- Changes options after creation (host, port before listen; core
--- options at any time).
+--- Changes options after creation (host and port take effect at listen,
+-- static and the core's options at once). app.options holds every option
+-- given so far.
 function App:configure(opts)
-  local mine, for_core = split_options(opts)
-  check_local(mine, 2)
-  if mine.host ~= nil then self.host = mine.host end
-  if mine.port ~= nil then self.port_wanted = mine.port end
-  local ok, err = pcall(self.server.configure, self.server, for_core)
+  local ok, err = pcall(self.server.configure, self.server, opts)
   if not ok then error(err, 2) end
-  if for_core.tls ~= nil then self.tls = for_core.tls or nil end
+  if opts.static ~= nil then
+    serve_static(self.server, opts.static, 2)
+    self.static = opts.static
+  end
+  if opts.host ~= nil then self.host = opts.host end
+  if opts.port ~= nil then self.port_wanted = opts.port end
+  for k, v in pairs(opts) do self.options[k] = v end
   return self
 end
 

@@ -1,0 +1,84 @@
+/* The server's options, one row each: the one place an option is spelled.
+ * core.server, server:configure and core.options read this list; the
+ * command line derives its flags and --help from it, and
+ * spec/inprocess_options_spec.lua checks the README's table against it.
+ *
+ * Adding an option: its field in dx_config (transport/server.h) with its
+ * default in dx_config_defaults, and one row here. Rows without a field
+ * (host, port, static) are checked here and used by the Lua layer
+ * (lua/duplex/init.lua); tls is a table read by ltls.c. */
+#include "binding/binding.h"
+#include "binding/options.h"
+
+static const char *const deflate_modes[] = { "off", "shared", "dedicated", NULL };
+static const char *const backpressure_policies[] = { "close", "drop", NULL };
+static const char *const tls_flag_keys[] = { "cert", "key", NULL };
+
+#define CFG(f) DX_FIELD(dx_config, f)
+#define TiB 1099511627776.0
+
+const dx_option dx_server_options[] = {
+    { .name = "host", .kind = DX_OPT_STRING, .noun = "host name or address",
+      .unset = "every interface (IPv6 and IPv4)", .flag = "--host", .doc = "address to listen on" },
+    { .name = "tls", .kind = DX_OPT_TABLE, .words = tls_flag_keys, .noun = "file name", .unset = "off",
+      .flag = "--tls", .doc = "serve `wss://` and `https://` (see TLS)" },
+    { .name = "port", .kind = DX_OPT_INTEGER, .lo = 0, .hi = 65535, .def = 8080, .flag = "--port",
+      .doc = "0 picks a free port; the command prints it" },
+    { .name = "static", .kind = DX_OPT_STRING, .noun = "directory name", .unset = "none",
+      .flag = "--static", .doc = "plain `GET` and `HEAD` requests are answered with the files under it" },
+    { .name = "max_message", .kind = DX_OPT_BYTES, CFG(max_message), .lo = 1, .hi = TiB,
+      .flag = "--max-message", .doc = "larger messages are refused with close 1009 as soon as a frame "
+      "header announces them, before their payload is buffered" },
+    { .name = "max_head", .kind = DX_OPT_BYTES, CFG(max_head), .lo = 256, .hi = 64 * 1024,
+      .flag = "--max-head", .doc = "request head larger: 431" },
+    { .name = "max_headers", .kind = DX_OPT_INTEGER, CFG(max_headers), .lo = 8, .hi = 128,
+      .flag = "--max-headers", .doc = "more header fields: 431" },
+    { .name = "handshake_timeout", .kind = DX_OPT_SECONDS, CFG(handshake_timeout),
+      .flag = "--handshake-timeout", .doc = "TCP connect to a complete request head (TLS handshake included)" },
+    { .name = "close_timeout", .kind = DX_OPT_SECONDS, CFG(close_timeout),
+      .flag = "--close-timeout", .doc = "waiting for the peer's close frame, and for a failed peer to go" },
+    { .name = "ping_interval", .kind = DX_OPT_SECONDS, CFG(ping_interval),
+      .flag = "--ping-interval", .doc = "a peer silent this long is pinged (0: never)" },
+    { .name = "pong_timeout", .kind = DX_OPT_SECONDS, CFG(pong_timeout),
+      .flag = "--pong-timeout", .doc = "no pong this long after a ping: `pong_timeout`, then close 1001" },
+    { .name = "idle_timeout", .kind = DX_OPT_SECONDS, CFG(idle_timeout),
+      .flag = "--idle-timeout", .doc = "a peer silent this long is closed with 1001" },
+    { .name = "max_backpressure", .kind = DX_OPT_BYTES, CFG(max_backpressure), .lo = 1024, .hi = TiB,
+      .flag = "--max-backpressure", .doc = "bytes queued for one peer; a send past it is refused "
+      "(and, by policy, the peer closed with 1008)" },
+    { .name = "backpressure", .kind = DX_OPT_ENUM, CFG(backpressure_drop), .words = backpressure_policies,
+      .flag = "--backpressure", .doc = "past `max_backpressure`: `\"close\"` the peer (1008) or `\"drop\"` the message" },
+    { .name = "drain_mark", .kind = DX_OPT_BYTES, CFG(drain_mark), .lo = 0, .hi = TiB,
+      .flag = "--drain-mark", .doc = "a queue that held more than this runs `drain` when it empties" },
+    { .name = "deflate", .kind = DX_OPT_ENUM, CFG(deflate.mode), .words = deflate_modes,
+      .flag = "--deflate", .doc = "permessage-deflate (RFC 7692): `\"off\"`, `\"shared\"`, `\"dedicated\"` (see compression modes)" },
+    { .name = "deflate_threshold", .kind = DX_OPT_BYTES, CFG(deflate_threshold), .lo = 0, .hi = TiB,
+      .flag = "--deflate-threshold", .doc = "messages shorter than this many bytes go uncompressed" },
+    { .name = "deflate_window_bits", .kind = DX_OPT_INTEGER, CFG(deflate.window_bits), .lo = 9, .hi = 15,
+      .flag = "--deflate-window-bits", .doc = "dedicated: the largest window either side may use" },
+    { .name = "deflate_mem_level", .kind = DX_OPT_INTEGER, CFG(deflate.mem_level), .lo = 1, .hi = 9,
+      .flag = "--deflate-mem-level", .doc = "zlib's memLevel for compressing" },
+};
+
+const size_t dx_server_option_count = DX_COUNT(dx_server_options);
+
+const dx_option *dx_server_option(const char *name)
+{
+    return dx_opt_find(dx_server_options, dx_server_option_count, name);
+}
+
+/* core.options() -> the list above as Lua tables (see dx_opt_push_list),
+ * defaults from dx_config_defaults. [-0, +1, m] */
+static int l_options(lua_State *L)
+{
+    dx_config defaults;
+    dx_config_defaults(&defaults);
+    dx_opt_push_list(L, dx_server_options, dx_server_option_count, &defaults);
+    return 1;
+}
+
+void dx_server_options_open_lib(lua_State *L)
+{
+    lua_pushcfunction(L, l_options);
+    lua_setfield(L, -2, "options");
+}
