@@ -180,7 +180,7 @@ describe("SIGTERM", function()
   end)
 
   it("exits 0 with a client that never answers the close", function()
-    local srv = server.start("spec/fixtures/events.lua", { "--close-timeout", "0.3" })
+    local srv = server.start("spec/fixtures/events.lua", { "--shutdown-timeout", "0.3" })
     local ok, err = pcall(function()
       local a = h.open(srv.port)
       id_of(a)

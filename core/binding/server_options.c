@@ -41,6 +41,9 @@ const dx_option dx_server_options[] = {
       .flag = "--ping-interval", .doc = "a peer silent this long is pinged (0: never)" },
     { .name = "pong_timeout", .kind = DX_OPT_SECONDS, CFG(pong_timeout),
       .flag = "--pong-timeout", .doc = "no pong this long after a ping: `pong_timeout`, then close 1001" },
+    { .name = "shutdown_timeout", .kind = DX_OPT_SECONDS, CFG(shutdown_timeout),
+      .flag = "--shutdown-timeout", .doc = "SIGTERM, SIGINT or `app:shutdown()`: how long queued messages "
+      "and close replies are waited for before the last connections are dropped" },
     { .name = "idle_timeout", .kind = DX_OPT_SECONDS, CFG(idle_timeout),
       .flag = "--idle-timeout", .doc = "a peer silent this long is closed with 1001" },
     { .name = "max_backpressure", .kind = DX_OPT_BYTES, CFG(max_backpressure), .lo = 1024, .hi = TiB,

@@ -222,6 +222,10 @@ static ev_tstamp next_deadline(const dx_conn *c)
     }
     case DX_CLOSING:
     case DX_LINGER:
+        /* Shutting down, a peer has until the shutdown's deadline to take
+         * what is queued for it and answer the close. */
+        if (c->srv->shutting_down)
+            return c->srv->shutdown_at;
         return c->since + (cfg->close_timeout > 0 ? cfg->close_timeout : 5);
     default:
         return 0;

@@ -166,6 +166,7 @@ struct dx_server {
     int nlisteners;
     int port;
     int shutting_down;
+    ev_tstamp shutdown_at;         /* shutting down: every connection ends by then */
     ev_timer accept_pause;         /* out of file descriptors: accepting resumes later */
     ev_prepare flusher;            /* flushes every dirty connection once per loop iteration */
     dx_conn *conns;

@@ -28,6 +28,7 @@ void dx_config_defaults(dx_config *cfg)
     cfg->deflate.window_bits = 15;
     cfg->deflate.mem_level = 8;
     cfg->deflate_threshold = 64;
+    cfg->shutdown_timeout = 10;
 }
 
 static void resume_accepting(struct ev_loop *loop, ev_timer *w, int revents);
@@ -267,13 +268,16 @@ void dx_server_shutdown(dx_server *s, const char *reason)
     if (s->shutting_down)
         return;
     s->shutting_down = 1;
+    s->shutdown_at = ev_now(s->loop) + s->cfg.shutdown_timeout;
     stop_listening(s);
     size_t len = reason ? strlen(reason) : 0;
     for (dx_conn *c = s->conns; c; c = c->next) {
         if (c->state == DX_OPEN)
             dx_conn_close(c, DX_CLOSE_GOING_AWAY, reason, len);
-        else if (c->state == DX_HANDSHAKE)
-            dx_conn_arm_timer(c);        /* due now: dropped from its timer */
+        else if (c->state == DX_HANDSHAKE && c->out_head)
+            dx_conn_linger(c, 0);        /* a response under way: sent, then closed */
+        else
+            dx_conn_arm_timer(c);        /* the deadline: now for an idle HTTP connection */
     }
 }
 

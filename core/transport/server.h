@@ -47,6 +47,7 @@ typedef struct dx_config {
     size_t drain_mark;          /* a queue that held more than this runs drain when empty; default 64 KiB */
     dx_pmd_config deflate;      /* permessage-deflate; default off (window 15, memLevel 8 when on) */
     size_t deflate_threshold;   /* messages shorter than this go uncompressed; default 64 */
+    double shutdown_timeout;    /* a shutdown waits this long for queues and close replies; default 10 */
 } dx_config;
 
 /* Counters of one server since it started. */
@@ -130,9 +131,11 @@ int dx_server_port(const dx_server *s);
 dx_config *dx_server_config(dx_server *s);
 
 /* Stops listening, and starts the close handshake (1001, reason) on every
- * open connection; connections still handshaking are dropped. The loop
- * keeps running until dx_server_conn_count is 0 (each ends within
- * close_timeout). */
+ * open connection, behind what is queued for it; an HTTP connection with a
+ * response under way lingers until it is sent, an idle one is dropped.
+ * Every connection ends by shutdown_timeout from now at the latest (those
+ * still there are dropped then, a close event with 1001 for open ones), so
+ * the loop keeps running until dx_server_conn_count is 0, within that. */
 void dx_server_shutdown(dx_server *s, const char *reason);
 
 /* Connections not yet freed, in any state. */

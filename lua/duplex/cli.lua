@@ -113,8 +113,13 @@ local function load_app(script, opts, tables)
   elseif type(result) == "table" and has_handler(result) then
     ok, app = pcall(duplex.app, opts)
     if ok then
-      local path = result.path or "/"
-      ok, err = pcall(app.ws, app, path, result)
+      -- The route's handlers, and the app's own hook (shutdown) beside them.
+      local handlers = {}
+      for k, v in pairs(result) do
+        if k ~= "shutdown" then handlers[k] = v end
+      end
+      ok, err = pcall(app.ws, app, result.path or "/", handlers)
+      if ok and result.shutdown ~= nil then ok, err = pcall(app.on_shutdown, app, result.shutdown) end
     else
       err = app
     end

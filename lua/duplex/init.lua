@@ -40,7 +40,8 @@ function M.app(opts)
   local given = {}
   for k, v in pairs(opts) do given[k] = v end
   return setmetatable({ host = opts.host, port_wanted = opts.port or DEFAULT_PORT, server = server,
-    paths = {}, static = opts.static, options = given, timers = setmetatable({}, { __mode = "k" }) }, App)
+    paths = {}, static = opts.static, options = given, shutdown_hooks = {},
+    timers = setmetatable({}, { __mode = "k" }) }, App)
 end
 
 --- True when v is an app made by duplex.app.
@@ -164,9 +165,32 @@ function App:after(seconds, fn)
   return t
 end
 
---- Stops accepting, stops the app's timers, and closes every connection
--- with 1001; run() returns once they are gone.
+--- Registers fn(app, reason) to run when the app shuts down, before the
+-- connections are told: what it sends (a last word, a saved state) goes
+-- out ahead of the 1001. Several run in the order registered. Returns the app.
+function App:on_shutdown(fn)
+  if type(fn) ~= "function" then
+    error("bad argument #1 to 'on_shutdown' (function expected, got " .. type(fn) .. ")", 2)
+  end
+  self.shutdown_hooks[#self.shutdown_hooks + 1] = fn
+  return self
+end
+
+--- Shuts the app down, once: runs the on_shutdown hooks (an error in one
+-- is logged with its traceback, and the others still run), stops the
+-- app's timers and accepting, sends 1001 to every connection behind what
+-- is queued for it, and waits up to shutdown_timeout for the queues to
+-- go and the close replies to come; run() returns once every connection
+-- is gone, at the latest then.
 function App:shutdown(reason)
+  if self.shutting_down then return end
+  self.shutting_down = true
+  for _, fn in ipairs(self.shutdown_hooks) do
+    local ok, err = xpcall(fn, debug.traceback, self, reason)
+    if not ok then
+      io.stderr:write("duplex: error in a shutdown hook: ", tostring(err), "\n")
+    end
+  end
   for t in pairs(self.timers) do t:stop() end
   self.server:shutdown(reason)
 end
