@@ -15,7 +15,9 @@ local M = {}
 
 M.BIN = os.getenv("DUPLEX_BIN") or "build/lua5.4/duplex"
 M.START_TIMEOUT = tonumber(os.getenv("DUPLEX_START_TIMEOUT") or "") or 10
-M.STOP_TIMEOUT = tonumber(os.getenv("DUPLEX_STOP_TIMEOUT") or "") or 10
+-- Past the server's default shutdown_timeout (10 s), by which it exits
+-- whatever its clients do.
+M.STOP_TIMEOUT = tonumber(os.getenv("DUPLEX_STOP_TIMEOUT") or "") or 15
 
 local POLL = 0.005 -- seconds between two looks at a file while waiting
 
