@@ -19,6 +19,8 @@ typedef struct dx_route {
     char **protocols;           /* subprotocols it speaks, NULL-terminated; NULL for none */
     dx_pmd_config deflate;      /* its permessage-deflate settings ... */
     int own_deflate;            /* ... when set; else the server's */
+    int gone;                   /* unrouted by a reload: no new upgrades; open
+                                 * connections keep its handlers */
 } dx_route;
 
 /* An HTTP route of app:get. */

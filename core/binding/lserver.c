@@ -46,12 +46,33 @@ static void handler_failed(dx_lconn *w)
         dx_conn_close(w->conn, DX_CLOSE_INTERNAL, reason, sizeof reason - 1);
 }
 
-static int find_route(const dx_lserver *ls, const char *path, size_t len)
+/* The index of the route for path, -1 for none; one that a reload took
+ * away counts only when gone_too. */
+static int lookup_route(const dx_lserver *ls, const char *path, size_t len, int gone_too)
 {
     for (int i = 0; i < ls->nroutes; i++)
-        if (strlen(ls->routes[i].path) == len && memcmp(ls->routes[i].path, path, len) == 0)
+        if (strlen(ls->routes[i].path) == len && memcmp(ls->routes[i].path, path, len) == 0
+            && (gone_too || !ls->routes[i].gone))
             return i;
     return -1;
+}
+
+static int find_route(const dx_lserver *ls, const char *path, size_t len)
+{
+    return lookup_route(ls, path, len, 0);
+}
+
+/* Lets go of what route r holds (its handlers, protocols); not its path. */
+static void route_release(lua_State *L, dx_route *r)
+{
+    for (int h = 0; h < DX_H_COUNT; h++) {
+        luaL_unref(L, LUA_REGISTRYINDEX, r->fn[h]);
+        r->fn[h] = LUA_NOREF;
+    }
+    for (char **p = r->protocols; p && *p; p++)
+        free(*p);
+    free(r->protocols);
+    r->protocols = NULL;
 }
 
 #define DX_MAX_OFFERS 32
@@ -448,14 +469,19 @@ static int l_new(lua_State *L)
     return 1;
 }
 
-/* server:route(path, handlers): handlers for connections to path. */
+/* server:route(path, handlers [, replace]): handlers for connections to
+ * path. With replace (a reload), a route already there takes the new
+ * handlers and options: its open connections run the new handlers from
+ * their next event on. [-0, +0, e] */
 static int l_route(lua_State *L)
 {
     dx_lserver *ls = check_open(L);
     const char *path = luaL_checkstring(L, 2);
     luaL_argcheck(L, path[0] == '/', 2, "path must start with '/'");
     luaL_checktype(L, 3, LUA_TTABLE);
-    luaL_argcheck(L, find_route(ls, path, strlen(path)) < 0, 2, "a route for this path exists");
+    int replace = lua_toboolean(L, 4);
+    int existing = lookup_route(ls, path, strlen(path), replace);
+    luaL_argcheck(L, replace || existing < 0, 2, "a route for this path exists");
     lua_pushnil(L);
     while (lua_next(L, 3)) {                   /* every key names a handler (or is "path") */
         const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "?";
@@ -489,15 +515,23 @@ static int l_route(lua_State *L)
             lua_pop(L, 1);
         }
     }
-    dx_route *routes = realloc(ls->routes, sizeof *routes * (size_t)(ls->nroutes + 1));
-    if (routes == NULL)
-        return luaL_error(L, "out of memory");
-    ls->routes = routes;
-    dx_route *r = &routes[ls->nroutes];
-    memset(r, 0, sizeof *r);
-    r->path = strdup(path);
-    if (r->path == NULL)
-        return luaL_error(L, "out of memory");
+    dx_route *r;
+    if (existing >= 0) {                       /* checked above: nothing raises from here */
+        r = &ls->routes[existing];
+        route_release(L, r);
+        r->gone = 0;
+    } else {
+        dx_route *routes = realloc(ls->routes, sizeof *routes * (size_t)(ls->nroutes + 1));
+        if (routes == NULL)
+            return luaL_error(L, "out of memory");
+        ls->routes = routes;
+        r = &routes[ls->nroutes];
+        memset(r, 0, sizeof *r);
+        r->path = strdup(path);
+        if (r->path == NULL)
+            return luaL_error(L, "out of memory");
+        ls->nroutes++;
+    }
     r->own_deflate = deflate >= 0;
     r->deflate = dx_server_config(ls->srv)->deflate;
     if (deflate >= 0)
@@ -515,7 +549,38 @@ static int l_route(lua_State *L)
         lua_getfield(L, 3, handler_names[h]);
         r->fn[h] = lua_isnil(L, -1) ? (lua_pop(L, 1), LUA_NOREF) : luaL_ref(L, LUA_REGISTRYINDEX);
     }
-    ls->nroutes++;
+    return 0;
+}
+
+/* server:unroute(path) -> whether there was such a route: new upgrades to
+ * path are refused (404); connections open on it keep its handlers. A
+ * later route(path, handlers, true) brings it back. [-0, +1, e] */
+static int l_unroute(lua_State *L)
+{
+    dx_lserver *ls = check_open(L);
+    size_t len;
+    const char *path = luaL_checklstring(L, 2, &len);
+    int r = find_route(ls, path, len);
+    if (r >= 0)
+        ls->routes[r].gone = 1;
+    lua_pushboolean(L, r >= 0);
+    return 1;
+}
+
+/* server:ungets(): forgets every app:get route (a reload registers the
+ * new script's). [-0, +0, e] */
+static void free_gets(lua_State *L, dx_lserver *ls)
+{
+    for (int i = 0; i < ls->nhttp; i++) {
+        luaL_unref(L, LUA_REGISTRYINDEX, ls->http[i].fn);
+        free(ls->http[i].path);
+    }
+    ls->nhttp = 0;
+}
+
+static int l_ungets(lua_State *L)
+{
+    free_gets(L, check_open(L));
     return 0;
 }
 
@@ -544,6 +609,19 @@ static int l_configure(lua_State *L)
     read_config(L, 2, &cfg);
     dx_tls_read_option(L, 2, ls->srv);
     *dx_server_config(ls->srv) = cfg;
+    return 0;
+}
+
+/* server:take_config(other): this server's limits, timeouts and
+ * compression become other's (a reload: other was made from the script
+ * loaded again); open connections see them from their next event. TLS,
+ * static files, host and port are not part of it. [-0, +0, e] */
+static int l_take_config(lua_State *L)
+{
+    dx_lserver *ls = check_open(L);
+    dx_lserver *other = luaL_checkudata(L, 2, DX_SERVER_MT);
+    luaL_argcheck(L, other->srv != NULL, 2, "a closed server");
+    *dx_server_config(ls->srv) = *dx_server_config(other->srv);
     return 0;
 }
 
@@ -577,20 +655,13 @@ static int l_close(lua_State *L)
     dx_server_free(ls->srv);             /* no event runs from here */
     ls->srv = NULL;
     for (int i = 0; i < ls->nroutes; i++) {
-        for (int h = 0; h < DX_H_COUNT; h++)
-            luaL_unref(L, LUA_REGISTRYINDEX, ls->routes[i].fn[h]);
+        route_release(L, &ls->routes[i]);
         free(ls->routes[i].path);
-        for (char **p = ls->routes[i].protocols; p && *p; p++)
-            free(*p);
-        free(ls->routes[i].protocols);
     }
     free(ls->routes);
     ls->routes = NULL;
     ls->nroutes = 0;
-    for (int i = 0; i < ls->nhttp; i++) {
-        luaL_unref(L, LUA_REGISTRYINDEX, ls->http[i].fn);
-        free(ls->http[i].path);
-    }
+    free_gets(L, ls);
     free(ls->http);
     ls->http = NULL;
     ls->nhttp = 0;
@@ -620,10 +691,15 @@ static int l_get(lua_State *L)
 }
 
 /* server:static(dir) -> true | nil, message, name: plain GET/HEAD served
- * from files under dir, which must be a directory. */
+ * from files under dir, which must be a directory; false: none any more. */
 static int l_static(lua_State *L)
 {
     dx_lserver *ls = check_open(L);
+    if (lua_isboolean(L, 2) && !lua_toboolean(L, 2)) {
+        dx_server_set_static(ls->srv, NULL);
+        lua_pushboolean(L, 1);
+        return 1;
+    }
     const char *dir = luaL_checkstring(L, 2);
     struct stat st;
     int e = stat(dir, &st) < 0 ? errno : !S_ISDIR(st.st_mode) ? ENOTDIR : 0;
@@ -684,7 +760,7 @@ static int l_stats(lua_State *L)
 static const luaL_Reg methods[] = {
     { "publish", l_publish }, { "subscribers", l_subscribers }, { "stats", l_stats },
     { "get", l_get }, { "static", l_static }, { "reload_tls", dx_tls_reload }, { "tls", dx_tls_enabled },
-    { "route", l_route }, { "listen", l_listen }, { "configure", l_configure }, { "port", l_port },
+    { "take_config", l_take_config }, { "route", l_route }, { "unroute", l_unroute }, { "ungets", l_ungets }, { "listen", l_listen }, { "configure", l_configure }, { "port", l_port },
     { "connections", l_connections }, { "shutdown", l_shutdown }, { "close", l_close },
     { NULL, NULL }
 };

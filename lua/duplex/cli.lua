@@ -17,8 +17,14 @@ duplex.app{...}; a flag overrides the app's own value.
 options:
 ]] .. options.help() .. [[
 
-With TLS on, SIGHUP reads the certificate and key files again: new
-connections get the new ones, open connections keep going.
+  --watch                   reload the app when APP.lua changes
+
+SIGHUP (or a change, with --watch) loads APP.lua again in the running
+process: open connections keep their data and topics and run the new
+handlers from their next event; a script that fails to load is refused
+and the running code goes on. With TLS on, SIGHUP also reads the
+certificate and key files again. SIGTERM or SIGINT shuts down gracefully
+(shutdown_timeout); a second one exits at once.
 
 duplex bench loads a server with duplex's own C client: echo (throughput,
 latency p50/p99/p99.9, every echo checked), broadcast (fan-out through
@@ -42,14 +48,18 @@ local function first_line(s)
 end
 
 -- Parses the words after "run". Returns script, options, tables (the
--- keys of table options that flags set: tables.tls.cert) or nil, error.
+-- keys of table options that flags set: tables.tls.cert), watch (--watch)
+-- or nil, error.
 local function parse_run(args)
-  local script, opts, tables = nil, {}, {}
+  local script, opts, tables, watch = nil, {}, {}, false
   local i = 1
   while i <= #args do
     local a = args[i]
     local f = FLAGS[a]
-    if f then
+    if a == "--watch" then
+      watch = true
+      i = i + 1
+    elseif f then
       local v, err = options.value(f, args[i + 1])
       if v == nil then return nil, err end
       if f.key then
@@ -79,8 +89,11 @@ local function parse_run(args)
       end
     end
   end
-  return script, opts, tables
+  return script, opts, tables, watch
 end
+
+-- The keys of a handlers table that are route options, not handlers.
+local ROUTE_KEYS = { path = true, protocols = true, deflate = true }
 
 local function has_handler(t)
   for _, k in ipairs { "open", "message", "close", "pong_timeout", "upgrade", "drain" } do
@@ -113,13 +126,18 @@ local function load_app(script, opts, tables)
   elseif type(result) == "table" and has_handler(result) then
     ok, app = pcall(duplex.app, opts)
     if ok then
-      -- The route's handlers, and the app's own hook (shutdown) beside them.
+      -- The route's handlers and options; the app's own hooks (shutdown,
+      -- reload) beside them; other fields that are not functions are the
+      -- script's own (state a reload hook may take from previous).
       local handlers = {}
       for k, v in pairs(result) do
-        if k ~= "shutdown" then handlers[k] = v end
+        if k ~= "shutdown" and k ~= "reload" and (type(v) == "function" or ROUTE_KEYS[k]) then
+          handlers[k] = v
+        end
       end
       ok, err = pcall(app.ws, app, result.path or "/", handlers)
       if ok and result.shutdown ~= nil then ok, err = pcall(app.on_shutdown, app, result.shutdown) end
+      if ok and result.reload ~= nil then ok, err = pcall(app.on_reload, app, result.reload) end
     else
       err = app
     end
@@ -127,12 +145,57 @@ local function load_app(script, opts, tables)
     return nil, script .. " must return a table of handlers or an app (got " .. type(result) .. ")"
   end
   if not ok then return nil, script .. ": " .. first_line(err) end
+  app.returned = result                     -- what a reload hook gets as previous
   return app
 end
 
+-- Loads script again to replace the serving app: its own modules are
+-- loaded afresh, its reload hooks get what the old script returned, and it
+-- takes over (App:take_over). Returns the new app, or nil and why the
+-- reload was refused (then the old app goes on as it was: whatever the
+-- attempt made is closed, its timers stopped).
+local function reload_app(app, script, opts, tables, own_modules)
+  for name in pairs(package.loaded) do
+    if own_modules(name) then package.loaded[name] = nil end
+  end
+  local made = {}
+  duplex.record_apps(made)
+  local given = {}
+  for k, v in pairs(opts) do given[k] = v end
+  local new, err = load_app(script, given, tables)
+  duplex.record_apps(nil)
+  local ok = new ~= nil
+  if ok then
+    ok, err = new:run_reload_hooks(app.returned)
+    if not ok then err = "error in its reload hook: " .. tostring(err) end
+  end
+  if ok then
+    ok, err = pcall(new.take_over, new, app)
+  end
+  for _, m in ipairs(made) do
+    if m ~= new or not ok then m:close() end
+  end
+  if not ok then return nil, err end
+  return new
+end
+
+-- The script's contents, or nil when it cannot be read.
+local function read_file(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("*a")
+  f:close()
+  return s
+end
+
 local function run(args)
-  local script, opts, tables = parse_run(args)
+  local script, opts, tables, watch = parse_run(args)
   if not script then return fail(opts) end
+  local before = {}                          -- the modules that are not the app's own
+  for name in pairs(package.loaded) do before[name] = true end
+  local function own_module(name)
+    return not before[name] and name ~= "duplex" and not name:find("^duplex%.")
+  end
   local app, err = load_app(script, opts, tables)
   if not app then return fail(err) end
   local ok, lerr, name = app:listen()
@@ -152,15 +215,39 @@ local function run(args)
   end
   io.stdout:flush()
 
+  local function reload(why)
+    local new, rerr = reload_app(app, script, opts, tables, own_module)
+    if new then
+      app = new
+      io.stderr:write("duplex: reloaded ", script, " (", why, ")\n")
+    else
+      io.stderr:write("duplex: reload of ", script, " (", why, ") refused, the running code goes on: ",
+        first_line(rerr), "\n")
+    end
+  end
+  local seen = watch and read_file(script)
+  local watcher = watch and duplex.timer(0.25, 0.25, function()
+    local now = read_file(script)
+    if now and now ~= seen then
+      seen = now
+      reload("changed")
+    end
+  end)
+
   local stopping = false
   local function on_signal()
     if stopping then duplex.stop() return end   -- a second signal: stop now
     stopping = true
+    if watcher then watcher:stop() end
     app:shutdown("server shutting down")
   end
   local term = duplex.signal("TERM", on_signal)
   local int = duplex.signal("INT", on_signal)
-  local hup = tls and duplex.signal("HUP", function()
+  local hup = duplex.signal("HUP", function()
+    if stopping then return end
+    if watch then seen = read_file(script) end
+    reload("SIGHUP")
+    if not tls then return end
     local reloaded, rerr = app:reload_tls()
     if reloaded then
       io.stderr:write("duplex: TLS certificates reloaded\n")
@@ -171,7 +258,8 @@ local function run(args)
   duplex.run()
   term:stop()
   int:stop()
-  if hup then hup:stop() end
+  hup:stop()
+  if watcher then watcher:stop() end
   app:close()
   return 0
 end

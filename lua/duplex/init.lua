@@ -22,6 +22,8 @@ local function serve_static(server, dir, level)
   if not served then error("bad option 'static' (" .. err .. ")", level + 1) end
 end
 
+local recording = nil   -- see record_apps
+
 --- Creates an app. opts: the options of README.md's table (a key each,
 -- listed by require("duplex.options").list with their kinds, ranges and defaults):
 -- host and port (default every interface, 8080; 0 picks a free port),
@@ -39,9 +41,18 @@ function M.app(opts)
   if opts.static ~= nil then serve_static(server, opts.static, 2) end
   local given = {}
   for k, v in pairs(opts) do given[k] = v end
-  return setmetatable({ host = opts.host, port_wanted = opts.port or DEFAULT_PORT, server = server,
-    paths = {}, static = opts.static, options = given, shutdown_hooks = {},
-    timers = setmetatable({}, { __mode = "k" }) }, App)
+  local app = setmetatable({ host = opts.host, port_wanted = opts.port or DEFAULT_PORT, server = server,
+    paths = {}, routes = {}, gets = {}, static = opts.static, options = given,
+    shutdown_hooks = {}, reload_hooks = {}, timers = setmetatable({}, { __mode = "k" }) }, App)
+  if recording then recording[#recording + 1] = app end
+  return app
+end
+
+--- While list is a table, every app made is appended to it (a reload
+-- loading its script: on failure, the apps it made are closed and their
+-- timers stopped); nil stops recording.
+function M.record_apps(list)
+  recording = list
 end
 
 --- True when v is an app made by duplex.app.
@@ -56,6 +67,7 @@ function App:ws(path, handlers)
   local ok, err = pcall(self.server.route, self.server, path, handlers)
   if not ok then error(err, 2) end
   self.paths[#self.paths + 1] = path
+  self.routes[path] = handlers
   return self
 end
 
@@ -66,7 +78,57 @@ end
 function App:get(path, fn)
   local ok, err = pcall(self.server.get, self.server, path, fn)
   if not ok then error(err, 2) end
+  self.gets[#self.gets + 1] = { path = path, fn = fn }
   return self
+end
+
+--- Registers fn(previous) to run when this app, made by loading its script
+-- again (SIGHUP, --watch), is about to take over from the app that was
+-- serving: previous is what the old script returned (its app, or its
+-- table of handlers), so the new code can take its state (a game's world,
+-- a chat's history). An error in fn refuses the reload. Returns the app.
+function App:on_reload(fn)
+  if type(fn) ~= "function" then
+    error("bad argument #1 to 'on_reload' (function expected, got " .. type(fn) .. ")", 2)
+  end
+  self.reload_hooks[#self.reload_hooks + 1] = fn
+  return self
+end
+
+-- Runs the reload hooks with previous; returns true, or nil, the error
+-- with its traceback.
+function App:run_reload_hooks(previous)
+  for _, fn in ipairs(self.reload_hooks) do
+    local ok, err = xpcall(fn, debug.traceback, previous)
+    if not ok then return nil, err end
+  end
+  return true
+end
+
+--- Makes this app, just made from the script loaded again (not
+-- listening), the one serving in place of old: on old's server, routes
+-- of the same path take the new handlers (their open connections run them
+-- from their next event, keeping ws.data and topics), new paths are
+-- served, paths the new script dropped refuse new upgrades (open
+-- connections on them keep the old handlers), app:get routes are the new
+-- script's, and the limits, timeouts, compression and static files are
+-- the new app's. host, port and tls stay as they are (a restart changes
+-- them; SIGHUP re-reads the TLS files). old's timers stop; the new app's
+-- run. Afterwards self.server is old's, and old should not be used.
+function App:take_over(old)
+  local server = old.server
+  for _, path in ipairs(self.paths) do server:route(path, self.routes[path], true) end
+  for _, path in ipairs(old.paths) do
+    if not self.routes[path] then server:unroute(path) end
+  end
+  server:ungets()
+  for _, g in ipairs(self.gets) do server:get(g.path, g.fn) end
+  server:take_config(self.server)
+  server:static(self.static or false)
+  for t in pairs(old.timers) do t:stop() end
+  self.server:close()
+  self.server = server
+  self.host, self.port_wanted, self.listening = old.host, old.port_wanted, old.listening
 end
 
 --- Changes options after creation (host and port take effect at listen,
