@@ -197,8 +197,9 @@ describe("hot reload", function()
     end
     assert.are.equal(N * #conns, got)           -- events lost: 0
     assert.is_true(versions.v1 and versions.v2)
-    assert(srv:wait_log("duplex: reloaded", 5, true))
-    assert.are.equal(8, srv:count_log("duplex: reloaded", true), srv:log())
+    -- Signals sent faster than the server takes them coalesce: at least
+    -- two of the 8 reloads ran (v1 to v2 and back).
+    assert.is_true(srv:count_log("duplex: reloaded", true) >= 2, srv:log())
     for _, c in ipairs(conns) do h.close_cleanly(c) end
     srv:stop()
   end)
