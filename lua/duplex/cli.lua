@@ -1,6 +1,7 @@
 --- The `duplex` command line.
 local duplex = require "duplex"
 local options = require "duplex.options"
+local script_loader = require "duplex.script"
 
 local M = {}
 
@@ -34,11 +35,6 @@ end
 local function fail(msg)
   io.stderr:write("duplex: ", msg, "\n")
   return 2
-end
-
-local function first_line(s)
-  s = tostring(s)
-  return (s:match("^[^\n]*"))
 end
 
 -- Parses the words after "run". Returns script, options, tables (the
@@ -82,58 +78,10 @@ local function parse_run(args)
   return script, opts, tables
 end
 
-local function has_handler(t)
-  for _, k in ipairs { "open", "message", "close", "pong_timeout", "upgrade", "drain" } do
-    if type(t[k]) == "function" then return true end
-  end
-  return false
-end
-
--- Loads the script and makes the app it describes. Returns app or nil, error.
-local function load_app(script, opts, tables)
-  local chunk, err = loadfile(script)
-  if not chunk then
-    return nil, "cannot load " .. script .. ": " .. first_line(err:gsub("^" .. script:gsub("%p", "%%%0") .. ":", ""))
-  end
-  local ok, result = pcall(chunk)
-  if not ok then return nil, "error in " .. script .. ": " .. first_line(result) end
-  for name, given in pairs(tables) do       -- over the app's own table, if it has one
-    local t = {}
-    local own = duplex.is_app(result) and result.options[name]
-    if type(own) == "table" then
-      for k, v in pairs(own) do t[k] = v end
-    end
-    for k, v in pairs(given) do t[k] = v end
-    opts[name] = t
-  end
-  local app
-  if duplex.is_app(result) then
-    app = result
-    ok, err = pcall(app.configure, app, opts)
-  elseif type(result) == "table" and has_handler(result) then
-    ok, app = pcall(duplex.app, opts)
-    if ok then
-      -- The route's handlers, and the app's own hook (shutdown) beside them.
-      local handlers = {}
-      for k, v in pairs(result) do
-        if k ~= "shutdown" then handlers[k] = v end
-      end
-      ok, err = pcall(app.ws, app, result.path or "/", handlers)
-      if ok and result.shutdown ~= nil then ok, err = pcall(app.on_shutdown, app, result.shutdown) end
-    else
-      err = app
-    end
-  else
-    return nil, script .. " must return a table of handlers or an app (got " .. type(result) .. ")"
-  end
-  if not ok then return nil, script .. ": " .. first_line(err) end
-  return app
-end
-
 local function run(args)
   local script, opts, tables = parse_run(args)
   if not script then return fail(opts) end
-  local app, err = load_app(script, opts, tables)
+  local app, err = script_loader.load_app(script, opts, tables)
   if not app then return fail(err) end
   local ok, lerr, name = app:listen()
   if not ok then
