@@ -196,6 +196,26 @@ describe("duplex.test's servers #inprocess", function()
     cb:expect_close(1001)
   end)
 
+  it("skip what an app streams on the way to a close", function()
+    local app = duplex.app()
+    app:ws("/", {
+      open = function(ws) ws:subscribe("ticks") end,
+      message = function(ws, data) ws:close(4000, data) end,
+    })
+    app:every(0.005, function() app:publish("ticks", "tick") end)
+    local srv = dt.start(app)
+    local c = srv:client()
+    assert.are.equal("tick", c:receive())
+    assert.matches("client /: no close within 0.05 s %(skipped %d+ messages, the last message 'tick'; the connection is open%)$",
+      failure_of(function() c:skip_to_close(4000, 0.05) end))
+    assert.matches("expected close 4000, received instead: message 'tick'", failure_of(function() c:expect_close(4000) end))
+    c:send("enough")
+    local code, reason, skipped = c:skip_to_close(4000)
+    assert.are.same({ 4000, "enough" }, { code, reason })
+    assert.is_number(skipped)
+    srv:stop()
+  end)
+
   it("stop as SIGTERM does: shutdown hook, last words, 1001 to every client; nothing is left", function()
     local closed = 0
     local srv = dt.start {

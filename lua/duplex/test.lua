@@ -203,6 +203,22 @@ function Client:send_json(value)
   push(self, json().encode(value), false)
 end
 
+local function check_code(code, fname)
+  if code ~= nil and (type(code) ~= "number" or code % 1 ~= 0) then
+    error("bad argument #1 to '" .. fname .. "' (close code expected, got " .. type(code) .. ")", 3)
+  end
+end
+
+-- Takes the close that came (the connection has closed), failing at the
+-- caller's caller's line when it was taken before or its code is not code.
+local function take_close(self, code, want)
+  if self.close_taken then fail(self.name .. ": expected " .. want .. ", but its close was taken already", 3) end
+  self.close_taken = true
+  if code and self.closed.code ~= code then
+    fail(self.name .. ": expected " .. want .. ", received instead: " .. show_close(self.closed), 3)
+  end
+end
+
 --- c:expect_close([code [, timeout]]) -> code, reason: the connection
 -- ends (with code, when given) before any other message comes. reason is
 -- the server's close reason, or for a connection that ended without a
@@ -210,9 +226,7 @@ end
 -- 404", ...). Fails when a message is (or was) received first, nothing
 -- comes in time, or the code differs.
 function Client:expect_close(code, timeout)
-  if code ~= nil and (type(code) ~= "number" or code % 1 ~= 0) then
-    error("bad argument #1 to 'expect_close' (close code expected, got " .. type(code) .. ")", 2)
-  end
+  check_code(code, "expect_close")
   timeout = check_timeout(timeout, 2, "expect_close")
   local want = code and ("close " .. code) or "a close"
   wait(function() return has_message(self) or self.closed ~= nil end, timeout)
@@ -222,12 +236,31 @@ function Client:expect_close(code, timeout)
   if not self.closed then
     fail(("%s: no close within %g s (received nothing; the connection is open)"):format(self.name, timeout), 2)
   end
-  if self.close_taken then fail(self.name .. ": expected " .. want .. ", but its close was taken already", 2) end
-  self.close_taken = true
-  if code and self.closed.code ~= code then
-    fail(self.name .. ": expected " .. want .. ", received instead: " .. show_close(self.closed), 2)
-  end
+  take_close(self, code, want)
   return self.closed.code, self.closed.reason
+end
+
+--- c:skip_to_close([code [, timeout]]) -> code, reason, skipped: as
+-- expect_close, for an app that streams: the messages before the close
+-- (skipped counts them) are dropped, not failed on.
+function Client:skip_to_close(code, timeout)
+  check_code(code, "skip_to_close")
+  timeout = check_timeout(timeout, 2, "skip_to_close")
+  local want = code and ("close " .. code) or "a close"
+  local skipped, last = 0, nil
+  wait(function()
+    while has_message(self) do
+      last = take(self)
+      skipped = skipped + 1
+    end
+    return self.closed ~= nil
+  end, timeout)
+  if not self.closed then
+    fail(("%s: no close within %g s (skipped %d messages%s; the connection is open)"):format(self.name, timeout,
+      skipped, last and ", the last " .. show_message(last) or ""), 2)
+  end
+  take_close(self, code, want)
+  return self.closed.code, self.closed.reason, skipped
 end
 
 --- c:expect_nothing([seconds]): nothing comes for seconds (default
@@ -248,9 +281,7 @@ end
 -- the code and reason it ended with. Closing a closed client returns how
 -- it closed.
 function Client:close(code, timeout)
-  if code ~= nil and (type(code) ~= "number" or code % 1 ~= 0) then
-    error("bad argument #1 to 'close' (close code expected, got " .. type(code) .. ")", 2)
-  end
+  check_code(code, "close")
   timeout = check_timeout(timeout, 2, "close")
   if not self.closed then
     -- The core checks the code, and raises for nothing else.
