@@ -6,6 +6,7 @@
 
 local dt = require "duplex.test"
 local socket = require "socket"
+local http_get = require("spec.support.inprocess_http").get
 
 -- The next message of c, a JSON object in a text message. Returns the
 -- table and the raw text.
@@ -46,36 +47,6 @@ end
 -- Closes c (what it has not read is dropped); the server answers 1000.
 local function bye(c)
   assert.are.equal(1000, (c:close(1000)))
-end
-
--- An HTTP GET of path from srv, on a plain socket read while the loop
--- runs (the server is in this process). Returns status, headers (lower
--- case names), body.
-local function http_get(srv, path)
-  local tcp = assert(socket.tcp())
-  tcp:settimeout(5)         -- connect and a short request: the kernel takes them, no accept needed
-  assert(tcp:connect("127.0.0.1", srv.port))
-  assert(tcp:send("GET " .. path .. " HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"))
-  tcp:settimeout(0)
-  local chunks = {}
-  local ended = dt.wait(function()
-    while true do
-      local data, err, partial = tcp:receive(8192)
-      local got = data or partial
-      if got and #got > 0 then chunks[#chunks + 1] = got end
-      if err == "closed" then return true end
-      if not data then return false end
-    end
-  end)
-  tcp:close()
-  assert(ended, "the response did not end within the deadline")
-  local raw = table.concat(chunks)
-  local head, body = raw:match("^(.-)\r\n\r\n(.*)$")
-  assert(head, "no complete response head: " .. raw:sub(1, 200))
-  local status = tonumber(head:match("^HTTP/1%.1 (%d%d%d)"))
-  local headers = {}
-  for name, value in head:gmatch("\r\n([^:\r\n]+):%s*([^\r\n]*)") do headers[name:lower()] = value end
-  return status, headers, body
 end
 
 describe("the chat app #inprocess", function()
@@ -350,7 +321,7 @@ describe("the chat app #inprocess", function()
   end)
 
   it("serves its page on the same port", function()
-    local status, headers, body = http_get(srv, "/?name=ada&room=lobby")
+    local status, headers, body = http_get(srv.port, "/?name=ada&room=lobby")
     assert.are.equal(200, status)
     assert.are.equal("text/html; charset=utf-8", headers["content-type"])
     for _, needle in ipairs { 'id="log"', 'id="typing"', 'id="room"', 'id="status"', 'new WebSocket(' } do
