@@ -8,28 +8,8 @@ local dt = require "duplex.test"
 local socket = require "socket"
 local http_get = require("spec.support.inprocess_http").get
 
--- The next message of c, a JSON object in a text message. Returns the
--- table and the raw text.
-local function recv(c)
-  local msg, raw = c:receive_json()
-  assert.are.equal("table", type(msg), raw)
-  return msg, raw
-end
-
--- The next message must be of this type and carry these fields.
-local function expect(c, kind, fields)
-  local msg, raw = recv(c)
-  assert.are.equal(kind, msg.type, raw)
-  for k, v in pairs(fields or {}) do
-    assert.are.same(v, msg[k], k .. " in " .. raw)
-  end
-  return msg, raw
-end
-
--- Sends t encoded (a string goes as it is: a spec may send broken JSON).
-local function send(c, t)
-  if type(t) == "string" then c:send(t) else c:send_json(t) end
-end
+local json = require "spec.support.json"
+local recv, expect, send = json.recv, json.expect, json.send
 
 local function expect_nothing(c, within)
   c:expect_nothing(within or 0.2)
