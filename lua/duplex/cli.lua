@@ -1,6 +1,7 @@
 --- The `duplex` command line.
 local duplex = require "duplex"
 local options = require "duplex.options"
+local script_loader = require "duplex.script"
 
 local M = {}
 
@@ -37,14 +38,13 @@ for _, o in ipairs(options.list) do
   for _, f in ipairs(options.flags(o)) do FLAGS[f.flag] = f end
 end
 
+local function first_line(s)
+  return (tostring(s):match("^[^\n]*"))
+end
+
 local function fail(msg)
   io.stderr:write("duplex: ", msg, "\n")
   return 2
-end
-
-local function first_line(s)
-  s = tostring(s)
-  return (s:match("^[^\n]*"))
 end
 
 -- Parses the words after "run". Returns script, options, tables (the
@@ -92,63 +92,6 @@ local function parse_run(args)
   return script, opts, tables, watch
 end
 
--- The keys of a handlers table that are route options, not handlers.
-local ROUTE_KEYS = { path = true, protocols = true, deflate = true }
-
-local function has_handler(t)
-  for _, k in ipairs { "open", "message", "close", "pong_timeout", "upgrade", "drain" } do
-    if type(t[k]) == "function" then return true end
-  end
-  return false
-end
-
--- Loads the script and makes the app it describes. Returns app or nil, error.
-local function load_app(script, opts, tables)
-  local chunk, err = loadfile(script)
-  if not chunk then
-    return nil, "cannot load " .. script .. ": " .. first_line(err:gsub("^" .. script:gsub("%p", "%%%0") .. ":", ""))
-  end
-  local ok, result = pcall(chunk)
-  if not ok then return nil, "error in " .. script .. ": " .. first_line(result) end
-  for name, given in pairs(tables) do       -- over the app's own table, if it has one
-    local t = {}
-    local own = duplex.is_app(result) and result.options[name]
-    if type(own) == "table" then
-      for k, v in pairs(own) do t[k] = v end
-    end
-    for k, v in pairs(given) do t[k] = v end
-    opts[name] = t
-  end
-  local app
-  if duplex.is_app(result) then
-    app = result
-    ok, err = pcall(app.configure, app, opts)
-  elseif type(result) == "table" and has_handler(result) then
-    ok, app = pcall(duplex.app, opts)
-    if ok then
-      -- The route's handlers and options; the app's own hooks (shutdown,
-      -- reload) beside them; other fields that are not functions are the
-      -- script's own (state a reload hook may take from previous).
-      local handlers = {}
-      for k, v in pairs(result) do
-        if k ~= "shutdown" and k ~= "reload" and (type(v) == "function" or ROUTE_KEYS[k]) then
-          handlers[k] = v
-        end
-      end
-      ok, err = pcall(app.ws, app, result.path or "/", handlers)
-      if ok and result.shutdown ~= nil then ok, err = pcall(app.on_shutdown, app, result.shutdown) end
-      if ok and result.reload ~= nil then ok, err = pcall(app.on_reload, app, result.reload) end
-    else
-      err = app
-    end
-  else
-    return nil, script .. " must return a table of handlers or an app (got " .. type(result) .. ")"
-  end
-  if not ok then return nil, script .. ": " .. first_line(err) end
-  app.returned = result                     -- what a reload hook gets as previous
-  return app
-end
-
 -- Loads script again to replace the serving app: its own modules are
 -- loaded afresh, its reload hooks get what the old script returned, and it
 -- takes over (App:take_over). Returns the new app, or nil and why the
@@ -162,7 +105,7 @@ local function reload_app(app, script, opts, tables, own_modules)
   duplex.record_apps(made)
   local given = {}
   for k, v in pairs(opts) do given[k] = v end
-  local new, err = load_app(script, given, tables)
+  local new, err = script_loader.load_app(script, given, tables)
   duplex.record_apps(nil)
   local ok = new ~= nil
   if ok then
@@ -196,7 +139,7 @@ local function run(args)
   local function own_module(name)
     return not before[name] and name ~= "duplex" and not name:find("^duplex%.")
   end
-  local app, err = load_app(script, opts, tables)
+  local app, err = script_loader.load_app(script, opts, tables)
   if not app then return fail(err) end
   local ok, lerr, name = app:listen()
   if not ok then

@@ -1,20 +1,20 @@
 -- scripts/ticker.lua: prices pushed at a steady rate (10 a second) with one
 -- publish per tick, a snapshot first, some symbols only on request, and an
--- error (never a lost connection) for bad requests. Clients are raw
--- sockets speaking the JSON protocol documented at the top of the script.
+-- error (never a lost connection) for bad requests. The app runs in this
+-- process under duplex.test; its clients speak the JSON protocol
+-- documented at the top of the script.
 -- Rates are checked against loose lower bounds only: the machine is shared.
 
-local server = require "spec.support.server"
-local wsclient = require "spec.support.wsclient"
-local h = require "spec.support.helpers"
-local cjson = require "cjson"
+local dt = require "duplex.test"
+local socket = require "socket"
+local http_get = require("spec.support.inprocess_http").get
 
 local json = require "spec.support.json"
 local recv, expect, send = json.recv, json.expect, json.send
 
-local function bye(conn)
-  assert(conn:send_close(1000, "bye"))
-  h.expect_close(conn, 1000, nil, { no_reply = true, skip_other = true })
+-- Closes c while ticks stream in (those not read are dropped).
+local function bye(c)
+  assert.are.equal(1000, (c:close(1000)))
 end
 
 local function is_price(x)
@@ -34,13 +34,13 @@ local function symbols_of(quotes)
   return list
 end
 
-describe("the ticker app", function()
+describe("the ticker app #inprocess", function()
   local srv
-  setup(function() srv = server.start("scripts/ticker.lua") end)
+  setup(function() srv = dt.start("scripts/ticker.lua") end)
   teardown(function() srv:stop() end)
 
   it("sends a snapshot of every symbol at once, then a tick at a steady rate", function()
-    local c = h.open(srv.port, "/ticker")
+    local c = srv:client("/ticker")
     local snap, raw = expect(c, "snapshot", { rate = 10 })
     assert.is_true(#snap.symbols >= 4, raw)
     assert.are.same(snap.symbols, symbols_of(snap.quotes))
@@ -53,10 +53,10 @@ describe("the ticker app", function()
 
     -- Over one second: ticks follow the snapshot without gaps, each with
     -- every symbol; at 10 a second, at least 5 must come (a loose bound).
-    local start, last, count = wsclient.now(), snap.tick, 0
+    local start, last, count = socket.gettime(), snap.tick, 0
     local first_prices, moved = {}, false
     for _, q in ipairs(snap.quotes) do first_prices[q.symbol] = q.price end
-    while wsclient.now() - start < 1 do
+    while socket.gettime() - start < 1 do
       local t, traw = expect(c, "tick")
       assert.are.equal(last + 1, t.tick, "a tick missing before " .. traw)
       last = t.tick
@@ -74,7 +74,7 @@ describe("the ticker app", function()
   end)
 
   it("sends the same tick to every client: one publish", function()
-    local a, b = h.open(srv.port, "/ticker"), h.open(srv.port, "/ticker")
+    local a, b = srv:client("/ticker"), srv:client("/ticker")
     expect(a, "snapshot")
     local sb = expect(b, "snapshot")
     local ticks, last = {}, nil
@@ -97,7 +97,7 @@ describe("the ticker app", function()
   end)
 
   it("follows some symbols only, from the URL or a subscribe message", function()
-    local c = h.open(srv.port, "/ticker?symbols=ZLIB,DPLX")
+    local c = srv:client("/ticker?symbols=ZLIB,DPLX")
     local snap = expect(c, "snapshot")
     assert.are.same({ "ZLIB", "DPLX" }, symbols_of(snap.quotes))
     assert.is_true(#snap.symbols > 2)
@@ -136,7 +136,7 @@ describe("the ticker app", function()
   end)
 
   it("answers bad requests with an error and keeps ticking", function()
-    local c = h.open(srv.port, "/ticker?symbols=NOPE")
+    local c = srv:client("/ticker?symbols=NOPE")
     local snap = expect(c, "snapshot")                   -- every symbol, then the complaint
     assert.are.same(snap.symbols, symbols_of(snap.quotes))
     local msg
@@ -158,7 +158,7 @@ describe("the ticker app", function()
       assert.are.same({ "error", case[2] }, { msg.type, msg.error }, case[1])
       assert.is_string(msg.message)
     end
-    assert(c:send_binary("\1\2"))
+    c:send("\1\2", true)
     repeat msg = recv(c) until msg.type ~= "tick"
     assert.are.same({ "error", "binary" }, { msg.type, msg.error })
     -- Still subscribed to everything, still ticking.
@@ -168,14 +168,11 @@ describe("the ticker app", function()
   end)
 
   it("serves its page on the same port", function()
-    local conn = assert(wsclient.tcp(srv.port))
-    assert(conn:send("GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"))
-    local resp = assert(conn:read_http_response(5))
-    assert.are.equal(200, resp.status)
-    assert.are.equal("text/html; charset=utf-8", resp.headers["content-type"])
+    local status, headers, body = http_get(srv.port, "/")
+    assert.are.equal(200, status)
+    assert.are.equal("text/html; charset=utf-8", headers["content-type"])
     for _, needle in ipairs { 'id="quotes"', 'id="updates"', 'id="status"', '"/ticker"' } do
-      assert.truthy(resp.body:find(needle, 1, true), "not the ticker page: no " .. needle)
+      assert.truthy(body:find(needle, 1, true), "not the ticker page: no " .. needle)
     end
-    conn:close()
   end)
 end)

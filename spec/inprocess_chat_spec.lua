@@ -1,51 +1,48 @@
 -- scripts/chat.lua, the app `make run` serves: rooms as topics, names,
 -- join and leave notices, a rate-limited typing indicator, the last 50
 -- messages for a newcomer, and an error (never a lost connection) for bad
--- requests. Every client here is a raw socket speaking the JSON protocol
--- documented at the top of scripts/chat.lua.
+-- requests. The app runs in this process under duplex.test, and every
+-- client speaks the JSON protocol documented at the top of scripts/chat.lua.
 
-local server = require "spec.support.server"
-local wsclient = require "spec.support.wsclient"
-local h = require "spec.support.helpers"
-local cjson = require "cjson"
+local dt = require "duplex.test"
 local socket = require "socket"
+local http_get = require("spec.support.inprocess_http").get
 
 local json = require "spec.support.json"
 local recv, expect, send = json.recv, json.expect, json.send
 
-local function expect_nothing(conn, within)
-  local f = conn:read_frame(within or 0.2)
-  assert(f == nil, "unexpected frame: " .. (f and wsclient.describe(f) or ""))
+local function expect_nothing(c, within)
+  c:expect_nothing(within or 0.2)
 end
 
 -- A client entering `room` as `name`: it gets its welcome, then its own
--- join notice. Returns conn, welcome.
-local function enter(port, name, room)
-  local conn = h.open(port, "/chat?name=" .. name .. "&room=" .. room)
-  local welcome = expect(conn, "welcome", { name = name, room = room })
-  expect(conn, "join", { name = name, room = room, id = welcome.id })
-  return conn, welcome
+-- join notice. Returns the client, welcome.
+local function enter(srv, name, room)
+  local c = srv:client("/chat?name=" .. name .. "&room=" .. room)
+  local welcome = expect(c, "welcome", { name = name, room = room })
+  expect(c, "join", { name = name, room = room, id = welcome.id })
+  return c, welcome
 end
 
-local function bye(conn)
-  assert(conn:send_close(1000, "bye"))
-  h.expect_close(conn, 1000, nil, { no_reply = true, skip_other = true })
+-- Closes c (what it has not read is dropped); the server answers 1000.
+local function bye(c)
+  assert.are.equal(1000, (c:close(1000)))
 end
 
-describe("the chat app", function()
+describe("the chat app #inprocess", function()
   local srv
-  setup(function() srv = server.start("scripts/chat.lua") end)
+  setup(function() srv = dt.start("scripts/chat.lua") end)
   teardown(function() srv:stop() end)
 
   it("welcomes a client with its id, name, room, members and an empty history", function()
-    local ada = h.open(srv.port, "/chat?name=ada&room=welcome")
+    local ada = srv:client("/chat?name=ada&room=welcome")
     local welcome, raw = expect(ada, "welcome", { name = "ada", room = "welcome" })
     assert.is_number(welcome.id)
     assert.are.same({ { id = welcome.id, name = "ada" } }, welcome.members)
     assert.truthy(raw:find('"history":[]', 1, true), "history must be an empty JSON array: " .. raw)
     expect(ada, "join", { name = "ada", room = "welcome", id = welcome.id })
 
-    local bob, bw = enter(srv.port, "bob", "welcome")
+    local bob, bw = enter(srv, "bob", "welcome")
     assert.are.same({ { id = welcome.id, name = "ada" }, { id = bw.id, name = "bob" } }, bw.members)
     expect(ada, "join", { name = "bob", id = bw.id })
     bye(bob)
@@ -53,7 +50,7 @@ describe("the chat app", function()
   end)
 
   it("starts in the lobby, with a guest name, when the URL names neither", function()
-    local anon = h.open(srv.port, "/chat")
+    local anon = srv:client("/chat")
     local welcome = expect(anon, "welcome", { room = "lobby" })
     assert.are.equal(("guest%d"):format(welcome.id), welcome.name)
     expect(anon, "join", { name = welcome.name, room = "lobby" })
@@ -61,16 +58,16 @@ describe("the chat app", function()
   end)
 
   it("decodes a percent-encoded UTF-8 name", function()
-    local bob = h.open(srv.port, "/chat?room=utf8&name=b%C3%B6b")
+    local bob = srv:client("/chat?room=utf8&name=b%C3%B6b")
     expect(bob, "welcome", { name = "böb" })
     bye(bob)
   end)
 
   it("keeps rooms apart: what is said in one reaches its members only", function()
-    local ada = enter(srv.port, "ada", "red")
-    local bob = enter(srv.port, "bob", "red")
+    local ada = enter(srv, "ada", "red")
+    local bob = enter(srv, "bob", "red")
     expect(ada, "join", { name = "bob", room = "red" })
-    local cyd = enter(srv.port, "cyd", "blue")
+    local cyd = enter(srv, "cyd", "blue")
 
     send(ada, { type = "say", text = "hello red" })
     for _, c in ipairs { ada, bob } do
@@ -86,8 +83,8 @@ describe("the chat app", function()
   end)
 
   it("tells a room who joins and who leaves, by close or by joining elsewhere", function()
-    local ada, aw = enter(srv.port, "ada", "hall")
-    local bob, bw = enter(srv.port, "bob", "hall")
+    local ada, aw = enter(srv, "ada", "hall")
+    local bob, bw = enter(srv, "bob", "hall")
     expect(ada, "join", { room = "hall", name = "bob", id = bw.id })
 
     send(bob, { type = "join", room = "kitchen" })
@@ -111,8 +108,8 @@ describe("the chat app", function()
   end)
 
   it("renames a member, tells the room, and refuses a bad name", function()
-    local ada, aw = enter(srv.port, "ada", "names")
-    local bob, bw = enter(srv.port, "bob", "names")
+    local ada, aw = enter(srv, "ada", "names")
+    local bob, bw = enter(srv, "bob", "names")
     expect(ada, "join", { name = "bob" })
 
     send(bob, { type = "nick", name = "robert" })
@@ -136,15 +133,16 @@ describe("the chat app", function()
   end)
 
   it("passes typing on to the others in the room, at most once a second per client", function()
-    local ada, aw = enter(srv.port, "ada", "typing")
-    local bob = enter(srv.port, "bob", "typing")
+    local ada, aw = enter(srv, "ada", "typing")
+    local bob = enter(srv, "bob", "typing")
     expect(ada, "join", { name = "bob" })
-    local cyd = enter(srv.port, "cyd", "elsewhere")
+    local cyd = enter(srv, "cyd", "elsewhere")
 
-    -- A burst of typing events (one write), a message, another burst.
-    local typing = wsclient.frame { payload = cjson.encode { type = "typing" } }
-    local say = wsclient.frame { payload = cjson.encode { type = "say", text = "done" } }
-    assert(ada:send(string.rep(typing, 20) .. say .. string.rep(typing, 5)))
+    -- A burst of typing events, a message, another burst: sent in one
+    -- loop iteration, they leave in one write.
+    for _ = 1, 20 do send(ada, { type = "typing" }) end
+    send(ada, { type = "say", text = "done" })
+    for _ = 1, 5 do send(ada, { type = "typing" }) end
 
     expect(bob, "typing", { room = "typing", id = aw.id, name = "ada" })
     expect(bob, "message", { text = "done" })
@@ -158,8 +156,8 @@ describe("the chat app", function()
 
   it("gives a newcomer the room's last 50 messages, oldest first", function()
     -- Two speakers of 30 each: one alone may say only 30 at once.
-    local ada = enter(srv.port, "ada", "history")
-    local eve, ew = enter(srv.port, "eve", "history")
+    local ada = enter(srv, "ada", "history")
+    local eve, ew = enter(srv, "eve", "history")
     expect(ada, "join", { name = "eve", id = ew.id })
     for i = 1, 30 do send(ada, { type = "say", text = "m" .. i }) end
     for i = 1, 30 do expect(ada, "message", { text = "m" .. i, seq = i }) end
@@ -176,23 +174,23 @@ describe("the chat app", function()
           { m.type, m.room, m.name, m.text, m.seq })
       end
     end
-    local bob, bw = enter(srv.port, "bob", "history")
+    local bob, bw = enter(srv, "bob", "history")
     check(bw)
     -- The same for a member who comes over from another room.
-    local cyd = enter(srv.port, "cyd", "other")
+    local cyd = enter(srv, "cyd", "other")
     send(cyd, { type = "join", room = "history" })
     check(expect(cyd, "welcome", { room = "history" }))
 
     -- A room nobody is left in keeps its history.
     for _, c in ipairs { ada, bob, cyd } do bye(c) end
-    local dan, dw = enter(srv.port, "dan", "history")
+    local dan, dw = enter(srv, "dan", "history")
     check(dw)
     bye(dan)
   end)
 
   it("lets a client say 30 at once, then 5 a second; the rest get slow_down and reach nobody", function()
-    local ada = enter(srv.port, "ada", "flood")
-    local bob, bw = enter(srv.port, "bob", "flood")
+    local ada = enter(srv, "ada", "flood")
+    local bob, bw = enter(srv, "bob", "flood")
     expect(ada, "join", { name = "bob", id = bw.id })
     for i = 1, 40 do send(bob, { type = "say", text = "f" .. i }) end
     local said, refused = 0, 0
@@ -211,14 +209,14 @@ describe("the chat app", function()
     for i = 1, said do expect(ada, "message", { text = "f" .. i }) end
     expect_nothing(ada)
     -- The bucket fills again with time: within a few seconds bob is heard.
-    local heard, deadline = false, wsclient.now() + 5
-    while not heard and wsclient.now() < deadline do
+    local heard, deadline = false, socket.gettime() + 5
+    while not heard and socket.gettime() < deadline do
       send(bob, { type = "say", text = "again" })
       local msg, raw = recv(bob)
       heard = msg.type == "message"
       if not heard then
         assert.are.equal("slow_down", msg.error, raw)
-        socket.sleep(0.25)
+        expect_nothing(bob, 0.25)              -- the loop runs: time passes for the app too
       end
     end
     assert.is_true(heard, "bob was never heard again")
@@ -228,8 +226,8 @@ describe("the chat app", function()
   end)
 
   it("answers bad requests with an error and goes on, for the sender and the others", function()
-    local ada = enter(srv.port, "ada", "errors")
-    local bob = enter(srv.port, "bob", "errors")
+    local ada = enter(srv, "ada", "errors")
+    local bob = enter(srv, "bob", "errors")
     expect(ada, "join", { name = "bob" })
 
     local cases = {
@@ -244,7 +242,7 @@ describe("the chat app", function()
       { "{\"type\":\"say\"}", "bad_text" },
       { "{\"type\":\"say\",\"text\":7}", "bad_text" },
       { "{\"type\":\"say\",\"text\":\" \\n \"}", "bad_text" },
-      { cjson.encode { type = "say", text = string.rep("x", 1001) }, "too_long" },
+      { '{"type":"say","text":"' .. string.rep("x", 1001) .. '"}', "too_long" },
       { "{\"type\":\"join\"}", "bad_room" },
       { "{\"type\":\"join\",\"room\":\"a b\"}", "bad_room" },
       { "{\"type\":\"join\",\"room\":\"errors\"}", "same_room" },
@@ -256,7 +254,7 @@ describe("the chat app", function()
       assert.is_string(e.message)
       assert.truthy(#e.message > 0)
     end
-    assert(ada:send_binary("\0\1\2"))
+    ada:send("\0\1\2", true)
     expect(ada, "error", { error = "binary" })
 
     -- 1000 characters is the cap, not 1000 bytes: 1000 two-byte ones pass.
@@ -271,14 +269,14 @@ describe("the chat app", function()
   end)
 
   it("refuses a bad name or room in the URL with an error, and lets the client in", function()
-    local c = h.open(srv.port, "/chat?name=a%20b&room=no%20spaces")
+    local c = srv:client("/chat?name=a%20b&room=no%20spaces")
     local w = expect(c, "welcome", { room = "lobby" })
     assert.are.equal(("guest%d"):format(w.id), w.name)
     expect(c, "join", { room = "lobby" })
     expect(c, "error", { error = "bad_name" })
     expect(c, "error", { error = "bad_room" })
     bye(c)
-    local d = h.open(srv.port, "/chat?name=%FF%FE&room=utf8")   -- not UTF-8
+    local d = srv:client("/chat?name=%FF%FE&room=utf8")   -- not UTF-8
     expect(d, "welcome", { room = "utf8" })
     expect(d, "join")
     expect(d, "error", { error = "bad_name" })
@@ -286,11 +284,11 @@ describe("the chat app", function()
   end)
 
   it("closes a client that sends more than 64 KiB in one message (1009); the room goes on", function()
-    local ada = enter(srv.port, "ada", "big")
-    local bob = enter(srv.port, "bob", "big")
+    local ada = enter(srv, "ada", "big")
+    local bob = enter(srv, "bob", "big")
     expect(ada, "join", { name = "bob" })
     send(bob, string.rep("x", 70 * 1024))
-    h.expect_close(bob, 1009, nil, { skip_other = true })
+    bob:expect_close(1009)
     expect(ada, "leave", { name = "bob" })
     send(ada, { type = "say", text = "ok" })
     expect(ada, "message", { text = "ok" })
@@ -298,43 +296,39 @@ describe("the chat app", function()
   end)
 
   it("takes WebSockets on /chat only", function()
-    local conn, resp = wsclient.connect(srv.port, "/")
-    assert.are.equal(404, resp.status)
-    if conn then conn:close() end
+    local _, why = srv:connect("/"):expect_close(1006)
+    assert.matches("HTTP 404$", why)
   end)
 
   it("serves its page on the same port", function()
-    local conn = assert(wsclient.tcp(srv.port))
-    assert(conn:send("GET /?name=ada&room=lobby HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"))
-    local resp = assert(conn:read_http_response(5))
-    assert.are.equal(200, resp.status)
-    assert.are.equal("text/html; charset=utf-8", resp.headers["content-type"])
+    local status, headers, body = http_get(srv.port, "/?name=ada&room=lobby")
+    assert.are.equal(200, status)
+    assert.are.equal("text/html; charset=utf-8", headers["content-type"])
     for _, needle in ipairs { 'id="log"', 'id="typing"', 'id="room"', 'id="status"', 'new WebSocket(' } do
-      assert.truthy(resp.body:find(needle, 1, true), "not the chat page: no " .. needle)
+      assert.truthy(body:find(needle, 1, true), "not the chat page: no " .. needle)
     end
-    conn:close()
   end)
 end)
 
-describe("the chat app's rooms", function()
+describe("the chat app's rooms #inprocess", function()
   local srv
-  before_each(function() srv = server.start("scripts/chat.lua") end)
+  before_each(function() srv = dt.start("scripts/chat.lua") end)
   after_each(function() srv:stop() end)
 
   it("keeps at most 100: forgets the empty one idle longest, refuses when none is empty", function()
     -- The lobby is one of the 100; 99 clients hold the others.
     local holders = {}
-    for i = 1, 99 do holders[i] = enter(srv.port, "u" .. i, "room" .. i) end
+    for i = 1, 99 do holders[i] = enter(srv, "u" .. i, "room" .. i) end
     for i = 1, 2 do
       send(holders[i], { type = "say", text = "remember room" .. i })
       expect(holders[i], "message", { text = "remember room" .. i })
     end
 
-    local late = enter(srv.port, "late", "lobby")
+    local late = enter(srv, "late", "lobby")
     send(late, { type = "join", room = "room100" })
     expect(late, "error", { error = "too_many_rooms" })
     -- A client that asks for a new room in its URL lands in the lobby.
-    local c = h.open(srv.port, "/chat?name=cc&room=room101")
+    local c = srv:client("/chat?name=cc&room=room101")
     expect(c, "welcome", { room = "lobby" })
     expect(c, "join", { name = "cc" })
     expect(c, "error", { error = "too_many_rooms" })

@@ -1,42 +1,40 @@
--- scripts/game.lua: the 30 Hz authoritative game loop, seen from two raw
--- clients: a welcome, then state broadcasts in which the player holding
--- "right" moves right and the idle one stays put.
+-- scripts/game.lua: the 30 Hz authoritative game loop, seen from two
+-- clients (the app runs in this process under duplex.test): a welcome,
+-- then state broadcasts in which the player holding "right" moves right
+-- and the idle one stays put.
 
-local server = require "spec.support.server"
-local h = require "spec.support.helpers"
-local cjson = require "cjson"
+local dt = require "duplex.test"
+local http_get = require("spec.support.inprocess_http").get
 
-local function next_state(conn)
+-- The next state message of c (other messages are passed over).
+local function next_state(c)
   while true do
-    local op, data = conn:read_message(5)
-    assert.are.equal(1, op, "no state message: " .. tostring(data))
-    local msg = cjson.decode(data)
+    local msg = c:receive_json()
     if msg.type == "state" then return msg end
   end
 end
 
 -- A client-initiated close while states keep streaming in.
-local function leave(conn)
-  assert(conn:send_close(1000, "bye"))
-  h.expect_close(conn, 1000, nil, { no_reply = true, skip_other = true })
+local function leave(c)
+  assert.are.equal(1000, (c:close(1000)))
 end
 
 local function find(state, id)
   for _, p in ipairs(state.players) do if p.id == id then return p end end
 end
 
-describe("the game app", function()
+describe("the game app #inprocess", function()
   local srv
-  setup(function() srv = server.start("scripts/game.lua") end)
+  setup(function() srv = dt.start("scripts/game.lua") end)
   teardown(function() srv:stop() end)
 
   it("welcomes players, moves the one holding a key, broadcasts every tick", function()
-    local ada = h.open(srv.port, "/game?name=ada")
-    local welcome = cjson.decode((select(2, ada:read_message(5))))
+    local ada = srv:client("/game?name=ada")
+    local welcome = ada:receive_json()
     assert.are.equal("welcome", welcome.type)
     assert.are.equal(30, welcome.tick_rate)
-    local bob = h.open(srv.port, "/game?name=bob")
-    local bob_id = cjson.decode((select(2, bob:read_message(5)))).id
+    local bob = srv:client("/game?name=bob")
+    local bob_id = bob:receive_json().id
 
     -- States already queued for ada may predate bob's arrival.
     local first = next_state(ada)
@@ -45,7 +43,7 @@ describe("the game app", function()
     assert.are.equal("ada", a0.name)
     assert.are.equal("bob", b0.name)
 
-    assert(ada:send_text(cjson.encode { type = "input", right = true }))
+    ada:send_json { type = "input", right = true }
     -- A dozen ticks later ada has moved right (unless already at the edge);
     -- bob, pressing nothing, has not moved.
     local state, last_tick = first, first.tick
@@ -73,20 +71,16 @@ describe("the game app", function()
   end)
 
   it("serves its canvas page on the same port", function()
-    local wsclient = require "spec.support.wsclient"
-    local conn = assert(wsclient.tcp(srv.port))
-    assert(conn:send("GET /?name=ada HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"))
-    local resp = assert(conn:read_http_response(5))
-    assert.are.equal(200, resp.status)
-    assert.are.equal("text/html; charset=utf-8", resp.headers["content-type"])
-    assert.truthy(resp.body:find('getContext("2d")', 1, true), "not the game page")
-    conn:close()
+    local status, headers, body = http_get(srv.port, "/?name=ada")
+    assert.are.equal(200, status)
+    assert.are.equal("text/html; charset=utf-8", headers["content-type"])
+    assert.truthy(body:find('getContext("2d")', 1, true), "not the game page")
   end)
 
   it("closes a client that sends something other than input (1003)", function()
-    local conn = h.open(srv.port, "/game")
-    conn:read_message(5)                       -- welcome
-    assert(conn:send_text("not json"))
-    h.expect_close(conn, 1003, nil, { skip_other = true })
+    local c = srv:client("/game")
+    assert.are.equal("welcome", c:receive_json().type)
+    c:send("not json")
+    c:skip_to_close(1003)                    -- states stream in until the close
   end)
 end)
