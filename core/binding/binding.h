@@ -4,6 +4,7 @@
 #define DX_BINDING_H
 
 #include "binding/compat.h"
+#include "binding/metrics.h"
 #include "binding/options.h"
 #include "transport/server.h"
 
@@ -37,6 +38,7 @@ typedef struct dx_lserver {
     int nroutes;
     dx_http_route *http;
     int nhttp;
+    dx_metrics metrics;         /* handler errors, run times; served when metrics.path */
 } dx_lserver;
 
 /* The connection userdata: a handle. conn is NULL once the close event has

@@ -38,10 +38,39 @@ static int push_handler(lua_State *T, const dx_lserver *ls, int r, int h)
     return 1;
 }
 
+/* dx_call, timed into ls's metrics. */
+__attribute__((noinline))
+static int timed_call(dx_lserver *ls, lua_State *T, int nargs, int nresults, const char *what,
+                      const dx_lconn *w)
+{
+    double start = dx_metrics_clock();
+    int ok = dx_call(T, nargs, nresults, what, w);
+    dx_metrics_observe(&ls->metrics, dx_metrics_clock() - start);
+    return ok;
+}
+
+/* dx_call for ls's handlers and routes, timed while metrics are served
+ * (the callers count the failures: failed()). Without metrics it is
+ * dx_call, a tail call: the message path pays one test. */
+static int server_call(dx_lserver *ls, lua_State *T, int nargs, int nresults, const char *what,
+                       const dx_lconn *w)
+{
+    if (ls->metrics.path == NULL)
+        return dx_call(T, nargs, nresults, what, w);
+    return timed_call(ls, T, nargs, nresults, what, w);
+}
+
+/* Counts a handler or route of ls that raised. */
+static void failed(dx_lserver *ls)
+{
+    ls->metrics.handler_errors++;
+}
+
 /* A handler raised: that connection closes with 1011, the rest go on. */
 static void handler_failed(dx_lconn *w)
 {
     static const char reason[] = "internal server error";
+    failed(w->ls);
     if (w->conn)
         dx_conn_close(w->conn, DX_CLOSE_INTERNAL, reason, sizeof reason - 1);
 }
@@ -246,7 +275,8 @@ static int ev_upgrade(void *ud, dx_conn *c, const dx_http_request *req,
         push_request(T, c, req, up, &o, chosen);
         lua_pushvalue(T, -1);
         lua_insert(T, base + 1);               /* keep req below the call */
-        if (!dx_call(T, 1, 2, "upgrade", NULL)) {
+        if (!server_call(ls, T, 1, 2, "upgrade", NULL)) {
+            failed(ls);
             lua_settop(T, base);
             return 500;
         }
@@ -297,7 +327,7 @@ static void simple_event(void *ud, dx_conn *c, int h)
 {
     dx_lserver *ls = ud;
     dx_lconn *w = begin_event(ls, c, h);
-    if (w && !dx_call(ls->T, 1, 0, handler_names[h], w))
+    if (w && !server_call(ls, ls->T, 1, 0, handler_names[h], w))
         handler_failed(w);
 }
 
@@ -313,7 +343,7 @@ static void ev_message(void *ud, dx_conn *c, const uint8_t *data, size_t len, in
         return;
     lua_pushlstring(ls->T, len ? (const char *)data : "", len);
     lua_pushboolean(ls->T, binary);
-    if (!dx_call(ls->T, 3, 0, "message", w))
+    if (!server_call(ls, ls->T, 3, 0, "message", w))
         handler_failed(w);
 }
 
@@ -331,7 +361,8 @@ static void ev_close(void *ud, dx_conn *c, unsigned code, const uint8_t *reason,
         lua_pushinteger(T, (lua_Integer)code);
         lua_pushlstring(T, len ? (const char *)reason : "", len);
         w->in_close = 1;                   /* ws:publish still reaches the topics */
-        dx_call(T, 3, 0, "close", w);
+        if (!server_call(ls, T, 3, 0, "close", w))
+            failed(ls);
         w->in_close = 0;
     }
     dx_conn_release(T, w);
@@ -381,7 +412,8 @@ static void run_http_route(dx_lserver *ls, dx_conn *c, const dx_http_request *re
     lua_rawgeti(T, LUA_REGISTRYINDEX, fn);
     push_request_base(T, c, req, path, plen, query, qlen);
     static const char plain[] = "Content-Type: text/plain; charset=utf-8\r\n";
-    if (!dx_call(T, 1, 3, "http route", NULL)) {
+    if (!server_call(ls, T, 1, 3, "http route", NULL)) {
+        failed(ls);
         dx_http_respond(c, 500, plain, "Internal Server Error", 21, head, keep);
         lua_settop(T, base);
         return;
@@ -404,6 +436,27 @@ static void run_http_route(dx_lserver *ls, dx_conn *c, const dx_http_request *re
     lua_settop(T, base);
 }
 
+/* GET or HEAD of the metrics path: Prometheus's text format. */
+static void serve_metrics(dx_lserver *ls, dx_conn *c, const dx_http_request *req, int keep)
+{
+    int get = req->method_len == 3 && memcmp(req->method, "GET", 3) == 0;
+    int head = req->method_len == 4 && memcmp(req->method, "HEAD", 4) == 0;
+    if (!get && !head) {
+        dx_http_respond(c, 405, "Allow: GET, HEAD\r\nContent-Type: text/plain; charset=utf-8\r\n",
+                        "Method Not Allowed", 18, 0, keep);
+        return;
+    }
+    size_t len;
+    char *text = dx_metrics_render(&ls->metrics, dx_server_stats(ls->srv), dx_server_conn_count(ls->srv), &len);
+    if (text == NULL) {
+        dx_http_respond(c, 500, "Content-Type: text/plain; charset=utf-8\r\n", "Internal Server Error", 21,
+                        head, keep);
+        return;
+    }
+    dx_http_respond(c, 200, "Content-Type: text/plain; version=0.0.4; charset=utf-8\r\n", text, len, head, keep);
+    free(text);
+}
+
 static int ev_http(void *ud, dx_conn *c, const dx_http_request *req, int keep)
 {
     dx_lserver *ls = ud;
@@ -411,6 +464,10 @@ static int ev_http(void *ud, dx_conn *c, const dx_http_request *req, int keep)
     const char *q = memchr(t, '?', req->target_len);
     size_t plen = q ? (size_t)(q - t) : req->target_len;
     size_t qlen = q ? req->target_len - plen - 1 : 0;
+    if (ls->metrics.path && strlen(ls->metrics.path) == plen && memcmp(ls->metrics.path, t, plen) == 0) {
+        serve_metrics(ls, c, req, keep);
+        return DX_HTTP_ANSWERED;
+    }
     for (int i = 0; i < ls->nhttp; i++) {
         if (strlen(ls->http[i].path) != plen || memcmp(ls->http[i].path, t, plen) != 0)
             continue;
@@ -663,6 +720,8 @@ static int l_close(lua_State *L)
     ls->nroutes = 0;
     free_gets(L, ls);
     free(ls->http);
+    free(ls->metrics.path);
+    ls->metrics.path = NULL;
     ls->http = NULL;
     ls->nhttp = 0;
     return 0;
@@ -687,6 +746,24 @@ static int l_get(lua_State *L)
     lua_pushvalue(L, 3);
     r[ls->nhttp].fn = luaL_ref(L, LUA_REGISTRYINDEX);
     ls->nhttp++;
+    return 0;
+}
+
+/* server:metrics(path): serves the Prometheus metrics at path (on the
+ * app's port) and times handler runs from now on; false: neither any
+ * more. [-0, +0, e] */
+static int l_metrics(lua_State *L)
+{
+    dx_lserver *ls = check_open(L);
+    char *path = NULL;
+    if (!(lua_isboolean(L, 2) && !lua_toboolean(L, 2))) {
+        const char *p = luaL_checkstring(L, 2);
+        luaL_argcheck(L, p[0] == '/', 2, "path must start with '/'");
+        if ((path = strdup(p)) == NULL)
+            return luaL_error(L, "out of memory");
+    }
+    free(ls->metrics.path);
+    ls->metrics.path = path;
     return 0;
 }
 
@@ -760,7 +837,7 @@ static int l_stats(lua_State *L)
 static const luaL_Reg methods[] = {
     { "publish", l_publish }, { "subscribers", l_subscribers }, { "stats", l_stats },
     { "get", l_get }, { "static", l_static }, { "reload_tls", dx_tls_reload }, { "tls", dx_tls_enabled },
-    { "take_config", l_take_config }, { "route", l_route }, { "unroute", l_unroute }, { "ungets", l_ungets }, { "listen", l_listen }, { "configure", l_configure }, { "port", l_port },
+    { "metrics", l_metrics }, { "take_config", l_take_config }, { "route", l_route }, { "unroute", l_unroute }, { "ungets", l_ungets }, { "listen", l_listen }, { "configure", l_configure }, { "port", l_port },
     { "connections", l_connections }, { "shutdown", l_shutdown }, { "close", l_close },
     { NULL, NULL }
 };

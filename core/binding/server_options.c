@@ -26,6 +26,8 @@ const dx_option dx_server_options[] = {
       .doc = "0 picks a free port; the command prints it" },
     { .name = "static", .kind = DX_OPT_STRING, .noun = "directory name", .unset = "none",
       .flag = "--static", .doc = "plain `GET` and `HEAD` requests are answered with the files under it" },
+    { .name = "metrics", .kind = DX_OPT_STRING, .noun = "path", .unset = "off",
+      .flag = "--metrics", .doc = "Prometheus metrics (text format) at this path on the app's port, e.g. `\"/metrics\"`" },
     { .name = "max_message", .kind = DX_OPT_BYTES, CFG(max_message), .lo = 1, .hi = TiB,
       .flag = "--max-message", .doc = "larger messages are refused with close 1009 as soon as a frame "
       "header announces them, before their payload is buffered" },

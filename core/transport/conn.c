@@ -329,8 +329,10 @@ int dx_conn_send(dx_conn *c, const void *data, size_t len, int binary)
         return DX_SEND_CLOSED;
     if (!dx_conn_admit(c))
         return DX_SEND_BACKPRESSURE;
-    int r = dx_deflate_send(c, binary ? DX_OP_BINARY : DX_OP_TEXT, data, len);
-    return r ? DX_SEND_NOMEM : DX_SEND_OK;
+    if (dx_deflate_send(c, binary ? DX_OP_BINARY : DX_OP_TEXT, data, len))
+        return DX_SEND_NOMEM;
+    c->srv->stats.messages_out++;
+    return DX_SEND_OK;
 }
 
 int dx_conn_send_held(dx_conn *c, const void *data, size_t len, int binary,
@@ -346,6 +348,7 @@ int dx_conn_send_held(dx_conn *c, const void *data, size_t len, int binary,
     if (dx_out_frame_held(c, binary ? DX_OP_BINARY : DX_OP_TEXT, data, len, token))
         return DX_SEND_NOMEM;
     *held = 1;
+    c->srv->stats.messages_out++;
     return DX_SEND_OK;
 }
 

@@ -104,6 +104,8 @@ dx_shared *dx_deflate_shared_frame(dx_server *s, int bits, int opcode, const voi
         free(f);
         return NULL;
     }
+    s->stats.deflate_in += len;
+    s->stats.deflate_out += n;
     uint8_t hdr[DX_FRAME_HEADER_MAX];
     size_t hl = dx_frame_write_header(hdr, 1, DX_RSV1, opcode, n, NULL);
     memmove(f->data + hl, body, n);
@@ -146,6 +148,8 @@ int dx_deflate_send(dx_conn *c, int opcode, const void *data, size_t len)
         return -1;
     memcpy(p, hdr, hl);
     memcpy(p + hl, s->zbuf, n);
+    s->stats.deflate_in += len;
+    s->stats.deflate_out += n;
     /* A big scratch buffer is not kept for the next small message. */
     if (s->zbuf_cap > 1024 * 1024) {
         free(s->zbuf);

@@ -35,6 +35,7 @@ static size_t reserve_ahead(const dx_conn *c, uint64_t left, size_t take)
 /* Answers the request with an HTTP error and lingers until the peer goes. */
 static void refuse(dx_conn *c, int status, const char *body)
 {
+    c->srv->stats.refused[dx_refused_slot(status)]++;
     char out[1024];
     size_t n = dx_http_error_response(out, sizeof out, status, body);
     uint8_t *p = n ? dx_out_reserve(c, n) : NULL;
@@ -508,6 +509,7 @@ static void on_readable(dx_conn *c)
         dx_reader_end(c, n == 0);
         return;
     }
+    c->srv->stats.bytes_in += (size_t)n;
     dx_reader_consume(c, rbuf, (size_t)n);
 }
 

@@ -31,6 +31,16 @@ void dx_config_defaults(dx_config *cfg)
     cfg->shutdown_timeout = 10;
 }
 
+const int dx_refused_status[DX_REFUSED_SLOTS] = { 400, 403, 404, 405, 426, 431, 500, 503, 0 };
+
+int dx_refused_slot(int status)
+{
+    int i = 0;
+    while (i < DX_REFUSED_SLOTS - 1 && dx_refused_status[i] != status)
+        i++;
+    return i;
+}
+
 static void resume_accepting(struct ev_loop *loop, ev_timer *w, int revents);
 
 dx_server *dx_server_new(struct ev_loop *loop, const dx_config *cfg,

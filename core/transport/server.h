@@ -50,6 +50,13 @@ typedef struct dx_config {
     double shutdown_timeout;    /* a shutdown waits this long for queues and close replies; default 10 */
 } dx_config;
 
+/* The statuses requests are refused with, one slot each in
+ * dx_stats.refused; the last slot, 0 here, counts any other. */
+#define DX_REFUSED_SLOTS 9
+extern const int dx_refused_status[DX_REFUSED_SLOTS];
+/* The slot of status in dx_stats.refused. */
+int dx_refused_slot(int status);
+
 /* Counters of one server since it started. */
 typedef struct dx_stats {
     uint64_t accepted;              /* connections opened (101 sent) */
@@ -59,6 +66,12 @@ typedef struct dx_stats {
     uint64_t dropped;               /* messages not queued: max_backpressure with policy "drop" */
     uint64_t backpressure_closes;   /* connections closed 1008: max_backpressure with policy "close" */
     uint64_t tls_failures;          /* TLS connections dropped for a failed handshake or a TLS error */
+    uint64_t messages_out;          /* data messages queued: sends and deliveries */
+    uint64_t bytes_in;              /* bytes read from peers (after TLS) */
+    uint64_t bytes_out;             /* bytes written to peers (before TLS) */
+    uint64_t deflate_in;            /* bytes of outgoing messages compressed ... */
+    uint64_t deflate_out;           /* ... and what they were compressed to */
+    uint64_t refused[DX_REFUSED_SLOTS]; /* requests answered with an HTTP error, by dx_refused_slot */
 } dx_stats;
 
 /* What the layer above decides when it accepts an upgrade. */

@@ -166,6 +166,7 @@ static void read_path(dx_conn *c)
         break;
     }
     if (got) {
+        s->stats.bytes_in += got;
         dx_reader_consume(c, s->rbuf, got);
         if (c->state == DX_DEAD)
             return;
@@ -280,6 +281,7 @@ int dx_tls_flush(dx_conn *c)
         if (SSL_write_ex(c->rare->ssl, p, len, &w)) {
             if (c->state == DX_HANDSHAKE)   /* last_tx shares its slot with ping_at and since */
                 c->last_tx = ev_now(s->loop);
+            s->stats.bytes_out += w;
             dx_out_consume(c, w);
             continue;
         }

@@ -254,5 +254,6 @@ size_t dx_server_publish(dx_server *s, const char *name, size_t tlen,
         if (packed[b])
             dx_shared_release(packed[b]);
     s->stats.deliveries += sent;
+    s->stats.messages_out += sent;
     return sent;
 }

@@ -339,6 +339,7 @@ static int flush_plain(dx_conn *c)
         }
         if (c->state == DX_HANDSHAKE)       /* last_tx shares its slot with ping_at and since */
             c->last_tx = ev_now(c->srv->loop);
+        c->srv->stats.bytes_out += (size_t)w;
         dx_out_consume(c, (size_t)w);
     }
     return 0;

@@ -39,6 +39,7 @@ function M.app(opts)
   local ok, server = pcall(core.server, opts)
   if not ok then error(server, 2) end
   if opts.static ~= nil then serve_static(server, opts.static, 2) end
+  if opts.metrics ~= nil then server:metrics(opts.metrics) end
   local given = {}
   for k, v in pairs(opts) do given[k] = v end
   local app = setmetatable({ host = opts.host, port_wanted = opts.port or DEFAULT_PORT, server = server,
@@ -125,6 +126,7 @@ function App:take_over(old)
   for _, g in ipairs(self.gets) do server:get(g.path, g.fn) end
   server:take_config(self.server)
   server:static(self.static or false)
+  server:metrics(self.options.metrics or false)
   for t in pairs(old.timers) do t:stop() end
   self.server:close()
   self.server = server
@@ -141,6 +143,7 @@ function App:configure(opts)
     serve_static(self.server, opts.static, 2)
     self.static = opts.static
   end
+  if opts.metrics ~= nil then self.server:metrics(opts.metrics) end
   if opts.host ~= nil then self.host = opts.host end
   if opts.port ~= nil then self.port_wanted = opts.port end
   for k, v in pairs(opts) do self.options[k] = v end

@@ -1,0 +1,139 @@
+/* Prometheus metrics: one row per counter of dx_stats (name, help, field),
+ * the refusals by status, the connections open, handler errors and the
+ * handler run-time histogram, written in the text exposition format. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "binding/metrics.h"
+
+static const double bounds[DX_METRICS_BUCKETS] = {
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1
+};
+
+typedef struct counter {
+    const char *name, *help;
+    size_t offset;              /* of its uint64_t in dx_stats */
+} counter;
+
+#define STAT(f) offsetof(dx_stats, f)
+
+static const counter counters[] = {
+    { "duplex_connections_accepted_total", "WebSocket connections opened (101 sent).", STAT(accepted) },
+    { "duplex_messages_received_total", "Whole messages received and handed to the app.", STAT(messages_in) },
+    { "duplex_messages_sent_total", "Messages queued to peers: sends, and publish deliveries.", STAT(messages_out) },
+    { "duplex_received_bytes_total", "Bytes read from peers (after TLS): requests and frames.", STAT(bytes_in) },
+    { "duplex_sent_bytes_total", "Bytes written to peers (before TLS): responses, frames and files.",
+      STAT(bytes_out) },
+    { "duplex_publishes_total", "Publish calls.", STAT(published) },
+    { "duplex_deliveries_total", "Messages queued by publish, one per subscriber.", STAT(deliveries) },
+    { "duplex_dropped_messages_total", "Messages and pongs not queued: past max_backpressure.", STAT(dropped) },
+    { "duplex_backpressure_closes_total", "Connections closed 1008: past max_backpressure under policy close.",
+      STAT(backpressure_closes) },
+    { "duplex_tls_failures_total", "TLS connections dropped for a failed handshake or a TLS error.",
+      STAT(tls_failures) },
+    { "duplex_deflate_input_bytes_total", "Bytes of outgoing messages permessage-deflate compressed.",
+      STAT(deflate_in) },
+    { "duplex_deflate_output_bytes_total", "Bytes permessage-deflate made of them.", STAT(deflate_out) },
+};
+
+double dx_metrics_clock(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+void dx_metrics_observe(dx_metrics *m, double seconds)
+{
+    int b = 0;
+    while (b < DX_METRICS_BUCKETS && seconds > bounds[b])
+        b++;
+    m->runs[b]++;
+    m->count++;
+    m->sum += seconds;
+}
+
+/* A growing text; a failed allocation sets oom and drops what follows. */
+typedef struct text {
+    char *p;
+    size_t len, cap;
+    int oom;
+} text;
+
+__attribute__((format(printf, 2, 3)))
+static void add(text *t, const char *fmt, ...)
+{
+    for (;;) {
+        if (t->oom)
+            return;
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(t->p ? t->p + t->len : NULL, t->p ? t->cap - t->len : 0, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            t->oom = 1;
+            return;
+        }
+        if (t->p && (size_t)n < t->cap - t->len) {
+            t->len += (size_t)n;
+            return;
+        }
+        size_t cap = t->cap ? t->cap * 2 : 4096;
+        while (cap < t->len + (size_t)n + 1)
+            cap *= 2;
+        char *p = realloc(t->p, cap);
+        if (p == NULL) {
+            t->oom = 1;
+            return;
+        }
+        t->p = p;
+        t->cap = cap;
+    }
+}
+
+static void head(text *t, const char *name, const char *type, const char *help)
+{
+    add(t, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+char *dx_metrics_render(const dx_metrics *m, const dx_stats *st, size_t open, size_t *len)
+{
+    text t = { 0 };
+    head(&t, "duplex_connections", "gauge", "Connections open now, in any state.");
+    add(&t, "duplex_connections %zu\n", open);
+    for (size_t i = 0; i < sizeof counters / sizeof counters[0]; i++) {
+        uint64_t v;
+        memcpy(&v, (const char *)st + counters[i].offset, sizeof v);
+        head(&t, counters[i].name, "counter", counters[i].help);
+        add(&t, "%s %llu\n", counters[i].name, (unsigned long long)v);
+    }
+    head(&t, "duplex_http_refusals_total", "counter",
+         "Requests answered with an HTTP error instead of a 101 or a page, by status.");
+    for (int i = 0; i < DX_REFUSED_SLOTS; i++)
+        if (dx_refused_status[i])
+            add(&t, "duplex_http_refusals_total{status=\"%d\"} %llu\n", dx_refused_status[i],
+                (unsigned long long)st->refused[i]);
+        else
+            add(&t, "duplex_http_refusals_total{status=\"other\"} %llu\n", (unsigned long long)st->refused[i]);
+    head(&t, "duplex_handler_errors_total", "counter", "Handlers and HTTP routes that raised an error.");
+    add(&t, "duplex_handler_errors_total %llu\n", (unsigned long long)m->handler_errors);
+    head(&t, "duplex_handler_duration_seconds", "histogram",
+         "Run time of connection handlers and HTTP routes.");
+    uint64_t below = 0;
+    for (int b = 0; b < DX_METRICS_BUCKETS; b++) {
+        below += m->runs[b];
+        add(&t, "duplex_handler_duration_seconds_bucket{le=\"%g\"} %llu\n", bounds[b], (unsigned long long)below);
+    }
+    add(&t, "duplex_handler_duration_seconds_bucket{le=\"+Inf\"} %llu\n", (unsigned long long)m->count);
+    add(&t, "duplex_handler_duration_seconds_sum %.9f\n", m->sum);
+    add(&t, "duplex_handler_duration_seconds_count %llu\n", (unsigned long long)m->count);
+    if (t.oom) {
+        free(t.p);
+        return NULL;
+    }
+    *len = t.len;
+    return t.p;
+}
