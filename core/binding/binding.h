@@ -123,6 +123,9 @@ void dx_timer_open_lib(lua_State *L);
  * core.exe into the module table on top of the stack. [-0, +0, e] */
 void dx_bench_open_lib(lua_State *L);
 
+/* llog.c: core.log and core.log_format. */
+void dx_log_open_lib(lua_State *L);
+
 /* The registry-rooted thread events run on, created once per Lua state,
  * with the traceback handler at its stack index 1 for good (every user of
  * the thread leaves its stack as it found it). [-0, +0, m] */

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <sys/stat.h>
 #include "binding/binding.h"
+#include "transport/log.h"
 #include "protocol/message.h"
 
 static const char *const handler_names[DX_H_COUNT] = {
@@ -224,7 +225,7 @@ static int refusal(lua_State *T, int base, char *body, size_t body_cap)
         lua_Number n = lua_tonumber(T, base);
         status = n >= 400 && n <= 599 ? (int)n : 500;
         if (status == 500)
-            fprintf(stderr, "duplex: upgrade handler returned status %g; answering 500\n", n);
+            dx_log(DX_LOG_ERROR, "handler_error", 0, NULL, "upgrade handler returned status %g; answering 500", n);
     }
     const char *b = lua_tostring(T, base + 1);
     if (b) {
@@ -245,13 +246,13 @@ static int handler_choice(lua_State *T, int req, const offers *o)
         const char *p = lua_tolstring(T, -1, &len);
         chosen = offer_index(o, p, len);
         if (chosen < 0) {
-            fprintf(stderr, "duplex: upgrade handler chose protocol '%s', which the client "
-                    "did not offer; answering 500\n", p);
+            dx_log(DX_LOG_ERROR, "handler_error", 0, NULL, "upgrade handler chose protocol '%s', which the "
+                   "client did not offer; answering 500", p);
             chosen = -2;
         }
     } else if (!lua_isnil(T, -1)) {
-        fprintf(stderr, "duplex: upgrade handler set req.protocol to a %s; answering 500\n",
-                luaL_typename(T, -1));
+        dx_log(DX_LOG_ERROR, "handler_error", 0, NULL, "upgrade handler set req.protocol to a %s; answering 500",
+               luaL_typename(T, -1));
         chosen = -2;
     }
     lua_pop(T, 1);
@@ -425,8 +426,8 @@ static void run_http_route(dx_lserver *ls, dx_conn *c, const dx_http_request *re
     int has_type = 0;
     int bad = header_lines(T, base + 3, headers, sizeof headers - sizeof plain, &has_type) < 0;
     if ((body == NULL && !lua_isnil(T, base + 1)) || status < 200 || status > 599 || bad) {
-        fprintf(stderr, "duplex: http route %.*s returned a bad response (body string, status "
-                "200-599, headers table of strings expected); answering 500\n", (int)plen, path);
+        dx_log(DX_LOG_ERROR, "handler_error", 0, NULL, "http route %.*s returned a bad response (body string, "
+               "status 200-599, headers table of strings expected); answering 500", (int)plen, path);
         dx_http_respond(c, 500, plain, "Internal Server Error", 21, head, keep);
     } else {
         if (!has_type)

@@ -135,6 +135,7 @@ int luaopen_duplex_core(lua_State *L)
     dx_timer_open_lib(L);
     dx_client_open_lib(L);
     dx_bench_open_lib(L);
+    dx_log_open_lib(L);
     lua_pushliteral(L, DX_VERSION);
     lua_setfield(L, -2, "version");
     return 1;

@@ -201,6 +201,8 @@ static void push_default(lua_State *L, const dx_option *o, const void *defaults)
     case DX_FIELD_NONE:
         if (o->kind == DX_OPT_BYTES || o->kind == DX_OPT_INTEGER || o->kind == DX_OPT_SECONDS)
             push_whole(L, o->def);
+        else if (o->kind == DX_OPT_ENUM)
+            lua_pushstring(L, o->words[(int)o->def]);   /* def: the index of its word */
         else
             lua_pushnil(L);
         return;

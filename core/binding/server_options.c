@@ -12,6 +12,7 @@
 
 static const char *const deflate_modes[] = { "off", "shared", "dedicated", NULL };
 static const char *const backpressure_policies[] = { "close", "drop", NULL };
+static const char *const log_formats[] = { "text", "json", NULL };
 static const char *const tls_flag_keys[] = { "cert", "key", NULL };
 
 #define CFG(f) DX_FIELD(dx_config, f)
@@ -28,6 +29,9 @@ const dx_option dx_server_options[] = {
       .flag = "--static", .doc = "plain `GET` and `HEAD` requests are answered with the files under it" },
     { .name = "metrics", .kind = DX_OPT_STRING, .noun = "path", .unset = "off",
       .flag = "--metrics", .doc = "Prometheus metrics (text format) at this path on the app's port, e.g. `\"/metrics\"`" },
+    { .name = "log_format", .kind = DX_OPT_ENUM, .words = log_formats,
+      .flag = "--log-format", .doc = "the log on stderr: readable `\"text\"` lines, or `\"json\"`, one object a line "
+      "(time, level, event, conn, remote, message); the process's, whichever app sets it" },
     { .name = "max_message", .kind = DX_OPT_BYTES, CFG(max_message), .lo = 1, .hi = TiB,
       .flag = "--max-message", .doc = "larger messages are refused with close 1009 as soon as a frame "
       "header announces them, before their payload is buffered" },

@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 #include "transport/internal.h"
+#include "transport/log.h"
 #include "transport/tls.h"
 
 void dx_config_defaults(dx_config *cfg)
@@ -92,7 +93,8 @@ static void resume_accepting(struct ev_loop *loop, ev_timer *w, int revents)
  * than spin, and say so once per pause. */
 static void pause_accepting(dx_server *s, int err)
 {
-    fprintf(stderr, "duplex: cannot accept connections: %s; pausing 100 ms\n", strerror(err));
+    dx_log(DX_LOG_ERROR, "accept_paused", 0, NULL, "cannot accept connections: %s; pausing 100 ms",
+           strerror(err));
     set_accepting(s, 0);
     ev_timer_set(&s->accept_pause, 0.1, 0);
     ev_timer_start(s->loop, &s->accept_pause);

@@ -15,6 +15,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include "transport/internal.h"
+#include "transport/log.h"
 #include "transport/tls.h"
 
 int dx_tls_conn_start(dx_conn *c)
@@ -66,11 +67,11 @@ void dx_tls_log(dx_conn *c, const char *what, const char *reason)
     char remote[DX_ADDR_STRLEN];
     dx_addr_format(&c->remote, remote);
     if (s->tls_unlogged)
-        fprintf(stderr, "duplex: TLS %s with %s: %s (%llu more TLS errors in the last %.0f s "
-                "not logged)\n", what, remote, reason, (unsigned long long)s->tls_unlogged,
-                now - s->tls_logged_at);
+        dx_log(DX_LOG_WARN, "tls_error", c->id, &c->remote, "TLS %s with %s: %s (%llu more TLS errors in "
+               "the last %.0f s not logged)", what, remote, reason, (unsigned long long)s->tls_unlogged,
+               now - s->tls_logged_at);
     else
-        fprintf(stderr, "duplex: TLS %s with %s: %s\n", what, remote, reason);
+        dx_log(DX_LOG_WARN, "tls_error", c->id, &c->remote, "TLS %s with %s: %s", what, remote, reason);
     s->tls_logged_at = now;
     s->tls_unlogged = 0;
 }

@@ -162,10 +162,10 @@ local function run(args)
     local new, rerr = reload_app(app, script, opts, tables, own_module)
     if new then
       app = new
-      io.stderr:write("duplex: reloaded ", script, " (", why, ")\n")
+      duplex.log("info", "reloaded", ("reloaded %s (%s)"):format(script, why))
     else
-      io.stderr:write("duplex: reload of ", script, " (", why, ") refused, the running code goes on: ",
-        first_line(rerr), "\n")
+      duplex.log("error", "reload_refused", ("reload of %s (%s) refused, the running code goes on: %s")
+        :format(script, why, first_line(rerr)))
     end
   end
   local seen = watch and read_file(script)
@@ -193,9 +193,9 @@ local function run(args)
     if not tls then return end
     local reloaded, rerr = app:reload_tls()
     if reloaded then
-      io.stderr:write("duplex: TLS certificates reloaded\n")
+      duplex.log("info", "tls_reloaded", "TLS certificates reloaded")
     else
-      io.stderr:write("duplex: TLS reload failed, keeping the certificates in use: ", rerr, "\n")
+      duplex.log("error", "tls_reload_failed", "TLS reload failed, keeping the certificates in use: " .. rerr)
     end
   end)
   duplex.run()

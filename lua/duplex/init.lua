@@ -40,6 +40,7 @@ function M.app(opts)
   if not ok then error(server, 2) end
   if opts.static ~= nil then serve_static(server, opts.static, 2) end
   if opts.metrics ~= nil then server:metrics(opts.metrics) end
+  if opts.log_format ~= nil then core.log_format(opts.log_format) end
   local given = {}
   for k, v in pairs(opts) do given[k] = v end
   local app = setmetatable({ host = opts.host, port_wanted = opts.port or DEFAULT_PORT, server = server,
@@ -144,6 +145,7 @@ function App:configure(opts)
     self.static = opts.static
   end
   if opts.metrics ~= nil then self.server:metrics(opts.metrics) end
+  if opts.log_format ~= nil then core.log_format(opts.log_format) end
   if opts.host ~= nil then self.host = opts.host end
   if opts.port ~= nil then self.port_wanted = opts.port end
   for k, v in pairs(opts) do self.options[k] = v end
@@ -253,7 +255,7 @@ function App:shutdown(reason)
   for _, fn in ipairs(self.shutdown_hooks) do
     local ok, err = xpcall(fn, debug.traceback, self, reason)
     if not ok then
-      io.stderr:write("duplex: error in a shutdown hook: ", tostring(err), "\n")
+      core.log("error", "hook_error", "error in a shutdown hook: " .. tostring(err))
     end
   end
   for t in pairs(self.timers) do t:stop() end
@@ -348,6 +350,7 @@ M.run = core.run
 M.stop = core.stop
 M.now = core.now
 M.signal = core.signal
+M.log = core.log
 M.timer = core.timer
 
 return M
