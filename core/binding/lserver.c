@@ -246,7 +246,7 @@ static int ev_upgrade(void *ud, dx_conn *c, const dx_http_request *req,
         push_request(T, c, req, up, &o, chosen);
         lua_pushvalue(T, -1);
         lua_insert(T, base + 1);               /* keep req below the call */
-        if (!dx_call(T, 1, 2, "upgrade", NULL)) {
+        if (!dx_call(T, 1, 2, "upgrade", NULL, ls->guard_ms)) {
             lua_settop(T, base);
             return 500;
         }
@@ -297,7 +297,7 @@ static void simple_event(void *ud, dx_conn *c, int h)
 {
     dx_lserver *ls = ud;
     dx_lconn *w = begin_event(ls, c, h);
-    if (w && !dx_call(ls->T, 1, 0, handler_names[h], w))
+    if (w && !dx_call(ls->T, 1, 0, handler_names[h], w, ls->guard_ms))
         handler_failed(w);
 }
 
@@ -313,7 +313,7 @@ static void ev_message(void *ud, dx_conn *c, const uint8_t *data, size_t len, in
         return;
     lua_pushlstring(ls->T, len ? (const char *)data : "", len);
     lua_pushboolean(ls->T, binary);
-    if (!dx_call(ls->T, 3, 0, "message", w))
+    if (!dx_call(ls->T, 3, 0, "message", w, ls->guard_ms))
         handler_failed(w);
 }
 
@@ -331,7 +331,7 @@ static void ev_close(void *ud, dx_conn *c, unsigned code, const uint8_t *reason,
         lua_pushinteger(T, (lua_Integer)code);
         lua_pushlstring(T, len ? (const char *)reason : "", len);
         w->in_close = 1;                   /* ws:publish still reaches the topics */
-        dx_call(T, 3, 0, "close", w);
+        dx_call(T, 3, 0, "close", w, ls->guard_ms);
         w->in_close = 0;
     }
     dx_conn_release(T, w);
@@ -381,7 +381,7 @@ static void run_http_route(dx_lserver *ls, dx_conn *c, const dx_http_request *re
     lua_rawgeti(T, LUA_REGISTRYINDEX, fn);
     push_request_base(T, c, req, path, plen, query, qlen);
     static const char plain[] = "Content-Type: text/plain; charset=utf-8\r\n";
-    if (!dx_call(T, 1, 3, "http route", NULL)) {
+    if (!dx_call(T, 1, 3, "http route", NULL, ls->guard_ms)) {
         dx_http_respond(c, 500, plain, "Internal Server Error", 21, head, keep);
         lua_settop(T, base);
         return;
@@ -451,6 +451,15 @@ static void read_config(lua_State *L, int t, dx_config *cfg)
     dx_opt_read(L, t, dx_server_options, dx_server_option_count, cfg, "option", "");
 }
 
+/* The server's config changed: its handlers' limit, and the process
+ * default (timers, signals, clients) follows the server configured last. */
+static void guard_config(dx_lserver *ls)
+{
+    double t = dx_server_config(ls->srv)->handler_timeout;
+    ls->guard_ms = (int)dx_guard_ms(t);
+    dx_guard_set_default(t);
+}
+
 /* core.server([options]) -> server */
 static int l_new(lua_State *L)
 {
@@ -466,6 +475,8 @@ static int l_new(lua_State *L)
     if (ls->srv == NULL)
         return luaL_error(L, "out of memory");
     dx_tls_read_option(L, 1, ls->srv);
+    guard_config(ls);
+    dx_guard_start();
     return 1;
 }
 
@@ -609,6 +620,7 @@ static int l_configure(lua_State *L)
     read_config(L, 2, &cfg);
     dx_tls_read_option(L, 2, ls->srv);
     *dx_server_config(ls->srv) = cfg;
+    guard_config(ls);
     return 0;
 }
 
@@ -622,6 +634,7 @@ static int l_take_config(lua_State *L)
     dx_lserver *other = luaL_checkudata(L, 2, DX_SERVER_MT);
     luaL_argcheck(L, other->srv != NULL, 2, "a closed server");
     *dx_server_config(ls->srv) = *dx_server_config(other->srv);
+    guard_config(ls);
     return 0;
 }
 
@@ -743,7 +756,7 @@ static int l_stats(lua_State *L)
 {
     dx_lserver *ls = check_open(L);
     const dx_stats *st = dx_server_stats(ls->srv);
-    lua_createtable(L, 0, 8);
+    lua_createtable(L, 0, 9);
 #define DX_STAT(name, v) (lua_pushinteger(L, (lua_Integer)(v)), lua_setfield(L, -2, name))
     DX_STAT("connections", dx_server_conn_count(ls->srv));
     DX_STAT("accepted", st->accepted);
@@ -753,6 +766,7 @@ static int l_stats(lua_State *L)
     DX_STAT("dropped", st->dropped);
     DX_STAT("backpressure_closes", st->backpressure_closes);
     DX_STAT("tls_failures", st->tls_failures);
+    DX_STAT("handler_timeouts", dx_guard_timeouts());     /* the process's: its loop is shared */
 #undef DX_STAT
     return 1;
 }

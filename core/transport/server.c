@@ -29,6 +29,7 @@ void dx_config_defaults(dx_config *cfg)
     cfg->deflate.mem_level = 8;
     cfg->deflate_threshold = 64;
     cfg->shutdown_timeout = 10;
+    cfg->handler_timeout = 1;
 }
 
 static void resume_accepting(struct ev_loop *loop, ev_timer *w, int revents);

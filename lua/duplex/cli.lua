@@ -1,5 +1,6 @@
 --- The `duplex` command line.
 local duplex = require "duplex"
+local core = require "duplex.core"
 local options = require "duplex.options"
 
 local M = {}
@@ -102,13 +103,19 @@ local function has_handler(t)
   return false
 end
 
--- Loads the script and makes the app it describes. Returns app or nil, error.
-local function load_app(script, opts, tables)
+-- Loads the script and makes the app it describes. Returns app or nil,
+-- error. Loaded again (reloading), the script runs under the guard
+-- (core.guarded): one that never returns is stopped and refused. On
+-- LuaJIT the script's own functions run in the interpreter, where the
+-- guard's hook reaches them, unless the app's handler_timeout is 0 (see
+-- duplex.app's interpreted()).
+local function load_app(script, opts, tables, reloading)
   local chunk, err = loadfile(script)
   if not chunk then
     return nil, "cannot load " .. script .. ": " .. first_line(err:gsub("^" .. script:gsub("%p", "%%%0") .. ":", ""))
   end
-  local ok, result = pcall(chunk)
+  if jit then jit.off(chunk, true) end
+  local ok, result = (reloading and core.guarded or pcall)(chunk)
   if not ok then return nil, "error in " .. script .. ": " .. first_line(result) end
   for name, given in pairs(tables) do       -- over the app's own table, if it has one
     local t = {}
@@ -145,6 +152,7 @@ local function load_app(script, opts, tables)
     return nil, script .. " must return a table of handlers or an app (got " .. type(result) .. ")"
   end
   if not ok then return nil, script .. ": " .. first_line(err) end
+  if jit and not app:guarded() then jit.on(chunk, true) end
   app.returned = result                     -- what a reload hook gets as previous
   return app
 end
@@ -162,7 +170,7 @@ local function reload_app(app, script, opts, tables, own_modules)
   duplex.record_apps(made)
   local given = {}
   for k, v in pairs(opts) do given[k] = v end
-  local new, err = load_app(script, given, tables)
+  local new, err = load_app(script, given, tables, true)
   duplex.record_apps(nil)
   local ok = new ~= nil
   if ok then
