@@ -5,11 +5,14 @@
  *
  * - steady state (every event): dx_call notes that a section started and
  *   ended (guard.h: a few stores, no system call, no hook);
- * - a watchdog thread, one per process, wakes every limit/8 (5 to 125 ms),
- *   reads the sequence number and, when the same section has run for its
- *   limit, sends DX_GUARD_SIGNAL to the loop's thread. The signal handler
+ * - a POSIX timer of the process ticks every limit/8 (5 to 125 ms) with
+ *   DX_GUARD_SIGNAL, sent to the loop's thread. Its handler reads the
+ *   sequence number and, when the same section has run for its limit,
  *   sets a count hook on the section's thread (lua_sethook is meant to be
  *   called from a signal handler: lua.c and luajit.c do so for SIGINT).
+ *   No thread: a second thread would switch glibc's malloc and stdio to
+ *   their locking paths for every allocation of every message (measured:
+ *   20 to 470 instructions a message more, bench/instructions.sh).
  *
  * The hook raises "handler ran past handler_timeout" at every VM
  * instruction until the section returns: an app's pcall catches the error
@@ -22,16 +25,16 @@
  * built with LUAJIT_ENABLE_CHECKHOOK, which Debian's is not), on Lua 5.4 a
  * coroutine that never yields (hooks are per thread there), a C function
  * that does not return, and __gc metamethods and xpcall message handlers
- * (hooks are off while they run). For those the watchdog's last resort:
- * a section still running ten times its limit after it started is logged
- * and the process exits with status 70, so that a supervisor restarts it
- * rather than it hanging for good. */
+ * (hooks are off while they run). For those the last resort: a section
+ * still running ten times its limit after it started is logged and the
+ * process exits with status 70, so that a supervisor restarts it rather
+ * than it hanging for good. */
 #include <errno.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/syscall.h>
 #include "binding/binding.h"
 
 /* A real-time signal nothing else in the process uses. */
@@ -42,14 +45,20 @@
 
 dx_guard_state dx_guard = { .default_ms = 1000 };
 
-static unsigned target;           /* the seq the watchdog asks to stop (__atomic) */
-static pid_t started_in;          /* the process the watchdog runs in, 0 before */
-static pthread_t loop_thread;     /* the thread it signals */
+static pid_t started_in;          /* the process the timer ticks in, 0 before */
+static timer_t tick;              /* that timer, */
+static int ticking;               /* when it could be made */
+static unsigned tick_ms;          /* its period */
+static unsigned shortest_ms;      /* the shortest limit set, 0 before any */
+static unsigned last;             /* the tick handler's: the section seen at the last tick, */
+static double since;              /* when it was first seen, */
+static int asked;                 /* and whether the hook was set for it */
 static unsigned long timeouts;    /* sections stopped */
 static int report_taken;          /* the hook has taken the stop's traceback */
 static lua_Hook saved_hook;       /* an app's own hook, given back by disarm */
 static int saved_mask, saved_count;
-static const char report_key = 0; /* its address: registry key of the traceback */
+static const char report_key = 0;
+static void note_limit(unsigned ms); /* its address: registry key of the traceback */
 
 unsigned dx_guard_ms(double seconds)
 {
@@ -62,7 +71,9 @@ unsigned dx_guard_ms(double seconds)
 void dx_guard_set_default(double seconds)
 {
     dx_guard.default_ms = dx_guard_ms(seconds);
+    note_limit(dx_guard.default_ms);
 }
+
 
 unsigned long dx_guard_timeouts(void)
 {
@@ -85,22 +96,6 @@ static void hook(lua_State *L, lua_Debug *ar)
         lua_rawset(L, LUA_REGISTRYINDEX);
     }
     lua_error(L);
-}
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    int saved_errno = errno;
-    unsigned seq = dx_guard.seq;
-    lua_State *L = dx_guard.running;
-    if ((seq & 1) && seq == __atomic_load_n(&target, __ATOMIC_ACQUIRE) && L && !dx_guard.fired) {
-        saved_hook = lua_gethook(L);
-        saved_mask = lua_gethookmask(L);
-        saved_count = lua_gethookcount(L);
-        dx_guard.fired = 1;
-        lua_sethook(L, hook, LUA_MASKCOUNT, 1);
-    }
-    errno = saved_errno;
 }
 
 void dx_guard_disarm(void)
@@ -129,48 +124,75 @@ void dx_guard_push_report(lua_State *L)
 static double now(void)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(CLOCK_MONOTONIC, &ts);            /* async-signal-safe */
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static void *watchdog(void *arg)
+/* The last resort: logs and exits (async-signal-safe calls only). */
+static void give_up(unsigned ms, double ran_ms)
 {
-    (void)arg;
-    unsigned last = 0;        /* the section seen at the last look */
-    double since = 0;         /* when it was first seen */
-    int asked = 0;            /* the loop's thread was asked to stop it */
-    for (;;) {
-        unsigned seq = __atomic_load_n(&dx_guard.seq, __ATOMIC_ACQUIRE);
-        unsigned ms = __atomic_load_n(&dx_guard.limit_ms, __ATOMIC_RELAXED);
-        unsigned period = ms / 8 < 5 ? 5 : ms / 8 > 125 ? 125 : ms / 8;
-        if (!(seq & 1) || ms == 0 || seq != last) {
-            last = seq;
-            since = now();
-            asked = 0;
-        } else {
-            double ran = (now() - since) * 1000;
-            if (!asked && ran >= ms) {
-                __atomic_store_n(&target, seq, __ATOMIC_RELEASE);
-                asked = pthread_kill(loop_thread, DX_GUARD_SIGNAL) == 0;
-            } else if (asked && ran >= (double)ms * DX_GUARD_LAST_RESORT) {
-                char msg[512];
-                const char *what = __atomic_load_n(&dx_guard.what, __ATOMIC_RELAXED);
-                int n = snprintf(msg, sizeof msg,
-                                 "duplex: a %s handler ran past handler_timeout (%g s) and could not be "
-                                 "stopped (a loop compiled by LuaJIT, a coroutine that never yields on "
-                                 "Lua 5.4, or a C function that does not return); it has run %g s: "
-                                 "exiting with status %d\n",
-                                 what ? what : "", ms / 1000.0, ran / 1000, DX_GUARD_EXIT);
-                if (n > 0 && write(2, msg, (size_t)n < sizeof msg ? (size_t)n : sizeof msg - 1) < 0)
-                    n = 0;
-                _exit(DX_GUARD_EXIT);
+    char msg[512];
+    const char *what = dx_guard.what;
+    int n = snprintf(msg, sizeof msg,
+                     "duplex: a %s handler ran past handler_timeout (%g s) and could not be "
+                     "stopped (a loop compiled by LuaJIT, a coroutine that never yields on "
+                     "Lua 5.4, or a C function that does not return); it has run %.1f s: "
+                     "exiting with status %d\n",
+                     what ? what : "", ms / 1000.0, ran_ms / 1000, DX_GUARD_EXIT);
+    if (n > 0 && write(2, msg, (size_t)n < sizeof msg ? (size_t)n : sizeof msg - 1) < 0)
+        n = 0;
+    _exit(DX_GUARD_EXIT);
+}
+
+/* A tick, on the loop's thread, between any two of its instructions. */
+static void on_tick(int sig)
+{
+    (void)sig;
+    int saved_errno = errno;
+    unsigned seq = dx_guard.seq, ms = dx_guard.limit_ms;
+    lua_State *L = dx_guard.running;
+    if (!(seq & 1) || ms == 0 || L == NULL || seq != last) {
+        last = seq;
+        since = now();
+        asked = 0;
+    } else {
+        double ran = (now() - since) * 1000;
+        if (!asked && ran >= ms) {
+            asked = 1;
+            if (!dx_guard.fired) {
+                saved_hook = lua_gethook(L);
+                saved_mask = lua_gethookmask(L);
+                saved_count = lua_gethookcount(L);
+                dx_guard.fired = 1;
+                lua_sethook(L, hook, LUA_MASKCOUNT, 1);
             }
+        } else if (asked && ran >= (double)ms * DX_GUARD_LAST_RESORT) {
+            give_up(ms, ran);
         }
-        struct timespec ts = { 0, (long)period * 1000000L };
-        while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-            ;
     }
-    return NULL;
+    errno = saved_errno;
+}
+
+/* (Re)arms the tick for the shortest limit set: an eighth of it, 5 to
+ * 125 ms, so that a stop comes at most about that long after the limit. */
+static void arm(void)
+{
+    if (!ticking || started_in != getpid())
+        return;
+    unsigned ms = shortest_ms == 0 || shortest_ms / 8 > 125 ? 125 : shortest_ms / 8 < 5 ? 5 : shortest_ms / 8;
+    if (ms == tick_ms)
+        return;
+    tick_ms = ms;
+    struct itimerspec it = { { ms / 1000, (long)(ms % 1000) * 1000000L }, { ms / 1000, (long)(ms % 1000) * 1000000L } };
+    timer_settime(tick, 0, &it, NULL);
+}
+
+static void note_limit(unsigned ms)
+{
+    if (ms > 0 && (shortest_ms == 0 || ms < shortest_ms)) {
+        shortest_ms = ms;
+        arm();
+    }
 }
 
 void dx_guard_start(void)
@@ -178,32 +200,37 @@ void dx_guard_start(void)
     pid_t pid = getpid();
     if (started_in == pid)
         return;
-    started_in = pid;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sa.sa_flags = SA_RESTART;        /* the C the handler interrupts goes on as before */
+    sa.sa_handler = on_tick;
+    sa.sa_flags = SA_RESTART;        /* the C it interrupts goes on as before */
     sigemptyset(&sa.sa_mask);
     sigaction(DX_GUARD_SIGNAL, &sa, NULL);
-    loop_thread = pthread_self();
-    /* The watchdog takes no signal: SIGTERM, SIGHUP and the rest go to the
-     * loop's thread. */
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    pthread_attr_setstacksize(&attr, 64 * 1024);
-    pthread_t t;
-    int e = pthread_create(&t, &attr, watchdog, NULL);
-    pthread_attr_destroy(&attr);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (e != 0) {
-        fprintf(stderr, "duplex: cannot start the handler_timeout watchdog (%s): handlers are not guarded\n",
-                strerror(e));
+    struct sigevent sev;
+    memset(&sev, 0, sizeof sev);
+    sev.sigev_signo = DX_GUARD_SIGNAL;
+#if defined(SIGEV_THREAD_ID) && defined(__GLIBC__)
+    sev.sigev_notify = SIGEV_THREAD_ID;           /* the loop's thread, whatever others the host has */
+#ifdef sigev_notify_thread_id
+    sev.sigev_notify_thread_id = (pid_t)syscall(SYS_gettid);
+#else
+    sev._sigev_un._tid = (pid_t)syscall(SYS_gettid);   /* glibc before 2.41 names it so */
+#endif
+#else
+    sev.sigev_notify = SIGEV_SIGNAL;
+#endif
+    if (timer_create(CLOCK_MONOTONIC, &sev, &tick) != 0) {
+        fprintf(stderr, "duplex: cannot start the handler_timeout timer (%s): handlers are not guarded\n",
+                strerror(errno));
         fflush(stderr);
+        started_in = pid;            /* said once */
+        ticking = 0;
+        return;
     }
+    started_in = pid;
+    ticking = 1;
+    tick_ms = 0;
+    arm();
 }
 
 /* core.guarded(fn, ...) -> true, results... | false, message with its

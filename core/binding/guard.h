@@ -20,16 +20,16 @@
 
 typedef struct dx_guard_state {
     unsigned seq;                   /* odd while a section runs; changes at every entry and
-                                     * exit (read by the watchdog thread, __atomic) */
-    unsigned limit_ms;              /* the running section's limit, 0: unguarded (ditto) */
-    const char *what;               /* the running section's name (ditto) */
+                                     * exit (read by the tick's signal handler) */
+    unsigned limit_ms;              /* the running section's limit, 0: unguarded */
+    const char *what;               /* the running section's name */
     lua_State *running;             /* the running section's thread, NULL between sections */
     volatile sig_atomic_t fired;    /* the hook is set: the running section is being stopped */
     unsigned default_ms;            /* DX_GUARD_DEFAULT's value */
 } dx_guard_state;
 
-/* The one per process: the signal handler and the watchdog thread need it
- * (the loop they watch, ev_default_loop, is one per process too). */
+/* The one per process: a signal handler needs it (the loop it watches,
+ * ev_default_loop, is one per process too). */
 extern dx_guard_state dx_guard;
 
 /* What a section being left saves of the one it interrupts. */
@@ -76,10 +76,11 @@ static inline int dx_guard_leave(const dx_guard_saved *s)
     return stopped;
 }
 
-/* Starts the watchdog thread of this process, once (again in a child
- * after fork), and installs the signal handler. Called by everything that
- * makes the loop call Lua (servers, timers, signals, clients); a failure
- * to start is logged once and leaves the guard off. */
+/* Starts the guard's tick in this process, once (again in a child after
+ * fork): a POSIX timer signalling the calling thread, which must be the
+ * loop's. Called by everything that makes the loop call Lua (servers,
+ * timers, signals, clients); a failure is logged once and leaves the
+ * guard off. */
 void dx_guard_start(void);
 
 /* Sets the process default limit (DX_GUARD_DEFAULT) from seconds. */
