@@ -57,8 +57,9 @@ static unsigned long timeouts;    /* sections stopped */
 static int report_taken;          /* the hook has taken the stop's traceback */
 static lua_Hook saved_hook;       /* an app's own hook, given back by disarm */
 static int saved_mask, saved_count;
-static const char report_key = 0;
-static void note_limit(unsigned ms); /* its address: registry key of the traceback */
+static const char report_key = 0; /* its address: registry key of the traceback */
+
+static void note_limit(unsigned ms);
 
 unsigned dx_guard_ms(double seconds)
 {
@@ -73,7 +74,6 @@ void dx_guard_set_default(double seconds)
     dx_guard.default_ms = dx_guard_ms(seconds);
     note_limit(dx_guard.default_ms);
 }
-
 
 unsigned long dx_guard_timeouts(void)
 {
