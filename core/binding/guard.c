@@ -262,8 +262,44 @@ static int l_guarded(lua_State *L)
     return lua_gettop(L);
 }
 
+static int users;                 /* Lua states that loaded the module and are not closed */
+
+/* The last Lua state using the module is closing, and the module may be
+ * unloaded next (dlclose): the tick stops and its signal is ignored, so
+ * that no signal comes to a handler that is gone. */
+static int l_unload(lua_State *L)
+{
+    (void)L;
+    if (--users > 0)
+        return 0;
+    if (ticking && started_in == getpid())
+        timer_delete(tick);
+    ticking = 0;
+    started_in = 0;
+    tick_ms = 0;
+    signal(DX_GUARD_SIGNAL, SIG_IGN);
+    return 0;
+}
+
 void dx_guard_open_lib(lua_State *L)
 {
     lua_pushcfunction(L, l_guarded);
     lua_setfield(L, -2, "guarded");
+    /* A userdata in the registry whose __gc is l_unload: finalized at
+     * lua_close, before the loaded C libraries (made before it). */
+    static const char key = 0;
+    lua_pushlightuserdata(L, (void *)&key);
+    lua_rawget(L, LUA_REGISTRYINDEX);
+    int had = !lua_isnil(L, -1);
+    lua_pop(L, 1);
+    if (had)
+        return;
+    lua_pushlightuserdata(L, (void *)&key);
+    dx_newuserdata(L, 1);
+    lua_createtable(L, 0, 1);
+    lua_pushcfunction(L, l_unload);
+    lua_setfield(L, -2, "__gc");
+    lua_setmetatable(L, -2);
+    lua_rawset(L, LUA_REGISTRYINDEX);
+    users++;
 }

@@ -70,7 +70,9 @@ local function guard_on(app)
 end
 
 local function interpreted(app, fn)
-  if jit and type(fn) == "function" and guard_on(app) then jit.off(fn, true) end
+  if jit and type(fn) == "function" and guard_on(app) and debug.getinfo(fn, "S").what ~= "C" then
+    jit.off(fn, true)
+  end
   return fn
 end
 
