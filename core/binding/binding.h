@@ -5,6 +5,7 @@
 
 #include "binding/compat.h"
 #include "binding/metrics.h"
+#include "binding/guard.h"
 #include "binding/options.h"
 #include "transport/server.h"
 
@@ -39,6 +40,7 @@ typedef struct dx_lserver {
     dx_http_route *http;
     int nhttp;
     dx_metrics metrics;         /* handler errors, run times; served when metrics.path */
+    int guard_ms;               /* handler_timeout in ms (dx_guard_ms), 0: off */
 } dx_lserver;
 
 /* The connection userdata: a handle. conn is NULL once the close event has
@@ -55,11 +57,22 @@ typedef struct dx_lconn {
 } dx_lconn;
 
 /* Calls the function on L's stack below nargs arguments through the
- * traceback handler; L must be the event thread (dx_event_thread). On an error, logs "duplex: error in <what> handler
- * [connection N from ADDR]: message + traceback" once (conn may be NULL) and
+ * traceback handler; L must be the event thread (dx_event_thread). The
+ * outermost call is timed by the guard with timeout_ms (DX_GUARD_DEFAULT:
+ * the process default; 0: unguarded). On an error, logs "duplex: error in
+ * <what> handler [connection N from ADDR]: message + traceback" once
+ * (conn may be NULL), or, when the guard stopped it, "duplex: stopped
+ * <what> ...: handler ran past handler_timeout (S s) + traceback", and
  * returns 0 with nothing left on the stack; else returns 1 with nresults
  * values pushed. [-(nargs+1), +(nresults|0), -] */
-int dx_call(lua_State *L, int nargs, int nresults, const char *what, const dx_lconn *conn);
+int dx_call(lua_State *L, int nargs, int nresults, const char *what, const dx_lconn *conn, int timeout_ms);
+
+/* Whether the last dx_call that returned 0 was stopped by the guard. */
+int dx_call_stopped(void);
+
+/* The message handler dx_call uses: the error value (or its __tostring,
+ * or a note of its type) with a traceback appended. [-0, +1, m] */
+int dx_traceback_handler(lua_State *L);
 
 /* Registers metatable name for a userdata class: __index the methods,
  * __gc gc (when not NULL), __name name. [-0, +0, e] */

@@ -1,9 +1,13 @@
-/* The one way C calls into Lua: lua_pcall with a traceback handler, and the
- * failure policy "log it once, with its traceback". */
+/* The one way C calls into Lua: lua_pcall with a traceback handler, timed
+ * by the guard (guard.c), and the failure policy "log it once, with its
+ * traceback". */
 #include <stdio.h>
 #include "binding/binding.h"
+#include "transport/log.h"
 
-static int traceback(lua_State *L)
+static int last_stopped;   /* the last failed call was stopped by the guard */
+
+int dx_traceback_handler(lua_State *L)
 {
     const char *msg = lua_tostring(L, 1);
     if (msg == NULL) {
@@ -17,22 +21,50 @@ static int traceback(lua_State *L)
 }
 
 /* L is the event thread: its stack keeps the traceback handler at index 1
- * for good (see dx_event_thread), so a call pushes nothing extra. */
-int dx_call(lua_State *L, int nargs, int nresults, const char *what, const dx_lconn *conn)
+ * for good (see dx_event_thread), so a call pushes nothing extra. The
+ * outermost call is a guard section; one nested in it (an event the
+ * handler set off) is part of that section. */
+int dx_call(lua_State *L, int nargs, int nresults, const char *what, const dx_lconn *conn, int timeout_ms)
 {
-    if (lua_pcall(L, nargs, nresults, 1) == 0)
+    dx_guard_saved s;
+    int outer = dx_guard.running == NULL;
+    if (outer)
+        dx_guard_enter(&s, L, timeout_ms, what);
+    int rc = lua_pcall(L, nargs, nresults, 1);
+    int stopped = outer ? dx_guard_leave(&s) : 0;
+    if (rc == 0)
         return 1;
-    const char *err = lua_tostring(L, -1);
+    if (!outer && dx_guard.fired) {      /* the section around is being stopped: it reports */
+        lua_pop(L, 1);
+        last_stopped = 0;
+        return 0;
+    }
+    char where[DX_ADDR_STRLEN + 48] = "";
     if (conn) {
         char remote[DX_ADDR_STRLEN];
-        fprintf(stderr, "duplex: error in %s handler (connection %lld from %s): %s\n",
-                what, (long long)conn->id, dx_addr_format(&conn->remote, remote), err ? err : "?");
+        snprintf(where, sizeof where, " (connection %lld from %s)", (long long)conn->id,
+                 dx_addr_format(&conn->remote, remote));
     }
-    else
-        fprintf(stderr, "duplex: error in %s: %s\n", what, err ? err : "?");
-    fflush(stderr);
+    uint64_t id = conn ? (uint64_t)conn->id : 0;
+    const dx_addr *remote = conn ? &conn->remote : NULL;
+    if (stopped) {
+        lua_pop(L, 1);
+        dx_guard_push_report(L);
+        dx_log(DX_LOG_ERROR, "handler_timeout", id, remote, "stopped %s%s%s: %s", what, conn ? " handler" : "",
+               where, lua_tostring(L, -1));
+    } else {
+        const char *err = lua_tostring(L, -1);
+        dx_log(DX_LOG_ERROR, "handler_error", id, remote, "error in %s%s%s: %s", what, conn ? " handler" : "",
+               where, err ? err : "?");
+    }
     lua_pop(L, 1);
+    last_stopped = stopped;
     return 0;
+}
+
+int dx_call_stopped(void)
+{
+    return last_stopped;
 }
 
 lua_State *dx_event_thread(lua_State *L)
@@ -46,7 +78,7 @@ lua_State *dx_event_thread(lua_State *L)
         lua_pushlightuserdata(L, (void *)&key);
         T = lua_newthread(L);
         lua_rawset(L, LUA_REGISTRYINDEX);
-        lua_pushcfunction(T, traceback);     /* index 1 of T for as long as it lives */
+        lua_pushcfunction(T, dx_traceback_handler);     /* index 1 of T for as long as it lives */
     }
     return T;
 }

@@ -42,7 +42,7 @@ static void ev_open(void *ud, dx_client *c)
 {
     (void)ud;
     dx_lclient *w = dx_client_user(c);
-    if (begin(w, DX_C_OPEN) && !dx_call(w->T, 1, 0, "client open", NULL))
+    if (begin(w, DX_C_OPEN) && !dx_call(w->T, 1, 0, "client open", NULL, DX_GUARD_DEFAULT))
         dx_client_close(c, DX_CLOSE_INTERNAL);
 }
 
@@ -54,7 +54,7 @@ static void ev_message(void *ud, dx_client *c, const uint8_t *data, size_t len, 
         return;
     lua_pushlstring(w->T, len ? (const char *)data : "", len);
     lua_pushboolean(w->T, binary);
-    if (!dx_call(w->T, 3, 0, "client message", NULL))
+    if (!dx_call(w->T, 3, 0, "client message", NULL, DX_GUARD_DEFAULT))
         dx_client_close(c, DX_CLOSE_INTERNAL);
 }
 
@@ -70,7 +70,7 @@ static void ev_close(void *ud, dx_client *c, int opened, unsigned code, const ch
     if (begin(w, DX_C_CLOSE)) {
         lua_pushinteger(w->T, (lua_Integer)code);
         lua_pushstring(w->T, why);
-        dx_call(w->T, 3, 0, "client close", NULL);
+        dx_call(w->T, 3, 0, "client close", NULL, DX_GUARD_DEFAULT);
     }
     for (int h = 0; h < DX_C_COUNT; h++) {
         luaL_unref(w->T, LUA_REGISTRYINDEX, w->fn[h]);
@@ -169,6 +169,7 @@ static int l_connect(lua_State *L)
     lua_setmetatable(L, -2);
     w->c = c;
     w->T = dx_event_thread(L);
+    dx_guard_start();
     w->id = ++k->next_id;
     for (int h = 0; h < DX_C_COUNT; h++) {
         lua_getfield(L, 4, client_handlers[h]);

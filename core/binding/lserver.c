@@ -45,7 +45,7 @@ static int timed_call(dx_lserver *ls, lua_State *T, int nargs, int nresults, con
                       const dx_lconn *w)
 {
     double start = dx_metrics_clock();
-    int ok = dx_call(T, nargs, nresults, what, w);
+    int ok = dx_call(T, nargs, nresults, what, w, ls->guard_ms);
     dx_metrics_observe(&ls->metrics, dx_metrics_clock() - start);
     return ok;
 }
@@ -57,7 +57,7 @@ static int server_call(dx_lserver *ls, lua_State *T, int nargs, int nresults, co
                        const dx_lconn *w)
 {
     if (ls->metrics.path == NULL)
-        return dx_call(T, nargs, nresults, what, w);
+        return dx_call(T, nargs, nresults, what, w, ls->guard_ms);
     return timed_call(ls, T, nargs, nresults, what, w);
 }
 
@@ -509,6 +509,15 @@ static void read_config(lua_State *L, int t, dx_config *cfg)
     dx_opt_read(L, t, dx_server_options, dx_server_option_count, cfg, "option", "");
 }
 
+/* The server's config changed: its handlers' limit, and the process
+ * default (timers, signals, clients) follows the server configured last. */
+static void guard_config(dx_lserver *ls)
+{
+    double t = dx_server_config(ls->srv)->handler_timeout;
+    ls->guard_ms = (int)dx_guard_ms(t);
+    dx_guard_set_default(t);
+}
+
 /* core.server([options]) -> server */
 static int l_new(lua_State *L)
 {
@@ -524,6 +533,8 @@ static int l_new(lua_State *L)
     if (ls->srv == NULL)
         return luaL_error(L, "out of memory");
     dx_tls_read_option(L, 1, ls->srv);
+    guard_config(ls);
+    dx_guard_start();
     return 1;
 }
 
@@ -667,6 +678,7 @@ static int l_configure(lua_State *L)
     read_config(L, 2, &cfg);
     dx_tls_read_option(L, 2, ls->srv);
     *dx_server_config(ls->srv) = cfg;
+    guard_config(ls);
     return 0;
 }
 
@@ -680,6 +692,7 @@ static int l_take_config(lua_State *L)
     dx_lserver *other = luaL_checkudata(L, 2, DX_SERVER_MT);
     luaL_argcheck(L, other->srv != NULL, 2, "a closed server");
     *dx_server_config(ls->srv) = *dx_server_config(other->srv);
+    guard_config(ls);
     return 0;
 }
 
@@ -821,7 +834,7 @@ static int l_stats(lua_State *L)
 {
     dx_lserver *ls = check_open(L);
     const dx_stats *st = dx_server_stats(ls->srv);
-    lua_createtable(L, 0, 8);
+    lua_createtable(L, 0, 9);
 #define DX_STAT(name, v) (lua_pushinteger(L, (lua_Integer)(v)), lua_setfield(L, -2, name))
     DX_STAT("connections", dx_server_conn_count(ls->srv));
     DX_STAT("accepted", st->accepted);
@@ -831,6 +844,7 @@ static int l_stats(lua_State *L)
     DX_STAT("dropped", st->dropped);
     DX_STAT("backpressure_closes", st->backpressure_closes);
     DX_STAT("tls_failures", st->tls_failures);
+    DX_STAT("handler_timeouts", dx_guard_timeouts());     /* the process's: its loop is shared */
 #undef DX_STAT
     return 1;
 }

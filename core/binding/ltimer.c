@@ -3,7 +3,8 @@
  * An active timer is rooted in the registry (handle and function), so it
  * runs even when the app keeps no reference to it; a one-shot timer lets go
  * after it ran, a stopped one at once. An error in fn is logged with its
- * traceback and does not stop a repeating timer. */
+ * traceback and does not stop a repeating timer; fn stopped by the guard
+ * (handler_timeout: the process default, see guard.h) stops it. */
 #include <string.h>
 #include "binding/binding.h"
 
@@ -38,7 +39,8 @@ static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
         luaL_unref(T, LUA_REGISTRYINDEX, t->self);
         t->fn = t->self = LUA_NOREF;
     }
-    dx_call(T, 1, 0, "timer", NULL);
+    if (!dx_call(T, 1, 0, "timer", NULL, DX_GUARD_DEFAULT) && dx_call_stopped() && t->fn != LUA_NOREF)
+        release(T, t);               /* stopped by the guard: it runs no more */
 }
 
 /* core.timer(after, every, fn) -> handle. after: seconds before the first
@@ -65,6 +67,7 @@ static int l_timer(lua_State *L)
      * would fire early. One clock read per timer made is cheap. */
     ev_now_update(ev_default_loop(0));
     ev_timer_start(ev_default_loop(0), &t->w);
+    dx_guard_start();
     return 1;
 }
 

@@ -52,7 +52,7 @@ static void signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
     (void)revents;
     dx_lsignal *s = (dx_lsignal *)w;
     lua_rawgeti(s->T, LUA_REGISTRYINDEX, s->fn);
-    dx_call(s->T, 0, 0, "signal", NULL);
+    dx_call(s->T, 0, 0, "signal", NULL, DX_GUARD_DEFAULT);
 }
 
 static int signal_stop(lua_State *L)
@@ -87,6 +87,7 @@ static int l_signal(lua_State *L)
     s->self = luaL_ref(L, LUA_REGISTRYINDEX);
     ev_signal_init(&s->w, signal_cb, nums[i]);
     ev_signal_start(ev_default_loop(0), &s->w);
+    dx_guard_start();
     ev_unref(ev_default_loop(0));
     return 1;
 }
@@ -136,6 +137,7 @@ int luaopen_duplex_core(lua_State *L)
     dx_client_open_lib(L);
     dx_bench_open_lib(L);
     dx_log_open_lib(L);
+    dx_guard_open_lib(L);
     lua_pushliteral(L, DX_VERSION);
     lua_setfield(L, -2, "version");
     return 1;

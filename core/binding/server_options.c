@@ -50,6 +50,9 @@ const dx_option dx_server_options[] = {
     { .name = "shutdown_timeout", .kind = DX_OPT_SECONDS, CFG(shutdown_timeout),
       .flag = "--shutdown-timeout", .doc = "SIGTERM, SIGINT or `app:shutdown()`: how long queued messages "
       "and close replies are waited for before the last connections are dropped" },
+    { .name = "handler_timeout", .kind = DX_OPT_SECONDS, CFG(handler_timeout),
+      .flag = "--handler-timeout", .doc = "a handler, timer or HTTP route running longer is stopped: "
+      "1011 for its connection, 500 for a route, a timer ends (see Handlers that never return)" },
     { .name = "idle_timeout", .kind = DX_OPT_SECONDS, CFG(idle_timeout),
       .flag = "--idle-timeout", .doc = "a peer silent this long is closed with 1001" },
     { .name = "max_backpressure", .kind = DX_OPT_BYTES, CFG(max_backpressure), .lo = 1024, .hi = TiB,

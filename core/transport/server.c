@@ -30,6 +30,7 @@ void dx_config_defaults(dx_config *cfg)
     cfg->deflate.mem_level = 8;
     cfg->deflate_threshold = 64;
     cfg->shutdown_timeout = 10;
+    cfg->handler_timeout = 1;
 }
 
 const int dx_refused_status[DX_REFUSED_SLOTS] = { 400, 403, 404, 405, 426, 431, 500, 503, 0 };

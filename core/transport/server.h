@@ -48,6 +48,8 @@ typedef struct dx_config {
     dx_pmd_config deflate;      /* permessage-deflate; default off (window 15, memLevel 8 when on) */
     size_t deflate_threshold;   /* messages shorter than this go uncompressed; default 64 */
     double shutdown_timeout;    /* a shutdown waits this long for queues and close replies; default 10 */
+    double handler_timeout;     /* a Lua handler running longer is stopped (the binding's
+                                 * guard; the transport does not read it); default 1 */
 } dx_config;
 
 /* The statuses requests are refused with, one slot each in

@@ -1,5 +1,6 @@
 --- The `duplex` command line.
 local duplex = require "duplex"
+local core = require "duplex.core"
 local options = require "duplex.options"
 local script_loader = require "duplex.script"
 
@@ -105,7 +106,7 @@ local function reload_app(app, script, opts, tables, own_modules)
   duplex.record_apps(made)
   local given = {}
   for k, v in pairs(opts) do given[k] = v end
-  local new, err = script_loader.load_app(script, given, tables)
+  local new, err = script_loader.load_app(script, given, tables, true)
   duplex.record_apps(nil)
   local ok = new ~= nil
   if ok then

@@ -57,6 +57,32 @@ function M.record_apps(list)
   recording = list
 end
 
+-- The guard (handler_timeout) stops a running handler with a hook, and
+-- LuaJIT's compiled code checks no hooks (Debian's LuaJIT is built
+-- without LUAJIT_ENABLE_CHECKHOOK). So on LuaJIT, while the app's
+-- handler_timeout is not 0, the functions it gives duplex (handlers,
+-- timers, routes, hooks: jit.off(fn, true), which takes the functions
+-- defined inside them too) run in LuaJIT's interpreter, where the hook
+-- reaches them; code they call from modules stays compiled (see README.md,
+-- "Handlers that never return").
+local function guard_on(app)
+  local t = app.options.handler_timeout
+  if t == nil then t = server_options.by_name.handler_timeout.default end
+  return t ~= 0
+end
+
+local function interpreted(app, fn)
+  if jit and type(fn) == "function" and guard_on(app) and debug.getinfo(fn, "S").what ~= "C" then
+    jit.off(fn, true)
+  end
+  return fn
+end
+
+--- True when the app's handlers are guarded (handler_timeout is not 0).
+function App:guarded()
+  return guard_on(self)
+end
+
 --- True when v is an app made by duplex.app.
 function M.is_app(v)
   return getmetatable(v) == App
@@ -68,6 +94,7 @@ end
 function App:ws(path, handlers)
   local ok, err = pcall(self.server.route, self.server, path, handlers)
   if not ok then error(err, 2) end
+  for _, fn in pairs(handlers) do interpreted(self, fn) end
   self.paths[#self.paths + 1] = path
   self.routes[path] = handlers
   return self
@@ -80,6 +107,7 @@ end
 function App:get(path, fn)
   local ok, err = pcall(self.server.get, self.server, path, fn)
   if not ok then error(err, 2) end
+  interpreted(self, fn)
   self.gets[#self.gets + 1] = { path = path, fn = fn }
   return self
 end
@@ -93,7 +121,7 @@ function App:on_reload(fn)
   if type(fn) ~= "function" then
     error("bad argument #1 to 'on_reload' (function expected, got " .. type(fn) .. ")", 2)
   end
-  self.reload_hooks[#self.reload_hooks + 1] = fn
+  self.reload_hooks[#self.reload_hooks + 1] = interpreted(self, fn)
   return self
 end
 
@@ -101,7 +129,7 @@ end
 -- with its traceback.
 function App:run_reload_hooks(previous)
   for _, fn in ipairs(self.reload_hooks) do
-    local ok, err = xpcall(fn, debug.traceback, previous)
+    local ok, err = core.guarded(fn, previous)   -- stopped by the guard: refused, the rest goes on
     if not ok then return nil, err end
   end
   return true
@@ -198,7 +226,9 @@ end
 
 --- Counters since start: connections (now), accepted, messages_in,
 -- published, deliveries, dropped (max_backpressure, policy "drop", or any
--- refused send), backpressure_closes (policy "close").
+-- refused send), backpressure_closes (policy "close"), handler_timeouts
+-- (handlers the guard stopped in this process, whichever app's: they
+-- share the loop).
 function App:stats()
   return self.server:stats()
 end
@@ -215,11 +245,12 @@ end
 
 --- Runs fn(timer) every `seconds` on the loop (a game tick:
 -- app:every(1 / 30, tick)). Returns the timer; timer:stop() ends it. An
--- error in fn is logged with its traceback and the timer goes on.
+-- error in fn is logged with its traceback and the timer goes on; fn
+-- stopped by the guard (handler_timeout) ends it.
 function App:every(seconds, fn)
   check_timer_args(seconds, fn, "every")
   if seconds == 0 then error("bad argument #1 to 'every' (seconds must be above 0)", 2) end
-  local t = core.timer(seconds, seconds, fn)
+  local t = core.timer(seconds, seconds, interpreted(self, fn))
   self.timers[t] = true
   return t
 end
@@ -227,7 +258,7 @@ end
 --- Runs fn(timer) once, `seconds` from now. Returns the timer (stop() cancels it).
 function App:after(seconds, fn)
   check_timer_args(seconds, fn, "after")
-  local t = core.timer(seconds, 0, fn)
+  local t = core.timer(seconds, 0, interpreted(self, fn))
   self.timers[t] = true
   return t
 end
@@ -239,7 +270,7 @@ function App:on_shutdown(fn)
   if type(fn) ~= "function" then
     error("bad argument #1 to 'on_shutdown' (function expected, got " .. type(fn) .. ")", 2)
   end
-  self.shutdown_hooks[#self.shutdown_hooks + 1] = fn
+  self.shutdown_hooks[#self.shutdown_hooks + 1] = interpreted(self, fn)
   return self
 end
 
@@ -253,7 +284,7 @@ function App:shutdown(reason)
   if self.shutting_down then return end
   self.shutting_down = true
   for _, fn in ipairs(self.shutdown_hooks) do
-    local ok, err = xpcall(fn, debug.traceback, self, reason)
+    local ok, err = core.guarded(fn, self, reason)   -- stopped by the guard: the shutdown goes on
     if not ok then
       core.log("error", "hook_error", "error in a shutdown hook: " .. tostring(err))
     end

@@ -65,13 +65,18 @@ end
 -- opts (a table of duplex.app's options) are given over the app's own;
 -- tables (optional) are table options given key by key (tables.tls.cert,
 -- from command-line flags), laid over the app's own table of that name.
+-- Loaded again (reloading), the script runs under the guard
+-- (core.guarded): one that never returns is stopped and refused. On
+-- LuaJIT the script's own functions run in the interpreter, where the
+-- guard's hook reaches them, unless the app's handler_timeout is 0.
 -- Returns the app (not yet listening), or nil and a one-line message.
-function M.load_app(path, opts, tables)
+function M.load_app(path, opts, tables, reloading)
   local chunk, err = loadfile(path)
   if not chunk then
     return nil, "cannot load " .. path .. ": " .. first_line(err:gsub("^" .. path:gsub("%p", "%%%0") .. ":", ""))
   end
-  local ok, result = pcall(chunk)
+  if jit then jit.off(chunk, true) end
+  local ok, result = (reloading and duplex.core.guarded or pcall)(chunk)
   if not ok then return nil, "error in " .. path .. ": " .. first_line(result) end
   opts = opts or {}
   for name, given in pairs(tables or {}) do       -- over the app's own table, if it has one
@@ -89,6 +94,7 @@ function M.load_app(path, opts, tables)
   local app
   app, err = M.make_app(result, opts)
   if not app then return nil, path .. ": " .. err end
+  if jit and not app:guarded() then jit.on(chunk, true) end
   return app
 end
 
