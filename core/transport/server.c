@@ -29,6 +29,12 @@ void dx_config_defaults(dx_config *cfg)
     cfg->deflate.mem_level = 8;
     cfg->deflate_threshold = 64;
     cfg->shutdown_timeout = 10;
+    cfg->max_connections = 10000;
+    cfg->max_connections_per_ip = 256;
+    cfg->max_message_rate = 1000;
+    cfg->message_burst = 1000;
+    cfg->message_rate_drop = 0;
+    cfg->origins[0] = 0;
 }
 
 static void resume_accepting(struct ev_loop *loop, ev_timer *w, int revents);
@@ -102,12 +108,19 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
                 pause_accepting(s, errno);
             return;                      /* EAGAIN, or try again on the next readiness */
         }
+        dx_addr a;
+        dx_addr_from_sockaddr(&a, (struct sockaddr *)&addr);
+        if (dx_limits_accept(s, &a) < 0) {
+            close(fd);
+            continue;
+        }
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        dx_conn *c = dx_conn_new(s, fd, (struct sockaddr *)&addr);
-        if (c == NULL)
+        dx_conn *c = dx_conn_new(s, fd, &a);
+        if (c == NULL) {
+            dx_limits_release(s, &a);
             close(fd);
-        else if (s->tls && dx_tls_conn_start(c) < 0)
+        } else if (s->tls && dx_tls_conn_start(c) < 0)
             dx_conn_free(c);
     }
 }
@@ -298,6 +311,7 @@ void dx_server_free(dx_server *s)
     ev_prepare_stop(s->loop, &s->flusher);
     dx_deflate_server_free(s);
     dx_topics_free(s);
+    dx_limits_free(s);
     dx_out_free_spares(s);
     free(s->static_root);
     dx_tls_free(s->tls);
