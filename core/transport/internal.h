@@ -3,6 +3,7 @@
 #ifndef DX_TRANSPORT_INTERNAL_H
 #define DX_TRANSPORT_INTERNAL_H
 
+#include <string.h>
 #include <sys/socket.h>
 #include "transport/server.h"
 #include "protocol/frame.h"
@@ -246,8 +247,16 @@ void dx_limits_release(dx_server *s, const dx_addr *a);
 const char *dx_limits_refusal(dx_conn *c);
 /* An upgrade request's Origin is not allowed: counts it (refused_origin). */
 void dx_limits_origin_refused(dx_conn *c);
+/* 1 when c's message bucket is not full (rate_debt is never -0.0: its bits
+ * are 0 exactly when it is full, a test of one word on every read). */
+static inline int dx_rate_owed(const dx_conn *c)
+{
+    uint32_t bits;
+    memcpy(&bits, &c->rate_debt, sizeof bits);
+    return bits != 0;
+}
 /* Refills c's message bucket for the time since c->last_rx (call before
- * moving last_rx to now; only when c->rate_debt is not 0). */
+ * moving last_rx to now; only when dx_rate_owed). */
 void dx_rate_refill(dx_conn *c, ev_tstamp now);
 /* A whole data message came, max_message_rate on: 1 when the bucket had a
  * message for it; else 0 with the policy applied (counted in rate_limited;

@@ -227,7 +227,7 @@ void dx_limits_origin_refused(dx_conn *c)
 
 void dx_rate_refill(dx_conn *c, ev_tstamp now)
 {
-    double rate = c->srv->cfg.max_message_rate;
+    double rate = (double)c->srv->cfg.max_message_rate;
     double debt = rate > 0 ? c->rate_debt - (now - c->last_rx) * rate : 0;
     c->rate_debt = debt > 0 ? (float)debt : 0;
 }

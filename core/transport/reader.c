@@ -296,7 +296,7 @@ static void deliver(dx_conn *c, const uint8_t *p, size_t len)
     }
     if (c->state == DX_OPEN) {
         dx_server *s = c->srv;
-        if (s->cfg.max_message_rate > 0 && !dx_rate_take(c))
+        if (s->cfg.max_message_rate && !dx_rate_take(c))
             return;
         s->stats.messages_in++;
         s->ev.message(s->ud, c, p, len, binary);
@@ -488,7 +488,7 @@ void dx_reader_consume(dx_conn *c, uint8_t *buf, size_t n)
     case DX_OPEN:
     case DX_CLOSING: {
         ev_tstamp now = ev_now(c->srv->loop);
-        if (c->rate_debt != 0)               /* max_message_rate: refill the bucket */
+        if (dx_rate_owed(c))                 /* max_message_rate: refill the bucket */
             dx_rate_refill(c, now);
         c->last_rx = now;
         dx_reader_feed_frames(c, buf, n);

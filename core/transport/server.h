@@ -56,7 +56,7 @@ typedef struct dx_config {
     double shutdown_timeout;    /* a shutdown waits this long for queues and close replies; default 10 */
     size_t max_connections;     /* connections held at once, in any state; 0: no limit; default 10000 */
     size_t max_connections_per_ip; /* of them from one address; 0: no limit; default 256 */
-    double max_message_rate;    /* data messages a second from one peer; 0: no limit; default 1000 */
+    uint32_t max_message_rate;  /* data messages a second from one peer; 0: no limit; default 1000 */
     uint32_t message_burst;     /* ... of which this many at once; default 1000 */
     int message_rate_drop;      /* past it: 0 close the peer 1008 (default), 1 drop the message */
     char origins[DX_ORIGINS_MAX]; /* Origins an upgrade may come from besides its own host: "" none
