@@ -119,10 +119,10 @@ if [[ " $SERVERS " == *"-wss "* && ! -s $TLSDIR/cert.pem ]]; then
 fi
 TLSARGS="--tls-cert $TLSDIR/cert.pem --tls-key $TLSDIR/key.pem"
 declare -A CLIENT_FLAGS=([duplex-luajit-wss]=-S [duplex-lua5.4-wss]=-S)
-CMD[duplex-lua5.4]="build/lua5.4/duplex run scripts/echo.lua --host $HOST --port 0"
-CMD[duplex-luajit]="build/luajit/duplex run scripts/echo.lua --host $HOST --port 0"
-CMD[duplex-lua5.4-wss]="build/lua5.4/duplex run scripts/echo.lua --host $HOST --port 0 $TLSARGS"
-CMD[duplex-luajit-wss]="build/luajit/duplex run scripts/echo.lua --host $HOST --port 0 $TLSARGS"
+CMD[duplex-lua5.4]="build/lua5.4/duplex run scripts/echo.lua --host $HOST --port 0 $DUPLEX_UNLIMITED"
+CMD[duplex-luajit]="build/luajit/duplex run scripts/echo.lua --host $HOST --port 0 $DUPLEX_UNLIMITED"
+CMD[duplex-lua5.4-wss]="build/lua5.4/duplex run scripts/echo.lua --host $HOST --port 0 $DUPLEX_UNLIMITED $TLSARGS"
+CMD[duplex-luajit-wss]="build/luajit/duplex run scripts/echo.lua --host $HOST --port 0 $DUPLEX_UNLIMITED $TLSARGS"
 CMD[node-ws]="node bench/ws-echo-server.js --host $HOST --port 0"
 CMD[nginx-lua]="bench/nginx/serve.sh --host $HOST --port 0 --rundir $OUT/nginx-run"
 CMD[lws-c]="$OUT/lws-echo-server --host $HOST --port 0"

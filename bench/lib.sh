@@ -14,6 +14,10 @@
 # SPID[name] (the server itself, or its launcher: nginx's serve.sh),
 # PORT[name], BROKEN_ALL[name] (why a server cannot run at all), WHY.
 
+# duplex's limits meant for real clients (connections per address, messages
+# a second) off: the load comes from one address, faster than any client.
+DUPLEX_UNLIMITED="--max-connections 0 --max-connections-per-ip 0 --max-message-rate 0"
+
 die() { echo "$PROG: $*" >&2; exit 1; }
 note() { echo "$PROG: $*" >&2; }
 

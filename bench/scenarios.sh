@@ -154,8 +154,8 @@ REPORT=()
 broadcast() { # depth
   local d=$1 s="broadcast-d$1" n r vals tbl json first
   declare -A BROKEN=() RATE=() P50=() P99=() LOST=() ERRS=() SCPU=() SSYS=() CCPU=()
-  CMD[duplex-luajit]="build/luajit/duplex run lua/duplex/bench_app.lua --host $HOST --port 0"
-  CMD[duplex-lua5.4]="build/lua5.4/duplex run lua/duplex/bench_app.lua --host $HOST --port 0"
+  CMD[duplex-luajit]="build/luajit/duplex run lua/duplex/bench_app.lua --host $HOST --port 0 $DUPLEX_UNLIMITED"
+  CMD[duplex-lua5.4]="build/lua5.4/duplex run lua/duplex/bench_app.lua --host $HOST --port 0 $DUPLEX_UNLIMITED"
   CMD[node-ws]="node bench/ws-broadcast-server.js --host $HOST --port 0"
   local life=$(( ${#BNAMES[@]} * (30 + RUNS * (WARMUP + SECS + 30)) + 60 ))
   local args=(broadcast --connections "$BCAST_SUBS" --depth "$d" --size "$BCAST_SIZE")
@@ -252,8 +252,8 @@ broadcast() { # depth
 connect() {
   local s=connect n r tbl json first rpid
   declare -A BROKEN=() RATE=() RSSC=() RSSA=() SMS=() ERRS=() RPID=()
-  CMD[duplex-luajit]="build/luajit/duplex run scripts/echo.lua --host $HOST --port 0"
-  CMD[duplex-lua5.4]="build/lua5.4/duplex run scripts/echo.lua --host $HOST --port 0"
+  CMD[duplex-luajit]="build/luajit/duplex run scripts/echo.lua --host $HOST --port 0 $DUPLEX_UNLIMITED"
+  CMD[duplex-lua5.4]="build/lua5.4/duplex run scripts/echo.lua --host $HOST --port 0 $DUPLEX_UNLIMITED"
   CMD[node-ws]="node bench/ws-echo-server.js --host $HOST --port 0"
   CMD[nginx-lua]="bench/nginx/serve.sh --host $HOST --port 0 --rundir $OUT/nginx-run"
   CMD[lws-c]="$OUT/lws-echo-server --host $HOST --port 0"

@@ -23,8 +23,7 @@
 --
 -- client -> server
 --   {"type":"say","text":"hello"}      say something in the current room
---                                      (1 to 1000 characters, not only blanks;
---                                      a burst of 30, then 5 a second)
+--                                      (1 to 1000 characters, not only blanks)
 --   {"type":"typing"}                  "I am typing": passed on to the
 --                                      others in the room at most once a
 --                                      second per client (more are dropped
@@ -32,6 +31,11 @@
 --                                      per keystroke)
 --   {"type":"nick","name":"bob"}       rename yourself
 --   {"type":"join","room":"games"}     leave the current room for another
+--
+-- A client may send a burst of 30 messages (of any type), then 5 a second:
+-- the server drops the ones past that unanswered and counts them
+-- (max_message_rate with the "drop" policy), so one flooding client cannot
+-- drown a room; a person typing never comes near it.
 --
 -- server -> client
 --   {"type":"welcome","id":7,"name":"ada","room":"lobby",
@@ -60,8 +64,6 @@
 --        binary        a binary message (this protocol is text)
 --        bad_text      "text" missing, not a string, or only blanks
 --        too_long      "text" over 1000 characters
---        slow_down     more than a burst of 30 messages, then 5 a second:
---                      this one was not passed on
 --        bad_name      a name outside the rules above
 --        bad_room      a room name outside the rules above
 --        same_room     a join to the room the client is already in
@@ -85,15 +87,19 @@ local MAX_TEXT = 1000         -- characters of a message
 local MAX_NAME = 24           -- characters of a name
 local MAX_ROOM_NAME = 32
 local TYPING_INTERVAL = 1     -- seconds between two typing events passed on
-local SAY_BURST = 30          -- messages a client may say at once ...
-local SAY_RATE = 5            -- ... and then per second
 local DEFAULT_ROOM = "lobby"
 
 local concat = table.concat
 
 -- The page lives beside this script: scripts/chat/index.html.
 local here = (debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$")) or "."
-local app = duplex.app { static = here .. "/chat", max_message = 64 * 1024 }
+local app = duplex.app {
+  static = here .. "/chat",
+  max_message = 64 * 1024,
+  max_message_rate = 5,             -- messages a client may send a second ...
+  message_burst = 30,               -- ... after 30 at once;
+  message_rate_policy = "drop",     -- past that, dropped unanswered
+}
 
 local rooms = {}              -- room name -> room (see new_room); the lobby is never forgotten
 local room_count = 0
@@ -277,15 +283,6 @@ function requests.say(ws, msg)
   if chars(text) > MAX_TEXT then
     return send_error(ws, "too_long", "a message may hold at most " .. MAX_TEXT .. " characters")
   end
-  -- A token bucket per client: one flooding client cannot drown a room.
-  local d, t = ws.data, duplex.now()
-  local tokens = math.min(SAY_BURST, (d.say_tokens or SAY_BURST) + (t - (d.say_at or t)) * SAY_RATE)
-  d.say_at = t
-  if tokens < 1 then
-    d.say_tokens = tokens
-    return send_error(ws, "slow_down", ("at most %d messages at once, then %d a second"):format(SAY_BURST, SAY_RATE))
-  end
-  d.say_tokens = tokens - 1
   local room = ws.data.room
   room.seq = room.seq + 1
   local line = cjson.encode { type = "message", room = room.name, id = ws.id, name = ws.data.name,

@@ -42,7 +42,7 @@ describe("connection capacity", function()
 
   it("raises a low soft limit on open files and serves past it", function()
     assert.is_true(hard_limit() >= 1024, "this machine's hard limit on open files is below 1024")
-    srv = server.start("scripts/echo.lua", nil, { nofile = 64 })
+    srv = server.start("scripts/echo.lua", server.UNLIMITED, { nofile = 64 })
     local soft, hard = nofile(srv.pid)
     assert.are.equal(hard, soft)
     -- five times what the limit it was started under allows
@@ -57,14 +57,14 @@ describe("connection capacity", function()
     if os.getenv("DUPLEX_ASAN") then
       -- the sanitizer's allocator pads and quarantines every block: its
       -- figure says nothing of the server's own; the count still holds
-      srv = server.start("spec/fixtures/named_idle.lua")
+      srv = server.start("spec/fixtures/named_idle.lua", server.UNLIMITED)
       local code, line, r = connect(srv, 2000)
       assert.are.equal(0, code, line)
       assert.are.equal(2000, r.opened, line)
       return
     end
     assert.is_true(hard_limit() >= 10100, "10 000 connections need a hard limit on open files above 10 100")
-    srv = server.start("spec/fixtures/named_idle.lua")
+    srv = server.start("spec/fixtures/named_idle.lua", server.UNLIMITED)
     local code, line, r = connect(srv, 10000)
     assert.are.equal(0, code, line)
     assert.are.equal(10000, r.opened, line)

@@ -64,7 +64,7 @@ describe("the options", function()
     for _, o in ipairs(options.list) do
       assert.is_nil(names[o.name], "two rows named " .. o.name)
       names[o.name] = true
-      assert.truthy(({ seconds = 1, bytes = 1, integer = 1, enum = 1, string = 1, boolean = 1, table = 1 })[o.kind],
+      assert.truthy(({ seconds = 1, bytes = 1, integer = 1, enum = 1, string = 1, boolean = 1, table = 1, list = 1 })[o.kind],
         o.name .. ": kind " .. tostring(o.kind))
       assert.are.equal("string", type(o.doc), o.name .. " has no doc")
       assert.is_nil(o.doc:find("\n"), o.name .. ": its doc is one line")
@@ -129,6 +129,10 @@ describe("the options", function()
     assert.are.same({ nil, "--idle-timeout needs a non-negative number of seconds" },
       { options.value(flag("idle_timeout"), nil) })
     assert.are.same({ nil, "--host needs a host name or address" }, { options.value(flag("host"), "") })
+    assert.are.equal("*", options.value(flag("origins"), "*"))
+    assert.are.same({ "https://a.example", "http://b:3000" }, options.value(flag("origins"), "https://a.example,http://b:3000"))
+    assert.are.same({ nil, '--origins needs "*" or origins separated by commas' },
+      { options.value(flag("origins"), "https://a.example,") })
     local cert = options.flags(options.by_name.tls)[1]
     assert.are.same({ "--tls-cert", "cert" }, { cert.flag, cert.key })
     assert.are.same({ nil, "--tls-cert needs a file name" }, { options.value(cert, nil) })
@@ -154,6 +158,23 @@ describe("the options", function()
     assert.matches("bad option 'host' %(host name or address expected, got number%)", app_error { host = 1 })
     assert.matches("bad option 'static' %(directory name expected, got table%)", app_error { static = {} })
     assert.matches("unknown option 'max_mesage'", app_error { max_mesage = 1 })
+    assert.matches("bad option 'origins' %(\"%*\" or a table of origins expected, got \"https://a.example\"%)",
+      app_error { origins = "https://a.example" })
+    assert.matches("bad option 'origins' %(entry 2 is not an origin: \"https://b.example/\"%)",
+      app_error { origins = { "https://a.example", "https://b.example/" } })
+    assert.matches("bad option 'origins' %(entry 1 is not an origin: number%)", app_error { origins = { 1 } })
+    assert.matches("bad option 'origins' %(a list of origins expected: keys 1 to 0 and no others%)",
+      app_error { origins = { app = "https://a.example" } })
+    assert.matches("bad option 'origins' %(at most 1023 bytes of origins in all, got %d+%)",
+      app_error { origins = (function()
+        local t = {}
+        for i = 1, 60 do t[i] = ("https://host-%03d.example"):format(i) end
+        return t
+      end)() })
+    assert.matches("bad option 'message_rate_policy' %(\"close\" or \"drop\" expected, got \"slow\"%)",
+      app_error { message_rate_policy = "slow" })
+    assert.matches("bad option 'max_connections' %(integer from 0 to 100000000 expected, got %-1%)",
+      app_error { max_connections = -1 })
   end)
 
   it("a route's deflate is checked by the server's row", function()
@@ -162,6 +183,15 @@ describe("the options", function()
     assert.is_false(ok)
     assert.matches("bad route option 'deflate' %(\"off\", \"shared\" or \"dedicated\" expected, got \"fast\"%)", err)
     app:ws("/d", { deflate = "dedicated", message = print })
+    app:close()
+  end)
+
+  it("lists origins as the core keeps them, and takes them back", function()
+    assert.is_nil(options.by_name.origins.default)
+    assert.are.same({ "*" }, options.by_name.origins.values)
+    local app = duplex.app { host = "127.0.0.1", port = 0, origins = { "https://a.example" } }
+    app:configure { origins = "*" }
+    app:configure { origins = {} }
     app:close()
   end)
 

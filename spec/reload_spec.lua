@@ -162,7 +162,9 @@ describe("hot reload", function()
 
   it("loses no event across reloads under load", function()
     write(script, echo_script("v1"))
-    local srv = server.start(script)
+    -- 2000 messages a connection, as fast as they go: the rate limit is off
+    -- (the flags hold across reloads).
+    local srv = server.start(script, server.UNLIMITED)
     finally(function() srv:kill() end)
     local conns, expected = {}, {}
     for i = 1, 4 do conns[i], expected[i] = h.open(srv.port), 1 end

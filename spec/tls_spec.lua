@@ -91,7 +91,7 @@ describe("wss", function()
   describe("echo server with --tls-cert and --tls-key", function()
     local srv
     setup(function()
-      srv = server.start("spec/fixtures/echo.lua", with_args(tls_args(), { "--deflate", "shared" }))
+      srv = server.start("spec/fixtures/echo.lua", with_args(with_args(tls_args(), { "--deflate", "shared" }), server.UNLIMITED))
     end)
     teardown(function() if srv then srv:stop() end end)
 

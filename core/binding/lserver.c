@@ -834,7 +834,7 @@ static int l_stats(lua_State *L)
 {
     dx_lserver *ls = check_open(L);
     const dx_stats *st = dx_server_stats(ls->srv);
-    lua_createtable(L, 0, 9);
+    lua_createtable(L, 0, 15);
 #define DX_STAT(name, v) (lua_pushinteger(L, (lua_Integer)(v)), lua_setfield(L, -2, name))
     DX_STAT("connections", dx_server_conn_count(ls->srv));
     DX_STAT("accepted", st->accepted);
@@ -845,6 +845,12 @@ static int l_stats(lua_State *L)
     DX_STAT("backpressure_closes", st->backpressure_closes);
     DX_STAT("tls_failures", st->tls_failures);
     DX_STAT("handler_timeouts", dx_guard_timeouts());     /* the process's: its loop is shared */
+    DX_STAT("refused_full", st->refused_full);
+    DX_STAT("refused_per_ip", st->refused_per_ip);
+    DX_STAT("refused_at_accept", st->refused_at_accept);
+    DX_STAT("refused_origin", st->refused_origin);
+    DX_STAT("rate_limited", st->rate_limited);
+    DX_STAT("rate_closes", st->rate_closes);
 #undef DX_STAT
     return 1;
 }

@@ -5,7 +5,7 @@
 #include "binding/options.h"
 
 static const char *const kind_names[] = {
-    "seconds", "bytes", "integer", "enum", "string", "boolean", "table"
+    "seconds", "bytes", "integer", "enum", "string", "boolean", "table", "list"
 };
 
 const dx_option *dx_opt_find(const dx_option *list, size_t n, const char *name)
@@ -43,6 +43,13 @@ static void expected(const dx_option *o, char *out, size_t cap)
     case DX_OPT_STRING:
         snprintf(out, cap, "%s", o->noun);
         break;
+    case DX_OPT_LIST:
+        out[0] = 0;
+        for (int i = 0; o->words && o->words[i] && used < cap; i++)
+            used += (size_t)snprintf(out + used, cap - used, "\"%s\" or ", o->words[i]);
+        if (used < cap)
+            snprintf(out + used, cap - used, "a table of %ss", o->noun);
+        break;
     default:
         snprintf(out, cap, "table");
         break;
@@ -54,7 +61,7 @@ static void expected(const dx_option *o, char *out, size_t cap)
 static void shown(lua_State *L, const dx_option *o, int idx, char *out, size_t cap)
 {
     int numeric = o->kind == DX_OPT_SECONDS || o->kind == DX_OPT_BYTES || o->kind == DX_OPT_INTEGER;
-    int textual = o->kind == DX_OPT_ENUM || o->kind == DX_OPT_STRING;
+    int textual = o->kind == DX_OPT_ENUM || o->kind == DX_OPT_STRING || o->kind == DX_OPT_LIST;
     if (numeric && lua_type(L, idx) == LUA_TNUMBER)
         snprintf(out, cap, "%.14g", (double)lua_tonumber(L, idx));
     else if (textual && lua_type(L, idx) == LUA_TSTRING && dx_rawlen(L, idx) == 0)
@@ -63,6 +70,67 @@ static void shown(lua_State *L, const dx_option *o, int idx, char *out, size_t c
         snprintf(out, cap, "\"%.60s\"", lua_tostring(L, idx));
     else
         snprintf(out, cap, "%s", luaL_typename(L, idx));
+}
+
+/* 1 when s[0..len) may be an item of the LIST row o. */
+static int item_ok(const dx_option *o, const char *s, size_t len)
+{
+    if (len == 0)
+        return 0;
+    if (o->item)
+        return o->item(s, len);
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)s[i] <= ' ' || s[i] == ',' || s[i] == 0x7f)
+            return 0;
+    return 1;
+}
+
+/* Checks the LIST value at idx: 0 when it suits row o; -1 when it is
+ * neither one of o's words nor a table (the kind's message says it); 1
+ * when the table is wrong, with why saying how. */
+static int list_problem(lua_State *L, const dx_option *o, int idx, char *why, size_t cap)
+{
+    if (lua_type(L, idx) == LUA_TSTRING) {
+        for (int i = 0; o->words && o->words[i]; i++)
+            if (strcmp(lua_tostring(L, idx), o->words[i]) == 0)
+                return 0;
+        return -1;
+    }
+    if (!lua_istable(L, idx))
+        return -1;
+    idx = idx < 0 ? lua_gettop(L) + idx + 1 : idx;
+    size_t n = dx_rawlen(L, idx), keys = 0, room = 1;
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        keys++;
+        lua_pop(L, 1);
+    }
+    if (keys != n) {
+        snprintf(why, cap, "a list of %ss expected: keys 1 to %zu and no others", o->noun, n);
+        return 1;
+    }
+    for (size_t i = 1; i <= n; i++) {
+        lua_rawgeti(L, idx, (int)i);
+        size_t len = 0;
+        const char *item = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &len) : NULL;
+        if (item == NULL || !item_ok(o, item, len)) {
+            if (item)
+                snprintf(why, cap, "entry %zu is not %s %s: \"%.60s\"", i,
+                         strchr("aeiou", o->noun[0]) ? "an" : "a", o->noun, item);
+            else
+                snprintf(why, cap, "entry %zu is not %s %s: %s", i,
+                         strchr("aeiou", o->noun[0]) ? "an" : "a", o->noun, luaL_typename(L, -1));
+            lua_pop(L, 1);
+            return 1;
+        }
+        room += len + 1;
+        lua_pop(L, 1);
+    }
+    if (room > o->fsize && o->ftype == DX_FIELD_CHARS) {
+        snprintf(why, cap, "at most %u bytes of %ss in all, got %zu", o->fsize - 1, o->noun, room - 1);
+        return 1;
+    }
+    return 0;
 }
 
 static int valid(lua_State *L, const dx_option *o, int idx)
@@ -89,10 +157,13 @@ static int valid(lua_State *L, const dx_option *o, int idx)
 
 void dx_opt_check(lua_State *L, const dx_option *o, int idx, const char *what, const char *prefix)
 {
-    if (valid(L, o, idx))
+    char why[160] = "";
+    if (o->kind == DX_OPT_LIST ? list_problem(L, o, idx, why, sizeof why) == 0 : valid(L, o, idx))
         return;
     char name[96], exp[160], got[80];
     full_name(name, sizeof name, prefix, o->name);
+    if (why[0])
+        luaL_error(L, "bad %s '%s' (%s)", what, name, why);
     expected(o, exp, sizeof exp);
     shown(L, o, idx, got, sizeof got);
     luaL_error(L, "bad %s '%s' (%s expected, got %s)", what, name, exp, got);
@@ -126,6 +197,27 @@ static void put_number(const dx_option *o, void *base, double v)
     }
 }
 
+/* Copies the LIST value at idx (checked) into o's field at base. */
+static void put_list(lua_State *L, const dx_option *o, int idx, void *base)
+{
+    char *p = (char *)base + o->offset;
+    if (lua_type(L, idx) == LUA_TSTRING) {
+        snprintf(p, o->fsize, "%s", lua_tostring(L, idx));
+        return;
+    }
+    size_t used = 0, n = dx_rawlen(L, idx);
+    for (size_t i = 1; i <= n; i++) {
+        lua_rawgeti(L, idx, (int)i);
+        size_t len;
+        const char *item = lua_tolstring(L, -1, &len);
+        memcpy(p + used, item, len);
+        p[used + len] = '\n';
+        used += len + 1;
+        lua_pop(L, 1);
+    }
+    p[used] = 0;
+}
+
 void dx_opt_store(lua_State *L, const dx_option *o, int idx, void *base, const char *what,
                   const char *prefix)
 {
@@ -138,6 +230,8 @@ void dx_opt_store(lua_State *L, const dx_option *o, int idx, void *base, const c
         put_number(o, base, dx_opt_word(L, o, idx, what, prefix));
     else if (o->kind == DX_OPT_BOOLEAN)
         put_number(o, base, lua_toboolean(L, idx));
+    else if (o->kind == DX_OPT_LIST)
+        put_list(L, o, idx, base);
     else if (o->ftype == DX_FIELD_STRING) {
         const char *s = lua_tostring(L, idx);
         memcpy((char *)base + o->offset, &s, sizeof s);
@@ -221,6 +315,22 @@ static void push_default(lua_State *L, const dx_option *o, const void *defaults)
         return;
     case DX_FIELD_STRING:
         lua_pushnil(L);                 /* a string option's default is "unset" */
+        return;
+    case DX_FIELD_CHARS:                /* a LIST: nil when empty, a word, or its items */
+        if (*p == 0 || strchr(p, '\n') == NULL) {
+            if (*p)
+                lua_pushstring(L, p);
+            else
+                lua_pushnil(L);
+            return;
+        }
+        lua_newtable(L);
+        for (int n = 1; *p; n++) {
+            const char *end = strchr(p, '\n');
+            lua_pushlstring(L, p, (size_t)(end - p));
+            lua_rawseti(L, -2, n);
+            p = end + 1;
+        }
         return;
     default:
         if (o->fsize == sizeof u) {

@@ -17,22 +17,30 @@ typedef enum dx_opt_kind {
     DX_OPT_ENUM,        /* one of words; stored as its index */
     DX_OPT_STRING,      /* a non-empty string naming a noun ("file name") */
     DX_OPT_BOOLEAN,     /* any value, taken for its truth */
-    DX_OPT_TABLE        /* a table its own reader checks (tls: ltls.c); its flags
+    DX_OPT_TABLE,       /* a table its own reader checks (tls: ltls.c); its flags
                          * --<flag>-<word> set the keys in words */
+    DX_OPT_LIST         /* one of words (a string: "*"), or a table listing strings
+                         * (1..n, nothing else), each a noun that item accepts;
+                         * stored in a char array as the items, each followed by
+                         * '\n' (a word as itself; an empty table as "") */
 } dx_opt_kind;
 
 /* How a row's value is stored at base + offset (DX_FIELD picks it). */
-enum { DX_FIELD_NONE, DX_FIELD_DOUBLE, DX_FIELD_INT, DX_FIELD_UNSIGNED, DX_FIELD_STRING };
+enum { DX_FIELD_NONE, DX_FIELD_DOUBLE, DX_FIELD_INT, DX_FIELD_UNSIGNED, DX_FIELD_STRING,
+       DX_FIELD_CHARS };
 
 typedef struct dx_option {
     const char *name;
     dx_opt_kind kind;
     size_t offset;              /* where it is stored in the struct read into ... */
     unsigned char ftype;        /* ... as a DX_FIELD_*; DX_FIELD_NONE: checked, not stored */
-    unsigned char fsize;        /* sizeof the field (DX_FIELD_UNSIGNED: 4 or 8) */
+    unsigned fsize;             /* sizeof the field (DX_FIELD_UNSIGNED: 4 or 8; DX_FIELD_CHARS:
+                                 * the room, its NUL included) */
     double lo, hi;              /* BYTES, INTEGER: the range */
     const char *const *words;   /* ENUM: the words, NULL-terminated; TABLE: the keys flags set */
-    const char *noun;           /* STRING, TABLE (its flags): what the value names */
+    const char *noun;           /* STRING, TABLE (its flags), LIST (an item): what the value names */
+    int (*item)(const char *s, size_t len); /* LIST: 1 when s is an item it may hold; NULL:
+                                 * any string without spaces, commas or control characters */
     double def;                 /* no field, BYTES or INTEGER: the default */
     const char *unset;          /* no field and no number: what leaving it out means */
     const char *flag;           /* the command line's flag, NULL for none */
@@ -40,7 +48,7 @@ typedef struct dx_option {
 } dx_option;
 
 #define DX_FTYPE(x) _Generic((x), double: DX_FIELD_DOUBLE, int: DX_FIELD_INT, \
-    const char *: DX_FIELD_STRING, default: DX_FIELD_UNSIGNED)
+    const char *: DX_FIELD_STRING, char *: DX_FIELD_CHARS, default: DX_FIELD_UNSIGNED)
 
 /* The designated initializers of a row stored in field f of struct type T
  * (f may be nested: deflate.mode). */
@@ -64,7 +72,8 @@ int dx_opt_word(lua_State *L, const dx_option *o, int idx, const char *what, con
 
 /* Checks the value at idx (nil: nothing happens) and, when o has a field,
  * stores it at base + o->offset (an ENUM as its word's index, a STRING as
- * a pointer that stays valid while the value is reachable). [-0, +0, e] */
+ * a pointer that stays valid while the value is reachable, a LIST copied
+ * into the field). [-0, +0, e] */
 void dx_opt_store(lua_State *L, const dx_option *o, int idx, void *base, const char *what,
                   const char *prefix);
 
@@ -85,7 +94,8 @@ void dx_opt_get(lua_State *L, int t, const dx_option *o, void *base, const char 
                 const char *prefix);
 
 /* Pushes the n rows as a list of tables { name, kind, min, max, values,
- * noun, default, unset, flag, doc } (a stored option's default read from
+ * noun, default (a LIST's: its word, or a table of its items; nil when
+ * empty), unset, flag, doc } (a stored option's default read from
  * defaults, which holds the defaults of the struct read into). [-0, +1, m] */
 void dx_opt_push_list(lua_State *L, const dx_option *list, size_t n, const void *defaults);
 

@@ -9,11 +9,14 @@
  * (lua/duplex/init.lua); tls is a table read by ltls.c. */
 #include "binding/binding.h"
 #include "binding/options.h"
+#include "protocol/origin.h"
 
 static const char *const deflate_modes[] = { "off", "shared", "dedicated", NULL };
 static const char *const backpressure_policies[] = { "close", "drop", NULL };
 static const char *const log_formats[] = { "text", "json", NULL };
+static const char *const rate_policies[] = { "close", "drop", NULL };
 static const char *const tls_flag_keys[] = { "cert", "key", NULL };
+static const char *const any_origin[] = { "*", NULL };
 
 #define CFG(f) DX_FIELD(dx_config, f)
 #define TiB 1099511627776.0
@@ -32,9 +35,27 @@ const dx_option dx_server_options[] = {
     { .name = "log_format", .kind = DX_OPT_ENUM, .words = log_formats,
       .flag = "--log-format", .doc = "the log on stderr: readable `\"text\"` lines, or `\"json\"`, one object a line "
       "(time, level, event, conn, remote, message); the process's, whichever app sets it" },
+    { .name = "origins", .kind = DX_OPT_LIST, CFG(origins), .words = any_origin, .noun = "origin",
+      .item = dx_origin_valid, .unset = "the request's own host", .flag = "--origins",
+      .doc = "an upgrade whose `Origin` is not its own host is refused with 403 unless listed here "
+      "(`{ \"https://app.example\" }`), or `\"*\"` for any; one without `Origin` is served" },
+    { .name = "max_connections", .kind = DX_OPT_INTEGER, CFG(max_connections), .lo = 0, .hi = 1e8,
+      .flag = "--max-connections", .doc = "connections held at once, HTTP and WebSocket; past it a "
+      "request is answered 503 with `Retry-After`; 0: no limit" },
+    { .name = "max_connections_per_ip", .kind = DX_OPT_INTEGER, CFG(max_connections_per_ip), .lo = 0,
+      .hi = 1e8, .flag = "--max-connections-per-ip", .doc = "of them from one peer address; past it "
+      "503 with `Retry-After`; 0: no limit (behind a proxy every client has the proxy's address)" },
     { .name = "max_message", .kind = DX_OPT_BYTES, CFG(max_message), .lo = 1, .hi = TiB,
       .flag = "--max-message", .doc = "larger messages are refused with close 1009 as soon as a frame "
       "header announces them, before their payload is buffered" },
+    { .name = "max_message_rate", .kind = DX_OPT_INTEGER, CFG(max_message_rate), .lo = 0, .hi = 1e8,
+      .flag = "--max-message-rate", .doc = "messages a second from one peer, after a burst of "
+      "`message_burst`; past it `message_rate_policy` applies; 0: no limit" },
+    { .name = "message_burst", .kind = DX_OPT_INTEGER, CFG(message_burst), .lo = 1, .hi = 1e8,
+      .flag = "--message-burst", .doc = "messages a peer may send at once before `max_message_rate` holds it" },
+    { .name = "message_rate_policy", .kind = DX_OPT_ENUM, CFG(message_rate_drop), .words = rate_policies,
+      .flag = "--message-rate-policy", .doc = "past `max_message_rate`: `\"close\"` the peer (1008) or "
+      "`\"drop\"` the message (the `message` handler is not called; counted in `rate_limited`)" },
     { .name = "max_head", .kind = DX_OPT_BYTES, CFG(max_head), .lo = 256, .hi = 64 * 1024,
       .flag = "--max-head", .doc = "request head larger: 431" },
     { .name = "max_headers", .kind = DX_OPT_INTEGER, CFG(max_headers), .lo = 8, .hi = 128,

@@ -317,6 +317,12 @@ const char *dx_http_reason(int status)
 
 size_t dx_http_error_response(char *out, size_t cap, int status, const char *body)
 {
+    return dx_http_error_response_with(out, cap, status, NULL, body);
+}
+
+size_t dx_http_error_response_with(char *out, size_t cap, int status, const char *headers,
+                                   const char *body)
+{
     buf b = { out, cap, 0, 0 };
     const char *reason = dx_http_reason(status);
 
@@ -335,7 +341,10 @@ size_t dx_http_error_response(char *out, size_t cap, int status, const char *bod
                   "Upgrade: websocket\r\nSec-WebSocket-Version: 13");
     else
         puts_(&b, "\r\nConnection: close");
-    puts_(&b, "\r\n\r\n");
+    puts_(&b, "\r\n");
+    if (headers)
+        puts_(&b, headers);
+    puts_(&b, "\r\n");
     puts_(&b, body);
     return b.full ? 0 : b.len;
 }

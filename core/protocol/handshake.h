@@ -66,4 +66,10 @@ const char *dx_http_reason(int status);
  * 400..599. */
 size_t dx_http_error_response(char *out, size_t cap, int status, const char *body);
 
+/* dx_http_error_response with more header lines after the Connection line:
+ * headers (each line ending in CRLF, e.g. "Retry-After: 5\r\n"), or NULL
+ * for none. Same returns. */
+size_t dx_http_error_response_with(char *out, size_t cap, int status, const char *headers,
+                                   const char *body);
+
 #endif

@@ -27,7 +27,7 @@ void dx_conn_watch(dx_conn *c)
         ev_io_start(loop, &c->io);
 }
 
-dx_conn *dx_conn_new(dx_server *s, int fd, const struct sockaddr *addr)
+dx_conn *dx_conn_new(dx_server *s, int fd, const dx_addr *addr)
 {
     dx_conn *c = calloc(1, sizeof *c);
     if (c == NULL)
@@ -35,7 +35,7 @@ dx_conn *dx_conn_new(dx_server *s, int fd, const struct sockaddr *addr)
     c->srv = s;
     c->id = ++s->next_id;
     c->state = DX_HANDSHAKE;
-    dx_addr_from_sockaddr(&c->remote, addr);
+    c->remote = *addr;
     dx_message_init(&c->msg);
     ev_io_init(&c->io, dx_conn_io_cb, fd, EV_READ);
     ev_init(&c->timer, timer_cb);
@@ -67,6 +67,7 @@ void dx_conn_free(dx_conn *c)
         dx_tls_conn_free(c);
     close(c->io.fd);
     c->io.fd = -1;                 /* io is stopped: it may be changed */
+    dx_limits_release(s, &c->remote);
     dx_out_free(c);
     dx_deflate_conn_free(c);
     dx_topics_leave_all(c);

@@ -3,6 +3,7 @@
 #ifndef DX_TRANSPORT_INTERNAL_H
 #define DX_TRANSPORT_INTERNAL_H
 
+#include <string.h>
 #include <sys/socket.h>
 #include "transport/server.h"
 #include "protocol/frame.h"
@@ -70,6 +71,14 @@ typedef struct dx_memberships {
     dx_membership at[];
 } dx_memberships;
 
+/* How many connections the server holds from one address (limits.c):
+ * an entry lives while its count is not 0. */
+typedef struct dx_ip_count {
+    struct dx_ip_count *next;      /* hash chain */
+    uint8_t ip[16];                /* dx_addr.ip */
+    uint32_t n;
+} dx_ip_count;
+
 enum dx_state {
     DX_HANDSHAKE,      /* reading the HTTP request head */
     DX_OPEN,           /* messages flow both ways */
@@ -93,7 +102,8 @@ typedef struct dx_conn_rare {
 } dx_conn_rare;
 
 /* One per connection, so its size is the idle cost: 312 bytes on 64-bit
- * (a 320-byte malloc chunk). Fill padding holes before adding at the end. */
+ * (a 320-byte malloc chunk, full to its last byte: one more byte makes it
+ * 336). Fill padding holes before adding at the end. */
 struct dx_conn {
     dx_server *srv;
     dx_conn *prev, *next;          /* the server's list of connections */
@@ -128,6 +138,8 @@ struct dx_conn {
     uint8_t hdr[DX_FRAME_HEADER_MAX];
     uint16_t close_sent;           /* the code we sent, 0 when none */
     dx_addr remote;                /* the peer (here, not last: it fills padding) */
+    float rate_debt;               /* max_message_rate: messages taken from the bucket and not
+                                    * yet refilled (0: full), refilled from last_rx on each read */
     ev_io io;                      /* the socket (io.fd): one watcher for both directions,
                                     * its events set by dx_conn_watch from the flags */
     ev_timer timer;
@@ -191,6 +203,12 @@ struct dx_server {
     uint8_t *tls_stage;            /* DX_TLS_STAGE bytes: small chunks gathered for one SSL_write */
     ev_tstamp tls_logged_at;       /* the last TLS error line */
     uint64_t tls_unlogged;         /* TLS errors since, not logged */
+    dx_ip_count **ips;             /* connections by address, while max_connections_per_ip is on */
+    size_t nips_buckets, nips;     /* buckets (a power of 2), addresses held */
+    uint64_t ips_seed[2];          /* the address hash's key: a peer cannot aim at a bucket */
+    int ips_on;                    /* ips counts every connection in conns */
+    ev_tstamp limit_logged_at;     /* the last "refusing" line */
+    uint64_t limit_unlogged;       /* refusals since, not logged */
 };
 
 /* http_serve.c */
@@ -210,9 +228,46 @@ void dx_topics_free(dx_server *s);
 struct sockaddr;
 void dx_addr_from_sockaddr(dx_addr *out, const struct sockaddr *sa);
 
+/* limits.c */
+/* Past a connection limit, this many more connections are accepted (to be
+ * answered 503 once their request comes); past those, closed at accept. */
+#define DX_REFUSE_SLACK 64
+/* The Retry-After of those 503s, in seconds. */
+#define DX_RETRY_AFTER "5"
+/* A connection from a is being accepted: 0 to take it (counted under its
+ * address while max_connections_per_ip is on), or -1 to close it at once
+ * (far past a limit, or out of memory), counted in refused_at_accept. */
+int dx_limits_accept(dx_server *s, const dx_addr *a);
+/* A connection from a is gone (or was never made after dx_limits_accept
+ * took it): its address counts one less. */
+void dx_limits_release(dx_server *s, const dx_addr *a);
+/* A request came on c: NULL when it may be answered, else why it gets a
+ * 503 (counted in refused_full or refused_per_ip, and logged at most once
+ * every 10 s). */
+const char *dx_limits_refusal(dx_conn *c);
+/* An upgrade request's Origin is not allowed: counts it (refused_origin). */
+void dx_limits_origin_refused(dx_conn *c);
+/* 1 when c's message bucket is not full (rate_debt is never -0.0: its bits
+ * are 0 exactly when it is full, a test of one word on every read). */
+static inline int dx_rate_owed(const dx_conn *c)
+{
+    uint32_t bits;
+    memcpy(&bits, &c->rate_debt, sizeof bits);
+    return bits != 0;
+}
+/* Refills c's message bucket for the time since c->last_rx (call before
+ * moving last_rx to now; only when dx_rate_owed). */
+void dx_rate_refill(dx_conn *c, ev_tstamp now);
+/* A whole data message came, max_message_rate on: 1 when the bucket had a
+ * message for it; else 0 with the policy applied (counted in rate_limited;
+ * "close": c is failed with 1008, counted in rate_closes). */
+int dx_rate_take(dx_conn *c);
+/* Frees the address table. */
+void dx_limits_free(dx_server *s);
+
 /* conn.c */
 int dx_conn_admit(dx_conn *c);
-dx_conn *dx_conn_new(dx_server *s, int fd, const struct sockaddr *addr);
+dx_conn *dx_conn_new(dx_server *s, int fd, const dx_addr *addr);
 void dx_conn_free(dx_conn *c);
 void dx_conn_report_close(dx_conn *c, unsigned code, const uint8_t *reason, size_t len);
 void dx_conn_fail(dx_conn *c, unsigned code, const char *reason);

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "transport/internal.h"
+#include "protocol/origin.h"
 #include "protocol/utf8.h"
 
 #define DX_HEADERS_MAX 128   /* the array; cfg.max_headers may ask for fewer */
@@ -32,16 +33,33 @@ static size_t reserve_ahead(const dx_conn *c, uint64_t left, size_t take)
     return left < cap ? (size_t)left : cap;
 }
 
-/* Answers the request with an HTTP error and lingers until the peer goes. */
-static void refuse(dx_conn *c, int status, const char *body)
+/* Answers the request with an HTTP error (headers: more header lines, or
+ * NULL) and lingers until the peer goes. */
+static void refuse_with(dx_conn *c, int status, const char *headers, const char *body)
 {
     c->srv->stats.refused[dx_refused_slot(status)]++;
     char out[1024];
-    size_t n = dx_http_error_response(out, sizeof out, status, body);
+    size_t n = dx_http_error_response_with(out, sizeof out, status, headers, body);
     uint8_t *p = n ? dx_out_reserve(c, n) : NULL;
     if (p)
         memcpy(p, out, n);
     dx_conn_linger(c, 1);
+}
+
+static void refuse(dx_conn *c, int status, const char *body)
+{
+    refuse_with(c, status, NULL, body);
+}
+
+/* A request came while the server holds more connections than a limit
+ * allows: 503 with a Retry-After, and 1 returned; else 0. */
+static int refuse_over_limit(dx_conn *c)
+{
+    const char *why = dx_limits_refusal(c);
+    if (why == NULL)
+        return 0;
+    refuse_with(c, 503, "Retry-After: " DX_RETRY_AFTER "\r\n", why);
+    return 1;
 }
 
 /* The request head is complete and parsed: check it, ask the app, answer. */
@@ -53,6 +71,12 @@ static void upgrade(dx_conn *c, const dx_http_request *req, uint8_t *rest, size_
     memset(&acc, 0, sizeof acc);
     int status = dx_handshake_check(req, &up);
     char body[512] = "";
+    if (status == 0 && !dx_origin_allowed(req, s->cfg.origins)) {
+        dx_limits_origin_refused(c);
+        refuse(c, 403, "cross-origin upgrade refused: the Origin is neither this host "
+               "nor one of the server's origins");
+        return;
+    }
     if (status == 0)
         status = s->ev.upgrade(s->ud, c, req, &up, &acc, body, sizeof body);
     if (c->state != DX_HANDSHAKE)            /* the server shut down meanwhile */
@@ -147,6 +171,8 @@ static void answer_requests(dx_conn *c, size_t prev)
             return;
         }
         size_t head = (size_t)r;
+        if (refuse_over_limit(c))
+            return;
         if (!wants_websocket(&req)) {
             int keep = dx_http_keep_alive(&req);
             if (plain_http(c, &req, keep)) {
@@ -198,7 +224,8 @@ static int upgrade_in_place(dx_conn *c, uint8_t *p, size_t n)
     int r = dx_http_parse_request((const char *)p, n, 0, &req);
     if (r <= 0 || !wants_websocket(&req))
         return 0;
-    upgrade(c, &req, p + r, n - (size_t)r);
+    if (!refuse_over_limit(c))
+        upgrade(c, &req, p + r, n - (size_t)r);
     return 1;
 }
 
@@ -269,8 +296,11 @@ static void deliver(dx_conn *c, const uint8_t *p, size_t len)
         return;
     }
     if (c->state == DX_OPEN) {
-        c->srv->stats.messages_in++;
-        c->srv->ev.message(c->srv->ud, c, p, len, binary);
+        dx_server *s = c->srv;
+        if (s->cfg.max_message_rate && !dx_rate_take(c))
+            return;
+        s->stats.messages_in++;
+        s->ev.message(s->ud, c, p, len, binary);
     }
 }
 
@@ -457,10 +487,14 @@ void dx_reader_consume(dx_conn *c, uint8_t *buf, size_t n)
         feed_handshake(c, buf, n);
         break;
     case DX_OPEN:
-    case DX_CLOSING:
-        c->last_rx = ev_now(c->srv->loop);
+    case DX_CLOSING: {
+        ev_tstamp now = ev_now(c->srv->loop);
+        if (dx_rate_owed(c))                 /* max_message_rate: refill the bucket */
+            dx_rate_refill(c, now);
+        c->last_rx = now;
         dx_reader_feed_frames(c, buf, n);
         break;
+    }
     default:
         break;                               /* LINGER: the peer's leftovers are dropped */
     }

@@ -31,6 +31,12 @@ void dx_config_defaults(dx_config *cfg)
     cfg->deflate_threshold = 64;
     cfg->shutdown_timeout = 10;
     cfg->handler_timeout = 1;
+    cfg->max_connections = 10000;
+    cfg->max_connections_per_ip = 256;
+    cfg->max_message_rate = 1000;
+    cfg->message_burst = 1000;
+    cfg->message_rate_drop = 0;
+    cfg->origins[0] = 0;
 }
 
 const int dx_refused_status[DX_REFUSED_SLOTS] = { 400, 403, 404, 405, 426, 431, 500, 503, 0 };
@@ -115,12 +121,19 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
                 pause_accepting(s, errno);
             return;                      /* EAGAIN, or try again on the next readiness */
         }
+        dx_addr a;
+        dx_addr_from_sockaddr(&a, (struct sockaddr *)&addr);
+        if (dx_limits_accept(s, &a) < 0) {
+            close(fd);
+            continue;
+        }
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        dx_conn *c = dx_conn_new(s, fd, (struct sockaddr *)&addr);
-        if (c == NULL)
+        dx_conn *c = dx_conn_new(s, fd, &a);
+        if (c == NULL) {
+            dx_limits_release(s, &a);
             close(fd);
-        else if (s->tls && dx_tls_conn_start(c) < 0)
+        } else if (s->tls && dx_tls_conn_start(c) < 0)
             dx_conn_free(c);
     }
 }
@@ -311,6 +324,7 @@ void dx_server_free(dx_server *s)
     ev_prepare_stop(s->loop, &s->flusher);
     dx_deflate_server_free(s);
     dx_topics_free(s);
+    dx_limits_free(s);
     dx_out_free_spares(s);
     free(s->static_root);
     dx_tls_free(s->tls);

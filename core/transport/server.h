@@ -18,19 +18,25 @@ typedef struct dx_server dx_server;
 typedef struct dx_conn dx_conn;
 
 /* A peer's address, kept raw and formatted only when asked (a log line,
- * ws.remote): accepting formats nothing. An IPv4-mapped IPv6 address is
- * kept as IPv4. */
+ * ws.remote): accepting formats nothing. Every address is kept in IPv6
+ * form, an IPv4 one as IPv4-mapped (::ffff:a.b.c.d), so that one host is
+ * one key however it connected (18 bytes: it sits in every connection). */
 typedef struct dx_addr {
-    uint8_t ip[16];             /* IPv4 in the first 4 bytes */
+    uint8_t ip[16];             /* IPv6, or IPv4-mapped IPv6 */
     uint16_t port;              /* host order */
-    uint8_t v6;                 /* 1: ip is IPv6 */
 } dx_addr;
+
+/* 1 when a is an IPv4 address (kept IPv4-mapped), else 0. */
+int dx_addr_is_v4(const dx_addr *a);
 
 /* Room for "[v6 address]:port" and its NUL. */
 #define DX_ADDR_STRLEN 56
 
 /* Writes a as "ip:port" ("[ip6]:port" for IPv6) into out; returns out. */
 char *dx_addr_format(const dx_addr *a, char out[DX_ADDR_STRLEN]);
+
+/* Room for a server's list of origins (dx_config.origins), its NUL included. */
+#define DX_ORIGINS_MAX 1024
 
 /* Limits and timeouts of one server. Times are seconds; 0 turns one off. */
 typedef struct dx_config {
@@ -50,6 +56,13 @@ typedef struct dx_config {
     double shutdown_timeout;    /* a shutdown waits this long for queues and close replies; default 10 */
     double handler_timeout;     /* a Lua handler running longer is stopped (the binding's
                                  * guard; the transport does not read it); default 1 */
+    size_t max_connections;     /* connections held at once, in any state; 0: no limit; default 10000 */
+    size_t max_connections_per_ip; /* of them from one address; 0: no limit; default 256 */
+    uint32_t max_message_rate;  /* data messages a second from one peer; 0: no limit; default 1000 */
+    uint32_t message_burst;     /* ... of which this many at once; default 1000 */
+    int message_rate_drop;      /* past it: 0 close the peer 1008 (default), 1 drop the message */
+    char origins[DX_ORIGINS_MAX]; /* Origins an upgrade may come from besides its own host: "" none
+                                 * (default), "*" any, else origins each ending in '\n' */
 } dx_config;
 
 /* The statuses requests are refused with, one slot each in
@@ -74,6 +87,12 @@ typedef struct dx_stats {
     uint64_t deflate_in;            /* bytes of outgoing messages compressed ... */
     uint64_t deflate_out;           /* ... and what they were compressed to */
     uint64_t refused[DX_REFUSED_SLOTS]; /* requests answered with an HTTP error, by dx_refused_slot */
+    uint64_t refused_full;          /* requests answered 503: max_connections held */
+    uint64_t refused_per_ip;        /* requests answered 503: max_connections_per_ip from their address */
+    uint64_t refused_at_accept;     /* connections closed unanswered, far past one of those limits */
+    uint64_t refused_origin;        /* upgrades answered 403: an Origin not allowed */
+    uint64_t rate_limited;          /* messages not handed to the app: past max_message_rate */
+    uint64_t rate_closes;           /* connections closed 1008: max_message_rate with policy "close" */
 } dx_stats;
 
 /* What the layer above decides when it accepts an upgrade. */

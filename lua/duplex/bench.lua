@@ -18,7 +18,10 @@ Scenarios:
               handshakes per second, server memory per connection
 
 Without --url or --server, bench starts its own app (echo at /,
-broadcast at /broadcast) with this duplex binary.
+broadcast at /broadcast) with this duplex binary. A server bench starts
+runs with --max-connections 0 --max-connections-per-ip 0
+--max-message-rate 0: the load comes from one address, faster than any
+client; give a server loaded with --url the same.
 
 options:
   --url ws://HOST:PORT/PATH  the server to load (or wss://: over TLS, any
@@ -128,6 +131,11 @@ local function builtin_app()
   return searchpath("duplex.bench_app", package.path)
 end
 
+-- The limits meant for real clients (connections per address, messages a
+-- second) would measure the refusals of a load that comes from one address
+-- at rates no client makes: a server bench starts runs with them off.
+local UNLIMITED = { "--max-connections", "0", "--max-connections-per-ip", "0", "--max-message-rate", "0" }
+
 -- Starts the app; returns server {pid, port, errpath} or nil, error.
 local function start_server(app, pin)
   local exe = core.exe()
@@ -143,6 +151,7 @@ local function start_server(app, pin)
   for _, w in ipairs { "run", app, "--host", "127.0.0.1", "--port", "0" } do
     argv[#argv + 1] = w
   end
+  for _, w in ipairs(UNLIMITED) do argv[#argv + 1] = w end
   local errpath = os.tmpname()
   local pid, line = core.spawn(argv, errpath, 10)
   if not pid then

@@ -4,9 +4,10 @@
 -- README's table (spec/inprocess_options_spec.lua checks it).
 --
 -- A row: name, kind ("seconds", "bytes", "integer", "enum", "string",
--- "boolean", "table"), min and max (bytes, integer), values (enum: its
--- words; table: the keys its flags set), noun (string, table: what the
--- value names), default (nil: see unset), unset (what leaving it out
+-- "boolean", "table", "list"), min and max (bytes, integer), values (enum:
+-- its words; table: the keys its flags set; list: the words it takes in
+-- place of a table, "*"), noun (string, table, list: what the value, or an
+-- item, names), default (nil: see unset), unset (what leaving it out
 -- means), flag (nil for none), doc (one line, Markdown).
 local core = require "duplex.core"
 
@@ -56,7 +57,9 @@ local function metavar(o)
   if o.kind == "bytes" then return "BYTES" end
   if o.kind == "integer" then return "N" end
   if o.kind == "enum" then return table.concat(o.values, "|") end
-  return (o.noun or o.name):match("^%S+"):upper()
+  local noun = (o.noun or o.name):match("^%S+"):upper()
+  if o.kind == "list" then return table.concat(o.values, "|") .. "|" .. noun .. ",..." end
+  return noun
 end
 
 --- flags(o) -> the command line's flags of o: a list of { flag =, arg =,
@@ -93,6 +96,16 @@ function M.value(f, word)
       if w == word then return w end
     end
     need = words(o.values)
+  elseif o.kind == "list" then
+    for _, w in ipairs(o.values) do
+      if w == word then return w end
+    end
+    local items = {}
+    for item in ((word or "") .. ","):gmatch("([^,]*),") do items[#items + 1] = item end
+    local ok = word ~= nil and word ~= ""
+    for _, item in ipairs(items) do ok = ok and item ~= "" end
+    if ok then return items end
+    need = words(o.values, true) .. " or " .. o.noun .. "s separated by commas"
   else
     if word and word ~= "" then return word end
     local noun = o.noun or "value"

@@ -21,6 +21,11 @@ M.STOP_TIMEOUT = tonumber(os.getenv("DUPLEX_STOP_TIMEOUT") or "") or 15
 
 local POLL = 0.005 -- seconds between two looks at a file while waiting
 
+-- Flags that turn off the limits meant for real clients (connections at
+-- once and per address, messages a second): for a spec that loads a
+-- server from one address, as `duplex bench` does.
+M.UNLIMITED = { "--max-connections", "0", "--max-connections-per-ip", "0", "--max-message-rate", "0" }
+
 local function now() return socket.gettime() end
 
 -- Shell-quote one word.

@@ -189,11 +189,13 @@ Conn.__index = Conn
 
 -- tcp(port [, host [, o]]) -> raw connection (no handshake) or nil, err.
 -- o.recv_buffer sets SO_RCVBUF before connecting (a peer that reads little
--- and advertises a small window, as an attacker would).
+-- and advertises a small window, as an attacker would); o.from binds the
+-- local address first ("127.0.0.2": another host, as the server sees it).
 function M.tcp(port, host, o)
   -- socket.tcp() has no descriptor before connect; tcp4() has one to set.
-  local s = o and o.recv_buffer and socket.tcp4() or socket.tcp()
+  local s = o and (o.recv_buffer or o.from) and socket.tcp4() or socket.tcp()
   if o and o.recv_buffer then assert(s:setoption("recv-buffer-size", o.recv_buffer)) end
+  if o and o.from then assert(s:bind(o.from, 0)) end
   s:settimeout(M.TIMEOUT)
   local ok, err = s:connect(host or "127.0.0.1", port)
   if not ok then s:close(); return nil, err end
@@ -511,7 +513,7 @@ end
 
 -- connect(port, path, headers, o) -> conn, resp (or nil, err).
 -- Sends a valid upgrade request (headers/o as in M.request; o.bytewise feeds
--- it one byte at a time; o.recv_buffer as in M.tcp) and reads the response head. conn.expected_accept
+-- it one byte at a time; o.recv_buffer and o.from as in M.tcp) and reads the response head. conn.expected_accept
 -- holds the Sec-WebSocket-Accept a correct server returns.
 function M.connect(port, path, headers, o)
   o = o or {}

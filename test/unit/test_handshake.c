@@ -266,6 +266,23 @@ static void test_error_response(void)
     CHECK_EQ(dx_http_error_response(out, sizeof out, 101, NULL), 0);
     CHECK_EQ(dx_http_error_response(out, sizeof out, 600, NULL), 0);
     CHECK_EQ(dx_http_error_response(out, sizeof out, -400, NULL), 0);
+
+    /* More header lines: after Connection, before the blank line. */
+    static const char want503[] =
+        "HTTP/1.1 503 Service Unavailable\r\n"
+        "Content-Type: text/plain; charset=utf-8\r\n"
+        "Content-Length: 4\r\n"
+        "Connection: close\r\n"
+        "Retry-After: 5\r\n"
+        "\r\n"
+        "full";
+    n = dx_http_error_response_with(out, sizeof out, 503, "Retry-After: 5\r\n", "full");
+    CHECK_MEM(out, want503, n);
+    wrong = 0;
+    for (size_t cap = 0; cap < sizeof want503 - 1; cap++)
+        wrong += dx_http_error_response_with(unit_guard(out, cap), cap, 503, "Retry-After: 5\r\n",
+                                             "full") != 0;
+    CHECK_EQ(wrong, 0);
 }
 
 int main(void)
