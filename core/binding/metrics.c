@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include "binding/guard.h"
 #include "binding/metrics.h"
 
 static const double bounds[DX_METRICS_BUCKETS] = {
@@ -37,6 +38,18 @@ static const counter counters[] = {
     { "duplex_deflate_input_bytes_total", "Bytes of outgoing messages permessage-deflate compressed.",
       STAT(deflate_in) },
     { "duplex_deflate_output_bytes_total", "Bytes permessage-deflate made of them.", STAT(deflate_out) },
+    { "duplex_rate_limited_messages_total", "Messages not handed to the app: past max_message_rate.",
+      STAT(rate_limited) },
+    { "duplex_rate_limit_closes_total", "Connections closed 1008: past max_message_rate under policy close.",
+      STAT(rate_closes) },
+};
+
+/* duplex_limit_refusals_total, by the limit that refused. */
+static const struct { const char *limit; size_t offset; } refusals[] = {
+    { "max_connections", STAT(refused_full) },
+    { "max_connections_per_ip", STAT(refused_per_ip) },
+    { "at_accept", STAT(refused_at_accept) },
+    { "origins", STAT(refused_origin) },
 };
 
 double dx_metrics_clock(void)
@@ -118,6 +131,17 @@ char *dx_metrics_render(const dx_metrics *m, const dx_stats *st, size_t open, si
                 (unsigned long long)st->refused[i]);
         else
             add(&t, "duplex_http_refusals_total{status=\"other\"} %llu\n", (unsigned long long)st->refused[i]);
+    head(&t, "duplex_limit_refusals_total", "counter",
+         "Connections refused by a limit: answered 503 (max_connections, max_connections_per_ip), closed "
+         "unanswered far past them (at_accept), upgrades answered 403 (origins).");
+    for (size_t i = 0; i < sizeof refusals / sizeof refusals[0]; i++) {
+        uint64_t v;
+        memcpy(&v, (const char *)st + refusals[i].offset, sizeof v);
+        add(&t, "duplex_limit_refusals_total{limit=\"%s\"} %llu\n", refusals[i].limit, (unsigned long long)v);
+    }
+    head(&t, "duplex_handler_timeouts_total", "counter",
+         "Handlers stopped by the guard (handler_timeout), in the whole process.");
+    add(&t, "duplex_handler_timeouts_total %llu\n", (unsigned long long)dx_guard_timeouts());
     head(&t, "duplex_handler_errors_total", "counter", "Handlers and HTTP routes that raised an error.");
     add(&t, "duplex_handler_errors_total %llu\n", (unsigned long long)m->handler_errors);
     head(&t, "duplex_handler_duration_seconds", "histogram",
