@@ -6,6 +6,7 @@
 local server = require "spec.support.server"
 local wsclient = require "spec.support.wsclient"
 local cjson = require "cjson"
+local socket = require "socket"
 
 local APP = [[
 local app = require("duplex").app {}
@@ -68,6 +69,35 @@ describe("the log", function()
     assert.are.equal(500, get(srv.port, "/bad").status)
     assert(srv:wait_log("duplex: http route /bad returned a bad response", 5, true), srv:log())
     assert.is_nil(srv:log():find("{", 1, true))
+    srv:stop()
+  end)
+
+  it("writes at most a burst of handler errors a peer sets off, and counts the rest", function()
+    write(script, [[
+return { message = function(ws, data) error("bad input: " .. data) end }
+]])
+    local srv = server.start(script)
+    finally(function() srv:kill() end)
+    -- 300 connections each make the handler raise once (each is closed 1011)
+    for i = 1, 300 do
+      local conn = assert(wsclient.connect(srv.port, "/"))
+      assert(conn:send_text("m" .. i))
+      conn:read_close(5)
+      conn:close()
+    end
+    local deadline = wsclient.now() + 5
+    while srv:count_log("duplex: error in message handler", true) < 20 and wsclient.now() < deadline do
+      socket.sleep(0.01)
+    end
+    local lines = srv:count_log("duplex: error in message handler", true)
+    assert.is_true(lines >= 20 and lines < 300, ("%d lines for 300 errors"):format(lines))
+    -- a second later, the next one says how many were not written
+    socket.sleep(0.2)                         -- let the budget refill a line (10 a second)
+    local conn = assert(wsclient.connect(srv.port, "/"))
+    assert(conn:send_text("late"))
+    conn:read_close(5)
+    conn:close()
+    assert(srv:wait_log("more handler_error lines not logged before this one", 5, true), srv:log())
     srv:stop()
   end)
 end)

@@ -6,6 +6,9 @@
 #include "transport/log.h"
 
 static int last_stopped;   /* the last failed call was stopped by the guard */
+/* A peer whose every message makes a handler raise must not flood the
+ * log: 20 lines at once, then 10 a second, the rest counted. */
+static dx_log_budget error_lines = { .rate = 10, .burst = 20 };
 
 int dx_traceback_handler(lua_State *L)
 {
@@ -54,8 +57,8 @@ int dx_call(lua_State *L, int nargs, int nresults, const char *what, const dx_lc
                where, lua_tostring(L, -1));
     } else {
         const char *err = lua_tostring(L, -1);
-        dx_log(DX_LOG_ERROR, "handler_error", id, remote, "error in %s%s%s: %s", what, conn ? " handler" : "",
-               where, err ? err : "?");
+        dx_log_budgeted(&error_lines, DX_LOG_ERROR, "handler_error", id, remote, "error in %s%s%s: %s", what,
+                        conn ? " handler" : "", where, err ? err : "?");
     }
     lua_pop(L, 1);
     last_stopped = stopped;

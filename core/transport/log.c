@@ -37,23 +37,61 @@ static void put_json(FILE *f, const char *s)
 
 static void write_line(int level, const char *event, uint64_t conn, const dx_addr *remote, const char *msg);
 
-void dx_log(int level, const char *event, uint64_t conn, const dx_addr *remote, const char *fmt, ...)
+/* Formats and writes one line; note (or NULL) is appended to the message. */
+static void vlog(int level, const char *event, uint64_t conn, const dx_addr *remote, const char *note,
+                 const char *fmt, va_list ap)
 {
     char small[1024], *msg = small;
-    va_list ap;
-    va_start(ap, fmt);
+    va_list again;
+    va_copy(again, ap);
     int n = vsnprintf(small, sizeof small, fmt, ap);
-    va_end(ap);
-    if (n >= (int)sizeof small && (msg = malloc((size_t)n + 1)) != NULL) {   /* a long traceback */
-        va_start(ap, fmt);
-        vsnprintf(msg, (size_t)n + 1, fmt, ap);
-        va_end(ap);
-    }
+    size_t extra = note ? strlen(note) : 0;
+    if (n >= 0 && (size_t)n + extra >= sizeof small && (msg = malloc((size_t)n + extra + 1)) != NULL)
+        vsnprintf(msg, (size_t)n + 1, fmt, again);           /* a long traceback */
+    va_end(again);
     if (msg == NULL)
         msg = small;                   /* cut short rather than lost */
+    else if (note)
+        memcpy(msg + strlen(msg), note, extra + 1);
     write_line(level, event, conn, remote, msg);
     if (msg != small)
         free(msg);
+}
+
+void dx_log(int level, const char *event, uint64_t conn, const dx_addr *remote, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vlog(level, event, conn, remote, NULL, fmt, ap);
+    va_end(ap);
+}
+
+int dx_log_budgeted(dx_log_budget *b, int level, const char *event, uint64_t conn, const dx_addr *remote,
+                    const char *fmt, ...)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    double now = (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+    if (b->at == 0)
+        b->tokens = b->burst;
+    else if ((b->tokens += (now - b->at) * b->rate) > b->burst)
+        b->tokens = b->burst;
+    b->at = now;
+    if (b->tokens < 1) {
+        b->unlogged++;
+        return 0;
+    }
+    b->tokens -= 1;
+    char note[96] = "";
+    if (b->unlogged)
+        snprintf(note, sizeof note, " (%llu more %s lines not logged before this one)",
+                 (unsigned long long)b->unlogged, event);
+    b->unlogged = 0;
+    va_list ap;
+    va_start(ap, fmt);
+    vlog(level, event, conn, remote, note[0] ? note : NULL, fmt, ap);
+    va_end(ap);
+    return 1;
 }
 
 static void write_line(int level, const char *event, uint64_t conn, const dx_addr *remote, const char *msg)

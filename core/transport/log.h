@@ -20,4 +20,19 @@ int dx_log_is_json(void);
 void dx_log(int level, const char *event, uint64_t conn, const dx_addr *remote, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 
+/* A budget of lines for one kind of event a peer can set off at will
+ * (handler errors): at most burst lines at once, refilled at rate a
+ * second; the lines past it are counted, not written, and the next line
+ * written says how many. Zeroed, then rate and burst set. */
+typedef struct dx_log_budget {
+    double rate, burst;
+    double tokens, at;          /* what is left, and when it was counted */
+    uint64_t unlogged;          /* lines not written since the last one */
+} dx_log_budget;
+
+/* dx_log within budget b. Returns 1 when the line was written, 0 when
+ * only counted. */
+int dx_log_budgeted(dx_log_budget *b, int level, const char *event, uint64_t conn, const dx_addr *remote,
+                    const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+
 #endif
