@@ -94,19 +94,28 @@ void dx_shared_release(dx_shared *f)
 }
 
 /* Queues a reference to the shared frame f. Returns 0, or -1 out of memory. */
+/* Queues o, a piece with no bytes of its own (cap 0): a shared frame, a
+ * held payload or a file (token: the holder's token or the descriptor). */
+static void queue_piece(dx_conn *c, dx_out *o, dx_shared *shared, const uint8_t *held, intptr_t token,
+                        size_t len)
+{
+    o->shared = shared;
+    o->held = held;
+    o->token = token;
+    o->len = len;
+    o->off = o->cap = 0;
+    append(c, o);
+    c->out_bytes += len;
+    dx_out_mark_dirty(c);
+}
+
 int dx_out_shared(dx_conn *c, dx_shared *f)
 {
     dx_out *o = malloc(sizeof *o);
     if (o == NULL)
         return -1;
-    o->shared = f;
-    o->held = NULL;
-    o->len = f->len;
-    o->off = o->cap = 0;
     f->refs++;
-    append(c, o);
-    c->out_bytes += f->len;
-    dx_out_mark_dirty(c);
+    queue_piece(c, o, f, NULL, 0, f->len);
     return 0;
 }
 
@@ -136,14 +145,7 @@ int dx_out_frame_held(dx_conn *c, int opcode, const void *data, size_t len, intp
         return -1;
     }
     memcpy(p, hdr, hl);
-    o->shared = NULL;
-    o->held = data;
-    o->token = token;
-    o->len = len;
-    o->off = o->cap = 0;
-    append(c, o);
-    c->out_bytes += len;
-    dx_out_mark_dirty(c);
+    queue_piece(c, o, NULL, data, token, len);
     return 0;
 }
 
@@ -154,14 +156,7 @@ int dx_out_file(dx_conn *c, int fd, size_t len)
         close(fd);
         return -1;
     }
-    o->shared = NULL;
-    o->held = NULL;
-    o->token = fd;
-    o->len = len;
-    o->off = o->cap = 0;
-    append(c, o);
-    c->out_bytes += len;
-    dx_out_mark_dirty(c);
+    queue_piece(c, o, NULL, NULL, fd, len);
     return 0;
 }
 
