@@ -21,11 +21,7 @@ local function read_file(path)
   return s
 end
 
-local function write_file(path, s)
-  local f = assert(io.open(path, "wb"), "cannot write " .. path)
-  f:write(s)
-  f:close()
-end
+local write_file = require("spec.support.helpers").write_file
 
 ---------------------------------------------------------------------------
 -- A small HTTP/1.x client on top of wsclient's Conn (its own response

@@ -18,11 +18,7 @@ local function tmpdir()
   return dir
 end
 
-local function write_file(path, text)
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
-end
+local write_file = require("spec.support.helpers").write_file
 
 -- A self-signed certificate and its key, made with the openssl command.
 local function self_signed(dir, name)

@@ -15,11 +15,7 @@ app:ws("/", { message = function(ws, data) ws:send(data) end })
 return app
 ]]
 
-local function write(path, text)
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
-end
+local write = require("spec.support.helpers").write_file
 
 local function get(port, path)
   local conn = assert(wsclient.tcp(port))

@@ -33,11 +33,7 @@ return M
 ]]):format(o.path or "/", version, version, version, o.extra or "")
 end
 
-local function write(path, text)
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
-end
+local write = require("spec.support.helpers").write_file
 
 local function expect(conn, text)
   local op, data = conn:read_message(5)

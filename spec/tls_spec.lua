@@ -19,11 +19,7 @@ local function file_exists(path)
   return false
 end
 
-local function write_file(path, text)
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
-end
+local write_file = require("spec.support.helpers").write_file
 
 -- A CA and certificates signed by it, in a fresh directory: NAME.pem and
 -- NAME.key for each of server (localhost, 127.0.0.1), a (a.test), wild

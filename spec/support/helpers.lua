@@ -96,6 +96,13 @@ function M.protocol_error(port, bytes, code, o)
   M.assert_alive(port, o.path)
 end
 
+-- write_file(path, text): path holds exactly text (a fixture a spec makes).
+function M.write_file(path, text)
+  local f = assert(io.open(path, "wb"), "cannot write " .. path)
+  f:write(text)
+  f:close()
+end
+
 -- proc_kib(pid, field) -> a "kB" field of /proc/PID/status ("VmRSS": resident
 -- memory; "VmData": the data segment, touched or not), or nil when the
 -- process is gone.
