@@ -183,4 +183,24 @@ describe("duplex as a module #inprocess", function()
     assert.has_error(function() app:ws("nope", {}) end)
     app:close()
   end)
+
+  it("app:stats() has exactly the counters README.md names, each a number", function()
+    local f = assert(io.open("README.md"))
+    local readme = f:read("*a")
+    f:close()
+    local para = assert(readme:match("`app:stats%(%)` returns counters:(.-)\n\n"), "README names no counters")
+    local named = {}
+    for k in para:gmatch("`([%a_]+)`") do
+      if k:match("^[a-z_]+$") and not k:match("^max_") then named[k] = true end
+    end
+    local app = duplex.app { host = "127.0.0.1", port = 0 }
+    local st = app:stats()
+    app:close()
+    for k, v in pairs(st) do
+      assert.is_true(named[k] == true, "README.md does not name the counter " .. k)
+      assert.are.equal("number", type(v), k)
+    end
+    for k in pairs(named) do assert.is_not_nil(st[k], "README.md names " .. k .. ", which stats() lacks") end
+  end)
 end)
+

@@ -834,24 +834,15 @@ static int l_stats(lua_State *L)
 {
     dx_lserver *ls = check_open(L);
     const dx_stats *st = dx_server_stats(ls->srv);
-    lua_createtable(L, 0, 15);
-#define DX_STAT(name, v) (lua_pushinteger(L, (lua_Integer)(v)), lua_setfield(L, -2, name))
-    DX_STAT("connections", dx_server_conn_count(ls->srv));
-    DX_STAT("accepted", st->accepted);
-    DX_STAT("messages_in", st->messages_in);
-    DX_STAT("published", st->published);
-    DX_STAT("deliveries", st->deliveries);
-    DX_STAT("dropped", st->dropped);
-    DX_STAT("backpressure_closes", st->backpressure_closes);
-    DX_STAT("tls_failures", st->tls_failures);
-    DX_STAT("handler_timeouts", dx_guard_timeouts());     /* the process's: its loop is shared */
-    DX_STAT("refused_full", st->refused_full);
-    DX_STAT("refused_per_ip", st->refused_per_ip);
-    DX_STAT("refused_at_accept", st->refused_at_accept);
-    DX_STAT("refused_origin", st->refused_origin);
-    DX_STAT("rate_limited", st->rate_limited);
-    DX_STAT("rate_closes", st->rate_closes);
-#undef DX_STAT
+    lua_createtable(L, 0, (int)dx_stat_row_count + 2);
+    for (size_t i = 0; i < dx_stat_row_count; i++) {
+        lua_pushinteger(L, (lua_Integer)dx_stat_value(st, &dx_stat_rows[i]));
+        lua_setfield(L, -2, dx_stat_rows[i].stat);
+    }
+    lua_pushinteger(L, (lua_Integer)dx_server_conn_count(ls->srv));
+    lua_setfield(L, -2, "connections");
+    lua_pushinteger(L, (lua_Integer)dx_guard_timeouts());   /* the process's: its loop is shared */
+    lua_setfield(L, -2, "handler_timeouts");
     return 1;
 }
 

@@ -14,43 +14,56 @@ static const double bounds[DX_METRICS_BUCKETS] = {
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1
 };
 
-typedef struct counter {
-    const char *name, *help;
-    size_t offset;              /* of its uint64_t in dx_stats */
-} counter;
-
 #define STAT(f) offsetof(dx_stats, f)
 
-static const counter counters[] = {
-    { "duplex_connections_accepted_total", "WebSocket connections opened (101 sent).", STAT(accepted) },
-    { "duplex_messages_received_total", "Whole messages received and handed to the app.", STAT(messages_in) },
-    { "duplex_messages_sent_total", "Messages queued to peers: sends, and publish deliveries.", STAT(messages_out) },
-    { "duplex_received_bytes_total", "Bytes read from peers (after TLS): requests and frames.", STAT(bytes_in) },
-    { "duplex_sent_bytes_total", "Bytes written to peers (before TLS): responses, frames and files.",
-      STAT(bytes_out) },
-    { "duplex_publishes_total", "Publish calls.", STAT(published) },
-    { "duplex_deliveries_total", "Messages queued by publish, one per subscriber.", STAT(deliveries) },
-    { "duplex_dropped_messages_total", "Messages and pongs not queued: past max_backpressure.", STAT(dropped) },
-    { "duplex_backpressure_closes_total", "Connections closed 1008: past max_backpressure under policy close.",
-      STAT(backpressure_closes) },
-    { "duplex_tls_failures_total", "TLS connections dropped for a failed handshake or a TLS error.",
-      STAT(tls_failures) },
-    { "duplex_deflate_input_bytes_total", "Bytes of outgoing messages permessage-deflate compressed.",
-      STAT(deflate_in) },
-    { "duplex_deflate_output_bytes_total", "Bytes permessage-deflate made of them.", STAT(deflate_out) },
-    { "duplex_rate_limited_messages_total", "Messages not handed to the app: past max_message_rate.",
-      STAT(rate_limited) },
-    { "duplex_rate_limit_closes_total", "Connections closed 1008: past max_message_rate under policy close.",
-      STAT(rate_closes) },
+/* Every counter of dx_stats, once: its key in app:stats() and the
+ * Prometheus counter it is (rows of one counter, told apart by a label,
+ * follow each other; the help is read from the first). */
+const dx_stat_row dx_stat_rows[] = {
+    { "accepted", "duplex_connections_accepted_total", NULL, "WebSocket connections opened (101 sent).",
+      STAT(accepted) },
+    { "messages_in", "duplex_messages_received_total", NULL, "Whole messages received and handed to the app.",
+      STAT(messages_in) },
+    { "messages_out", "duplex_messages_sent_total", NULL, "Messages queued to peers: sends, and publish deliveries.",
+      STAT(messages_out) },
+    { "bytes_in", "duplex_received_bytes_total", NULL, "Bytes read from peers (after TLS): requests and frames.",
+      STAT(bytes_in) },
+    { "bytes_out", "duplex_sent_bytes_total", NULL,
+      "Bytes written to peers (before TLS): responses, frames and files.", STAT(bytes_out) },
+    { "published", "duplex_publishes_total", NULL, "Publish calls.", STAT(published) },
+    { "deliveries", "duplex_deliveries_total", NULL, "Messages queued by publish, one per subscriber.",
+      STAT(deliveries) },
+    { "dropped", "duplex_dropped_messages_total", NULL, "Messages and pongs not queued: past max_backpressure.",
+      STAT(dropped) },
+    { "backpressure_closes", "duplex_backpressure_closes_total", NULL,
+      "Connections closed 1008: past max_backpressure under policy close.", STAT(backpressure_closes) },
+    { "tls_failures", "duplex_tls_failures_total", NULL,
+      "TLS connections dropped for a failed handshake or a TLS error.", STAT(tls_failures) },
+    { "deflate_in", "duplex_deflate_input_bytes_total", NULL,
+      "Bytes of outgoing messages permessage-deflate compressed.", STAT(deflate_in) },
+    { "deflate_out", "duplex_deflate_output_bytes_total", NULL, "Bytes permessage-deflate made of them.",
+      STAT(deflate_out) },
+    { "rate_limited", "duplex_rate_limited_messages_total", NULL,
+      "Messages not handed to the app: past max_message_rate.", STAT(rate_limited) },
+    { "rate_closes", "duplex_rate_limit_closes_total", NULL,
+      "Connections closed 1008: past max_message_rate under policy close.", STAT(rate_closes) },
+    { "refused_full", "duplex_limit_refusals_total", "limit=\"max_connections\"",
+      "Connections refused by a limit: answered 503 (max_connections, max_connections_per_ip), closed "
+      "unanswered far past them (at_accept), upgrades answered 403 (origins).", STAT(refused_full) },
+    { "refused_per_ip", "duplex_limit_refusals_total", "limit=\"max_connections_per_ip\"", NULL,
+      STAT(refused_per_ip) },
+    { "refused_at_accept", "duplex_limit_refusals_total", "limit=\"at_accept\"", NULL, STAT(refused_at_accept) },
+    { "refused_origin", "duplex_limit_refusals_total", "limit=\"origins\"", NULL, STAT(refused_origin) },
 };
 
-/* duplex_limit_refusals_total, by the limit that refused. */
-static const struct { const char *limit; size_t offset; } refusals[] = {
-    { "max_connections", STAT(refused_full) },
-    { "max_connections_per_ip", STAT(refused_per_ip) },
-    { "at_accept", STAT(refused_at_accept) },
-    { "origins", STAT(refused_origin) },
-};
+const size_t dx_stat_row_count = sizeof dx_stat_rows / sizeof dx_stat_rows[0];
+
+uint64_t dx_stat_value(const dx_stats *st, const dx_stat_row *row)
+{
+    uint64_t v;
+    memcpy(&v, (const char *)st + row->offset, sizeof v);
+    return v;
+}
 
 double dx_metrics_clock(void)
 {
@@ -117,11 +130,12 @@ char *dx_metrics_render(const dx_metrics *m, const dx_stats *st, size_t open, si
     text t = { 0 };
     head(&t, "duplex_connections", "gauge", "Connections open now, in any state.");
     add(&t, "duplex_connections %zu\n", open);
-    for (size_t i = 0; i < sizeof counters / sizeof counters[0]; i++) {
-        uint64_t v;
-        memcpy(&v, (const char *)st + counters[i].offset, sizeof v);
-        head(&t, counters[i].name, "counter", counters[i].help);
-        add(&t, "%s %llu\n", counters[i].name, (unsigned long long)v);
+    for (size_t i = 0; i < dx_stat_row_count; i++) {
+        const dx_stat_row *r = &dx_stat_rows[i];
+        if (i == 0 || strcmp(r->metric, dx_stat_rows[i - 1].metric) != 0)
+            head(&t, r->metric, "counter", r->help);
+        add(&t, "%s%s%s%s %llu\n", r->metric, r->label ? "{" : "", r->label ? r->label : "", r->label ? "}" : "",
+            (unsigned long long)dx_stat_value(st, r));
     }
     head(&t, "duplex_http_refusals_total", "counter",
          "Requests answered with an HTTP error instead of a 101 or a page, by status.");
@@ -131,14 +145,6 @@ char *dx_metrics_render(const dx_metrics *m, const dx_stats *st, size_t open, si
                 (unsigned long long)st->refused[i]);
         else
             add(&t, "duplex_http_refusals_total{status=\"other\"} %llu\n", (unsigned long long)st->refused[i]);
-    head(&t, "duplex_limit_refusals_total", "counter",
-         "Connections refused by a limit: answered 503 (max_connections, max_connections_per_ip), closed "
-         "unanswered far past them (at_accept), upgrades answered 403 (origins).");
-    for (size_t i = 0; i < sizeof refusals / sizeof refusals[0]; i++) {
-        uint64_t v;
-        memcpy(&v, (const char *)st + refusals[i].offset, sizeof v);
-        add(&t, "duplex_limit_refusals_total{limit=\"%s\"} %llu\n", refusals[i].limit, (unsigned long long)v);
-    }
     head(&t, "duplex_handler_timeouts_total", "counter",
          "Handlers stopped by the guard (handler_timeout), in the whole process.");
     add(&t, "duplex_handler_timeouts_total %llu\n", (unsigned long long)dx_guard_timeouts());

@@ -20,6 +20,19 @@ typedef struct dx_metrics {
     double sum;                 /* their seconds */
 } dx_metrics;
 
+/* A counter of dx_stats: its key in app:stats(), and the Prometheus
+ * counter it is (with a label, or NULL; help on a counter's first row). */
+typedef struct dx_stat_row {
+    const char *stat, *metric, *label, *help;
+    size_t offset;              /* of its uint64_t in dx_stats */
+} dx_stat_row;
+
+extern const dx_stat_row dx_stat_rows[];
+extern const size_t dx_stat_row_count;
+
+/* The value of row's counter in st. */
+uint64_t dx_stat_value(const dx_stats *st, const dx_stat_row *row);
+
 /* A monotonic clock in seconds, for timing a handler run. */
 double dx_metrics_clock(void);
 
