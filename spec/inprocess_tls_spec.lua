@@ -11,14 +11,8 @@ local function run_until(cond, seconds)
   return cond()
 end
 
-local function tmpdir()
-  local dir = os.tmpname()
-  os.remove(dir)
-  assert(os.execute("mkdir -p '" .. dir .. "'"))
-  return dir
-end
-
-local write_file = require("spec.support.helpers").write_file
+local h = require "spec.support.helpers"
+local tmpdir, write_file = h.tmpdir, h.write_file
 
 -- A self-signed certificate and its key, made with the openssl command.
 local function self_signed(dir, name)
@@ -37,7 +31,7 @@ describe("tls option", function()
     local _
     _, other_key = self_signed(dir, "two")
   end)
-  teardown(function() os.execute("rm -rf '" .. dir .. "'") end)
+  teardown(function() h.remove_dir(dir) end)
 
   local function app_error(tls)
     local ok, err = pcall(duplex.app, { port = 0, tls = tls })

@@ -5,6 +5,7 @@
 
 local server = require "spec.support.server"
 local wsclient = require "spec.support.wsclient"
+local h = require "spec.support.helpers"
 local cjson = require "cjson"
 local socket = require "socket"
 
@@ -15,7 +16,7 @@ app:ws("/", { message = function(ws, data) ws:send(data) end })
 return app
 ]]
 
-local write = require("spec.support.helpers").write_file
+local write = h.write_file
 
 local function get(port, path)
   local conn = assert(wsclient.tcp(port))
@@ -28,13 +29,11 @@ end
 describe("the log", function()
   local dir, script
   before_each(function()
-    dir = os.tmpname()
-    os.remove(dir)
-    assert(os.execute("mkdir -p '" .. dir .. "'"))
+    dir = h.tmpdir()
     script = dir .. "/app.lua"
     write(script, APP)
   end)
-  after_each(function() os.execute("rm -rf '" .. dir .. "'") end)
+  after_each(function() h.remove_dir(dir) end)
 
   it("with --log-format json writes one JSON object a line, from C and from Lua", function()
     local srv = server.start(script, { "--log-format", "json" })

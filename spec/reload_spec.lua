@@ -33,7 +33,7 @@ return M
 ]]):format(o.path or "/", version, version, version, o.extra or "")
 end
 
-local write = require("spec.support.helpers").write_file
+local write = h.write_file
 
 local function expect(conn, text)
   local op, data = conn:read_message(5)
@@ -44,12 +44,10 @@ end
 describe("hot reload", function()
   local dir, script
   before_each(function()
-    dir = os.tmpname()
-    os.remove(dir)
-    assert(os.execute("mkdir -p '" .. dir .. "'"))
+    dir = h.tmpdir()
     script = dir .. "/app.lua"
   end)
-  after_each(function() os.execute("rm -rf '" .. dir .. "'") end)
+  after_each(function() h.remove_dir(dir) end)
 
   it("on SIGHUP runs the new handlers on open connections, which keep ws.data and topics", function()
     write(script, echo_script("v1"))

@@ -24,9 +24,8 @@ end
 describe("static files", function()
   local dir, srv
   setup(function()
-    dir = os.tmpname()
-    os.remove(dir)
-    assert(os.execute("mkdir -p '" .. dir .. "/www'"))
+    dir = h.tmpdir()
+    assert(os.execute("mkdir '" .. dir .. "/www'"))
     local f = assert(io.open(dir .. "/www/big.bin", "wb"))
     for b = 0, BIG / MIB - 1 do f:write(block(b)) end
     f:close()
@@ -42,7 +41,7 @@ describe("static files", function()
   end)
   teardown(function()
     srv:stop()
-    os.execute("rm -rf '" .. dir .. "'")
+    h.remove_dir(dir)
   end)
 
   it("sends a 50 MiB file whole and in order, then answers the request behind it", function()

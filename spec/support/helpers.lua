@@ -96,6 +96,19 @@ function M.protocol_error(port, bytes, code, o)
   M.assert_alive(port, o.path)
 end
 
+-- tmpdir() -> a fresh empty directory for a spec's files; remove_dir(dir)
+-- takes it and everything in it away.
+function M.tmpdir()
+  local dir = os.tmpname()
+  os.remove(dir)
+  assert(os.execute("mkdir -p '" .. dir .. "'"), "cannot make " .. dir)
+  return dir
+end
+
+function M.remove_dir(dir)
+  if dir then os.execute("rm -rf '" .. dir .. "'") end
+end
+
 -- write_file(path, text): path holds exactly text (a fixture a spec makes).
 function M.write_file(path, text)
   local f = assert(io.open(path, "wb"), "cannot write " .. path)
