@@ -185,7 +185,7 @@ int dx_static_serve(dx_conn *c, const char *root, const dx_http_request *req, in
         if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
             if (fd >= 0)
                 close(fd);
-            return error_reply(c, req, 500, NULL, 0);
+            return error_reply(c, req, 500, NULL, keep);   /* the connection is fine: it goes on */
         }
     }
 
