@@ -403,13 +403,29 @@ static int header_lines(lua_State *T, int idx, char *out, size_t cap, int *has_t
     return 0;
 }
 
+static int method_is(const dx_http_request *req, const char *m, size_t n)
+{
+    return req->method_len == n && memcmp(req->method, m, n) == 0;
+}
+
+/* 1 when req is a GET or HEAD (what routes and the metrics answer); else
+ * answers 405 and returns 0. */
+static int get_or_head(dx_conn *c, const dx_http_request *req, int keep)
+{
+    if (method_is(req, "GET", 3) || method_is(req, "HEAD", 4))
+        return 1;
+    dx_http_respond(c, 405, "Allow: GET, HEAD\r\nContent-Type: text/plain; charset=utf-8\r\n",
+                    "Method Not Allowed", 18, 0, keep);
+    return 0;
+}
+
 /* An app:get route answers: fn(req) -> body [, status [, headers]]. */
 static void run_http_route(dx_lserver *ls, dx_conn *c, const dx_http_request *req, int fn,
                            const char *path, size_t plen, const char *query, size_t qlen, int keep)
 {
     lua_State *T = ls->T;
     int base = lua_gettop(T);
-    int head = req->method_len == 4 && memcmp(req->method, "HEAD", 4) == 0;
+    int head = method_is(req, "HEAD", 4);
     lua_rawgeti(T, LUA_REGISTRYINDEX, fn);
     push_request_base(T, c, req, path, plen, query, qlen);
     static const char plain[] = "Content-Type: text/plain; charset=utf-8\r\n";
@@ -440,13 +456,9 @@ static void run_http_route(dx_lserver *ls, dx_conn *c, const dx_http_request *re
 /* GET or HEAD of the metrics path: Prometheus's text format. */
 static void serve_metrics(dx_lserver *ls, dx_conn *c, const dx_http_request *req, int keep)
 {
-    int get = req->method_len == 3 && memcmp(req->method, "GET", 3) == 0;
-    int head = req->method_len == 4 && memcmp(req->method, "HEAD", 4) == 0;
-    if (!get && !head) {
-        dx_http_respond(c, 405, "Allow: GET, HEAD\r\nContent-Type: text/plain; charset=utf-8\r\n",
-                        "Method Not Allowed", 18, 0, keep);
+    if (!get_or_head(c, req, keep))
         return;
-    }
+    int head = method_is(req, "HEAD", 4);
     size_t len;
     char *text = dx_metrics_render(&ls->metrics, dx_server_stats(ls->srv), dx_server_conn_count(ls->srv), &len);
     if (text == NULL) {
@@ -472,14 +484,8 @@ static int ev_http(void *ud, dx_conn *c, const dx_http_request *req, int keep)
     for (int i = 0; i < ls->nhttp; i++) {
         if (strlen(ls->http[i].path) != plen || memcmp(ls->http[i].path, t, plen) != 0)
             continue;
-        int get = req->method_len == 3 && memcmp(req->method, "GET", 3) == 0;
-        int head = req->method_len == 4 && memcmp(req->method, "HEAD", 4) == 0;
-        if (!get && !head) {
-            dx_http_respond(c, 405, "Allow: GET, HEAD\r\nContent-Type: text/plain; charset=utf-8\r\n",
-                            "Method Not Allowed", 18, 0, keep);
-            return DX_HTTP_ANSWERED;
-        }
-        run_http_route(ls, c, req, ls->http[i].fn, t, plen, q ? q + 1 : NULL, qlen, keep);
+        if (get_or_head(c, req, keep))
+            run_http_route(ls, c, req, ls->http[i].fn, t, plen, q ? q + 1 : NULL, qlen, keep);
         return DX_HTTP_ANSWERED;
     }
     return find_route(ls, t, plen) >= 0 ? DX_HTTP_WS_ROUTE : DX_HTTP_NONE;
