@@ -17,9 +17,16 @@ App.__index = App
 local server_options = require "duplex.options"
 local DEFAULT_PORT = server_options.by_name.port.default
 
-local function serve_static(server, dir, level)
-  local served, err = server:static(dir)
-  if not served then error("bad option 'static' (" .. err .. ")", level + 1) end
+-- Applies the options the core checks but this layer carries out (static
+-- files, the metrics path, the log's format) to server; an error is
+-- raised at level.
+local function apply_layer_options(server, opts, level)
+  if opts.static ~= nil then
+    local served, err = server:static(opts.static)
+    if not served then error("bad option 'static' (" .. err .. ")", level + 1) end
+  end
+  if opts.metrics ~= nil then server:metrics(opts.metrics) end
+  if opts.log_format ~= nil then core.log_format(opts.log_format) end
 end
 
 local recording = nil   -- see record_apps
@@ -38,9 +45,7 @@ function M.app(opts)
   end
   local ok, server = pcall(core.server, opts)
   if not ok then error(server, 2) end
-  if opts.static ~= nil then serve_static(server, opts.static, 2) end
-  if opts.metrics ~= nil then server:metrics(opts.metrics) end
-  if opts.log_format ~= nil then core.log_format(opts.log_format) end
+  apply_layer_options(server, opts, 2)
   local given = {}
   for k, v in pairs(opts) do given[k] = v end
   local app = setmetatable({ host = opts.host, port_wanted = opts.port or DEFAULT_PORT, server = server,
@@ -168,12 +173,8 @@ end
 function App:configure(opts)
   local ok, err = pcall(self.server.configure, self.server, opts)
   if not ok then error(err, 2) end
-  if opts.static ~= nil then
-    serve_static(self.server, opts.static, 2)
-    self.static = opts.static
-  end
-  if opts.metrics ~= nil then self.server:metrics(opts.metrics) end
-  if opts.log_format ~= nil then core.log_format(opts.log_format) end
+  apply_layer_options(self.server, opts, 2)
+  if opts.static ~= nil then self.static = opts.static end
   if opts.host ~= nil then self.host = opts.host end
   if opts.port ~= nil then self.port_wanted = opts.port end
   for k, v in pairs(opts) do self.options[k] = v end
