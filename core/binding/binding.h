@@ -41,6 +41,7 @@ typedef struct dx_lserver {
     int nhttp;
     dx_metrics metrics;         /* handler errors, run times; served when metrics.path */
     int guard_ms;               /* handler_timeout in ms (dx_guard_ms), 0: off */
+    struct dx_node *node;       /* history, presence, the broker (lbroker.c); NULL until asked for */
 } dx_lserver;
 
 /* The connection userdata: a handle. conn is NULL once the close event has
@@ -135,6 +136,26 @@ void dx_timer_open_lib(lua_State *L);
 /* Registers core.bench, core.spawn, core.stop_process, core.rss and
  * core.exe into the module table on top of the stack. [-0, +0, e] */
 void dx_bench_open_lib(lua_State *L);
+
+/* lbroker.c: the node, a server's side of the broker. */
+typedef struct dx_node dx_node;
+/* The server's node, made (with the memory engine) on first need. [-0, +0, e] */
+dx_node *dx_node_get(lua_State *L, dx_lserver *ls);
+/* Frees the server's node, if any (before its server). */
+void dx_node_free(lua_State *L, dx_lserver *ls);
+/* A publish from Lua (ws:publish, server:publish): through the node when
+ * there is one, else the transport's. Returns the subscribers of this
+ * node it reached at once. */
+size_t dx_node_publish(lua_State *L, dx_lserver *ls, const char *topic, size_t tlen, const char *data,
+                       size_t len, int binary, uint64_t skip);
+/* ws:subscribe(topic, opts) with its options table at opts. [-0, +1, e] */
+int dx_node_subscribe(lua_State *L, dx_lconn *w, const char *topic, size_t tlen, int opts);
+/* ws:unsubscribe(topic): the node's part; 1 when a resume of it was called off. */
+int dx_node_unsubscribe(lua_State *L, dx_lconn *w, const char *topic, size_t tlen);
+/* The close event of w ran: its resumes are called off, it leaves every presence. */
+void dx_node_closed(lua_State *L, dx_lconn *w);
+/* The server's methods of the node: history, presence, presence_events, publish_local, node. */
+extern const luaL_Reg dx_node_methods[];
 
 /* llog.c: core.log and core.log_format. */
 void dx_log_open_lib(lua_State *L);

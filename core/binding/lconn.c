@@ -109,12 +109,17 @@ static int l_close(lua_State *L)
     return 1;
 }
 
-/* ws:subscribe(topic) -> true when newly subscribed, false when it was */
+/* ws:subscribe(topic [, opts]) -> true when newly subscribed, false when
+ * it was. opts (lbroker.c): since or last, recovered, presence. */
 static int l_subscribe(lua_State *L)
 {
     dx_conn *c = live(L);
     size_t len;
     const char *topic = luaL_checklstring(L, 2, &len);
+    if (!lua_isnoneornil(L, 3)) {
+        luaL_checktype(L, 3, LUA_TTABLE);
+        return dx_node_subscribe(L, check(L), topic, len, 3);
+    }
     int r = dx_conn_subscribe(c, topic, len);
     if (r < 0)
         return luaL_error(L, "out of memory");
@@ -122,21 +127,29 @@ static int l_subscribe(lua_State *L)
     return 1;
 }
 
-/* ws:unsubscribe(topic) -> true when it was subscribed. A closed
- * connection has left every topic already: false. */
+/* ws:unsubscribe(topic) -> true when it was subscribed (or catching up on
+ * topic's history), and it leaves topic's presence. A closed connection
+ * has left every topic already: false. */
 static int l_unsubscribe(lua_State *L)
 {
     dx_lconn *w = check(L);
     size_t len;
     const char *topic = luaL_checklstring(L, 2, &len);
-    lua_pushboolean(L, w->conn ? dx_conn_unsubscribe(w->conn, topic, len) : 0);
+    if (w->conn == NULL) {
+        lua_pushboolean(L, 0);
+        return 1;
+    }
+    int was = dx_conn_unsubscribe(w->conn, topic, len);
+    if (w->ls->node)
+        was |= dx_node_unsubscribe(L, w, topic, len);
+    lua_pushboolean(L, was);
     return 1;
 }
 
-/* ws:publish(topic, data [, binary [, include_self]]) -> subscribers
- * reached. The sender is left out unless include_self is true. In the
- * close handler it still works (to tell a room who left); the connection
- * has left its topics by then. */
+/* ws:publish(topic, data [, binary [, include_self]]) -> subscribers of
+ * this node reached at once. The sender is left out unless include_self
+ * is true. In the close handler it still works (to tell a room who left);
+ * the connection has left its topics by then. */
 static int l_publish(lua_State *L)
 {
     dx_lconn *w = check(L);
@@ -151,9 +164,8 @@ static int l_publish(lua_State *L)
         luaL_checktype(L, 5, LUA_TBOOLEAN);
         include_self = lua_toboolean(L, 5);
     }
-    dx_server *s = w->ls->srv;
-    lua_pushinteger(L, (lua_Integer)dx_server_publish(s, topic, tlen, data, len, binary,
-                                                      include_self ? NULL : w->conn));
+    lua_pushinteger(L, (lua_Integer)dx_node_publish(L, w->ls, topic, tlen, data, len, binary,
+                                                    include_self ? 0 : (uint64_t)w->id));
     return 1;
 }
 

@@ -366,6 +366,8 @@ static void ev_close(void *ud, dx_conn *c, unsigned code, const uint8_t *reason,
             failed(ls);
         w->in_close = 0;
     }
+    if (ls->node)
+        dx_node_closed(T, w);
     dx_conn_release(T, w);
 }
 
@@ -729,6 +731,7 @@ static int l_close(lua_State *L)
     dx_lserver *ls = check(L);
     if (ls->srv == NULL)
         return 0;
+    dx_node_free(L, ls);
     dx_server_free(ls->srv);             /* no event runs from here */
     ls->srv = NULL;
     for (int i = 0; i < ls->nroutes; i++) {
@@ -821,7 +824,7 @@ static int l_publish(lua_State *L)
         luaL_checktype(L, 4, LUA_TBOOLEAN);
         binary = lua_toboolean(L, 4);
     }
-    lua_pushinteger(L, (lua_Integer)dx_server_publish(ls->srv, topic, tlen, data, len, binary, NULL));
+    lua_pushinteger(L, (lua_Integer)dx_node_publish(L, ls, topic, tlen, data, len, binary, 0));
     return 1;
 }
 
@@ -863,6 +866,10 @@ static const luaL_Reg methods[] = {
 void dx_server_open_lib(lua_State *L)
 {
     dx_new_class(L, DX_SERVER_MT, methods, l_close);
+    luaL_getmetatable(L, DX_SERVER_MT);
+    lua_getfield(L, -1, "__index");
+    dx_setfuncs(L, dx_node_methods);
+    lua_pop(L, 2);
     lua_pushcfunction(L, l_new);
     lua_setfield(L, -2, "server");
 }

@@ -32,6 +32,12 @@ const dx_option dx_server_options[] = {
       .flag = "--static", .doc = "plain `GET` and `HEAD` requests are answered with the files under it" },
     { .name = "metrics", .kind = DX_OPT_STRING, .noun = "path", .unset = "off",
       .flag = "--metrics", .doc = "Prometheus metrics (text format) at this path on the app's port, e.g. `\"/metrics\"`" },
+    { .name = "history", .kind = DX_OPT_TABLE, .noun = "rule", .unset = "none",
+      .doc = "topics that keep their last publications, with positions to resume from: "
+      "`{ size = N, ttl = S, frame = fn }` for every topic, and/or topic prefixes to such rules "
+      "(see History and resume)" },
+    { .name = "node", .kind = DX_OPT_STRING, .noun = "name", .unset = "host:pid",
+      .flag = "--node", .doc = "this process's name in presence (see Presence)" },
     { .name = "log_format", .kind = DX_OPT_ENUM, .words = log_formats,
       .flag = "--log-format", .doc = "the log on stderr: readable `\"text\"` lines, or `\"json\"`, one object a line "
       "(time, level, event, conn, remote, message); the process's, whichever app sets it" },

@@ -70,6 +70,10 @@ typedef struct dx_publication {
     size_t len;
     int binary;
     const dx_pos *pos;             /* NULL: a topic without history */
+    uint64_t from;                 /* the publishing connection's id when the publication
+                                    * comes back to the node it was made on (so that node
+                                    * can leave its publisher out), else 0; publish
+                                    * carries it, its value on other nodes is 0 */
 } dx_publication;
 
 /* Someone in a topic's presence: a connection of some node, and the small
@@ -144,13 +148,16 @@ typedef struct dx_broker_ops {
      * delivers it to the local subscribers itself, without a position. */
     int (*publish)(dx_broker *b, const dx_publication *p, const dx_history_rule *h);
     /* The publications of topic after since (see dx_recover_done); h is
-     * the topic's rule (a resume asks for at most h->size entries). */
+     * the topic's rule (a resume asks for at most h->size entries). A
+     * since with an empty epoch asks for the newest entries kept, whatever
+     * the epoch (a newcomer's recent history): DX_RECOVERED with them. */
     void (*recover)(dx_broker *b, const char *topic, size_t tlen, const dx_pos *since,
                     const dx_history_rule *h, dx_recover_done done, void *arg);
     /* m (of this node) joins topic's presence; the engine keeps it (and,
      * with Redis, refreshes it) until leave. */
     void (*join)(dx_broker *b, const char *topic, size_t tlen, const dx_member *m);
-    void (*leave)(dx_broker *b, const char *topic, size_t tlen, uint64_t conn);
+    /* m (its conn and node: info is not read) leaves topic's presence. */
+    void (*leave)(dx_broker *b, const char *topic, size_t tlen, const dx_member *m);
     /* Who is in topic's presence on every node. */
     void (*presence)(dx_broker *b, const char *topic, size_t tlen, dx_presence_done done,
                      void *arg);

@@ -53,6 +53,7 @@ typedef struct dx_topic {
     dx_conn **subs;
     size_t n, cap;
     uint32_t hash;
+    uint32_t holds;                /* dx_server_hold_topic: it lives while held, subscribers or not */
     size_t len;
     char name[];
 } dx_topic;
@@ -197,6 +198,8 @@ struct dx_server {
     ev_timer spare_trim;           /* runs every DX_SPARE_TRIM while nchunks is not 0 */
     dx_topic **buckets;            /* topics by name */
     size_t nbuckets, ntopics;
+    void (*topic_hook)(void *ud, const char *topic, size_t tlen, int on);
+    void *topic_hook_ud;
     dx_stats stats;
     char *static_root;             /* plain GET/HEAD are served from here; NULL: none */
     struct dx_tls *tls;            /* NULL: plain TCP */

@@ -212,13 +212,33 @@ const dx_stats *dx_server_stats(const dx_server *s);
 
 /* Topics (names are bytes, any length). */
 
-/* Sends one message to every open subscriber of topic but skip (NULL for
- * none): framed once (shared by reference when large, copied into each
- * queue when small) and, for subscribers that compress each message alone,
- * compressed once per window size. Each subscriber's max_backpressure
- * applies. Returns the number of subscribers it was queued for. */
+/* Sends one message to every open subscriber of topic but the connection
+ * whose id is skip (0 for none): framed once (shared by reference when
+ * large, copied into each queue when small) and, for subscribers that
+ * compress each message alone, compressed once per window size. Each
+ * subscriber's max_backpressure applies. Counts a publish call. Returns
+ * the number of subscribers it was queued for. */
 size_t dx_server_publish(dx_server *s, const char *topic, size_t tlen,
-                         const void *data, size_t len, int binary, dx_conn *skip);
+                         const void *data, size_t len, int binary, uint64_t skip);
+
+/* dx_server_publish for a publication made elsewhere (another worker or
+ * node, or handed back by the broker): not counted as a publish call. */
+size_t dx_server_deliver(dx_server *s, const char *topic, size_t tlen,
+                         const void *data, size_t len, int binary, uint64_t skip);
+
+/* Counts a publish call whose delivery comes later (through the broker). */
+void dx_server_count_publish(dx_server *s);
+
+/* Keeps topic alive without a subscriber (hold 1) or lets go of one such
+ * hold (0): a connection catching up on a topic's history holds it so the
+ * topic's publications keep coming. Returns 0, or -1 out of memory. */
+int dx_server_hold_topic(dx_server *s, const char *topic, size_t tlen, int hold);
+
+/* Calls hook(ud, topic, tlen, 1) when a topic comes to be (its first
+ * subscriber or hold) and hook(ud, topic, tlen, 0) when it goes, and at
+ * once for every topic there is (NULL: no hook). The broker's interest. */
+void dx_server_set_topic_hook(dx_server *s, void (*hook)(void *ud, const char *topic, size_t tlen, int on),
+                              void *ud);
 
 /* Open connections subscribed to topic. */
 size_t dx_server_subscribers(const dx_server *s, const char *topic, size_t tlen);

@@ -61,6 +61,8 @@ static dx_topic *create(dx_server *s, const char *name, size_t len, uint32_t h)
     t->next = s->buckets[h & (s->nbuckets - 1)];
     s->buckets[h & (s->nbuckets - 1)] = t;
     s->ntopics++;
+    if (s->topic_hook)
+        s->topic_hook(s->topic_hook_ud, t->name, t->len, 1);
     return t;
 }
 
@@ -71,6 +73,8 @@ static void destroy(dx_server *s, dx_topic *t)
         pp = &(*pp)->next;
     *pp = t->next;
     s->ntopics--;
+    if (s->topic_hook)
+        s->topic_hook(s->topic_hook_ud, t->name, t->len, 0);
     free(t->subs);
     free(t);
 }
@@ -110,7 +114,7 @@ int dx_conn_subscribe(dx_conn *c, const char *name, size_t len)
         size_t cap = t->cap ? t->cap * 2 : 4;
         dx_conn **subs = realloc(t->subs, cap * sizeof *subs);
         if (subs == NULL) {
-            if (t->n == 0)
+            if (t->n == 0 && t->holds == 0)
                 destroy(s, t);
             return -1;
         }
@@ -136,7 +140,7 @@ static void leave(dx_conn *c, uint32_t i)
     if (moved != c)
         moved->topics->at[member_index(moved, t)].at = at;
     m->at[i] = m->at[--m->n];
-    if (t->n == 0)
+    if (t->n == 0 && t->holds == 0)
         destroy(s, t);
 }
 
@@ -174,6 +178,31 @@ void dx_topics_free(dx_server *s)
     s->nbuckets = s->ntopics = 0;
 }
 
+int dx_server_hold_topic(dx_server *s, const char *name, size_t len, int hold)
+{
+    uint32_t h = hash_of(name, len);
+    dx_topic *t = find(s, name, len, h);
+    if (hold) {
+        if (t == NULL && (t = create(s, name, len, h)) == NULL)
+            return -1;
+        t->holds++;
+    } else if (t && t->holds) {
+        if (--t->holds == 0 && t->n == 0)
+            destroy(s, t);
+    }
+    return 0;
+}
+
+void dx_server_set_topic_hook(dx_server *s, void (*hook)(void *ud, const char *topic, size_t tlen, int on),
+                              void *ud)
+{
+    s->topic_hook = hook;
+    s->topic_hook_ud = ud;
+    for (size_t i = 0; hook && i < s->nbuckets; i++)
+        for (dx_topic *t = s->buckets[i]; t; t = t->next)
+            hook(ud, t->name, t->len, 1);
+}
+
 size_t dx_server_subscribers(const dx_server *s, const char *name, size_t len)
 {
     const dx_topic *t = find(s, name, len, hash_of(name, len));
@@ -209,9 +238,20 @@ static int queue(dx_conn *c, const dx_shared *f)
 }
 
 size_t dx_server_publish(dx_server *s, const char *name, size_t tlen,
-                         const void *data, size_t len, int binary, dx_conn *skip)
+                         const void *data, size_t len, int binary, uint64_t skip)
 {
     s->stats.published++;
+    return dx_server_deliver(s, name, tlen, data, len, binary, skip);
+}
+
+void dx_server_count_publish(dx_server *s)
+{
+    s->stats.published++;
+}
+
+size_t dx_server_deliver(dx_server *s, const char *name, size_t tlen,
+                         const void *data, size_t len, int binary, uint64_t skip)
+{
     dx_topic *t = find(s, name, tlen, hash_of(name, tlen));
     if (t == NULL)
         return 0;
@@ -222,7 +262,7 @@ size_t dx_server_publish(dx_server *s, const char *name, size_t tlen,
     size_t sent = 0;
     for (size_t i = 0; i < t->n; i++) {
         dx_conn *c = t->subs[i];
-        if (c == skip || c->state != DX_OPEN || !dx_conn_admit(c))
+        if (c->id == skip || c->state != DX_OPEN || !dx_conn_admit(c))
             continue;
         int kind = dx_deflate_kind(c, len);
         int r;

@@ -26,6 +26,11 @@ local function apply_layer_options(server, opts, level)
     if not served then error("bad option 'static' (" .. err .. ")", level + 1) end
   end
   if opts.metrics ~= nil then server:metrics(opts.metrics) end
+  if opts.history ~= nil then
+    local ok, err = pcall(server.history, server, opts.history)
+    if not ok then error(err, level + 1) end
+  end
+  if opts.node ~= nil then server:node(opts.node) end
   if opts.log_format ~= nil then core.log_format(opts.log_format) end
 end
 
@@ -161,6 +166,12 @@ function App:take_over(old)
   server:take_config(self.server)
   server:static(self.static or false)
   server:metrics(self.options.metrics or false)
+  if self.options.history ~= nil or old.options.history ~= nil then
+    server:history(self.options.history or false)
+  end
+  if self.join_fn or self.leave_fn or old.join_fn or old.leave_fn then
+    server:presence_events(self.join_fn, self.leave_fn)
+  end
   for t in pairs(old.timers) do t:stop() end
   self.server:close()
   self.server = server
@@ -218,6 +229,57 @@ end
 -- many it was queued for.
 function App:publish(topic, data, binary)
   return self.server:publish(topic, data, binary)
+end
+
+--- Sends data to this process's subscribers of topic alone (a join or
+-- leave event told to a room: every node gets the event and tells its
+-- own). Returns how many it was queued for.
+function App:publish_local(topic, data, binary)
+  return self.server:publish_local(topic, data, binary)
+end
+
+--- Calls fn(members) with who is in topic's presence, on every worker
+-- and node: a list of { id =, node =, info = } (id: the connection's
+-- ws.id on its node; info: the table given to ws:subscribe's presence),
+-- or fn(nil, message) when the broker cannot tell. fn may run before
+-- this returns (without a broker to ask).
+function App:presence(topic, fn)
+  if type(fn) ~= "function" then
+    error("bad argument #2 to 'presence' (function expected, got " .. type(fn) .. ")", 2)
+  end
+  self.server:presence(topic, interpreted(self, fn))
+end
+
+local function set_presence_events(app)
+  app.server:presence_events(app.join_fn, app.leave_fn)
+end
+
+--- Registers fn(topic, member) to run when someone joins the presence of
+-- a topic this process has subscribers of (member as app:presence gives
+-- it), on whichever worker or node they joined. Returns the app.
+function App:on_join(fn)
+  if type(fn) ~= "function" then
+    error("bad argument #1 to 'on_join' (function expected, got " .. type(fn) .. ")", 2)
+  end
+  self.join_fn = interpreted(self, fn)
+  set_presence_events(self)
+  return self
+end
+
+--- Registers fn(topic, member) for someone leaving a topic's presence
+-- (unsubscribed, closed, or gone with its node). Returns the app.
+function App:on_leave(fn)
+  if type(fn) ~= "function" then
+    error("bad argument #1 to 'on_leave' (function expected, got " .. type(fn) .. ")", 2)
+  end
+  self.leave_fn = interpreted(self, fn)
+  set_presence_events(self)
+  return self
+end
+
+--- This process's name in presence (the `node` option; host:pid by default).
+function App:node()
+  return self.server:node()
 end
 
 --- Open connections subscribed to topic.

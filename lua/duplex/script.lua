@@ -24,11 +24,14 @@ end
 
 -- The keys of a handlers table that are route options, not handlers.
 local ROUTE_KEYS = { path = true, protocols = true, deflate = true }
+-- The keys of a handlers table that are the app's hooks.
+local APP_KEYS = { shutdown = true, reload = true, join = true, leave = true }
 
 --- Makes the app that v describes: an app made with duplex.app, given
 -- opts with app:configure, or a table of handlers (open, message, close,
 -- pong_timeout, upgrade, drain; path, default "/", protocols, deflate;
--- shutdown and reload, the app's on_shutdown and on_reload hooks; other
+-- shutdown, reload, join and leave, the app's on_shutdown, on_reload,
+-- on_join and on_leave hooks; other
 -- fields that are not functions are the script's own, state a reload hook
 -- may take), served by a new duplex.app(opts). app.returned is v (what a
 -- reload hook gets as previous). Returns the app (not yet listening), or
@@ -43,13 +46,15 @@ function M.make_app(v, opts)
     if ok then
       local handlers = {}
       for k, f in pairs(v) do
-        if k ~= "shutdown" and k ~= "reload" and (type(f) == "function" or ROUTE_KEYS[k]) then
+        if not APP_KEYS[k] and (type(f) == "function" or ROUTE_KEYS[k]) then
           handlers[k] = f
         end
       end
       ok, err = pcall(app.ws, app, v.path or "/", handlers)
       if ok and v.shutdown ~= nil then ok, err = pcall(app.on_shutdown, app, v.shutdown) end
       if ok and v.reload ~= nil then ok, err = pcall(app.on_reload, app, v.reload) end
+      if ok and v.join ~= nil then ok, err = pcall(app.on_join, app, v.join) end
+      if ok and v.leave ~= nil then ok, err = pcall(app.on_leave, app, v.leave) end
     else
       err = app
     end

@@ -1,0 +1,448 @@
+/* The memory engine: history and presence held in this process, for a node
+ * that is alone (one process) or for the hub of a box's workers.
+ *
+ * Each topic it knows keeps a ring of its last publications and its
+ * members. A topic's epoch is made when the engine first keeps a position
+ * for it, at random, so that positions handed out before (by another
+ * process, or before the topic was forgotten) are never trusted. A topic
+ * is forgotten when it has no interest, no members and no publication
+ * left: its expired entries go once a second. */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <ev.h>
+#include "broker/broker.h"
+
+typedef struct mem_entry {
+    uint64_t offset;
+    ev_tstamp at;                  /* when it was published */
+    int binary;
+    size_t len;
+    uint8_t *data;
+} mem_entry;
+
+typedef struct mem_member {
+    uint64_t conn;
+    char *node;
+    size_t node_len;
+    uint8_t *info;
+    size_t info_len;
+} mem_member;
+
+typedef struct mem_topic {
+    struct mem_topic *next;        /* hash chain */
+    uint32_t hash;
+    int interest;
+    char epoch[DX_EPOCH_MAX + 1];  /* "" until its first position */
+    uint64_t top;                  /* the newest offset given, 0 none */
+    mem_entry *ring;               /* the last publications, oldest at head */
+    size_t cap, head, n;
+    double ttl;
+    mem_member *members;
+    size_t nmembers, mcap;
+    size_t len;
+    char name[];
+} mem_topic;
+
+typedef struct memory {
+    dx_broker base;
+    struct ev_loop *loop;
+    mem_topic **buckets;
+    size_t nbuckets, ntopics;
+    ev_timer sweep;                /* expires entries once a second */
+    dx_broker_stats stats;
+} memory;
+
+static uint32_t hash_of(const char *p, size_t len)
+{
+    uint32_t h = 2166136261u;                    /* FNV-1a */
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (uint8_t)p[i]) * 16777619u;
+    return h;
+}
+
+static mem_topic *find(const memory *m, const char *name, size_t len)
+{
+    if (m->nbuckets == 0)
+        return NULL;
+    uint32_t h = hash_of(name, len);
+    for (mem_topic *t = m->buckets[h & (m->nbuckets - 1)]; t; t = t->next)
+        if (t->hash == h && t->len == len && memcmp(t->name, name, len) == 0)
+            return t;
+    return NULL;
+}
+
+static int grow(memory *m)
+{
+    size_t n = m->nbuckets ? m->nbuckets * 2 : 64;
+    mem_topic **b = calloc(n, sizeof *b);
+    if (b == NULL)
+        return -1;
+    for (size_t i = 0; i < m->nbuckets; i++) {
+        mem_topic *t = m->buckets[i];
+        while (t) {
+            mem_topic *next = t->next;
+            t->next = b[t->hash & (n - 1)];
+            b[t->hash & (n - 1)] = t;
+            t = next;
+        }
+    }
+    free(m->buckets);
+    m->buckets = b;
+    m->nbuckets = n;
+    return 0;
+}
+
+static mem_topic *get(memory *m, const char *name, size_t len)
+{
+    mem_topic *t = find(m, name, len);
+    if (t)
+        return t;
+    if (m->ntopics >= m->nbuckets && grow(m) < 0)
+        return NULL;
+    if ((t = calloc(1, sizeof *t + len + 1)) == NULL)
+        return NULL;
+    memcpy(t->name, name, len);
+    t->len = len;
+    t->hash = hash_of(name, len);
+    t->next = m->buckets[t->hash & (m->nbuckets - 1)];
+    m->buckets[t->hash & (m->nbuckets - 1)] = t;
+    m->ntopics++;
+    return t;
+}
+
+static mem_entry *entry_at(mem_topic *t, size_t i)
+{
+    return &t->ring[(t->head + i) % t->cap];
+}
+
+static void drop_oldest(mem_topic *t)
+{
+    free(entry_at(t, 0)->data);
+    t->head = (t->head + 1) % t->cap;
+    t->n--;
+}
+
+/* Drops the entries older than the topic's ttl. */
+static void expire(const memory *m, mem_topic *t)
+{
+    if (t->ttl <= 0)
+        return;
+    ev_tstamp oldest = ev_now(m->loop) - t->ttl;
+    while (t->n && entry_at(t, 0)->at < oldest)
+        drop_oldest(t);
+}
+
+/* Forgets t when nothing of it is left. */
+static void maybe_forget(memory *m, mem_topic *t)
+{
+    if (t->interest || t->nmembers || t->n)
+        return;
+    mem_topic **pp = &m->buckets[t->hash & (m->nbuckets - 1)];
+    while (*pp != t)
+        pp = &(*pp)->next;
+    *pp = t->next;
+    m->ntopics--;
+    free(t->ring);
+    free(t->members);
+    free(t);
+}
+
+static void new_epoch(char out[DX_EPOCH_MAX + 1])
+{
+    static const char digits[] = "0123456789abcdefghijklmnopqrstuvwxyz";
+    uint8_t r[8];
+    if (getrandom(r, sizeof r, GRND_NONBLOCK) != (ssize_t)sizeof r) {
+        uint64_t x = (uint64_t)(uintptr_t)out ^ (uint64_t)(ev_time() * 1e6);
+        memcpy(r, &x, sizeof r);
+    }
+    for (size_t i = 0; i < sizeof r; i++)
+        out[i] = digits[r[i] % 36];
+    out[sizeof r] = '\0';
+}
+
+/* Makes the ring hold size entries, keeping the newest. */
+static int resize_ring(mem_topic *t, size_t size)
+{
+    mem_entry *ring = malloc(size * sizeof *ring);
+    if (ring == NULL)
+        return -1;
+    while (t->n > size)
+        drop_oldest(t);
+    for (size_t i = 0; i < t->n; i++)
+        ring[i] = *entry_at(t, i);
+    free(t->ring);
+    t->ring = ring;
+    t->cap = size;
+    t->head = 0;
+    return 0;
+}
+
+static void mem_interest(dx_broker *b, const char *topic, size_t tlen, int on)
+{
+    memory *m = (memory *)b;
+    mem_topic *t = on ? get(m, topic, tlen) : find(m, topic, tlen);
+    if (t == NULL)
+        return;                                   /* out of memory: it keeps no state either */
+    if (t->interest != on)
+        m->stats.topics += on ? 1 : (uint64_t)-1;
+    t->interest = on;
+    if (!on)
+        maybe_forget(m, t);
+}
+
+/* Alone, a node has nobody to carry a publication to: only a topic with
+ * history has something to do (keep it, position it, hand it back). */
+static int mem_publish(dx_broker *b, const dx_publication *p, const dx_history_rule *h)
+{
+    memory *m = (memory *)b;
+    m->stats.published++;
+    if (h->size == 0)
+        return 0;
+    mem_topic *t = get(m, p->topic, p->tlen);
+    uint8_t *copy = malloc(p->len ? p->len : 1);
+    if (t == NULL || copy == NULL || (t->cap != h->size && resize_ring(t, h->size) < 0)) {
+        free(copy);
+        if (t)
+            maybe_forget(m, t);
+        m->stats.lost++;
+        return -1;
+    }
+    if (t->epoch[0] == '\0')
+        new_epoch(t->epoch);
+    t->ttl = h->ttl;
+    expire(m, t);
+    if (t->n == t->cap)
+        drop_oldest(t);
+    memcpy(copy, p->data, p->len);
+    mem_entry *e = &t->ring[(t->head + t->n) % t->cap];
+    e->offset = ++t->top;
+    e->at = ev_now(m->loop);
+    e->binary = p->binary;
+    e->len = p->len;
+    e->data = copy;
+    t->n++;
+    if (t->interest) {
+        dx_pos pos = { .offset = e->offset };
+        memcpy(pos.epoch, t->epoch, sizeof pos.epoch);
+        dx_publication back = *p;
+        back.pos = &pos;
+        m->stats.received++;
+        b->sink.publication(b->sink.ud, &back);
+    }
+    return 0;
+}
+
+static void mem_recover(dx_broker *b, const char *topic, size_t tlen, const dx_pos *since,
+                        const dx_history_rule *h, dx_recover_done done, void *arg)
+{
+    memory *m = (memory *)b;
+    if (h->size == 0) {
+        done(arg, DX_RECOVER_NO_HISTORY, NULL, 0, NULL);
+        return;
+    }
+    mem_topic *t = get(m, topic, tlen);
+    if (t == NULL) {
+        done(arg, DX_RECOVER_UNAVAILABLE, NULL, 0, NULL);
+        return;
+    }
+    if (t->epoch[0] == '\0')                      /* nothing published yet: an epoch to hold on to */
+        new_epoch(t->epoch);
+    expire(m, t);
+    dx_pos top = { .offset = t->top };
+    memcpy(top.epoch, t->epoch, sizeof top.epoch);
+    int status = DX_RECOVERED;
+    size_t first = 0;                             /* index in the ring of since + 1 */
+    if (since->epoch[0] == '\0')                  /* the newest kept, whatever came before */
+        first = 0;
+    else if (strcmp(since->epoch, t->epoch) != 0 || since->offset > t->top)
+        status = DX_RECOVER_EPOCH;
+    else if (since->offset < t->top && (t->n == 0 || entry_at(t, 0)->offset > since->offset + 1))
+        status = DX_RECOVER_TOO_OLD;
+    else if (t->n)
+        first = (size_t)(since->offset + 1 - entry_at(t, 0)->offset);
+    size_t n = status == DX_RECOVERED ? t->n - first : 0;
+    dx_publication *list = n ? calloc(n, sizeof *list) : NULL;
+    dx_pos *pos = n ? calloc(n, sizeof *pos) : NULL;
+    if (n && (list == NULL || pos == NULL)) {
+        free(list);
+        free(pos);
+        done(arg, DX_RECOVER_UNAVAILABLE, NULL, 0, NULL);
+        maybe_forget(m, t);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const mem_entry *e = entry_at(t, first + i);
+        pos[i].offset = e->offset;
+        memcpy(pos[i].epoch, t->epoch, sizeof pos[i].epoch);
+        list[i] = (dx_publication){ .topic = t->name, .tlen = t->len, .data = e->data,
+                                    .len = e->len, .binary = e->binary, .pos = &pos[i] };
+    }
+    done(arg, status, list, n, &top);
+    free(list);
+    free(pos);
+    maybe_forget(m, t);
+}
+
+static int member_index(const mem_topic *t, uint64_t conn, const char *node, size_t node_len)
+{
+    for (size_t i = 0; i < t->nmembers; i++)
+        if (t->members[i].conn == conn && t->members[i].node_len == node_len &&
+            memcmp(t->members[i].node, node, node_len) == 0)
+            return (int)i;
+    return -1;
+}
+
+static dx_member as_member(const mem_member *x)
+{
+    return (dx_member){ .conn = x->conn, .node = x->node, .node_len = x->node_len,
+                        .info = x->info, .info_len = x->info_len };
+}
+
+static void remove_member(memory *m, mem_topic *t, size_t i)
+{
+    mem_member gone = t->members[i];
+    t->members[i] = t->members[--t->nmembers];
+    if (t->interest) {
+        dx_member dm = as_member(&gone);
+        m->base.sink.presence(m->base.sink.ud, t->name, t->len, 0, &dm);
+    }
+    free(gone.node);
+}
+
+static void mem_join(dx_broker *b, const char *topic, size_t tlen, const dx_member *dm)
+{
+    memory *m = (memory *)b;
+    mem_topic *t = get(m, topic, tlen);
+    if (t == NULL)
+        return;
+    int i = member_index(t, dm->conn, dm->node, dm->node_len);
+    if (i >= 0)
+        remove_member(m, t, (size_t)i);           /* joining again: new info, a leave then a join */
+    if (t->nmembers == t->mcap) {
+        size_t cap = t->mcap ? t->mcap * 2 : 4;
+        mem_member *mm = realloc(t->members, cap * sizeof *mm);
+        if (mm == NULL) {
+            maybe_forget(m, t);
+            return;
+        }
+        t->members = mm;
+        t->mcap = cap;
+    }
+    /* node and info in one block */
+    char *block = malloc(dm->node_len + dm->info_len + 1);
+    if (block == NULL) {
+        maybe_forget(m, t);
+        return;
+    }
+    memcpy(block, dm->node, dm->node_len);
+    memcpy(block + dm->node_len, dm->info, dm->info_len);
+    mem_member *x = &t->members[t->nmembers++];
+    *x = (mem_member){ .conn = dm->conn, .node = block, .node_len = dm->node_len,
+                       .info = (uint8_t *)block + dm->node_len, .info_len = dm->info_len };
+    if (t->interest) {
+        dx_member back = as_member(x);
+        b->sink.presence(b->sink.ud, t->name, t->len, 1, &back);
+    }
+}
+
+static void mem_leave(dx_broker *b, const char *topic, size_t tlen, const dx_member *dm)
+{
+    memory *m = (memory *)b;
+    mem_topic *t = find(m, topic, tlen);
+    if (t == NULL)
+        return;
+    int i = member_index(t, dm->conn, dm->node, dm->node_len);
+    if (i >= 0)
+        remove_member(m, t, (size_t)i);
+    maybe_forget(m, t);
+}
+
+static void mem_presence(dx_broker *b, const char *topic, size_t tlen, dx_presence_done done,
+                         void *arg)
+{
+    memory *m = (memory *)b;
+    mem_topic *t = find(m, topic, tlen);
+    size_t n = t ? t->nmembers : 0;
+    dx_member *list = n ? malloc(n * sizeof *list) : NULL;
+    if (n && list == NULL) {
+        done(arg, 0, NULL, 0);
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        list[i] = as_member(&t->members[i]);
+    done(arg, 1, list, n);
+    free(list);
+}
+
+static void mem_stats(const dx_broker *b, dx_broker_stats *out)
+{
+    *out = ((const memory *)b)->stats;
+}
+
+static void on_sweep(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    memory *m = w->data;
+    for (size_t i = 0; i < m->nbuckets; i++) {
+        mem_topic *t = m->buckets[i];
+        while (t) {
+            mem_topic *next = t->next;
+            expire(m, t);
+            maybe_forget(m, t);
+            t = next;
+        }
+    }
+}
+
+static void mem_free(dx_broker *b)
+{
+    memory *m = (memory *)b;
+    ev_ref(m->loop);
+    ev_timer_stop(m->loop, &m->sweep);
+    for (size_t i = 0; i < m->nbuckets; i++) {
+        mem_topic *t = m->buckets[i];
+        while (t) {
+            mem_topic *next = t->next;
+            while (t->n)
+                drop_oldest(t);
+            for (size_t j = 0; j < t->nmembers; j++)
+                free(t->members[j].node);
+            free(t->ring);
+            free(t->members);
+            free(t);
+            t = next;
+        }
+    }
+    free(m->buckets);
+    free(m);
+}
+
+static const dx_broker_ops memory_ops = {
+    .name = "memory",
+    .interest = mem_interest,
+    .publish = mem_publish,
+    .recover = mem_recover,
+    .join = mem_join,
+    .leave = mem_leave,
+    .presence = mem_presence,
+    .stats = mem_stats,
+    .free = mem_free,
+};
+
+dx_broker *dx_memory_broker_new(struct ev_loop *loop, const dx_broker_sink *sink)
+{
+    memory *m = calloc(1, sizeof *m);
+    if (m == NULL)
+        return NULL;
+    m->base.ops = &memory_ops;
+    m->base.sink = *sink;
+    m->loop = loop;
+    m->stats.link_up = 1;
+    ev_timer_init(&m->sweep, on_sweep, 1.0, 1.0);
+    m->sweep.data = m;
+    ev_timer_start(loop, &m->sweep);
+    ev_unref(loop);                               /* the sweep keeps no loop running */
+    return &m->base;
+}
