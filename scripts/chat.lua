@@ -1,16 +1,21 @@
--- Chat: rooms, nicknames, join and leave notices, a typing indicator, and
--- the last 50 messages of a room for whoever joins it.
+-- Chat: rooms, nicknames, join and leave notices, a typing indicator, the
+-- last 50 messages of a room for whoever joins it, and what a page missed
+-- while it was away. Rooms, their history and their members live in
+-- duplex (history, presence, publish), not in this script's tables, so the
+-- chat works the same with --workers and across nodes joined by a broker.
 --
 --   duplex run scripts/chat.lua --port 8080
 --   then open http://localhost:8080/?name=ada&room=lobby in two browser tabs
 --   (the page: scripts/chat/index.html), or connect a WebSocket to
 --   ws://localhost:8080/chat?name=ada&room=lobby
 --
--- Both query parameters are optional: without a valid name a client is
--- "guest<id>", without a valid room it starts in "lobby" (an invalid one
--- also earns it an error message, below). Each room is a topic
--- ("chat:<room>"): what is said in a room is framed once and published to
--- its members.
+-- The query parameters are optional: without a valid name a client is
+-- "guest<n>", without a valid room it starts in "lobby" (an invalid one
+-- also earns it an error message, below). `since` is the position of the
+-- last message a page got in that room (its "pos"): a page that reconnects
+-- with it gets exactly what it missed. Each room is two topics:
+-- "chat:<room>", what is said (with history: the last 50 messages, for an
+-- hour), and "room:<room>", the notices (presence: who is in the room).
 --
 -- Names: 1 to 24 characters, each an ASCII letter, digit, "_", "-" or ".",
 -- or any non-ASCII character (böb, 李). Names are labels, not accounts: two
@@ -18,8 +23,9 @@
 -- its old self). Rooms: 1 to 32 ASCII letters, digits, "_", "-" or ".".
 --
 -- Protocol: every message, both ways, is one JSON object in a text message,
--- with a "type". `id` is the sender's connection id (welcome tells a client
--- its own), `time` is milliseconds since 1970 (server clock).
+-- with a "type". `id` names a connection (a string, unique across workers
+-- and nodes; welcome tells a client its own), `time` is milliseconds since
+-- 1970 (server clock).
 --
 -- client -> server
 --   {"type":"say","text":"hello"}      say something in the current room
@@ -38,21 +44,27 @@
 -- drown a room; a person typing never comes near it.
 --
 -- server -> client
---   {"type":"welcome","id":7,"name":"ada","room":"lobby",
---    "members":[{"id":7,"name":"ada"},...],"history":[message,...]}
+--   {"type":"welcome","id":"7.k3x9","name":"ada","room":"lobby",
+--    "members":[{"id":"7.k3x9","name":"ada"},...],"resumed":false}
 --        to a client entering a room (on connect and on each join): the
---        room's members (the client among them) and its last 50 messages,
---        oldest first, each in the "message" form below
---   {"type":"message","room":"lobby","id":7,"name":"ada","text":"hello","seq":12,"time":...}
---        something said in the room, to every member, the speaker included;
---        seq counts the room's messages from 1
---   {"type":"join","room":"lobby","id":7,"name":"ada"}
---        to every member, the newcomer included (after its welcome)
---   {"type":"leave","room":"lobby","id":7,"name":"ada"}
+--        room's members (the client among them). Then come the room's
+--        last 50 messages, oldest first ("replay":true), or, when resumed
+--        is true (the URL's since was recovered), the messages it missed;
+--        resumed false after a since means the page's log is stale: it
+--        starts again from the 50 that follow
+--   {"type":"message","room":"lobby","id":"7.k3x9","name":"ada","text":"hello","time":...,
+--    "seq":12,"pos":"e5k2m0qa:12"[,"replay":true]}
+--        something said in the room, to every member, the speaker
+--        included; seq counts the room's messages from 1, pos is the
+--        position to come back with
+--   {"type":"join","room":"lobby","id":"7.k3x9","name":"ada"}
+--        to every member, the newcomer included (after its welcome and
+--        the history)
+--   {"type":"leave","room":"lobby","id":"7.k3x9","name":"ada"}
 --        to the members left behind (a close or a join elsewhere)
---   {"type":"nick","room":"lobby","id":7,"old":"ada","name":"bob"}
+--   {"type":"nick","room":"lobby","id":"7.k3x9","old":"ada","name":"bob"}
 --        to every member, the renamed one included
---   {"type":"typing","room":"lobby","id":7,"name":"ada"}
+--   {"type":"typing","room":"lobby","id":"7.k3x9","name":"ada"}
 --        to the other members; a page shows it for about 3 s, or until a
 --        message from that member arrives
 --   {"type":"error","error":WORD,"message":"what was wrong"}
@@ -67,22 +79,18 @@
 --        bad_name      a name outside the rules above
 --        bad_room      a room name outside the rules above
 --        same_room     a join to the room the client is already in
---        too_many_rooms  every room slot is taken by a room with members
 --
--- Rooms outlive their members, so a page reloaded in an empty room finds
--- its history again: at most 100 rooms are kept, the lobby always among
--- them; when a new room is needed and all 100 exist, the empty room idle
--- the longest is forgotten, and when none is empty the join is refused
--- (too_many_rooms; a client that asked for such a room in its URL lands
--- in the lobby). Memory is
--- bounded by 100 rooms x 50 messages x 1000 characters. A message over
--- 64 KiB is not read at all: the connection is closed with 1009.
+-- A room's history is kept for an hour after its last message, so a page
+-- reloaded in an empty room finds it again. Memory is bounded by the
+-- message rate: at most 5 messages a second per client for an hour, 50
+-- per room, 1000 characters each. A message over 64 KiB is not read at
+-- all: the connection is closed with 1009.
 
 local duplex = require "duplex"
 local cjson = require "cjson.safe"
 
-local HISTORY = 50            -- messages kept per room
-local MAX_ROOMS = 100
+local HISTORY = 50            -- messages kept per room ...
+local HISTORY_TTL = 3600      -- ... for an hour after the last
 local MAX_TEXT = 1000         -- characters of a message
 local MAX_NAME = 24           -- characters of a name
 local MAX_ROOM_NAME = 32
@@ -90,6 +98,16 @@ local TYPING_INTERVAL = 1     -- seconds between two typing events passed on
 local DEFAULT_ROOM = "lobby"
 
 local concat = table.concat
+
+local function said_topic(room) return "chat:" .. room end
+local function notice_topic(room) return "room:" .. room end
+
+-- A said message, as published (JSON), reaches a page with its position:
+-- its seq and pos (and replay, when it is sent again to a page catching up).
+local function with_position(_, data, pos, _, replay)
+  return data:sub(1, -2) .. ',"seq":' .. pos:match(":(%d+)$") .. ',"pos":"' .. pos .. '"'
+    .. (replay and ',"replay":true}' or "}")
+end
 
 -- The page lives beside this script: scripts/chat/index.html.
 local here = (debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$")) or "."
@@ -99,11 +117,21 @@ local app = duplex.app {
   max_message_rate = 5,             -- messages a client may send a second ...
   message_burst = 30,               -- ... after 30 at once;
   message_rate_policy = "drop",     -- past that, dropped unanswered
+  history = { ["chat:"] = { size = HISTORY, ttl = HISTORY_TTL, frame = with_position } },
 }
 
-local rooms = {}              -- room name -> room (see new_room); the lobby is never forgotten
-local room_count = 0
+-- A connection's id in the chat: ws.id is unique in its process only, so
+-- the process's name (hashed short) goes with it.
+local function tag_of(node)
+  local h = 0
+  for i = 1, #node do h = (h * 31 + node:byte(i)) % 4294967296 end
+  return ("%06x"):format(h % 16777216)
+end
+local my_tag = tag_of(app:node())
 
+local function chat_id(ws)
+  return ws.id .. "." .. my_tag
+end
 ---------------------------------------------------------------------------
 -- Names and rooms
 ---------------------------------------------------------------------------
@@ -191,82 +219,74 @@ end
 -- Rooms
 ---------------------------------------------------------------------------
 
-local function new_room(name)
-  return {
-    name = name,
-    topic = "chat:" .. name,
-    members = {},          -- ws -> true
-    count = 0,
-    history = {},          -- ring of encoded "message" objects
-    seq = 0,               -- messages said so far; the newest is history[(seq - 1) % HISTORY + 1]
-    idle_since = duplex.now(),
-  }
-end
-
--- room or nil, word, message: the room named `name`, made if needed.
-local function get_room(name)
-  local room = rooms[name]
-  if room then return room end
-  if room_count >= MAX_ROOMS then
-    local oldest
-    for _, r in pairs(rooms) do
-      if r.count == 0 and r.name ~= DEFAULT_ROOM and (not oldest or r.idle_since < oldest.idle_since) then oldest = r end
-    end
-    if not oldest then
-      return nil, "too_many_rooms", "all " .. MAX_ROOMS .. " rooms are in use; join one of them"
-    end
-    rooms[oldest.name] = nil
-    room_count = room_count - 1
-  end
-  room = new_room(name)
-  rooms[name] = room
-  room_count = room_count + 1
-  return room
-end
-
-get_room(DEFAULT_ROOM)         -- made now, so there is always a room to fall back to
-
--- The room's last messages, oldest first, as encoded JSON.
-local function history_of(room)
+-- The members of a room (from its presence) as encoded {"id":..,"name":..}
+-- objects, in the order they joined on each process.
+local function member_list(members)
+  table.sort(members, function(a, b)
+    if a.node ~= b.node then return a.node < b.node end
+    return a.id < b.id
+  end)
   local list = {}
-  for s = math.max(1, room.seq - HISTORY + 1), room.seq do
-    list[#list + 1] = room.history[(s - 1) % HISTORY + 1]
+  for i, m in ipairs(members) do
+    list[i] = cjson.encode { id = m.id .. "." .. tag_of(m.node), name = m.info.name }
   end
   return list
 end
 
--- The room's members as encoded {"id":..,"name":..} objects, by id.
-local function member_list(room)
-  local sorted = {}
-  for ws in pairs(room.members) do sorted[#sorted + 1] = ws end
-  table.sort(sorted, function(a, b) return a.id < b.id end)
-  local list = {}
-  for i, ws in ipairs(sorted) do list[i] = cjson.encode { id = ws.id, name = ws.data.name } end
-  return list
+-- A notice (join, leave, nick) told to this process's members of the
+-- room: every process gets the presence event and tells its own.
+local function notice(room, kind, m, extra)
+  local obj = { type = kind, room = room, id = m.id .. "." .. tag_of(m.node), name = m.info.name }
+  for k, v in pairs(extra or {}) do obj[k] = v end
+  app:publish_local(notice_topic(room), cjson.encode(obj))
 end
 
--- closing: the connection is gone (it has left its topics, and its
--- methods raise by now).
-local function leave_room(ws, closing)
+app:on_join(function(topic, m)
+  local room = topic:match("^room:(.*)$")
+  if m.info.was then
+    notice(room, "nick", m, { old = m.info.was })
+  else
+    notice(room, "join", m)
+  end
+end)
+
+app:on_leave(function(topic, m)
+  notice(topic:match("^room:(.*)$"), "leave", m)
+end)
+
+local function leave_room(ws)
   local room = ws.data.room
   if not room then return end
   ws.data.room = nil
-  if not closing then ws:unsubscribe(room.topic) end
-  room.members[ws] = nil
-  room.count = room.count - 1
-  if room.count == 0 then room.idle_since = duplex.now() end
-  app:publish(room.topic, cjson.encode { type = "leave", room = room.name, id = ws.id, name = ws.data.name })
+  ws:unsubscribe(said_topic(room))
+  ws:unsubscribe(notice_topic(room))      -- leaves its presence: the others hear "leave"
 end
 
-local function enter_room(ws, room)
+-- Enters room: welcome (with the members), then the room's last messages
+-- or, with since, what the client missed, then its join notice. With a
+-- broker the members list comes back later: the client may have gone or
+-- moved on by then.
+local function enter_room(ws, room, since)
   leave_room(ws)
   ws.data.room = room
-  room.members[ws] = true
-  room.count = room.count + 1
-  ws:subscribe(room.topic)
-  ws:send(encode_with_arrays({ type = "welcome", id = ws.id, name = ws.data.name, room = room.name },
-    { { "members", member_list(room) }, { "history", history_of(room) } }))
-  app:publish(room.topic, cjson.encode { type = "join", room = room.name, id = ws.id, name = ws.data.name })
+  app:presence(notice_topic(room), function(members)
+    if ws.data.gone or ws.data.room ~= room then return end
+    members = members or {}
+    members[#members + 1] = { id = ws.id, node = app:node(), info = { name = ws.data.name } }
+    local function welcome(resumed)
+      ws:send(encode_with_arrays({ type = "welcome", id = chat_id(ws), name = ws.data.name, room = room,
+        resumed = resumed }, { { "members", member_list(members) } }))
+    end
+    local function recovered(_, _, result)
+      welcome(since ~= nil and result.ok)
+      if since and not result.ok then          -- the page's log is stale: the last 50 instead
+        ws:subscribe(said_topic(room), { last = HISTORY })
+      end
+    end
+    ws:subscribe(said_topic(room), since and { since = since, recovered = recovered }
+      or { last = HISTORY, recovered = recovered })
+    ws:subscribe(notice_topic(room), { presence = { name = ws.data.name } })
+  end)
 end
 
 ---------------------------------------------------------------------------
@@ -284,12 +304,9 @@ function requests.say(ws, msg)
     return send_error(ws, "too_long", "a message may hold at most " .. MAX_TEXT .. " characters")
   end
   local room = ws.data.room
-  room.seq = room.seq + 1
-  local line = cjson.encode { type = "message", room = room.name, id = ws.id, name = ws.data.name,
-                              text = text, seq = room.seq, time = now_ms() }
-  room.history[(room.seq - 1) % HISTORY + 1] = line
   ws.data.typed_at = nil       -- the next keystroke may show again at once
-  app:publish(room.topic, line)
+  app:publish(said_topic(room), cjson.encode { type = "message", room = room, id = chat_id(ws),
+    name = ws.data.name, text = text, time = now_ms() })
 end
 
 function requests.typing(ws)
@@ -298,7 +315,8 @@ function requests.typing(ws)
   if last and t - last < TYPING_INTERVAL then return end
   ws.data.typed_at = t
   local room = ws.data.room
-  ws:publish(room.topic, cjson.encode { type = "typing", room = room.name, id = ws.id, name = ws.data.name })
+  ws:publish(notice_topic(room), cjson.encode { type = "typing", room = room, id = chat_id(ws),
+    name = ws.data.name })
 end
 
 function requests.nick(ws, msg)
@@ -307,18 +325,16 @@ function requests.nick(ws, msg)
   local old = ws.data.name
   if name == old then return end
   ws.data.name = name
-  local room = ws.data.room
-  app:publish(room.topic, cjson.encode { type = "nick", room = room.name, id = ws.id, old = old, name = name })
+  -- joining the presence again replaces the table: the room hears a join with "was"
+  ws:subscribe(notice_topic(ws.data.room), { presence = { name = name, was = old } })
 end
 
 function requests.join(ws, msg)
-  local name, why = check_room(msg.room)
-  if not name then return send_error(ws, "bad_room", why) end
-  if name == ws.data.room.name then
-    return send_error(ws, "same_room", "you are in " .. name .. " already")
+  local room, why = check_room(msg.room)
+  if not room then return send_error(ws, "bad_room", why) end
+  if room == ws.data.room then
+    return send_error(ws, "same_room", "you are in " .. room .. " already")
   end
-  local room, word, message = get_room(name)
-  if not room then return send_error(ws, word, message) end
   enter_room(ws, room)
 end
 
@@ -330,7 +346,7 @@ app:ws("/chat", {
 
   upgrade = function(req)
     local q = duplex.parse_query(req.query)
-    req.data = { asked_name = q.name, asked_room = q.room }
+    req.data = { asked_name = q.name, asked_room = q.room, since = q.since }
   end,
 
   open = function(ws)
@@ -339,16 +355,13 @@ app:ws("/chat", {
     local name, why = check_name(d.asked_name)
     if not name and d.asked_name and d.asked_name ~= "" then complaints[#complaints + 1] = { "bad_name", why } end
     d.name = name or ("guest" .. ws.id)
-    local room_name
-    room_name, why = check_room(d.asked_room)
-    if not room_name and d.asked_room and d.asked_room ~= "" then complaints[#complaints + 1] = { "bad_room", why } end
-    d.asked_name, d.asked_room = nil, nil
-    local room, word, message = get_room(room_name or DEFAULT_ROOM)
-    if not room then
-      complaints[#complaints + 1] = { word, message }
-      room = rooms[DEFAULT_ROOM]
-    end
-    enter_room(ws, room)
+    local room
+    room, why = check_room(d.asked_room)
+    if not room and d.asked_room and d.asked_room ~= "" then complaints[#complaints + 1] = { "bad_room", why } end
+    local since = d.since
+    if since and not since:find("^[0-9a-z]+:%d+$") then since = nil end   -- not a position: ignored
+    d.asked_name, d.asked_room, d.since = nil, nil, nil
+    enter_room(ws, room or DEFAULT_ROOM, room and since)
     for _, c in ipairs(complaints) do send_error(ws, c[1], c[2]) end
   end,
 
@@ -367,7 +380,7 @@ app:ws("/chat", {
   end,
 
   close = function(ws)
-    leave_room(ws, true)
+    ws.data.gone = true       -- it left its topics and their presence with its close
   end,
 })
 

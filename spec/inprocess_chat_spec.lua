@@ -34,12 +34,11 @@ describe("the chat app #inprocess", function()
   setup(function() srv = dt.start("scripts/chat.lua") end)
   teardown(function() srv:stop() end)
 
-  it("welcomes a client with its id, name, room, members and an empty history", function()
+  it("welcomes a client with its id, name, room and members, and no history in a new room", function()
     local ada = srv:client("/chat?name=ada&room=welcome")
-    local welcome, raw = expect(ada, "welcome", { name = "ada", room = "welcome" })
-    assert.is_number(welcome.id)
+    local welcome = expect(ada, "welcome", { name = "ada", room = "welcome", resumed = false })
+    assert.matches("^%d+%.%x+$", welcome.id)
     assert.are.same({ { id = welcome.id, name = "ada" } }, welcome.members)
-    assert.truthy(raw:find('"history":[]', 1, true), "history must be an empty JSON array: " .. raw)
     expect(ada, "join", { name = "ada", room = "welcome", id = welcome.id })
 
     local bob, bw = enter(srv, "bob", "welcome")
@@ -52,7 +51,7 @@ describe("the chat app #inprocess", function()
   it("starts in the lobby, with a guest name, when the URL names neither", function()
     local anon = srv:client("/chat")
     local welcome = expect(anon, "welcome", { room = "lobby" })
-    assert.are.equal(("guest%d"):format(welcome.id), welcome.name)
+    assert.are.equal("guest" .. welcome.id:match("^%d+"), welcome.name)
     expect(anon, "join", { name = welcome.name, room = "lobby" })
     bye(anon)
   end)
@@ -166,26 +165,55 @@ describe("the chat app #inprocess", function()
     for i = 31, 60 do expect(ada, "message", { text = "m" .. i, seq = i }) end
     bye(eve)
 
-    local function check(welcome)
-      assert.are.equal(50, #welcome.history)
-      for i, m in ipairs(welcome.history) do
-        local seq = i + 10
-        assert.are.same({ "message", "history", seq <= 30 and "ada" or "eve", "m" .. seq, seq },
-          { m.type, m.room, m.name, m.text, m.seq })
+    -- welcome, then the last 50 (m11 to m60) marked replay, then its join
+    local function check(c, room)
+      expect(c, "welcome", { room = room, resumed = false })
+      for seq = 11, 60 do
+        local m = expect(c, "message", { room = "history", text = "m" .. seq, seq = seq, replay = true })
+        assert.are.equal(seq <= 30 and "ada" or "eve", m.name)
+        assert.matches("^[0-9a-z]+:" .. seq .. "$", m.pos)
       end
+      expect(c, "join", { room = "history" })
     end
-    local bob, bw = enter(srv, "bob", "history")
-    check(bw)
+    local bob = srv:client("/chat?name=bob&room=history")
+    check(bob, "history")
     -- The same for a member who comes over from another room.
     local cyd = enter(srv, "cyd", "other")
     send(cyd, { type = "join", room = "history" })
-    check(expect(cyd, "welcome", { room = "history" }))
+    check(cyd, "history")
 
     -- A room nobody is left in keeps its history.
     for _, c in ipairs { ada, bob, cyd } do bye(c) end
-    local dan, dw = enter(srv, "dan", "history")
-    check(dw)
+    local dan = srv:client("/chat?name=dan&room=history")
+    check(dan, "history")
     bye(dan)
+  end)
+
+  it("gives a page that comes back with its last position exactly what it missed", function()
+    local ada = enter(srv, "ada", "resume")
+    local bob = enter(srv, "bob", "resume")
+    expect(ada, "join", { name = "bob" })
+    send(ada, { type = "say", text = "before" })
+    local last = expect(bob, "message", { text = "before" }).pos
+    expect(ada, "message", { text = "before" })
+    bye(bob)
+    expect(ada, "leave", { name = "bob" })
+    for i = 1, 20 do send(ada, { type = "say", text = "missed" .. i }) end
+    for i = 1, 20 do expect(ada, "message", { text = "missed" .. i }) end
+
+    local back = srv:client("/chat?name=bob&room=resume&since=" .. last)
+    expect(back, "welcome", { room = "resume", resumed = true })
+    for i = 1, 20 do expect(back, "message", { text = "missed" .. i, replay = true }) end
+    expect(back, "join", { name = "bob" })
+    send(ada, { type = "say", text = "after" })
+    local m = expect(back, "message", { text = "after" })
+    assert.is_nil(m.replay)
+
+    -- A position this server never gave: told so, and given the last 50 instead.
+    local stale = srv:client("/chat?name=eve&room=resume&since=zz0:3")
+    expect(stale, "welcome", { room = "resume", resumed = false })
+    expect(stale, "message", { text = "before", replay = true })
+    for _, c in ipairs { ada, back, stale } do bye(c) end
   end)
 
   it("lets a client send 30 at once, then 5 a second; the rest are dropped and reach nobody", function()
@@ -254,7 +282,7 @@ describe("the chat app #inprocess", function()
   it("refuses a bad name or room in the URL with an error, and lets the client in", function()
     local c = srv:client("/chat?name=a%20b&room=no%20spaces")
     local w = expect(c, "welcome", { room = "lobby" })
-    assert.are.equal(("guest%d"):format(w.id), w.name)
+    assert.are.equal("guest" .. w.id:match("^%d+"), w.name)
     expect(c, "join", { room = "lobby" })
     expect(c, "error", { error = "bad_name" })
     expect(c, "error", { error = "bad_room" })
@@ -290,51 +318,5 @@ describe("the chat app #inprocess", function()
     for _, needle in ipairs { 'id="log"', 'id="typing"', 'id="room"', 'id="status"', 'new WebSocket(' } do
       assert.truthy(body:find(needle, 1, true), "not the chat page: no " .. needle)
     end
-  end)
-end)
-
-describe("the chat app's rooms #inprocess", function()
-  local srv
-  before_each(function() srv = dt.start("scripts/chat.lua") end)
-  after_each(function() srv:stop() end)
-
-  it("keeps at most 100: forgets the empty one idle longest, refuses when none is empty", function()
-    -- The lobby is one of the 100; 99 clients hold the others.
-    local holders = {}
-    for i = 1, 99 do holders[i] = enter(srv, "u" .. i, "room" .. i) end
-    for i = 1, 2 do
-      send(holders[i], { type = "say", text = "remember room" .. i })
-      expect(holders[i], "message", { text = "remember room" .. i })
-    end
-
-    local late = enter(srv, "late", "lobby")
-    send(late, { type = "join", room = "room100" })
-    expect(late, "error", { error = "too_many_rooms" })
-    -- A client that asks for a new room in its URL lands in the lobby.
-    local c = srv:client("/chat?name=cc&room=room101")
-    expect(c, "welcome", { room = "lobby" })
-    expect(c, "join", { name = "cc" })
-    expect(c, "error", { error = "too_many_rooms" })
-    expect(late, "join", { name = "cc" })
-    bye(c)
-    expect(late, "leave", { name = "cc" })
-
-    -- room2, then room1 empty out: room2 is the one idle longest, and
-    -- making room100 forgets it (the lobby, empty too, is never forgotten).
-    bye(holders[2])
-    bye(holders[1])
-    send(late, { type = "join", room = "room100" })
-    expect(late, "welcome", { room = "room100" })
-    expect(late, "join", { name = "late" })
-    send(late, { type = "join", room = "room1" })
-    local w = expect(late, "welcome", { room = "room1" })
-    assert.are.same({ "remember room1" }, { w.history[1].text, w.history[2] })
-    expect(late, "join", { name = "late" })
-    send(late, { type = "join", room = "room2" })
-    w = expect(late, "welcome", { room = "room2" })
-    assert.are.equal(0, #w.history, "room2 was not forgotten")
-    expect(late, "join", { name = "late" })
-    bye(late)
-    for i = 3, 99 do holders[i]:close() end
   end)
 end)

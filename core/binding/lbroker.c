@@ -110,12 +110,13 @@ static const rule *rule_of(const dx_node *n, const char *topic, size_t tlen)
 
 static const dx_history_rule no_history = { 0, 0 };
 
-/* The bytes the subscribers of p get: frame(topic, data, position, binary)
- * when its rule has one, else p's own. Pushes what it returns (or
+/* The bytes the subscribers of p get: frame(topic, data, position, binary,
+ * replay) when its rule has one, else p's own (replay: p is sent again to
+ * a connection catching up). Pushes what it returns (or
  * nothing) and points *data, *len, *binary at the bytes to send. An error
  * in frame is logged and the publication goes as it is. */
-static int framed(dx_node *n, lua_State *L, const dx_publication *p, const uint8_t **data, size_t *len,
-                  int *binary)
+static int framed(dx_node *n, lua_State *L, const dx_publication *p, int replay, const uint8_t **data,
+                  size_t *len, int *binary)
 {
     *data = p->data;
     *len = p->len;
@@ -129,7 +130,8 @@ static int framed(dx_node *n, lua_State *L, const dx_publication *p, const uint8
     lua_pushlstring(L, (const char *)p->data, p->len);
     lua_pushstring(L, dx_pos_format(p->pos, pos));
     lua_pushboolean(L, p->binary);
-    if (!call(n, L, 4, 2, "history frame function", NULL))
+    lua_pushboolean(L, replay);
+    if (!call(n, L, 5, 2, "history frame function", NULL))
         return 0;
     if (lua_type(L, -2) != LUA_TSTRING) {
         dx_log(DX_LOG_ERROR, "handler_error", 0, NULL,
@@ -201,7 +203,7 @@ static void send_one(dx_node *n, lua_State *L, dx_conn *c, const dx_publication 
     const uint8_t *data;
     size_t len;
     int binary;
-    int pushed = framed(n, L, p, &data, &len, &binary);
+    int pushed = framed(n, L, p, 1, &data, &len, &binary);
     dx_conn_send(c, data, len, binary);
     lua_pop(L, pushed);
 }
@@ -254,7 +256,11 @@ static void on_recovered(void *arg, int status, const dx_publication *entries, s
         if (!call(n, L, 3, 0, "recovered", w) && w->conn)
             dx_conn_close(w->conn, 1011, "", 0);
     }
-    if (r->w && w->conn) {                        /* still there, still wanted */
+    int again = 0;                                /* the callback started another catch-up, or
+                                                   * subscribed: that one delivers */
+    for (resume *o = n->resumes; o; o = o->next)
+        again |= o->w == w && o->tlen == r->tlen && memcmp(o->topic, r->topic, r->tlen) == 0;
+    if (r->w && w->conn && !again && !dx_conn_subscribed(w->conn, r->topic, r->tlen)) {
         for (size_t i = 0; ok && i < count; i++)
             send_one(n, L, w->conn, &entries[i]);
         for (size_t i = 0; !r->overflow && i < r->nbuf; i++) {
@@ -278,7 +284,7 @@ static void on_publication(void *ud, const dx_publication *p)
     const uint8_t *data;
     size_t len;
     int binary;
-    int pushed = framed(n, L, p, &data, &len, &binary);
+    int pushed = framed(n, L, p, 0, &data, &len, &binary);
     dx_server_deliver(n->ls->srv, p->topic, p->tlen, data, len, binary, p->from);
     for (resume *r = n->resumes; r; r = r->next)
         if (r->w && r->tlen == p->tlen && memcmp(r->topic, p->topic, p->tlen) == 0)

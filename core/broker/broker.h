@@ -154,7 +154,9 @@ typedef struct dx_broker_ops {
     void (*recover)(dx_broker *b, const char *topic, size_t tlen, const dx_pos *since,
                     const dx_history_rule *h, dx_recover_done done, void *arg);
     /* m (of this node) joins topic's presence; the engine keeps it (and,
-     * with Redis, refreshes it) until leave. */
+     * with Redis, refreshes it) until leave. Joining again (the same conn
+     * and node) replaces its info and tells a join again, with no leave
+     * (a member renamed). */
     void (*join)(dx_broker *b, const char *topic, size_t tlen, const dx_member *m);
     /* m (its conn and node: info is not read) leaves topic's presence. */
     void (*leave)(dx_broker *b, const char *topic, size_t tlen, const dx_member *m);

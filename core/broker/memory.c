@@ -317,8 +317,10 @@ static void mem_join(dx_broker *b, const char *topic, size_t tlen, const dx_memb
     if (t == NULL)
         return;
     int i = member_index(t, dm->conn, dm->node, dm->node_len);
-    if (i >= 0)
-        remove_member(m, t, (size_t)i);           /* joining again: new info, a leave then a join */
+    if (i >= 0) {                                 /* joining again: its new info, told as a join */
+        free(t->members[i].node);
+        t->members[i] = t->members[--t->nmembers];
+    }
     if (t->nmembers == t->mcap) {
         size_t cap = t->mcap ? t->mcap * 2 : 4;
         mem_member *mm = realloc(t->members, cap * sizeof *mm);

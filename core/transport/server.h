@@ -284,6 +284,9 @@ void dx_conn_close(dx_conn *c, unsigned code, const char *reason, size_t len);
  * connection leaves all its topics when it closes. */
 int dx_conn_subscribe(dx_conn *c, const char *topic, size_t tlen);
 
+/* 1 when c is subscribed to topic, else 0. */
+int dx_conn_subscribed(const dx_conn *c, const char *topic, size_t tlen);
+
 /* 1 when c was subscribed to topic and no longer is, else 0. */
 int dx_conn_unsubscribe(dx_conn *c, const char *topic, size_t tlen);
 

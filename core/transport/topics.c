@@ -144,6 +144,12 @@ static void leave(dx_conn *c, uint32_t i)
         destroy(s, t);
 }
 
+int dx_conn_subscribed(const dx_conn *c, const char *name, size_t len)
+{
+    const dx_topic *t = find(c->srv, name, len, hash_of(name, len));
+    return t && member_index(c, t) >= 0;
+}
+
 int dx_conn_unsubscribe(dx_conn *c, const char *name, size_t len)
 {
     dx_topic *t = find(c->srv, name, len, hash_of(name, len));
