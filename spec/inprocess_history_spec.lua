@@ -73,6 +73,9 @@ describe("history and resume #inprocess", function()
     dt.wait(function() return app:subscribers("plain") == 1 end)
     pub:send("pub plain hello")
     assert.are.equal("hello", (a:receive()))
+    local st = app:stats()
+    assert.are.same({ 6, 5, 2, 1, 0 }, { st.broker_published, st.broker_received, st.broker_topics,
+      st.broker_link_up, st.broker_lost })
   end)
 
   it("gives a client that comes back exactly what it missed, in order, then new ones", function()

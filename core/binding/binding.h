@@ -7,6 +7,7 @@
 #include "binding/metrics.h"
 #include "binding/guard.h"
 #include "binding/options.h"
+#include "broker/broker.h"
 #include "transport/server.h"
 
 #define DX_SERVER_MT "duplex.server"
@@ -154,6 +155,8 @@ int dx_node_subscribe(lua_State *L, dx_lconn *w, const char *topic, size_t tlen,
 int dx_node_unsubscribe(lua_State *L, dx_lconn *w, const char *topic, size_t tlen);
 /* The close event of w ran: its resumes are called off, it leaves every presence. */
 void dx_node_closed(lua_State *L, dx_lconn *w);
+/* The broker's counters (zeros while the server has no node). */
+void dx_node_stats(const dx_lserver *ls, dx_broker_stats *out);
 /* The server's methods of the node: history, presence, presence_events, publish_local, node. */
 extern const luaL_Reg dx_node_methods[];
 

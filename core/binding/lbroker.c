@@ -420,6 +420,13 @@ void dx_node_free(lua_State *L, dx_lserver *ls)
     ls->node = NULL;
 }
 
+void dx_node_stats(const dx_lserver *ls, dx_broker_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    if (ls->node)
+        ls->node->b->ops->stats(ls->node->b, out);
+}
+
 /* ---- publish ---- */
 
 size_t dx_node_publish(lua_State *L, dx_lserver *ls, const char *topic, size_t tlen, const char *data,

@@ -462,7 +462,9 @@ static void serve_metrics(dx_lserver *ls, dx_conn *c, const dx_http_request *req
         return;
     int head = method_is(req, "HEAD", 4);
     size_t len;
-    char *text = dx_metrics_render(&ls->metrics, dx_server_stats(ls->srv), dx_server_conn_count(ls->srv), &len);
+    dx_broker_stats bs;
+    dx_node_stats(ls, &bs);
+    char *text = dx_metrics_render(&ls->metrics, dx_server_stats(ls->srv), &bs, dx_server_conn_count(ls->srv), &len);
     if (text == NULL) {
         dx_http_respond(c, 500, "Content-Type: text/plain; charset=utf-8\r\n", "Internal Server Error", 21,
                         head, keep);
@@ -843,10 +845,16 @@ static int l_stats(lua_State *L)
 {
     dx_lserver *ls = check_open(L);
     const dx_stats *st = dx_server_stats(ls->srv);
-    lua_createtable(L, 0, (int)dx_stat_row_count + 2);
+    lua_createtable(L, 0, (int)(dx_stat_row_count + dx_broker_row_count) + 2);
     for (size_t i = 0; i < dx_stat_row_count; i++) {
         lua_pushinteger(L, (lua_Integer)dx_stat_value(st, &dx_stat_rows[i]));
         lua_setfield(L, -2, dx_stat_rows[i].stat);
+    }
+    dx_broker_stats bs;
+    dx_node_stats(ls, &bs);
+    for (size_t i = 0; i < dx_broker_row_count; i++) {
+        lua_pushinteger(L, (lua_Integer)dx_broker_value(&bs, &dx_broker_rows[i]));
+        lua_setfield(L, -2, dx_broker_rows[i].stat);
     }
     lua_pushinteger(L, (lua_Integer)dx_server_conn_count(ls->srv));
     lua_setfield(L, -2, "connections");

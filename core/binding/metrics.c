@@ -58,6 +58,33 @@ const dx_stat_row dx_stat_rows[] = {
 
 const size_t dx_stat_row_count = sizeof dx_stat_rows / sizeof dx_stat_rows[0];
 
+#define BSTAT(f) offsetof(dx_broker_stats, f)
+
+/* The broker's counters (all 0 while the app uses none). */
+const dx_broker_row dx_broker_rows[] = {
+    { "broker_published", "duplex_broker_published_total", "counter",
+      "Publications handed to the broker (to other workers or nodes, or to a topic's history).",
+      BSTAT(published) },
+    { "broker_received", "duplex_broker_received_total", "counter",
+      "Publications the broker delivered to this process.", BSTAT(received) },
+    { "broker_lost", "duplex_broker_lost_total", "counter",
+      "Publications the broker could not carry (its link was down): delivered here only.", BSTAT(lost) },
+    { "broker_reconnects", "duplex_broker_reconnects_total", "counter",
+      "Times the broker's link came back after going down.", BSTAT(reconnects) },
+    { "broker_link_up", "duplex_broker_link_up", "gauge", "1 while the broker's link is up.", BSTAT(link_up) },
+    { "broker_topics", "duplex_broker_topics", "gauge", "Topics this process has subscribers of, as the broker knows.",
+      BSTAT(topics) },
+};
+
+const size_t dx_broker_row_count = sizeof dx_broker_rows / sizeof dx_broker_rows[0];
+
+uint64_t dx_broker_value(const dx_broker_stats *bs, const dx_broker_row *row)
+{
+    uint64_t v;
+    memcpy(&v, (const char *)bs + row->offset, sizeof v);
+    return v;
+}
+
 uint64_t dx_stat_value(const dx_stats *st, const dx_stat_row *row)
 {
     uint64_t v;
@@ -125,7 +152,8 @@ static void head(text *t, const char *name, const char *type, const char *help)
     add(t, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-char *dx_metrics_render(const dx_metrics *m, const dx_stats *st, size_t open, size_t *len)
+char *dx_metrics_render(const dx_metrics *m, const dx_stats *st, const dx_broker_stats *bs, size_t open,
+                        size_t *len)
 {
     text t = { 0 };
     head(&t, "duplex_connections", "gauge", "Connections open now, in any state.");
@@ -136,6 +164,11 @@ char *dx_metrics_render(const dx_metrics *m, const dx_stats *st, size_t open, si
             head(&t, r->metric, "counter", r->help);
         add(&t, "%s%s%s%s %llu\n", r->metric, r->label ? "{" : "", r->label ? r->label : "", r->label ? "}" : "",
             (unsigned long long)dx_stat_value(st, r));
+    }
+    for (size_t i = 0; i < dx_broker_row_count; i++) {
+        const dx_broker_row *r = &dx_broker_rows[i];
+        head(&t, r->metric, r->type, r->help);
+        add(&t, "%s %llu\n", r->metric, (unsigned long long)dx_broker_value(bs, r));
     }
     head(&t, "duplex_http_refusals_total", "counter",
          "Requests answered with an HTTP error instead of a 101 or a page, by status.");

@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "transport/server.h"
+#include "broker/broker.h"
 
 /* Upper bounds of the run-time histogram's buckets, in seconds. */
 #define DX_METRICS_BUCKETS 12
@@ -30,6 +31,19 @@ typedef struct dx_stat_row {
 extern const dx_stat_row dx_stat_rows[];
 extern const size_t dx_stat_row_count;
 
+/* A counter (or gauge) of dx_broker_stats: its key in app:stats() and
+ * its Prometheus metric. */
+typedef struct dx_broker_row {
+    const char *stat, *metric, *type, *help;
+    size_t offset;              /* of its uint64_t in dx_broker_stats */
+} dx_broker_row;
+
+extern const dx_broker_row dx_broker_rows[];
+extern const size_t dx_broker_row_count;
+
+/* The value of row in bs. */
+uint64_t dx_broker_value(const dx_broker_stats *bs, const dx_broker_row *row);
+
 /* The value of row's counter in st. */
 uint64_t dx_stat_value(const dx_stats *st, const dx_stat_row *row);
 
@@ -39,9 +53,10 @@ double dx_metrics_clock(void);
 /* Counts one handler run of the given seconds. */
 void dx_metrics_observe(dx_metrics *m, double seconds);
 
-/* Renders every metric: m's, st's, and the connections open now (open).
+/* Renders every metric: m's, st's, the broker's bs, and the connections open now (open).
  * Returns a malloc'd NUL-terminated text (*len its length), or NULL when
  * out of memory. */
-char *dx_metrics_render(const dx_metrics *m, const dx_stats *st, size_t open, size_t *len);
+char *dx_metrics_render(const dx_metrics *m, const dx_stats *st, const dx_broker_stats *bs, size_t open,
+                        size_t *len);
 
 #endif
