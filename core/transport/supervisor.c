@@ -446,8 +446,8 @@ static void signal_cb(struct ev_loop *loop, ev_io *io, int revents)
                 pass_on(s, SIGHUP, 1);
         } else {
             if (s->stopping++ == 0)
-                dx_log(DX_LOG_INFO, "stopping", 0, NULL, "%s: stopping %d workers", strsignal(sig),
-                       live_workers(s));
+                dx_log(DX_LOG_INFO, "stopping", 0, NULL, "%s: stopping %d workers",
+                       sig == SIGINT ? "SIGINT" : "SIGTERM", live_workers(s));
             stop_all(s, sig);
         }
     }
