@@ -13,7 +13,7 @@
 
 static dx_worker me;                /* index 0: not a worker */
 
-/* core.supervise{ workers = N } starts N worker processes (2 to 1024),
+/* core.supervise{ workers = N [, hooks = p] } starts N worker processes (2 to 1024),
  * each a fork of this one, and supervises them. Returns twice over: in
  * each worker a table { worker = i, workers = N, bus = fd, port = P }
  * (bus: its end of the socket to the supervisor, kept open; port: the one
@@ -21,13 +21,19 @@ static dx_worker me;                /* index 0: not a worker */
  * worker is gone, its exit status (0 after SIGTERM or SIGINT, else the
  * status of the worker that could not start). nil, message, "ESUPERVISE"
  * when the supervisor cannot start. Call it before anything runs on the
- * loop: the worker's default loop is the one this process had.
+ * loop: the worker's default loop is the one this process had. hooks: a
+ * light userdata, a dx_supervisor_hooks (supervisor.h) that outlives the
+ * call, for the hub between workers.
  * [-0, +1|3, e] */
 static int l_supervise(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_getfield(L, 1, "workers");
     lua_Integer n = luaL_checkinteger(L, -1);
+    lua_pop(L, 1);
+    lua_getfield(L, 1, "hooks");
+    luaL_argcheck(L, lua_isnil(L, -1) || lua_islightuserdata(L, -1), 1, "hooks must be a light userdata");
+    const dx_supervisor_hooks *hooks = lua_touserdata(L, -1);
     lua_pop(L, 1);
     luaL_argcheck(L, n >= 2 && n <= DX_MAX_WORKERS, 1, "workers must be 2 to 1024");
     if (me.index)
@@ -39,6 +45,8 @@ static int l_supervise(lua_State *L)
     dx_supervisor *s = dx_supervisor_new(&cfg, err, sizeof err);
     if (s == NULL)
         return dx_fail(L, "ESUPERVISE", "%s", err);
+    if (hooks)
+        dx_supervisor_set_hooks(s, hooks);
     dx_worker child;
     memset(&child, 0, sizeof child);
     int index = dx_supervisor_run(s, &child);

@@ -458,6 +458,8 @@ static void signal_cb(struct ev_loop *loop, ev_io *io, int revents)
 int dx_supervisor_run(dx_supervisor *s, dx_worker *child)
 {
     s->child = child;
+    if (s->hooks.start)
+        s->hooks.start(s->hooks.ud, s->loop);
     start_later(s, &s->slots[0], 0);
     ev_run(s->loop, 0);
     if (s->in_child)
@@ -486,8 +488,11 @@ void dx_supervisor_free(dx_supervisor *s)
         }
         free(w->report);
     }
-    if (!s->in_child)
+    if (!s->in_child) {
         ev_io_stop(s->loop, &s->sig_w);
+        if (s->hooks.stop)
+            s->hooks.stop(s->hooks.ud);
+    }
     close(s->sigfd);
     ev_loop_destroy(s->loop);
     if (!s->in_child)

@@ -54,8 +54,12 @@ typedef struct dx_supervisor dx_supervisor;
  * SOCK_STREAM | SOCK_CLOEXEC) made before each fork (a new pair for each
  * restart); the worker keeps one end (dx_worker.bus), the supervisor the
  * other. All hooks are optional and run on the supervisor's loop
- * (dx_supervisor_loop), in the supervisor process, except forked.
+ * (dx_supervisor_loop), in the supervisor process, except forked. From
+ * Lua: core.supervise{ workers = N, hooks = p }, p a light userdata
+ * pointing to a dx_supervisor_hooks that lives until it returns.
  *
+ *   start(ud, loop)         before the first fork: the supervisor's loop,
+ *                           for the hub's own watchers.
  *   attach(ud, worker, fd)  worker (1..N) was just forked; fd is the
  *                           supervisor's end of its bus, blocking, owned
  *                           by the supervisor: watch it and write to it
@@ -68,12 +72,16 @@ typedef struct dx_supervisor dx_supervisor;
  *   forked(ud)              in the new worker, right after the fork:
  *                           free what the hub holds without touching the
  *                           other processes (close its fds, send nothing).
- *                           The supervisor's loop is destroyed after it. */
+ *                           The supervisor's loop is destroyed after it.
+ *   stop(ud)                in the supervisor, every worker gone, from
+ *                           dx_supervisor_free: the hub's last call. */
 typedef struct dx_supervisor_hooks {
     void *ud;
+    void (*start)(void *ud, struct ev_loop *loop);
     void (*attach)(void *ud, int worker, int fd);
     void (*detach)(void *ud, int worker);
     void (*forked)(void *ud);
+    void (*stop)(void *ud);
 } dx_supervisor_hooks;
 
 typedef struct dx_supervisor_config {
