@@ -163,6 +163,10 @@ extern const luaL_Reg dx_node_methods[];
 /* llog.c: core.log and core.log_format. */
 void dx_log_open_lib(lua_State *L);
 
+/* lsupervisor.c: core.supervise, core.worker, core.worker_ready and
+ * core.cpus (--workers N). [-0, +0, e] */
+void dx_supervisor_open_lib(lua_State *L);
+
 /* The registry-rooted thread events run on, created once per Lua state,
  * with the traceback handler at its stack index 1 for good (every user of
  * the thread leaves its stack as it found it). [-0, +0, m] */

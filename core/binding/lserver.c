@@ -678,6 +678,15 @@ static int l_listen(lua_State *L)
     return 1;
 }
 
+/* server:reuse_port(on): the listeners of the next listen share their
+ * port with other processes' (SO_REUSEPORT), as the workers of
+ * --workers N do. [-0, +0, e] */
+static int l_reuse_port(lua_State *L)
+{
+    dx_server_set_reuse_port(check_open(L)->srv, lua_toboolean(L, 2));
+    return 0;
+}
+
 /* server:configure(options): changes the given options; connections
  * already open see the new limits and timeouts from their next event. */
 static int l_configure(lua_State *L)
@@ -866,7 +875,7 @@ static int l_stats(lua_State *L)
 static const luaL_Reg methods[] = {
     { "publish", l_publish }, { "subscribers", l_subscribers }, { "stats", l_stats },
     { "get", l_get }, { "static", l_static }, { "reload_tls", dx_tls_reload }, { "tls", dx_tls_enabled },
-    { "metrics", l_metrics }, { "take_config", l_take_config }, { "route", l_route }, { "unroute", l_unroute }, { "ungets", l_ungets }, { "listen", l_listen }, { "configure", l_configure }, { "port", l_port },
+    { "metrics", l_metrics }, { "take_config", l_take_config }, { "route", l_route }, { "unroute", l_unroute }, { "ungets", l_ungets }, { "listen", l_listen }, { "reuse_port", l_reuse_port }, { "configure", l_configure }, { "port", l_port },
     { "connections", l_connections }, { "shutdown", l_shutdown }, { "close", l_close },
     { NULL, NULL }
 };

@@ -178,6 +178,7 @@ struct dx_server {
     ev_io listeners[DX_MAX_LISTENERS];
     int nlisteners;
     int port;
+    int reuse_port;                /* listeners share their port (SO_REUSEPORT): --workers */
     int shutting_down;
     ev_tstamp shutdown_at;         /* shutting down: every connection ends by then */
     ev_timer accept_pause;         /* out of file descriptors: accepting resumes later */

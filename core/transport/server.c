@@ -161,9 +161,9 @@ static const char *errno_name(int e)
     }
 }
 
-/* Opens one listening socket on ai with the given port. Returns the fd, or
- * -1 with errno set. */
-static int open_listener(const struct addrinfo *ai, int port)
+/* Opens one listening socket on ai with the given port (SO_REUSEPORT
+ * when reuse_port). Returns the fd, or -1 with errno set. */
+static int open_listener(const struct addrinfo *ai, int port, int reuse_port)
 {
     struct sockaddr_storage a;
     memcpy(&a, ai->ai_addr, ai->ai_addrlen);
@@ -176,6 +176,12 @@ static int open_listener(const struct addrinfo *ai, int port)
         return -1;
     int one = 1, zero = 0;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (reuse_port && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return -1;
+    }
     if (ai->ai_family == AF_INET6)       /* "::" takes IPv4 too, unless the system forbids it */
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
     if (bind(fd, (struct sockaddr *)&a, ai->ai_addrlen) < 0 || listen(fd, 511) < 0) {
@@ -213,7 +219,7 @@ int dx_server_listen(dx_server *s, const char *host, int port,
         for (struct addrinfo *ai = res; ai && s->nlisteners < DX_MAX_LISTENERS; ai = ai->ai_next) {
             if (ai->ai_family != family)
                 continue;
-            int fd = open_listener(ai, s->port ? s->port : port);
+            int fd = open_listener(ai, s->port ? s->port : port, s->reuse_port);
             if (fd < 0) {
                 if (!(errno == EADDRINUSE && s->nlisteners > 0))
                     err = errno;
@@ -242,6 +248,8 @@ int dx_server_listen(dx_server *s, const char *host, int port,
     }
     return 0;
 }
+
+void dx_server_set_reuse_port(dx_server *s, int on) { s->reuse_port = on != 0; }
 
 int dx_server_set_static(dx_server *s, const char *dir)
 {

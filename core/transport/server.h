@@ -152,6 +152,12 @@ dx_server *dx_server_new(struct ev_loop *loop, const dx_config *cfg,
 int dx_server_listen(dx_server *s, const char *host, int port,
                      char *errbuf, size_t errcap, const char **errname);
 
+/* on: the listeners dx_server_listen opens from now on share their port
+ * with other processes' that say so too (SO_REUSEPORT: the workers of
+ * --workers N, where the kernel spreads connections among them); off,
+ * the default, a port in use is EADDRINUSE. */
+void dx_server_set_reuse_port(dx_server *s, int on);
+
 /* Raises this process's soft limit on open files to its hard limit: every
  * connection is a descriptor, and the usual soft limit (1024) would cap a
  * server at about a thousand of them. dx_server_listen calls it; a process

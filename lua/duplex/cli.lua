@@ -20,6 +20,8 @@ options:
 ]] .. options.help() .. [[
 
   --watch                   reload the app when APP.lua changes
+  --workers N|auto          serve with N worker processes sharing the port
+                            (auto: one per CPU online; default 1, this process)
 
 SIGHUP (or a change, with --watch) loads APP.lua again in the running
 process: open connections keep their data and topics and run the new
@@ -27,6 +29,13 @@ handlers from their next event; a script that fails to load is refused
 and the running code goes on. With TLS on, SIGHUP also reads the
 certificate and key files again. SIGTERM or SIGINT shuts down gracefully
 (shutdown_timeout); a second one exits at once.
+
+With --workers N (N > 1) a supervisor starts N workers, each a process of
+its own (its loop, its Lua state, its copy of the app) listening on the
+same port; the kernel spreads connections among them. Signals go to the
+supervisor, which passes them on to every worker; a worker that dies is
+started again. duplex.worker() tells a worker's index. Pub/sub reaches
+the subscribers of the worker that publishes only (for now).
 
 duplex bench loads a server with duplex's own C client: echo (throughput,
 latency p50/p99/p99.9, every echo checked), broadcast (fan-out through
@@ -43,16 +52,30 @@ local function first_line(s)
   return (tostring(s):match("^[^\n]*"))
 end
 
+local MAX_WORKERS = 1024     -- as core.supervise takes them
+
 local function fail(msg)
   io.stderr:write("duplex: ", msg, "\n")
   return 2
 end
 
--- Parses the words after "run". Returns script, options, tables (the
--- keys of table options that flags set: tables.tls.cert), watch (--watch)
+-- The number of workers --workers asks for ("auto": the CPUs online),
 -- or nil, error.
+local function parse_workers(word)
+  if word == "auto" then return core.cpus() end
+  local n = word and word:match("^%d+$") and tonumber(word)
+  if not n or n < 1 or n > MAX_WORKERS then
+    return nil, ("--workers needs a number of workers from 1 to %d, or auto (got %s)")
+      :format(MAX_WORKERS, word and "'" .. word .. "'" or "nothing")
+  end
+  return n
+end
+
+-- Parses the words after "run". Returns script, options, tables (the
+-- keys of table options that flags set: tables.tls.cert), watch (--watch),
+-- workers (--workers, default 1) or nil, error.
 local function parse_run(args)
-  local script, opts, tables, watch = nil, {}, {}, false
+  local script, opts, tables, watch, workers = nil, {}, {}, false, 1
   local i = 1
   while i <= #args do
     local a = args[i]
@@ -60,6 +83,11 @@ local function parse_run(args)
     if a == "--watch" then
       watch = true
       i = i + 1
+    elseif a == "--workers" then
+      local err
+      workers, err = parse_workers(args[i + 1])
+      if not workers then return nil, err end
+      i = i + 2
     elseif f then
       local v, err = options.value(f, args[i + 1])
       if v == nil then return nil, err end
@@ -90,7 +118,7 @@ local function parse_run(args)
       end
     end
   end
-  return script, opts, tables, watch
+  return script, opts, tables, watch, workers
 end
 
 -- Loads script again to replace the serving app: its own modules are
@@ -132,9 +160,26 @@ local function read_file(path)
   return s
 end
 
+-- With workers > 1, starts the supervisor (core.supervise) before
+-- anything else runs. Returns nil in a process that goes on to serve the
+-- app (a worker, or the only process, workers == 1), with what the
+-- supervisor told the worker; else the exit status to end with (the
+-- supervisor's, once its workers are gone).
+local function supervise(workers, opts)
+  if workers == 1 then return nil end
+  if opts.log_format then core.log_format(opts.log_format) end
+  local role, err = core.supervise { workers = workers }
+  if role == nil then return fail(err) end
+  if type(role) == "number" then return role end
+  if role.port > 0 then opts.port = role.port end   -- the port the first worker got
+  return nil, role
+end
+
 local function run(args)
-  local script, opts, tables, watch = parse_run(args)
+  local script, opts, tables, watch, workers = parse_run(args)
   if not script then return fail(opts) end
+  local status, worker = supervise(workers, opts)
+  if status then return status end
   local before = {}                          -- the modules that are not the app's own
   for name in pairs(package.loaded) do before[name] = true end
   local function own_module(name)
@@ -150,14 +195,17 @@ local function run(args)
   local tls = app:is_tls()
   local base = ((tls and "wss" or "ws") .. "://%s:%d"):format(app.host and app.host:find(":", 1, true) and "[" .. app.host .. "]"
     or app.host or "localhost", app:port())
-  io.stdout:write("duplex: listening on ", base, "\n")
+  local banner = { "duplex: listening on ", base, "\n" }
   for _, path in ipairs(app.paths) do
-    io.stdout:write("duplex: ", script, " at ", base, path, "\n")
+    banner[#banner + 1] = ("duplex: %s at %s%s\n"):format(script, base, path)
   end
   if app.static then
-    io.stdout:write("duplex: pages from ", app.static, " at ", (base:gsub("^ws", "http")), "/\n")
+    banner[#banner + 1] = ("duplex: pages from %s at %s/\n"):format(app.static, (base:gsub("^ws", "http")))
   end
-  io.stdout:flush()
+  if not worker then                 -- a worker's lines are the supervisor's to print
+    io.stdout:write(table.concat(banner))
+    io.stdout:flush()
+  end
 
   local function reload(why)
     local new, rerr = reload_app(app, script, opts, tables, own_module)
@@ -199,6 +247,10 @@ local function run(args)
       duplex.log("error", "tls_reload_failed", "TLS reload failed, keeping the certificates in use: " .. rerr)
     end
   end)
+  if worker then                     -- listening, and its signals handled: the supervisor may pass them on
+    local reported, rerr = core.worker_ready(app:port(), table.concat(banner))
+    if not reported then duplex.log("error", "worker_report", rerr) end
+  end
   duplex.run()
   term:stop()
   int:stop()

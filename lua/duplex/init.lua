@@ -206,9 +206,11 @@ end
 
 --- Starts listening. Returns true, or nil, message, name (e.g.
 -- "EADDRINUSE", or "ETLS" for a TLS file that cannot be read or a key that
--- does not match its certificate).
+-- does not match its certificate). In a worker of --workers N the port is
+-- shared with the other workers (SO_REUSEPORT).
 function App:listen()
   if self.listening then return true end
+  if core.worker() then self.server:reuse_port(true) end   -- its siblings listen on the same port
   local ok, err, name = self.server:listen(self.host, self.port_wanted)
   if not ok then return nil, err, name end
   self.listening = true
@@ -369,6 +371,18 @@ function App:run()
   if not ok then return nil, err, name end
   core.run()
   return true
+end
+
+--- In a worker of `duplex run --workers N`: its index (1..N) and N; nil
+-- in a process of its own.
+function M.worker()
+  return core.worker()
+end
+
+--- How many workers serve the app: N under --workers N, else 1.
+function M.workers()
+  local _, n = core.worker()
+  return n or 1
 end
 
 --- Connects to a WebSocket server on the same loop (bots, tests, bridges):
