@@ -641,6 +641,10 @@ dx_hub *dx_hub_new(struct ev_loop *loop,
 void dx_hub_stats_get(const dx_hub *h, dx_hub_stats *out)
 {
     *out = h->stats;
+    out->queued = 0;
+    for (size_t i = 0; i < h->nslots; i++)
+        if (h->slots[i])
+            out->queued += dx_wire_pending(&h->slots[i]->out);
 }
 
 dx_broker *dx_hub_engine(dx_hub *h)

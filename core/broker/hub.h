@@ -65,6 +65,7 @@ typedef struct dx_hub_stats {
     uint64_t bytes_out;            /* bytes written to workers */
     uint64_t dropped;              /* records not queued: a worker past its bound (or out of memory) */
     uint64_t cut;                  /* workers detached for not reading, or for a malformed record */
+    uint64_t queued;               /* bytes queued for workers now */
     uint64_t workers;              /* attached now */
     uint64_t topics;               /* topics some worker has interest in */
 } dx_hub_stats;
