@@ -30,7 +30,7 @@ typedef struct bus {
     dx_wire_buf in, out;
     bus_req *reqs, **reqs_tail;    /* in the order asked (the hub answers in that order, mostly) */
     uint32_t next_id;
-    int reading;                   /* in on_read: free waits for it */
+    int busy;                      /* in a callback of the loop: free waits for it */
     int freed;
     dx_broker_stats stats;
 } bus;
@@ -185,12 +185,27 @@ static int dispatch(bus *b, dx_wire_msg *m)
 
 static void bus_destroy(bus *b);
 
+/* Around what may call the sink (which may free the engine): 1 when the
+ * engine is gone at the end. */
+static void enter(bus *b)
+{
+    b->busy++;
+}
+
+static int leave_engine(bus *b)
+{
+    if (--b->busy || !b->freed)
+        return 0;
+    bus_destroy(b);
+    return 1;
+}
+
 static void on_read(struct ev_loop *loop, ev_io *w, int revents)
 {
     (void)loop;
     (void)revents;
     bus *b = w->data;
-    b->reading = 1;
+    enter(b);
     for (int i = 0; i < DX_BUS_READS && b->fd >= 0 && !b->freed; i++) {
         ssize_t n = dx_wire_recv(&b->in, b->fd, DX_BUS_READ);
         if (n == 0) {
@@ -210,11 +225,9 @@ static void on_read(struct ev_loop *loop, ev_io *w, int revents)
         if ((size_t)n < DX_BUS_READ)
             break;                                 /* drained */
     }
-    b->reading = 0;
     if (b->fd < 0)
         dx_wire_buf_free(&b->in);
-    if (b->freed)
-        bus_destroy(b);
+    leave_engine(b);
 }
 
 static void on_write(struct ev_loop *loop, ev_io *w, int revents)
@@ -222,7 +235,9 @@ static void on_write(struct ev_loop *loop, ev_io *w, int revents)
     (void)revents;
     bus *b = w->data;
     if (dx_wire_send(&b->out, b->fd) < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+        enter(b);
         link_down(b, strerror(errno));
+        leave_engine(b);
         return;
     }
     if (dx_wire_pending(&b->out) == 0)
@@ -344,8 +359,8 @@ static void bus_destroy(bus *b)
 static void bus_free(dx_broker *base)
 {
     bus *b = (bus *)base;
-    if (b->reading)
-        b->freed = 1;                              /* on_read finishes it */
+    if (b->busy)
+        b->freed = 1;                              /* the callback under way finishes it */
     else
         bus_destroy(b);
 }
