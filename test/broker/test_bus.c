@@ -630,6 +630,63 @@ static void test_slow_worker(void)
     free(payload);
 }
 
+/* Writes b to fd (non-blocking) while the loop runs, so the hub reads. */
+static int drive_write(int fd, const dx_wire_buf *b)
+{
+    size_t at = b->head;
+    double until = ev_time() + 10;
+    while (at < b->tail && ev_time() < until) {
+        ssize_t n = send(fd, b->data + at, b->tail - at, MSG_DONTWAIT);
+        if (n > 0)
+            at += (size_t)n;
+        else if (errno != EAGAIN)
+            return -1;
+        ev_run(loop, EVRUN_NOWAIT);
+    }
+    return at == b->tail ? 0 : -1;
+}
+
+static int is_eof(int fd)
+{
+    char c[4096];
+    ssize_t n;
+    while ((n = recv(fd, c, sizeof c, MSG_DONTWAIT)) > 0)
+        ;
+    return n == 0;
+}
+
+/* A worker that asks and never reads is cut off once the answers queued
+ * for it pass DX_HUB_OUT_CUT: its socket closes, its members leave. */
+static void test_cut(void)
+{
+    int sv[2];
+    CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
+    CHECK_EQ(dx_hub_attach(hub, 4, sv[0]), 0);
+    dx_hub_stats before, after;
+    dx_hub_stats_get(hub, &before);
+    size_t fat = 16u << 20;
+    uint8_t *info = calloc(1, fat);
+    dx_member m = { .conn = 1, .info = info, .info_len = fat };
+    dx_wire_buf b = { 0 };
+    dx_wire_hello(&b, "asker", 5);
+    dx_wire_join(&b, "fat", 3, &m);
+    for (uint32_t i = 0; i < 12; i++)             /* 12 answers of 16 MiB: past 128 MiB */
+        dx_wire_presence(&b, i, "fat", 3);
+    CHECK_EQ(drive_write(sv[1], &b), 0);
+    dx_wire_buf_free(&b);
+    free(info);
+    double until = ev_time() + 10;
+    while (!is_eof(sv[1]) && ev_time() < until)
+        ev_run(loop, EVRUN_NOWAIT);
+    dx_hub_stats_get(hub, &after);
+    CHECK_EQ(after.cut, before.cut + 1);
+    CHECK_EQ(after.workers, before.workers - 1);
+    CHECK(after.queued < DX_HUB_OUT_MAX);          /* its queue went with it */
+    asked a = ask_presence(0, "fat");
+    CHECK(a.ok && a.n == 0);
+    close(sv[1]);
+}
+
 /* A worker that sends garbage is cut off. */
 static void test_garbage(void)
 {
@@ -699,6 +756,7 @@ int main(void)
     test_presence();
     test_detach();
     test_slow_worker();
+    test_cut();
     test_garbage();
     test_hub_gone();
     ev_loop_destroy(loop);
