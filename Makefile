@@ -37,6 +37,7 @@ help:
 	@echo "make run        serve scripts/chat.lua on port $(PORT)"
 	@echo "make bench      echo scenarios: duplex (ws and wss) beside Node ws, nginx+lua, libwebsockets"
 	@echo "make bench-instructions  instructions per echoed message under callgrind"
+	@echo "make bench-bus  the in-box bus: worker -> hub -> worker beside a direct socketpair"
 	@echo "make fuzz       libFuzzer on the protocol layer, FUZZ_SECONDS per target"
 	@echo "make install    install the command and modules under PREFIX ($(PREFIX))"
 	@echo "(luarocks make  builds and installs the rock: see README.md, Installing)"

@@ -10,7 +10,16 @@
  * passing and no shared segment left half-written by a dying worker; and
  * an engine that reaches other boxes runs once per box, not once per
  * worker. The cost, a hop through the supervisor, is measured by
- * test/broker/bench_bus.c (`make bench-bus`).
+ * test/broker/bench_bus.c (`make bench-bus`): on a busy 2-core box, 1M
+ * publications of 32 bytes from one worker to another go at 3.4-4.2 M/s
+ * for 230 ns of CPU each (hub 95, publisher 92, subscriber 45), where the
+ * same records written straight over one socketpair go at 17 M/s for 52
+ * ns: the hub costs about 180 ns of CPU per message per receiving worker
+ * (never per subscriber), less than one Lua handler call and far below
+ * the ~370 ns a server spends per echoed message. A ring in shared memory
+ * could go below the direct figure, but needs a wakeup per batch anyway,
+ * and leaves presence, history and a dying writer's half-written records
+ * to agree on between processes.
  *
  * Routing. The hub keeps, per topic, the workers interested (the engine's
  * interest is on while there is one) and the members each worker joined.
