@@ -25,7 +25,7 @@ NODE_PACKAGES := nodejs npm
 BROWSER_PACKAGES := chromium fonts-liberation fonts-dejavu-core
 
 .PHONY: help deps deps-browser build build-lua5.4 build-luajit build-asan unit test test-unit \
-	test-lua5.4 test-luajit test-browser test-asan test-unit-asan bench bench-instructions run clean install \
+	test-lua5.4 test-luajit test-browser test-asan test-unit-asan test-bus test-bus-asan bench-bus bench bench-instructions run clean install \
 	rock rock-install
 
 help:
@@ -37,6 +37,7 @@ help:
 	@echo "make run        serve scripts/chat.lua on port $(PORT)"
 	@echo "make bench      echo scenarios: duplex (ws and wss) beside Node ws, nginx+lua, libwebsockets"
 	@echo "make bench-instructions  instructions per echoed message under callgrind"
+	@echo "make bench-bus  the in-box bus: worker -> hub -> worker beside a direct socketpair"
 	@echo "make fuzz       libFuzzer on the protocol layer, FUZZ_SECONDS per target"
 	@echo "make install    install the command and modules under PREFIX ($(PREFIX))"
 	@echo "(luarocks make  builds and installs the rock: see README.md, Installing)"
@@ -99,6 +100,30 @@ test-unit: $(patsubst test/unit/%.c,build/unit/%,$(UNIT_SRC))
 test-unit-asan: $(patsubst test/unit/%.c,build/unit-asan/%,$(UNIT_SRC))
 	@for t in $^; do $$t || exit 1; done
 
+# The in-box bus (core/broker: wire, bus, hub over the memory engine) in
+# one process over real socketpairs; bench-bus measures its cost.
+BROKER_SRC := $(wildcard core/broker/*.c)
+BROKER_DEPS := $(BROKER_SRC) $(wildcard core/broker/*.h test/unit/unit.h)
+
+build/bus/%: test/broker/%.c $(BROKER_DEPS)
+	@mkdir -p $(dir $@)
+	@echo "  CC    $@"
+	@$(CC) $(UNIT_CFLAGS) -O2 $< $(BROKER_SRC) -lev -o $@
+
+build/bus-asan/%: test/broker/%.c $(BROKER_DEPS)
+	@mkdir -p $(dir $@)
+	@echo "  CC    $@"
+	@$(CC) $(UNIT_CFLAGS) -O1 $(SAN_FLAGS) $< $(BROKER_SRC) -lev -o $@
+
+test-bus: build/bus/test_bus
+	@build/bus/test_bus
+
+test-bus-asan: build/bus-asan/test_bus
+	@build/bus-asan/test_bus
+
+bench-bus: build/bus/bench_bus
+	@build/bus/bench_bus $(BENCH_BUS_COUNT)
+
 # busted runs in the Lua it tests; specs start $(DUPLEX_BIN) on port 0.
 BUSTED = LUA_PATH='lua/?.lua;lua/?/init.lua;spec/?.lua;;' busted -o utfTerminal
 
@@ -121,7 +146,7 @@ test-browser: deps deps-browser build-lua5.4
 	DUPLEX_BIN=build/lua5.4/duplex $(BROWSER_RUN)
 
 test: deps deps-browser
-	@$(MAKE) --no-print-directory test-unit fuzz-replay test-lua5.4 test-luajit test-browser
+	@$(MAKE) --no-print-directory test-unit test-bus fuzz-replay test-lua5.4 test-luajit test-browser
 
 # The specs run the sanitized `duplex` as a child (leaks are checked when it
 # exits); the in-process specs load the sanitized module into busted's own
@@ -129,7 +154,7 @@ test: deps deps-browser
 ASAN_PRELOAD = LD_PRELOAD=$$($(CC) -print-file-name=libasan.so) ASAN_OPTIONS=detect_leaks=0 DUPLEX_ASAN=1
 
 test-asan: deps deps-browser build-asan
-	@$(MAKE) --no-print-directory test-unit-asan
+	@$(MAKE) --no-print-directory test-unit-asan test-bus-asan
 	DUPLEX_BIN=build/asan-lua5.4/duplex DUPLEX_ASAN=1 $(BUSTED) --lua=lua5.4 --exclude-pattern=^inprocess_ spec
 	DUPLEX_BIN=build/asan-luajit/duplex DUPLEX_ASAN=1 $(BUSTED) --lua=luajit --exclude-pattern=^inprocess_ spec
 	$(ASAN_PRELOAD) LUA_CPATH='build/asan-lua5.4/lib/?.so;;' $(BUSTED) --lua=lua5.4 --pattern=^inprocess_ spec
