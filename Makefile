@@ -25,7 +25,7 @@ NODE_PACKAGES := nodejs npm
 BROWSER_PACKAGES := chromium fonts-liberation fonts-dejavu-core
 
 .PHONY: help deps deps-browser build build-lua5.4 build-luajit build-asan unit test test-unit \
-	test-lua5.4 test-luajit test-browser test-asan test-unit-asan bench bench-instructions run clean install \
+	test-lua5.4 test-luajit test-browser test-asan test-unit-asan test-broker test-broker-asan bench bench-instructions run clean install \
 	rock rock-install
 
 help:
@@ -99,6 +99,27 @@ test-unit: $(patsubst test/unit/%.c,build/unit/%,$(UNIT_SRC))
 test-unit-asan: $(patsubst test/unit/%.c,build/unit-asan/%,$(UNIT_SRC))
 	@for t in $^; do $$t || exit 1; done
 
+# The Redis engine against a redis-server the test starts itself (on a
+# free port, in a temporary directory), with two engines on one loop.
+BROKER_TEST_SRC := core/broker/position.c $(wildcard core/broker/redis*.c)
+BROKER_TEST_DEPS := test/broker/test_redis.c $(BROKER_TEST_SRC) $(wildcard core/broker/*.h) test/unit/unit.h
+
+build/broker/test_redis: $(BROKER_TEST_DEPS)
+	@mkdir -p $(dir $@)
+	@echo "  CC    $@"
+	@$(CC) $(UNIT_CFLAGS) -O2 $< $(BROKER_TEST_SRC) -lev -lhiredis -o $@
+
+build/broker-asan/test_redis: $(BROKER_TEST_DEPS)
+	@mkdir -p $(dir $@)
+	@echo "  CC    $@"
+	@$(CC) $(UNIT_CFLAGS) -O1 $(SAN_FLAGS) $< $(BROKER_TEST_SRC) -lev -lhiredis -o $@
+
+test-broker: build/broker/test_redis
+	build/broker/test_redis
+
+test-broker-asan: build/broker-asan/test_redis
+	build/broker-asan/test_redis
+
 # busted runs in the Lua it tests; specs start $(DUPLEX_BIN) on port 0.
 BUSTED = LUA_PATH='lua/?.lua;lua/?/init.lua;spec/?.lua;;' busted -o utfTerminal
 
@@ -121,7 +142,7 @@ test-browser: deps deps-browser build-lua5.4
 	DUPLEX_BIN=build/lua5.4/duplex $(BROWSER_RUN)
 
 test: deps deps-browser
-	@$(MAKE) --no-print-directory test-unit fuzz-replay test-lua5.4 test-luajit test-browser
+	@$(MAKE) --no-print-directory test-unit test-broker fuzz-replay test-lua5.4 test-luajit test-browser
 
 # The specs run the sanitized `duplex` as a child (leaks are checked when it
 # exits); the in-process specs load the sanitized module into busted's own
@@ -129,7 +150,7 @@ test: deps deps-browser
 ASAN_PRELOAD = LD_PRELOAD=$$($(CC) -print-file-name=libasan.so) ASAN_OPTIONS=detect_leaks=0 DUPLEX_ASAN=1
 
 test-asan: deps deps-browser build-asan
-	@$(MAKE) --no-print-directory test-unit-asan
+	@$(MAKE) --no-print-directory test-unit-asan test-broker-asan
 	DUPLEX_BIN=build/asan-lua5.4/duplex DUPLEX_ASAN=1 $(BUSTED) --lua=lua5.4 --exclude-pattern=^inprocess_ spec
 	DUPLEX_BIN=build/asan-luajit/duplex DUPLEX_ASAN=1 $(BUSTED) --lua=luajit --exclude-pattern=^inprocess_ spec
 	$(ASAN_PRELOAD) LUA_CPATH='build/asan-lua5.4/lib/?.so;;' $(BUSTED) --lua=lua5.4 --pattern=^inprocess_ spec
