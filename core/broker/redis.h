@@ -37,8 +37,18 @@
  *   <prefix>p:<topic>   hash: member key (node:conn) -> member record
  *   <prefix>pe:<topic>  sorted set: member key -> expiry (ms, Redis time)
  *
+ * Recover. interest(on) comes first; the recover script is sent once the
+ * topic's SUBSCRIBE is confirmed, and it PUBLISHes its answer on the
+ * node's own channel instead of returning it: the answer then reaches
+ * the node on the subscription connection in Redis's order with the
+ * topic's publications, so every publication after top comes after the
+ * answer and none before it is missing. An answer is one message, so
+ * it is bounded by Redis's pubsub output buffer limit (32 MB by default).
+ *
  * Host names are resolved by hiredis when connecting (getaddrinfo, which
- * blocks): give an address, or a name the hosts file knows. */
+ * blocks): give an address, or a name the hosts file knows. hiredis
+ * writes with write(2): the process ignores SIGPIPE (the duplex command
+ * does). */
 #ifndef DX_REDIS_H
 #define DX_REDIS_H
 

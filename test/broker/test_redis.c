@@ -89,6 +89,21 @@ static void redis_admin(const char *cmd)
         redisFree(c);
 }
 
+/* Subscribers Redis counts on channel (PUBSUB NUMSUB). */
+static long long redis_numsub(const char *channel)
+{
+    long long n = -1;
+    redisContext *c = redisConnect("127.0.0.1", port);
+    redisReply *r = c && !c->err ? redisCommand(c, "PUBSUB NUMSUB %s", channel) : NULL;
+    if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 && r->element[1]->type == REDIS_REPLY_INTEGER)
+        n = r->element[1]->integer;
+    if (r)
+        freeReplyObject(r);
+    if (c)
+        redisFree(c);
+    return n;
+}
+
 /* ---- nodes: an engine and what its sink saw ---- */
 
 #define MAX_SEEN 2048
@@ -328,6 +343,8 @@ static void test_interest(void)
     B.b->ops->interest(B.b, "chat", 4, 0);
     subscribe(&B, "other");                      /* after the UNSUBSCRIBE, on the same connection */
     CHECK_EQ(stats_of(&B).topics, 1);
+    CHECK_EQ(redis_numsub("t:ch:chat"), 1);      /* A's; B's is gone */
+    CHECK_EQ(redis_numsub("t:ch:other"), 1);
     CHECK_EQ(publish(&A, "chat", "lost", 0), 0);
     CHECK_EQ(publish(&A, "other", "kept", 0), 0);
     CHECK(got_at_least(&B, 1, 5));               /* what came before it would be here */
@@ -394,6 +411,15 @@ static void test_history(void)
     CHECK(got_at_least(&B, 11, 5));
     CHECK_EQ(B.got[10].pos.offset, 1);
     CHECK(strcmp(B.got[10].pos.epoch, a->top.epoch) == 0);
+
+    redis_admin("SCRIPT FLUSH");                 /* EVALSHA fails: EVAL, and the scripts again */
+    CHECK_EQ(publish(&A, "hist", "flushed", 5), 0);
+    CHECK(got_at_least(&B, 12, 5));
+    CHECK_EQ(B.got[11].pos.offset, 2);
+    CHECK_EQ(stats_of(&A).lost, 0);
+    a = recover(&B, "hist", B.got[11].pos.epoch, 1, 5);
+    CHECK_EQ(a->status, DX_RECOVERED);
+    CHECK_EQ(a->n, 1);
 
     dx_history_rule none = { 0, 0 };
     dx_pos since = { 1, "x" };
