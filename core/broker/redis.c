@@ -114,10 +114,12 @@ static dx_rreq *req_new(dx_redis *r, int kind, const char *topic, size_t tlen, c
     if (len)
         memcpy(q->data, data, len);
     q->len = len;
-    q->next = r->reqs;
-    if (r->reqs)
-        r->reqs->prev = q;
-    r->reqs = q;
+    q->prev = r->reqs_tail;
+    if (r->reqs_tail)
+        r->reqs_tail->next = q;
+    else
+        r->reqs = q;
+    r->reqs_tail = q;
     return q;
 }
 
@@ -133,6 +135,8 @@ static void req_detach(dx_rreq *q)
         r->reqs = q->next;
     if (q->next)
         q->next->prev = q->prev;
+    else
+        r->reqs_tail = q->prev;
     q->prev = q->next = NULL;
     q->r = NULL;
 }
@@ -243,6 +247,14 @@ static int publish(dx_broker *b, const dx_publication *p, const dx_history_rule 
             if (q) {
                 q->binary = p->binary != 0;
                 q->h = *h;
+                /* Its positioned copy comes back on the topic's channel:
+                 * sent once this node listens there, so the local
+                 * subscribers get it too. */
+                dx_rtopic *t = dx_rt_find(&r->topics, p->topic, p->tlen);
+                if (t && t->interest && t->sub != DX_RT_SUBSCRIBED) {
+                    q->state = RS_WAIT_SUB;
+                    return 0;
+                }
                 if (send_hpub(r, q) == 0)
                     return 0;
                 req_done(q);
@@ -338,14 +350,19 @@ static void recover(dx_broker *b, const char *topic, size_t tlen, const dx_pos *
         finish_recover(q, DX_RECOVER_UNAVAILABLE, NULL, 0, NULL);
 }
 
-/* Sends the recovers that waited for t's subscription. One that cannot
- * be sent waits on: the link is failing, and going down answers it. */
+/* Sends, oldest first, the publishes and recovers that waited for t's
+ * subscription. One that cannot be sent waits on: the link is failing,
+ * and going down answers it. */
 static void send_waiting(dx_redis *r, const dx_rtopic *t)
 {
     for (dx_rreq *q = r->reqs; q; q = q->next)
-        if (q->kind == RQ_RECOVER && q->state == RS_WAIT_SUB && q->tlen == t->len
-            && memcmp(q->topic, t->name, t->len) == 0)
-            send_recover(r, q);
+        if (q->state == RS_WAIT_SUB && !q->pending && q->tlen == t->len
+            && memcmp(q->topic, t->name, t->len) == 0) {
+            if (q->kind == RQ_RECOVER)
+                send_recover(r, q);
+            else if (q->kind == RQ_HPUB && send_hpub(r, q) == 0)
+                q->state = RS_SENT;
+        }
 }
 
 /* The answer to a recover: 'R', id, epoch, top, then entries (offset,
@@ -701,22 +718,30 @@ void dx_redis_down(dx_redis *r, const char *why)
             t->sub = DX_RT_NONE;
             dx_rt_release(&r->topics, t);
         }
-    /* Recovers not owed a hiredis callback are answered here (the others
-     * by theirs): detached first, as an answer may free the engine. */
-    dx_rreq *list = NULL;
+    /* Requests not owed a hiredis callback are answered here (the others
+     * by theirs): detached first, as an answer may free the engine. A
+     * publish that waited for its topic's subscription is lost, and goes
+     * to the local subscribers without a position. */
+    dx_rreq *list = NULL, **end = &list;
     for (dx_rreq *q = r->reqs, *next; q; q = next) {
         next = q->next;
-        if (q->kind == RQ_RECOVER && !q->pending) {
+        if (!q->pending) {
             req_detach(q);
-            q->next = list;
-            list = q;
+            *end = q;
+            end = &q->next;
         }
     }
     dx_redis_hold(r);
     while (list) {
         dx_rreq *q = list;
         list = q->next;
-        q->done(q->arg, DX_RECOVER_UNAVAILABLE, NULL, 0, NULL);
+        if (q->kind == RQ_RECOVER) {
+            q->done(q->arg, DX_RECOVER_UNAVAILABLE, NULL, 0, NULL);
+        } else if (q->kind == RQ_HPUB && !r->dead) {
+            dx_publication p = { q->topic, q->tlen, q->data, q->len, q->binary, NULL };
+            r->st.lost++;
+            r->base.sink.publication(r->base.sink.ud, &p);
+        }
         free(q);
     }
     if (dx_redis_unhold(r))

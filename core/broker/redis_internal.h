@@ -90,7 +90,7 @@ typedef struct dx_redis {
 
     /* the engine (redis.c) */
     dx_rtable topics;
-    dx_rreq *reqs;               /* requests awaiting an answer */
+    dx_rreq *reqs, *reqs_tail;   /* requests awaiting an answer, oldest first */
     uint64_t next_id;
     uint64_t rng;
     ev_timer presence;

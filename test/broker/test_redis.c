@@ -412,6 +412,13 @@ static void test_history(void)
     CHECK_EQ(B.got[10].pos.offset, 1);
     CHECK(strcmp(B.got[10].pos.epoch, a->top.epoch) == 0);
 
+    A.b->ops->interest(A.b, "fresh", 5, 1);     /* published before its SUBSCRIBE is confirmed */
+    size_t had = A.ngot;
+    CHECK_EQ(publish(&A, "fresh", "first", 5), 0);
+    CHECK(got_at_least(&A, had + 1, 5));
+    CHECK(A.got[had].positioned && A.got[had].pos.offset == 1 && strcmp(A.got[had].data, "first") == 0);
+    A.b->ops->interest(A.b, "fresh", 5, 0);
+
     redis_admin("SCRIPT FLUSH");                 /* EVALSHA fails: EVAL, and the scripts again */
     CHECK_EQ(publish(&A, "hist", "flushed", 5), 0);
     CHECK(got_at_least(&B, 12, 5));
