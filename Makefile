@@ -14,7 +14,7 @@ SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-
 FLAVOUR = $(MAKE) --no-print-directory -j$(JOBS) -f mk/flavour.mk VERSION=$(VERSION) PREFIX=$(PREFIX)
 
 # Debian packages the build, the tests and `make run` need.
-DEB_PACKAGES := gcc make pkg-config libev-dev libssl-dev zlib1g-dev \
+DEB_PACKAGES := gcc make pkg-config libev-dev libssl-dev zlib1g-dev libhiredis-dev redis-server \
 	lua5.4 liblua5.4-dev luajit2 libluajit2-5.1-dev lua-busted lua-socket lua-zlib lua-cjson \
 	luarocks lua5.1 liblua5.1-0-dev python3 python3-websockets openssl prometheus
 # Node and npm may come from elsewhere than Debian (whose npm conflicts with
@@ -25,7 +25,7 @@ NODE_PACKAGES := nodejs npm
 BROWSER_PACKAGES := chromium fonts-liberation fonts-dejavu-core
 
 .PHONY: help deps deps-browser build build-lua5.4 build-luajit build-asan unit test test-unit \
-	test-lua5.4 test-luajit test-browser test-asan test-unit-asan test-bus test-bus-asan bench-bus bench bench-instructions run clean install \
+	test-lua5.4 test-luajit test-browser test-asan test-unit-asan test-bus test-bus-asan bench-bus test-broker test-broker-asan bench bench-instructions run clean install \
 	rock rock-install
 
 help:
@@ -100,29 +100,38 @@ test-unit: $(patsubst test/unit/%.c,build/unit/%,$(UNIT_SRC))
 test-unit-asan: $(patsubst test/unit/%.c,build/unit-asan/%,$(UNIT_SRC))
 	@for t in $^; do $$t || exit 1; done
 
-# The in-box bus (core/broker: wire, bus, hub over the memory engine) in
-# one process over real socketpairs; bench-bus measures its cost.
+# The broker's C tests (core/broker over real sockets): test-bus, the
+# in-box bus (wire, bus, hub over the memory engine) in one process over
+# socketpairs; test-broker, the Redis engine against a redis-server the
+# test starts itself (free port, temporary directory). bench-bus measures
+# the bus's cost.
 BROKER_SRC := $(wildcard core/broker/*.c)
 BROKER_DEPS := $(BROKER_SRC) $(wildcard core/broker/*.h test/unit/unit.h)
 
-build/bus/%: test/broker/%.c $(BROKER_DEPS)
+build/broker/%: test/broker/%.c $(BROKER_DEPS)
 	@mkdir -p $(dir $@)
 	@echo "  CC    $@"
-	@$(CC) $(UNIT_CFLAGS) -O2 $< $(BROKER_SRC) -lev -o $@
+	@$(CC) $(UNIT_CFLAGS) -O2 $< $(BROKER_SRC) -lev -lhiredis -o $@
 
-build/bus-asan/%: test/broker/%.c $(BROKER_DEPS)
+build/broker-asan/%: test/broker/%.c $(BROKER_DEPS)
 	@mkdir -p $(dir $@)
 	@echo "  CC    $@"
-	@$(CC) $(UNIT_CFLAGS) -O1 $(SAN_FLAGS) $< $(BROKER_SRC) -lev -o $@
+	@$(CC) $(UNIT_CFLAGS) -O1 $(SAN_FLAGS) $< $(BROKER_SRC) -lev -lhiredis -o $@
 
-test-bus: build/bus/test_bus
-	@build/bus/test_bus
+test-bus: build/broker/test_bus
+	@build/broker/test_bus
 
-test-bus-asan: build/bus-asan/test_bus
-	@build/bus-asan/test_bus
+test-bus-asan: build/broker-asan/test_bus
+	@build/broker-asan/test_bus
 
-bench-bus: build/bus/bench_bus
-	@build/bus/bench_bus $(BENCH_BUS_COUNT)
+test-broker: build/broker/test_redis
+	@build/broker/test_redis
+
+test-broker-asan: build/broker-asan/test_redis
+	@build/broker-asan/test_redis
+
+bench-bus: build/broker/bench_bus
+	@build/broker/bench_bus $(BENCH_BUS_COUNT)
 
 # busted runs in the Lua it tests; specs start $(DUPLEX_BIN) on port 0.
 BUSTED = LUA_PATH='lua/?.lua;lua/?/init.lua;spec/?.lua;;' busted -o utfTerminal
@@ -146,7 +155,7 @@ test-browser: deps deps-browser build-lua5.4
 	DUPLEX_BIN=build/lua5.4/duplex $(BROWSER_RUN)
 
 test: deps deps-browser
-	@$(MAKE) --no-print-directory test-unit test-bus fuzz-replay test-lua5.4 test-luajit test-browser
+	@$(MAKE) --no-print-directory test-unit test-bus test-broker fuzz-replay test-lua5.4 test-luajit test-browser
 
 # The specs run the sanitized `duplex` as a child (leaks are checked when it
 # exits); the in-process specs load the sanitized module into busted's own
@@ -154,7 +163,7 @@ test: deps deps-browser
 ASAN_PRELOAD = LD_PRELOAD=$$($(CC) -print-file-name=libasan.so) ASAN_OPTIONS=detect_leaks=0 DUPLEX_ASAN=1
 
 test-asan: deps deps-browser build-asan
-	@$(MAKE) --no-print-directory test-unit-asan test-bus-asan
+	@$(MAKE) --no-print-directory test-unit-asan test-bus-asan test-broker-asan
 	DUPLEX_BIN=build/asan-lua5.4/duplex DUPLEX_ASAN=1 $(BUSTED) --lua=lua5.4 --exclude-pattern=^inprocess_ spec
 	DUPLEX_BIN=build/asan-luajit/duplex DUPLEX_ASAN=1 $(BUSTED) --lua=luajit --exclude-pattern=^inprocess_ spec
 	$(ASAN_PRELOAD) LUA_CPATH='build/asan-lua5.4/lib/?.so;;' $(BUSTED) --lua=lua5.4 --pattern=^inprocess_ spec

@@ -24,6 +24,7 @@ external_dependencies = {
    LIBEV = { header = "ev.h", library = "ev" },
    OPENSSL = { header = "openssl/ssl.h", library = "ssl" },
    ZLIB = { header = "zlib.h", library = "z" },
+   HIREDIS = { header = "hiredis/hiredis.h", library = "hiredis" },
 }
 build = {
    type = "make",
@@ -36,8 +37,8 @@ build = {
    build_variables = {
       CFLAGS = "$(CFLAGS)",
       LIBFLAG = "$(LIBFLAG)",
-      DEP_CFLAGS = "-I$(LIBEV_INCDIR) -I$(OPENSSL_INCDIR) -I$(ZLIB_INCDIR)",
-      DEP_LDFLAGS = "-L$(LIBEV_LIBDIR) -L$(OPENSSL_LIBDIR) -L$(ZLIB_LIBDIR)",
+      DEP_CFLAGS = "-I$(LIBEV_INCDIR) -I$(OPENSSL_INCDIR) -I$(ZLIB_INCDIR) -I$(HIREDIS_INCDIR)",
+      DEP_LDFLAGS = "-L$(LIBEV_LIBDIR) -L$(OPENSSL_LIBDIR) -L$(ZLIB_LIBDIR) -L$(HIREDIS_LIBDIR)",
    },
    install_variables = {
       INST_LIBDIR = "$(LIBDIR)",

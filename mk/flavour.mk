@@ -20,7 +20,7 @@ LUA_LIBS := $(shell pkg-config --libs $(LUA_PKG))
 WARN := -Wall -Wextra $(WERROR) -Wshadow -Wstrict-prototypes -Wformat=2 -Wno-format-nonliteral
 CFLAGS_ALL := -std=c11 -D_GNU_SOURCE -fPIC -g $(OPT) $(SAN) $(WARN) -Icore \
 	-DDX_VERSION='"$(VERSION)"' -DDX_LUA_DIR='"$(LUA_DIR)"' $(CFLAGS)
-LIBS := -lev -lssl -lcrypto -lz
+LIBS := -lev -lhiredis -lssl -lcrypto -lz
 
 PROTOCOL := $(wildcard core/protocol/*.c)
 TRANSPORT := $(wildcard core/transport/*.c)

@@ -6,7 +6,7 @@
  * lower bound of any design over Unix sockets: one write and one read per
  * batch, one decode per record).
  *
- *   build/bus/bench_bus [COUNT]      (make bench-bus; COUNT 1000000)
+ *   build/broker/bench_bus [COUNT]      (make bench-bus; COUNT 1000000)
  *
  * Prints messages a second (first publish to last delivery) and the CPU
  * (user + system) of every process per message. The publisher keeps at
