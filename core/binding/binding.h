@@ -155,6 +155,10 @@ int dx_node_subscribe(lua_State *L, dx_lconn *w, const char *topic, size_t tlen,
 int dx_node_unsubscribe(lua_State *L, dx_lconn *w, const char *topic, size_t tlen);
 /* The close event of w ran: its resumes are called off, it leaves every presence. */
 void dx_node_closed(lua_State *L, dx_lconn *w);
+/* lsupervisor.c: this worker's end of its bus to the supervisor (index set
+ * to the worker's), once per process; -1 when not a worker, or taken. */
+int dx_worker_take_bus(unsigned *index);
+
 /* The broker's counters (zeros while the server has no node). */
 void dx_node_stats(const dx_lserver *ls, dx_broker_stats *out);
 /* The server's methods of the node: history, presence, presence_events, publish_local, node. */
@@ -166,6 +170,8 @@ void dx_log_open_lib(lua_State *L);
 /* lsupervisor.c: core.supervise, core.worker, core.worker_ready and
  * core.cpus (--workers N). [-0, +0, e] */
 void dx_supervisor_open_lib(lua_State *L);
+/* lhub.c: core.hub_hooks, the hub between workers for core.supervise. */
+void dx_hub_open_lib(lua_State *L);
 
 /* The registry-rooted thread events run on, created once per Lua state,
  * with the traceback handler at its stack index 1 for good (every user of

@@ -20,6 +20,8 @@
 #include <ev.h>
 #include "binding/binding.h"
 #include "broker/broker.h"
+#include "broker/bus.h"
+#include "broker/redis.h"
 #include "transport/log.h"
 
 #define DX_INFO_MAX 4096           /* bytes of a presence member's encoded table */
@@ -856,6 +858,72 @@ static int l_publish_local(lua_State *L)
     return 1;
 }
 
+/* server:broker(spec): where publishes go beyond this process, and where
+ * history and presence live: "memory" (this process alone, the default),
+ * "bus" (a worker's link to its supervisor's hub, whose engine serves the
+ * box: only in a worker, once per process) or a redis:// URL (see
+ * broker/redis.h for its query settings). Raises for a spec that is none
+ * of these; returns true, or nil, message, name when the engine cannot be
+ * made ("EBUS": not a worker, or its bus is taken). Made before the
+ * server has connections (at creation or listen): what the old engine
+ * held is dropped. */
+static int l_broker(lua_State *L)
+{
+    dx_lserver *ls = check_server(L);
+    const char *spec = luaL_checkstring(L, 2);
+    dx_node *n = dx_node_get(L, ls);
+    dx_broker_sink sink = { n, on_publication, on_presence, on_link };
+    struct ev_loop *loop = ev_default_loop(0);
+    dx_broker *b;
+    if (strcmp(spec, "memory") == 0) {
+        b = dx_memory_broker_new(loop, &sink);
+    } else if (strcmp(spec, "bus") == 0) {
+        unsigned index;
+        int fd = dx_worker_take_bus(&index);
+        if (fd < 0)
+            return dx_fail(L, "EBUS", "no bus to the supervisor: not a worker of --workers N, or taken");
+        char host[200] = "localhost";
+        gethostname(host, sizeof host - 1);
+        snprintf(n->name, sizeof n->name, "%s:%ld/w%u", host, (long)getpid(), index);
+        b = dx_bus_broker_new(loop, &sink, fd, n->name);
+        if (b == NULL)
+            close(fd);
+    } else if (strncmp(spec, "redis://", 8) == 0) {
+        dx_redis_config cfg;
+        char err[512];
+        dx_redis_config_init(&cfg);
+        if (dx_redis_url_parse(spec, &cfg, err, sizeof err) < 0)
+            return luaL_error(L, "bad option 'broker' (%s)", err);
+        if (strlen(n->name) >= sizeof cfg.node)
+            return luaL_error(L, "bad option 'node' (at most %d bytes with a Redis broker)", (int)sizeof cfg.node - 1);
+        strcpy(cfg.node, n->name);
+        b = dx_redis_broker_new(loop, &sink, &cfg, err, sizeof err);
+        if (b == NULL)
+            return dx_fail(L, "EBROKER", "%s", err);
+    } else {
+        return luaL_error(L, "bad option 'broker' (\"memory\" or a redis:// URL expected, got \"%s\")", spec);
+    }
+    if (b == NULL)
+        return luaL_error(L, "out of memory");
+    dx_server_set_topic_hook(ls->srv, NULL, NULL);
+    lua_State *saved = n->L;
+    n->L = L;
+    n->b->ops->free(n->b);
+    n->b = b;
+    n->L = saved;
+    dx_server_set_topic_hook(ls->srv, on_topic, n);   /* the topics there are, to the new engine */
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* server:broker_name() -> the engine's name: "memory", "bus", "redis". */
+static int l_broker_name(lua_State *L)
+{
+    dx_lserver *ls = check_server(L);
+    lua_pushstring(L, ls->node ? ls->node->b->ops->name : "memory");
+    return 1;
+}
+
 /* server:node() -> this node's name (presence members carry it). */
 static int l_node(lua_State *L)
 {
@@ -873,6 +941,7 @@ static int l_node(lua_State *L)
 
 const luaL_Reg dx_node_methods[] = {
     { "history", l_history }, { "presence", l_presence }, { "presence_events", l_presence_events },
-    { "publish_local", l_publish_local }, { "node", l_node },
+    { "publish_local", l_publish_local }, { "node", l_node }, { "broker", l_broker },
+    { "broker_name", l_broker_name },
     { NULL, NULL }
 };

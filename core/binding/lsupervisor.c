@@ -69,6 +69,16 @@ static int l_supervise(lua_State *L)
     return 1;
 }
 
+int dx_worker_take_bus(unsigned *index)
+{
+    if (me.index == 0 || me.bus < 0)
+        return -1;
+    int fd = me.bus;
+    me.bus = -1;
+    *index = (unsigned)me.index;
+    return fd;
+}
+
 /* core.worker() -> index (1..N), N in a worker of --workers N; nil
  * otherwise. [-0, +1|2, -] */
 static int l_worker(lua_State *L)

@@ -138,6 +138,7 @@ int luaopen_duplex_core(lua_State *L)
     dx_bench_open_lib(L);
     dx_log_open_lib(L);
     dx_supervisor_open_lib(L);
+    dx_hub_open_lib(L);
     dx_guard_open_lib(L);
     lua_pushliteral(L, DX_VERSION);
     lua_setfield(L, -2, "version");

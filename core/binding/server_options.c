@@ -36,6 +36,10 @@ const dx_option dx_server_options[] = {
       .doc = "topics that keep their last publications, with positions to resume from: "
       "`{ size = N, ttl = S, frame = fn }` for every topic, and/or topic prefixes to such rules "
       "(see History and resume)" },
+    { .name = "broker", .kind = DX_OPT_STRING, .noun = "URL", .unset = "`\"memory\"`",
+      .flag = "--broker", .doc = "where publishes go beyond this process, and where history and presence "
+      "live: `\"memory\"` (this process, or the workers of one `--workers` box), or "
+      "`\"redis://host:port/db\"` for many boxes (see Beyond one process)" },
     { .name = "node", .kind = DX_OPT_STRING, .noun = "name", .unset = "host:pid",
       .flag = "--node", .doc = "this process's name in presence (see Presence)" },
     { .name = "log_format", .kind = DX_OPT_ENUM, .words = log_formats,

@@ -652,6 +652,15 @@ dx_broker *dx_hub_engine(dx_hub *h)
     return h->engine;
 }
 
+void dx_hub_forked(dx_hub *h)
+{
+    for (size_t i = 0; i < h->nslots; i++)
+        if (h->slots[i] && h->slots[i]->fd >= 0) {
+            close(h->slots[i]->fd);
+            h->slots[i]->fd = -1;
+        }
+}
+
 void dx_hub_free(dx_hub *h)
 {
     for (size_t i = 0; i < h->nslots; i++)

@@ -101,6 +101,12 @@ void dx_hub_stats_get(const dx_hub *hub, dx_hub_stats *out);
 /* The engine (for its stats; the hub keeps it). */
 dx_broker *dx_hub_engine(dx_hub *hub);
 
+/* In a process forked from the hub's (a new worker): closes the workers'
+ * sockets this copy holds, so that only the hub's own process holds them
+ * (a worker sees the hub go when the supervisor dies), sending nothing and
+ * freeing nothing: this copy of the hub is never used again. */
+void dx_hub_forked(dx_hub *hub);
+
 /* Detaches every worker and frees the engine and the hub. */
 void dx_hub_free(dx_hub *hub);
 

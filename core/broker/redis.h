@@ -80,8 +80,9 @@ typedef struct dx_redis_config {
 void dx_redis_config_init(dx_redis_config *cfg);
 
 /* Sets host, port, password and db of cfg from
- * redis://[:password@]host[:port][/db] (host may be [v6 address]); the
- * other fields are left alone. Returns 0, or -1 with a message in err. */
+ * redis://[:password@]host[:port][/db][?name=value&...] (host may be [v6
+ * address]; the query may set prefix, presence_ttl, probe_interval and
+ * probe_timeout); the other fields are left alone. Returns 0, or -1 with a message in err. */
 int dx_redis_url_parse(const char *url, dx_redis_config *cfg, char *err, size_t cap);
 
 /* A Redis engine on loop, calling sink; starts connecting at once (the

@@ -37,12 +37,62 @@ static int number(const char *s, size_t len, long max, long *out)
 
 #define FAIL(...) do { snprintf(err, cap, __VA_ARGS__); return -1; } while (0)
 
+/* Seconds in s[0..len), more than 0 and at most a day. */
+static int seconds(const char *s, size_t len, double *out)
+{
+    char buf[32];
+    if (len == 0 || len >= sizeof buf)
+        return -1;
+    memcpy(buf, s, len);
+    buf[len] = '\0';
+    char *e;
+    double v = strtod(buf, &e);
+    if (*e || !(v > 0 && v <= 86400))
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* The query of a URL: name=value pairs joined by '&' (no escapes):
+ * prefix, presence_ttl, probe_interval, probe_timeout. */
+static int options(const char *url, const char *q, dx_redis_config *cfg, char *err, size_t cap)
+{
+    while (*q) {
+        const char *amp = strchr(q, '&'), *stop = amp ? amp : q + strlen(q);
+        const char *eq = memchr(q, '=', (size_t)(stop - q));
+        if (eq == NULL)
+            FAIL("redis URL '%s': '%.*s' is not name=value", url, (int)(stop - q), q);
+        size_t nlen = (size_t)(eq - q), vlen = (size_t)(stop - eq - 1);
+        const char *v = eq + 1;
+        double *secs = nlen == 12 && memcmp(q, "presence_ttl", 12) == 0 ? &cfg->presence_ttl
+                     : nlen == 14 && memcmp(q, "probe_interval", 14) == 0 ? &cfg->probe_interval
+                     : nlen == 13 && memcmp(q, "probe_timeout", 13) == 0 ? &cfg->probe_timeout : NULL;
+        if (secs) {
+            if (seconds(v, vlen, secs) < 0)
+                FAIL("redis URL '%s': %.*s needs seconds (more than 0)", url, (int)nlen, q);
+        } else if (nlen == 6 && memcmp(q, "prefix", 6) == 0) {
+            if (vlen == 0 || vlen >= sizeof cfg->prefix)
+                FAIL("redis URL '%s': prefix needs 1 to %zu bytes", url, sizeof cfg->prefix - 1);
+            memcpy(cfg->prefix, v, vlen);
+            cfg->prefix[vlen] = '\0';
+        } else {
+            FAIL("redis URL '%s': unknown setting '%.*s' (prefix, presence_ttl, probe_interval, "
+                 "probe_timeout)", url, (int)nlen, q);
+        }
+        q = amp ? amp + 1 : stop;
+    }
+    return 0;
+}
+
 int dx_redis_url_parse(const char *url, dx_redis_config *cfg, char *err, size_t cap)
 {
     static const char scheme[] = "redis://";
     if (strncmp(url, scheme, sizeof scheme - 1) != 0)
         FAIL("redis URL '%s': expected redis://[:password@]host[:port][/db]", url);
     const char *p = url + sizeof scheme - 1, *end = p + strlen(p);
+    const char *query = memchr(p, '?', (size_t)(end - p));
+    if (query)
+        end = query;
     const char *slash = memchr(p, '/', (size_t)(end - p));
     const char *auth_end = slash ? slash : end;
     const char *at = NULL;
@@ -89,6 +139,10 @@ int dx_redis_url_parse(const char *url, dx_redis_config *cfg, char *err, size_t 
         FAIL("redis URL '%s': the port is not a number in 1..65535", url);
     if (slash && slash + 1 < end && number(slash + 1, (size_t)(end - slash - 1), 1000000, &db) < 0)
         FAIL("redis URL '%s': the database is not a number (redis://host/0)", url);
+    dx_redis_config q = *cfg;
+    if (query && options(url, query + 1, &q, err, cap) < 0)
+        return -1;
+    *cfg = q;
     memcpy(cfg->host, host, hlen);
     cfg->host[hlen] = '\0';
     cfg->port = (int)port;

@@ -34,8 +34,9 @@ With --workers N (N > 1) a supervisor starts N workers, each a process of
 its own (its loop, its Lua state, its copy of the app) listening on the
 same port; the kernel spreads connections among them. Signals go to the
 supervisor, which passes them on to every worker; a worker that dies is
-started again. duplex.worker() tells a worker's index. Pub/sub reaches
-the subscribers of the worker that publishes only (for now).
+started again. duplex.worker() tells a worker's index. Publish, history
+and presence reach every worker through the supervisor (and, with
+--broker redis://..., every box that shares that Redis).
 
 duplex bench loads a server with duplex's own C client: echo (throughput,
 latency p50/p99/p99.9, every echo checked), broadcast (fan-out through
@@ -168,10 +169,13 @@ end
 local function supervise(workers, opts)
   if workers == 1 then return nil end
   if opts.log_format then core.log_format(opts.log_format) end
-  local role, err = core.supervise { workers = workers }
+  local made, hooks = pcall(core.hub_hooks, opts.broker, opts.node)
+  if not made then return fail(first_line(hooks):gsub("^[^:]*:%d+: ", "")) end
+  local role, err = core.supervise { workers = workers, hooks = hooks }
   if role == nil then return fail(err) end
   if type(role) == "number" then return role end
   if role.port > 0 then opts.port = role.port end   -- the port the first worker got
+  duplex.box_broker = opts.broker            -- what the supervisor's hub reaches (App:listen)
   return nil, role
 end
 

@@ -31,6 +31,11 @@ local function apply_layer_options(server, opts, level)
     if not ok then error(err, level + 1) end
   end
   if opts.node ~= nil then server:node(opts.node) end
+  if opts.broker ~= nil and not core.worker() then      -- a worker's broker is its supervisor's (listen)
+    local ok, made, err = pcall(server.broker, server, opts.broker)
+    if not ok then error(made, level + 1) end
+    if not made then error("bad option 'broker' (" .. err .. ")", level + 1) end
+  end
   if opts.log_format ~= nil then core.log_format(opts.log_format) end
 end
 
@@ -210,7 +215,20 @@ end
 -- shared with the other workers (SO_REUSEPORT).
 function App:listen()
   if self.listening then return true end
-  if core.worker() then self.server:reuse_port(true) end   -- its siblings listen on the same port
+  if core.worker() then
+    local box = M.box_broker or "memory"
+    if (self.options.broker or "memory") ~= box then
+      return nil, ("with --workers the supervisor reaches the broker for every worker: give it on the "
+        .. "command line (--broker %s), not in the app (the supervisor has %s)"):format(self.options.broker, box),
+        "EBROKER"
+    end
+    self.server:reuse_port(true)               -- its siblings listen on the same port
+    if not M.took_bus then                     -- the first app to listen is the one serving
+      local ok, err, name = self.server:broker("bus")
+      if not ok then return nil, err, name end
+      M.took_bus = true
+    end
+  end
   local ok, err, name = self.server:listen(self.host, self.port_wanted)
   if not ok then return nil, err, name end
   self.listening = true
