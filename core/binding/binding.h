@@ -159,6 +159,10 @@ void dx_node_closed(lua_State *L, dx_lconn *w);
  * to the worker's), once per process; -1 when not a worker, or taken. */
 int dx_worker_take_bus(unsigned *index);
 
+/* In a worker of --workers N: how many times the supervisor restarted a
+ * worker that died, all workers together, so far; 0 in a single process. */
+uint64_t dx_box_restarts(void);
+
 /* The broker's counters (zeros while the server has no node). */
 void dx_node_stats(const dx_lserver *ls, dx_broker_stats *out);
 /* The server's methods of the node: history, presence, presence_events, publish_local, node. */

@@ -854,7 +854,7 @@ static int l_stats(lua_State *L)
 {
     dx_lserver *ls = check_open(L);
     const dx_stats *st = dx_server_stats(ls->srv);
-    lua_createtable(L, 0, (int)(dx_stat_row_count + dx_broker_row_count) + 2);
+    lua_createtable(L, 0, (int)(dx_stat_row_count + dx_broker_row_count) + 3);
     for (size_t i = 0; i < dx_stat_row_count; i++) {
         lua_pushinteger(L, (lua_Integer)dx_stat_value(st, &dx_stat_rows[i]));
         lua_setfield(L, -2, dx_stat_rows[i].stat);
@@ -869,6 +869,8 @@ static int l_stats(lua_State *L)
     lua_setfield(L, -2, "connections");
     lua_pushinteger(L, (lua_Integer)dx_guard_timeouts());   /* the process's: its loop is shared */
     lua_setfield(L, -2, "handler_timeouts");
+    lua_pushinteger(L, (lua_Integer)dx_box_restarts());
+    lua_setfield(L, -2, "worker_restarts");
     return 1;
 }
 
