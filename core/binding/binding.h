@@ -144,6 +144,10 @@ typedef struct dx_node dx_node;
 dx_node *dx_node_get(lua_State *L, dx_lserver *ls);
 /* Frees the server's node, if any (before its server). */
 void dx_node_free(lua_State *L, dx_lserver *ls);
+
+/* True while the node runs Lua (a history frame, a recovered, presence
+ * or join/leave callback): server:close() is refused then. */
+int dx_node_busy(const dx_lserver *ls);
 /* A publish from Lua (ws:publish, server:publish): through the node when
  * there is one, else the transport's. Returns the subscribers of this
  * node it reached at once. */

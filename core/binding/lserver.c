@@ -742,6 +742,9 @@ static int l_close(lua_State *L)
     dx_lserver *ls = check(L);
     if (ls->srv == NULL)
         return 0;
+    if (dx_node_busy(ls))
+        return luaL_error(L, "server:close() from a callback of its broker (history frame, recovered, "
+                             "presence, join or leave): close it from a timer, e.g. app:after(0, ...)");
     dx_node_free(L, ls);
     dx_server_free(ls->srv);             /* no event runs from here */
     ls->srv = NULL;
