@@ -14,6 +14,7 @@
  * arrives meanwhile; the answer is delivered, then what was buffered and
  * is newer, and only then is the connection subscribed: no gap, no
  * duplicate, in order. */
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -932,6 +933,12 @@ static int l_broker(lua_State *L)
         if (strlen(n->name) >= sizeof cfg.node)
             return luaL_error(L, "bad option 'node' (at most %d bytes with a Redis broker)", (int)sizeof cfg.node - 1);
         strcpy(cfg.node, n->name);
+        /* hiredis writes with write(2): a Redis that went away must be an
+         * error return, not SIGPIPE killing a Lua program that left the
+         * signal at its default (the duplex command ignores it already). */
+        struct sigaction was;
+        if (sigaction(SIGPIPE, NULL, &was) == 0 && was.sa_handler == SIG_DFL)
+            signal(SIGPIPE, SIG_IGN);
         b = dx_redis_broker_new(loop, &sink, &cfg, err, sizeof err);
         if (b == NULL)
             return dx_fail(L, "EBROKER", "%s", err);
