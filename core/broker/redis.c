@@ -396,10 +396,15 @@ static void recover_result(dx_redis *r, const char *s, size_t len)
         for (int i = 0; i < 3; i++)
             if (dx_renv_field(&c, end, &f, &flen) < 0)
                 goto bad;
-    dx_publication *e = n ? malloc(n * (sizeof *e + sizeof(dx_pos))) : NULL;
+    /* The entries, their positions and the topic's name in one block: q
+     * is freed before the answer is given (finish_recover). */
+    dx_publication *e = n ? malloc(n * (sizeof *e + sizeof(dx_pos)) + q->tlen) : NULL;
     dx_pos *pos = (dx_pos *)(e + n);
+    char *topic = (char *)(pos + n);
     if (n && e == NULL)
         goto bad;
+    if (n)
+        memcpy(topic, q->topic, q->tlen);
     for (size_t i = 0; i < n; i++) {
         const char *b;
         size_t blen;
@@ -411,11 +416,11 @@ static void recover_result(dx_redis *r, const char *s, size_t len)
         strcpy(pos[i].epoch, top.epoch);
         dx_renv_field(&p, end, &b, &blen);
         dx_renv_field(&p, end, &f, &flen);
-        e[i] = (dx_publication){ .topic = q->topic, .tlen = q->tlen, .data = (const uint8_t *)f, .len = flen,
+        e[i] = (dx_publication){ .topic = topic, .tlen = q->tlen, .data = (const uint8_t *)f, .len = flen,
                                  .binary = blen == 1 && b[0] == '1', .pos = &pos[i] };
     }
     /* Exactly the publications after since, or a status saying why not. */
-    const dx_pos *since = &q->since;
+    const dx_pos *since = &q->since;      /* read before finish_recover frees q */
     int status = DX_RECOVERED;
     if (since->epoch[0] == '\0')
         ;                            /* the newest kept, whatever came before */
@@ -440,6 +445,8 @@ void dx_redis_node_message(dx_redis *r, const char *s, size_t len)
 }
 
 /* ---- interest and delivery ---- */
+
+static void send_join(dx_redis *r, const dx_rtopic *t, const dx_rmember *m, size_t n);
 
 static void on_topic_channel(redisAsyncContext *ac, void *reply, void *pd)
 {
@@ -515,8 +522,11 @@ void dx_redis_channel(dx_redis *r, const redisReply *rep)
         return;
     if (strcmp(kind, "subscribe") == 0) {
         t->sub = DX_RT_SUBSCRIBED;
-        if (t->interest)
+        if (t->interest) {
             send_waiting(r, t);
+            if (t->nmembers)             /* the joins that waited (refreshes are silent) */
+                send_join(r, t, t->members, t->nmembers);
+        }
         else
             sync_sub(r, t);
     } else if (strcmp(kind, "unsubscribe") == 0) {
@@ -628,7 +638,10 @@ static void join(dx_broker *b, const char *topic, size_t tlen, const dx_member *
             dx_rt_release(&r->topics, t);
         return;
     }
-    if (r->up)
+    /* Its join event comes back on the topic's channel: while the node's
+     * SUBSCRIBE is not confirmed, the confirmation sends it (this node
+     * would not hear its own member join otherwise). */
+    if (r->up && !(t->interest && t->sub != DX_RT_SUBSCRIBED))
         send_join(r, t, dx_rt_member_find(t, &own), 1);
 }
 
@@ -735,7 +748,7 @@ void dx_redis_up(dx_redis *r)
                     dx_rmember_clear(&t->leaving[j]);
                 t->nleaving = 0;
             }
-            if (t->nmembers)
+            if (t->nmembers && !t->interest)  /* with interest: once subscribed again */
                 send_join(r, t, t->members, t->nmembers);
             sync_sub(r, t);
         }

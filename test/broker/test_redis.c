@@ -631,6 +631,26 @@ static void test_presence(void)
     CHECK(l->ok && l->n == 1 && strcmp(l->infos[0], "alicia") == 0);
 }
 
+static int a_joins_cond(void *arg)
+{
+    return A.joins >= *(int *)arg;
+}
+
+/* A member joining as its node's subscription to the topic is only being
+ * made (ws:subscribe(topic, { presence = ... }) on a topic new here): its
+ * node hears its join too (sent once the SUBSCRIBE is confirmed). */
+static void test_first_join(void)
+{
+    int want = A.joins + 1;
+    A.b->ops->interest(A.b, "lobby", 5, 1);
+    dx_member dora = { 4, "a", 1, (const uint8_t *)"dora", 4 };
+    A.b->ops->join(A.b, "lobby", 5, &dora);
+    CHECK(run_until(a_joins_cond, &want, 3));
+    CHECK_EQ(A.last_conn, 4);
+    A.b->ops->leave(A.b, "lobby", 5, &dora);
+    A.b->ops->interest(A.b, "lobby", 5, 0);
+}
+
 static void test_url(void)
 {
     dx_redis_config c;
@@ -730,6 +750,7 @@ int main(void)
     test_probe();
     test_outage();
     test_presence();
+    test_first_join();
     test_forked();
 
     node_close(&A);
