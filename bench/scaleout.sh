@@ -29,6 +29,10 @@
 #              subscribed subscribed to a topic with history (MEM_ROOMS,
 #                         100, topics "room:K")
 #              presence   the same with presence = { name = ... }
+#            Every room's history is filled first (MEM_FILL, 50, the rule's
+#            size) and the app reports what it saw once all are open: a
+#            run where not every connection was subscribed (or in
+#            presence) as its kind says is noted and the table marked.
 #
 # Broadcast figures: deliveries/s (messages received by subscribers, per
 # second of the window), p50/p99 publish -> receive latency (the generator
@@ -66,6 +70,7 @@ BCAST_SIZE=${BCAST_SIZE:-32}
 BCAST_DEPTHS=${BCAST_DEPTHS:-1 8}
 MEM_N=${MEM_N:-10000}
 MEM_ROOMS=${MEM_ROOMS:-100}
+MEM_FILL=${MEM_FILL:-50}
 CLIENT_CPU=${CLIENT_CPU:-0}
 SERVER_CPU=${SERVER_CPU:-0-$(( $(nproc) - 1 ))}
 HOST=127.0.0.1
@@ -124,25 +129,41 @@ jget() { # key: its value in R_LINE
 num() { local v; v=$(jget "$1"); [[ -z $v || $v == null ]] && v=0; echo "$v"; }
 
 # One broadcast run: subscribers at url, the publisher at puburl (or url),
-# the servers' CPU sampled from WARMUP + 0.8 s for SECS - 1.2 s.
+# the servers' CPU sampled from WARMUP + 0.4 s after the subscribers are
+# all open (ss) for SECS - 0.8 s.
 # servers: the names whose process trees are summed. Sets R_LINE, R_SJIF
 # (server jiffies in the sample), R_RJIF (redis-server's), R_T (sample s).
 bcast_run() { # "servers" url puburl depth
-  local names=$1 url=$2 pub=$3 d=$4 n p bp s0 s1 r0 r1 t0 t1 tmp=$TMP/bench.json
+  local srvnames=$1 url=$2 pub=$3 d=$4 n bp s0 s1 r0 r1 t0 t1 tmp=$TMP/bench.json
   local errlog=$OUT/scaleout-client.stderr trees=()
   local args=(broadcast --connections "$BCAST_SUBS" --depth "$d" --size "$BCAST_SIZE"
     --url "$url" --warmup "$WARMUP" --seconds "$SECS" --timeout "$BENCH_TIMEOUT" --json)
   [[ -n $pub ]] && args+=(--publish-url "$pub")
   echo "--- $(date +%T) ${args[*]}" >> "$errlog"
+  # the last run's connections gone first (up to 10 s): counted open,
+  # they would start the sample before this run's subscribers are
+  local sport=${url#ws://"$HOST":}; sport=${sport%%/*} t_open=100
+  while (( t_open-- > 0 )) &&
+        (( $(ss -Htn "( sport = :$sport or dport = :$sport )" 2>/dev/null | wc -l) > 0 )); do
+    sleep 0.1
+  done
   : > "$tmp"
   timeout -s KILL $(( WARMUP + SECS + 2 * BENCH_TIMEOUT + 15 )) taskset -c "$CLIENT_CPU" \
     "$DUPLEX" bench "${args[@]}" > "$tmp" 2>> "$errlog" &
   bp=$!
-  sleep "$(awk -v w="$WARMUP" 'BEGIN { print w + 0.8 }')"
-  for n in $names; do mapfile -t -O "${#trees[@]}" trees < <(descendants "${SPID[$n]}"); done
+  # the warm-up starts when every subscriber is open: wait for them (the
+  # server side of the connections to the subscribers' port), so that the
+  # sample lies inside the window however long connecting took
+  t_open=$(( BENCH_TIMEOUT * 10 ))
+  while (( t_open-- > 0 )) && kill -0 "$bp" 2>/dev/null &&
+        (( $(ss -Htn state established "( sport = :$sport )" 2>/dev/null | wc -l) < BCAST_SUBS )); do
+    sleep 0.1
+  done
+  sleep "$(awk -v w="$WARMUP" 'BEGIN { print w + 0.4 }')"
+  for n in $srvnames; do mapfile -t -O "${#trees[@]}" trees < <(descendants "${SPID[$n]}"); done
   s0=$(tree_cpu "${trees[@]}"); r0=0; [[ -n $REDIS_PID ]] && r0=$(tree_cpu "$(pgrep -P "$REDIS_PID" || echo "$REDIS_PID")")
   t0=$(now)
-  sleep "$(awk -v t="$SECS" 'BEGIN { print t - 1.2 }')"
+  sleep "$(awk -v t="$SECS" 'BEGIN { print t - 0.8 }')"
   s1=$(tree_cpu "${trees[@]}"); r1=0; [[ -n $REDIS_PID ]] && r1=$(tree_cpu "$(pgrep -P "$REDIS_PID" || echo "$REDIS_PID")")
   t1=$(now)
   wait "$bp" || true
@@ -160,7 +181,7 @@ echo "scaleout.sh: ${SCALE_SCENARIOS}; $VM; warm-up ${WARMUP}s, window ${SECS}s,
 declare -A CONF
 broadcast_table() { # title depth confs...
   local title=$1 d=$2; shift 2
-  local confs=("$@") c r srvs sub pub line tbl json first
+  local confs=("$@") c r srvs sub pub tbl json first
   declare -A RATE=() P50=() P99=() LOST=() ERRS=() CPU=() NSPER=() RNS=()
   for r in $(seq "$RUNS"); do
     for c in "${confs[@]}"; do
@@ -249,23 +270,34 @@ for s in $SCALE_SCENARIOS; do
   memory)
     declare -A MPATH=([plain]=/ [subscribed]=/subscribed [presence]=/presence)
     declare -A RSS=()
-    CMD[mem]="env DUPLEX_ROOMS=$MEM_ROOMS $DUPLEX run bench/scaleout_app.lua --host $HOST --port 0 $DUPLEX_UNLIMITED"
+    CMD[mem]="env DUPLEX_ROOMS=$MEM_ROOMS DUPLEX_HISTORY_FILL=$MEM_FILL DUPLEX_EXPECT=$MEM_N $DUPLEX run bench/scaleout_app.lua --host $HOST --port 0 $DUPLEX_UNLIMITED"
     note "scenario memory: $MEM_N idle connections, a fresh server per run"
+    MEM_BAD=0
     for r in $(seq "$RUNS"); do
       for k in plain subscribed presence; do
         start_or_die mem
-        sleep 0.3
+        # the rooms' histories are filled before the memory is read
+        for _ in $(seq 100); do grep -q '^history filled' "$OUT/scaleout-mem.stderr" && break; sleep 0.1; done
+        grep -q '^history filled' "$OUT/scaleout-mem.stderr" || die "memory: the app did not fill the histories (see $OUT/scaleout-mem.stderr)"
+        sleep 0.2
         R_LINE=$(taskset -c "$CLIENT_CPU" "$DUPLEX" bench connect --url "ws://$HOST:${PORT[mem]}${MPATH[$k]}" \
           --connections "$MEM_N" --server-pid "${SPID[mem]}" --timeout 30 --json 2>> "$OUT/scaleout-client.stderr" | grep -m1 '^{' || true)
         RSS[$k,$r]=$(printf '%.0f' "$(num rss_per_conn)")
-        [[ $(num opened) == "$MEM_N" ]] || note "run $r $k: only $(num opened) of $MEM_N opened"
-        note "run $r $k: ${RSS[$k,$r]} bytes per connection"
+        [[ $(num opened) == "$MEM_N" ]] || { note "run $r $k: only $(num opened) of $MEM_N opened"; MEM_BAD=1; }
+        # every connection subscribed (and in presence) as its kind says?
+        for _ in $(seq 30); do grep -q '^check ' "$OUT/scaleout-mem.stderr" && break; sleep 0.1; done
+        read -r _ _ mo _ ms _ mp < <(grep -m1 '^check ' "$OUT/scaleout-mem.stderr" || echo "check opened 0 subscribed 0 presence 0")
+        case $k in plain) want="0 0" ;; subscribed) want="$MEM_N 0" ;; presence) want="$MEM_N $MEM_N" ;; esac
+        if [[ $mo != "$MEM_N" || "$ms $mp" != "$want" ]]; then
+          note "run $r $k: the app saw $mo opened, $ms subscribed, $mp in presence (expected $MEM_N, $want)"; MEM_BAD=1
+        fi
+        note "run $r $k: ${RSS[$k,$r]} bytes per connection (app: $mo opened, $ms subscribed, $mp in presence)"
         stop_servers mem
       done
     done
     tbl=$(
       echo
-      echo "memory: $MEM_N idle connections, one process ($VM), server RSS growth per connection; topics room:0..$(( MEM_ROOMS - 1 )) with history; $RUNS run(s)"
+      echo "memory: $MEM_N idle connections, one process ($VM), server RSS growth per connection; topics room:0..$(( MEM_ROOMS - 1 )) with history (each filled with $MEM_FILL before); $RUNS run(s)$( (( MEM_BAD )) && echo "; CHECK FAILED: see the notes above")"
       printf '%-10s | %-22s | %8s | %-13s | %s\n' kind "runs B/conn" median "min-max" "vs plain"
       echo "-----------+------------------------+----------+---------------+---------"
       declare -A MED=()
