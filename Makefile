@@ -25,7 +25,7 @@ NODE_PACKAGES := nodejs npm
 BROWSER_PACKAGES := chromium fonts-liberation fonts-dejavu-core
 
 .PHONY: help deps deps-browser build build-lua5.4 build-luajit build-asan unit test test-unit \
-	test-lua5.4 test-luajit test-browser test-asan test-unit-asan test-bus test-bus-asan bench-bus test-broker test-broker-asan bench bench-instructions run clean install \
+	test-lua5.4 test-luajit test-browser test-asan test-unit-asan test-bus test-bus-asan bench-bus test-broker test-broker-asan bench bench-scaleout bench-instructions run clean install \
 	rock rock-install
 
 help:
@@ -36,6 +36,7 @@ help:
 	@echo "make test-asan  the same under AddressSanitizer + UBSan"
 	@echo "make run        serve scripts/chat.lua on port $(PORT)"
 	@echo "make bench      echo scenarios: duplex (ws and wss) beside Node ws, nginx+lua, libwebsockets"
+	@echo "make bench-scaleout  workers, Redis between nodes, memory with history and presence"
 	@echo "make bench-instructions  instructions per echoed message under callgrind"
 	@echo "make bench-bus  the in-box bus: worker -> hub -> worker beside a direct socketpair"
 	@echo "make fuzz       libFuzzer on the protocol layer, FUZZ_SECONDS per target"
@@ -185,10 +186,17 @@ fuzz-deps:
 # Echo scenarios of duplex (Lua 5.4, LuaJIT, and LuaJIT over wss://) beside
 # Node ws, nginx with lua-resty-websocket and libwebsockets, measured by an
 # independent libwebsockets client (bench/echo.sh [SECONDS]); then broadcast and connect
-# scenarios measured with duplex bench (bench/scenarios.sh).
+# scenarios measured with duplex bench (bench/scenarios.sh); then the
+# scale-out figures (bench/scaleout.sh): broadcast through one process and
+# through --workers 2, across two nodes joined by a redis-server of its
+# own, and the memory of idle connections with history and presence.
 bench: deps build
 	bench/echo.sh $(BENCH_SECONDS)
 	bench/scenarios.sh
+	bench/scaleout.sh
+
+bench-scaleout: deps build
+	bench/scaleout.sh
 
 # Instructions per echoed message under callgrind (bench/instructions.sh):
 # the figure that holds on a busy machine. valgrind is installed if missing.

@@ -11,13 +11,16 @@
 # counts (libev, Lua VM, libc, the core), none of the kernel's. The split
 # by object (the duplex binary, the Lua library, libc, ...) follows.
 #
-# Scenarios (SCENARIOS, default "A B C D"; H on request):
+# Scenarios (SCENARIOS, default "A B C D"; H and P on request):
 #   A  100 connections x 16 in flight x 32 B text
 #   B  1000 connections x 1 in flight x 1 KiB text
 #   C  4 connections x 1 in flight x 64 KiB binary
 #   D  4 connections x 1 in flight x 1 MiB binary (spread over reads)
 #   H  handshakes: `duplex bench connect` opens and closes connections
 #      (bench/count_connect.lua counts closes): instructions per connection
+#   P  publish: `duplex bench broadcast`, 100 subscribers x 8 in flight x
+#      32 B text (bench/count_broadcast.lua counts publications):
+#      instructions per publication, i.e. for 100 deliveries
 # Environment: KEEP=1 keeps the profiles (bench/out/callgrind.*); BUILD
 # (default build) the directory holding <vm>/duplex; APP the app run.
 set -euo pipefail
@@ -37,6 +40,7 @@ flags() {
     C) echo "--connections 4 --depth 1 --size 65536 --binary" ;;
     D) echo "--connections 4 --depth 1 --size 1048576 --binary" ;;
     H) echo "" ;;
+    P) echo "--connections 100 --depth 8 --size 32" ;;
   esac
 }
 counts() {     # LOW HIGH
@@ -46,6 +50,7 @@ counts() {     # LOW HIGH
     C) echo "500 2500" ;;
     D) echo "40 200" ;;
     H) echo "500 2500" ;;
+    P) echo "2000 10000" ;;
   esac
 }
 
@@ -61,6 +66,7 @@ run() {
   log=$OUT/callgrind.$vm.$sc.$n.log
   local app=${APP:-bench/count_echo.lua}
   [[ $sc == H ]] && app=bench/count_connect.lua
+  [[ $sc == P ]] && app=bench/count_broadcast.lua
   DUPLEX_COUNT=$n timeout 600 valgrind --tool=callgrind --callgrind-out-file="$prof" \
     "$BUILD/$vm/duplex" run "$app" --host 127.0.0.1 --port "$port" >"$log" 2>&1 &
   pid=$!
@@ -71,6 +77,10 @@ run() {
   if [[ $sc == H ]]; then
     timeout 600 "$BUILD/$vm/duplex" bench connect --url "ws://127.0.0.1:$port/" --connections "$n" \
       --timeout 120 --json >/dev/null 2>&1 || true
+  elif [[ $sc == P ]]; then
+    # shellcheck disable=SC2046
+    timeout 600 "$BUILD/$vm/duplex" bench broadcast --url "ws://127.0.0.1:$port/" $(flags "$sc") \
+      --warmup 0 --seconds 600 --timeout 60 --json >/dev/null 2>&1 || true
   else
     # shellcheck disable=SC2046
     timeout 600 "$BUILD/$vm/duplex" bench echo --url "ws://127.0.0.1:$port/" $(flags "$sc") \
@@ -111,6 +121,7 @@ for vm in $VMS; do
     dm=$((m2 - m1))
     unit=message
     [[ $sc == H ]] && unit=connection
+    [[ $sc == P ]] && unit=publication
     printf '%-7s %s  %-45s %8.0f instructions/%s  (%d %ss)\n' "$vm" "$sc" "$(flags "$sc")" \
       "$(awk -v a="$ir1" -v b="$ir2" -v d="$dm" 'BEGIN { print (b - a) / d }')" "$unit" "$dm" "$unit"
     split "$p1" "$p2" "$dm"

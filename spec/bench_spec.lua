@@ -74,6 +74,23 @@ describe("duplex bench", function()
     assert.are.equal(0, json_number(line, "lost"), line)
   end)
 
+  it("broadcast with --publish-url: the publisher connects there, the subscribers to --url", function()
+    -- /pub publishes and subscribes to nothing, /sub subscribes and publishes nothing
+    srv = server.start("spec/fixtures/bench_split.lua", server.UNLIMITED)
+    local code, line = bench(with(QUICK, { "broadcast", "--url", srv.url .. "/sub",
+      "--publish-url", srv.url .. "/pub" }))
+    assert.are.equal(0, code, line)
+    assert.is_true(json_number(line, "throughput") > 0, line)
+    assert.are.equal(0, json_number(line, "errors"), line)
+    assert.are.equal(0, json_number(line, "lost"), line)
+    assert.truthy(line:find('"publish_url":"' .. srv.url .. '/pub"', 1, true), line)
+    -- without it the publisher is one more subscriber of /sub: nothing is delivered
+    code, line = bench(with(QUICK, { "broadcast", "--url", srv.url .. "/sub", "--timeout", "1" }), 20)
+    assert.are.equal(1, code, line)
+    assert.are.equal(0, json_number(line, "messages"), line)
+    assert.is_true(json_number(line, "lost") > 0, line)
+  end)
+
   it("an unreachable server: one line on stderr, exit 1, no hang", function()
     -- a port nobody listens on: bind one, close it
     local socket = require "socket"
@@ -109,5 +126,11 @@ describe("duplex bench", function()
     code, _, _, err = bench { "echo", "--size", "8" }
     assert.are.equal(2, code)
     assert.truthy(err:find("at least 16", 1, true), err)
+    code, _, _, err = bench { "echo", "--publish-url", "ws://127.0.0.1:1/" }
+    assert.are.equal(2, code)
+    assert.truthy(err:find("--publish-url is for broadcast only", 1, true), err)
+    code, _, _, err = bench { "broadcast", "--publish-url", "http://127.0.0.1:1/" }
+    assert.are.equal(2, code)
+    assert.truthy(err:find("^duplex: bench: %-%-publish%-url must be ws://"), err)
   end)
 end)

@@ -9,6 +9,8 @@
  *              what it receives to every other connection; the publisher
  *              keeps D messages in flight (closed loop: the next goes when
  *              every subscriber got an earlier one); every delivery checked.
+ *              The publisher may connect elsewhere than the subscribers
+ *              (another node of the same broker: delivery across nodes).
  *   connect    N connections opened at most `concurrency` at a time:
  *              handshakes per second, and with a server pid its resident
  *              memory per open connection. */
@@ -37,6 +39,13 @@ typedef struct dx_bench_opts {
     int concurrency;                /* connects in progress at once; default 256 */
     int server_pid;                 /* > 0: read its RSS (connect) */
     int tls;                        /* wss://, any certificate accepted */
+    /* broadcast: where the publisher connects, when pub_addrlen > 0 (else
+     * where the subscribers do) */
+    struct sockaddr_storage pub_addr;
+    socklen_t pub_addrlen;
+    char pub_host[300];
+    char pub_target[1024];
+    int pub_tls;
 } dx_bench_opts;
 
 typedef struct dx_bench_result {

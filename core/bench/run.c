@@ -141,11 +141,17 @@ static void pump(dx_brun *b)
 {
     while (b->phase == P_CONNECT && b->next_connect < b->n && b->in_progress < b->o->concurrency) {
         dx_bconn *k = &b->k[b->next_connect++];
+        const dx_bench_opts *o = b->o;
         char err[200];
         static const dx_client_tls any_cert = { NULL, 1, NULL };   /* a bench measures */
-        k->c = dx_client_connect(b->ctx, (const struct sockaddr *)&b->o->addr, b->o->addrlen,
-                                 b->o->host, b->o->target, b->o->tls ? &any_cert : NULL,
-                                 err, sizeof err);
+        if (o->scenario == DX_BENCH_BROADCAST && k->idx == b->n - 1 && o->pub_addrlen > 0)
+            k->c = dx_client_connect(b->ctx, (const struct sockaddr *)&o->pub_addr, o->pub_addrlen,
+                                     o->pub_host, o->pub_target, o->pub_tls ? &any_cert : NULL,
+                                     err, sizeof err);
+        else
+            k->c = dx_client_connect(b->ctx, (const struct sockaddr *)&o->addr, o->addrlen,
+                                     o->host, o->target, o->tls ? &any_cert : NULL,
+                                     err, sizeof err);
         if (k->c == NULL) {
             note_error(b, err);
             b->r->conn_errors++;

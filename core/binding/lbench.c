@@ -86,9 +86,36 @@ static void push_result(lua_State *L, const dx_bench_result *r)
     }
 }
 
+/* Resolves host:port into addr and fills the Host header and the request
+ * target. Returns 0, or pushes dx_fail's three values and returns 3. */
+static int resolve(lua_State *L, const bench_target *tg, struct sockaddr_storage *addr,
+                   socklen_t *addrlen, char *host, size_t hostcap, char *target, size_t targetcap)
+{
+    struct addrinfo hints, *ai = NULL;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    char service[16];
+    snprintf(service, sizeof service, "%d", tg->port);
+    int e = getaddrinfo(tg->host, service, &hints, &ai);
+    if (e != 0 || ai == NULL)
+        return dx_fail(L, "EAI_NONAME", "cannot resolve %s: %s", tg->host, gai_strerror(e));
+    memcpy(addr, ai->ai_addr, ai->ai_addrlen);
+    *addrlen = ai->ai_addrlen;
+    freeaddrinfo(ai);
+    if (strchr(tg->host, ':'))
+        snprintf(host, hostcap, "[%s]:%d", tg->host, tg->port);
+    else
+        snprintf(host, hostcap, "%s:%d", tg->host, tg->port);
+    snprintf(target, targetcap, "%s", tg->path);
+    return 0;
+}
+
 /* core.bench{ scenario = "echo"|"broadcast"|"connect", host = H, port = P,
  * path = "/p?q", connections, depth, size, binary, seconds, warmup,
- * timeout, concurrency, server_pid, tls } -> results | nil, message, name.
+ * timeout, concurrency, server_pid, tls, publish = { host =, port =,
+ * path =, tls = } (broadcast: the publisher's server, when not the
+ * subscribers') } -> results | nil, message, name.
  * Runs to its end on a loop of its own (the default loop does not run
  * meanwhile). [-0, +1|3, e] */
 static int l_bench(lua_State *L)
@@ -107,28 +134,30 @@ static int l_bench(lua_State *L)
         dx_opt_get(L, 1, &bench_options[i], &o, "option", "");
     if (tg.port == 0)
         return luaL_error(L, "bad option 'port' (integer from 1 to 65535 expected, got nil)");
-    const char *host = tg.host;
-    int port = tg.port;
     if (o.timeout <= 0)
         o.timeout = 10;
+    if (resolve(L, &tg, &o.addr, &o.addrlen, o.host, sizeof o.host, o.target, sizeof o.target))
+        return 3;
 
-    struct addrinfo hints, *ai = NULL;
-    memset(&hints, 0, sizeof hints);
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    char service[16];
-    snprintf(service, sizeof service, "%d", port);
-    int e = getaddrinfo(host, service, &hints, &ai);
-    if (e != 0 || ai == NULL)
-        return dx_fail(L, "EAI_NONAME", "cannot resolve %s: %s", host, gai_strerror(e));
-    memcpy(&o.addr, ai->ai_addr, ai->ai_addrlen);
-    o.addrlen = ai->ai_addrlen;
-    freeaddrinfo(ai);
-    if (strchr(host, ':'))
-        snprintf(o.host, sizeof o.host, "[%s]:%d", host, port);
-    else
-        snprintf(o.host, sizeof o.host, "%s:%d", host, port);
-    snprintf(o.target, sizeof o.target, "%s", tg.path);
+    lua_getfield(L, 1, "publish");
+    if (!lua_isnil(L, -1)) {
+        if (!lua_istable(L, -1))
+            return luaL_error(L, "bad option 'publish' (table expected, got %s)", luaL_typename(L, -1));
+        if (o.scenario != DX_BENCH_BROADCAST)
+            return luaL_error(L, "bad option 'publish' (broadcast only)");
+        int t = lua_gettop(L);
+        bench_target pt = { "127.0.0.1", 0, "/" };
+        for (size_t i = 0; i < DX_COUNT(target_options); i++)
+            dx_opt_get(L, t, &target_options[i], &pt, "option", "publish.");
+        static const dx_option pub_tls = { .name = "tls", .kind = DX_OPT_BOOLEAN, BENCH(pub_tls) };
+        dx_opt_get(L, t, &pub_tls, &o, "option", "publish.");
+        if (pt.port == 0)
+            return luaL_error(L, "bad option 'publish.port' (integer from 1 to 65535 expected, got nil)");
+        if (resolve(L, &pt, &o.pub_addr, &o.pub_addrlen, o.pub_host, sizeof o.pub_host,
+                    o.pub_target, sizeof o.pub_target))
+            return 3;
+    }
+    lua_pop(L, 1);
 
     dx_bench_result r;
     char err[300];

@@ -27,6 +27,10 @@ options:
   --url ws://HOST:PORT/PATH  the server to load (or wss://: over TLS, any
                              certificate accepted: a bench measures)
   --server APP.lua           start `duplex run APP.lua` on a free port and load it
+  --publish-url URL          broadcast: the publisher connects here, the
+                             subscribers to --url (or the started server):
+                             another node of the same broker, to measure
+                             delivery across nodes
   --pin CPU                  run the started server on CPU (taskset -c CPU)
   --server-pid PID           read this server's memory (connect)
   --connections N            connections (subscribers for broadcast);
@@ -65,9 +69,9 @@ local function parse(args)
   local i = 1
   while i <= #args do
     local a = args[i]
-    if a == "--url" or a == "--server" then
+    if a == "--url" or a == "--server" or a == "--publish-url" then
       if not args[i + 1] then return nil, a .. " needs a value" end
-      o[a:sub(3)] = args[i + 1]
+      o[a:sub(3):gsub("-", "_")] = args[i + 1]
       i = i + 2
     elseif a == "--binary" then
       o.binary = true
@@ -96,6 +100,7 @@ local function parse(args)
     return nil, "unknown scenario '" .. o.scenario .. "' (echo, broadcast or connect)"
   end
   if o.url and o.server then return nil, "--url and --server exclude each other" end
+  if o.publish_url and o.scenario ~= "broadcast" then return nil, "--publish-url is for broadcast only" end
   if o.size and o.size < 16 then return nil, "--size must be at least 16" end
   for _, k in ipairs { "connections", "depth", "concurrency" } do
     if o[k] == 0 then return nil, "--" .. k .. " must be at least 1" end
@@ -225,7 +230,8 @@ local function table_lines(o, r, url)
   else
     local what = o.scenario == "echo" and ("%d conns x %d in flight"):format(o.connections, o.depth)
       or ("%d subscribers, 1 publisher, %d in flight"):format(o.connections, o.depth)
-    head = ("duplex bench %s: %s, %s, %d B %s, %gs after %gs warm-up"):format(o.scenario, url, what,
+    head = ("duplex bench %s: %s%s, %s, %d B %s, %gs after %gs warm-up"):format(o.scenario, url,
+      o.publish_url and (" (publisher: " .. o.publish_url .. ")") or "", what,
       o.size, o.binary and "binary" or "text", o.seconds, o.warmup)
     local unit = o.scenario == "echo" and "echoes" or "deliveries"
     add("throughput", ("%.0f %s/s (%.2f MB/s of payload)"):format(r.rate, unit, r.mbytes_per_s))
@@ -241,7 +247,8 @@ end
 
 local function json_line(o, r, url)
   return json {
-    { "scenario", o.scenario }, { "url", url }, { "connections", o.connections },
+    { "scenario", o.scenario }, { "url", url }, { "publish_url", o.publish_url },
+    { "connections", o.connections },
     { "depth", o.depth }, { "size", o.size }, { "binary", o.binary and true or false },
     { "seconds", r.seconds }, { "throughput", r.rate }, { "messages", r.messages },
     { "mbytes_per_s", r.mbytes_per_s },
@@ -272,6 +279,13 @@ function M.main(args)
   o.timeout = o.timeout or 10
   o.concurrency = o.concurrency or 256
 
+  local publish
+  if o.publish_url then
+    local ph, pp, ppath, ptls = parse_url(o.publish_url)
+    if not ph then return fail((pp:gsub("^%-%-url", "--publish-url"))) end
+    publish = { host = ph, port = pp, path = ppath, tls = ptls }
+  end
+
   local srv, host, port, path, tls
   if o.url then
     host, port, path, tls = parse_url(o.url)
@@ -292,7 +306,7 @@ function M.main(args)
     scenario = o.scenario, host = host, port = port, path = path,
     connections = o.connections, depth = o.depth, size = o.size, binary = o.binary,
     seconds = o.seconds, warmup = o.warmup, timeout = o.timeout,
-    concurrency = o.concurrency, server_pid = o.server_pid, tls = tls,
+    concurrency = o.concurrency, server_pid = o.server_pid, tls = tls, publish = publish,
   })
   if srv then stop_server(srv) end
   if not ok then return fail(tostring(r):match("^[^\n]*")) end
