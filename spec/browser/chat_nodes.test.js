@@ -98,6 +98,10 @@ test("pages on two nodes share a room through Redis: members, messages both ways
     await waitMembers(bob, ["ada", "bob"]);
     await waitMembers(ada, ["ada", "bob"]);
     await waitText(ada, "#log li.notice", "bob joined");
+    // Each page hears its own join too, after its welcome (which clears
+    // the log): both are the first of den on their node.
+    await waitText(ada, "#log li.notice", "ada joined");
+    await waitText(bob, "#log li.notice", "bob joined");
 
     // A message said on A reaches B, and one said on B reaches A; each
     // speaker gets its own back too.
@@ -141,6 +145,10 @@ test("pages on two nodes share a room through Redis: members, messages both ways
     await waitMembers(dave, ["ada", "bob", "dave"]);
     await waitMembers(ada, ["ada", "bob", "dave"]);
     await waitText(ada, "#log li.notice", "dave joined");
+    await waitText(dave, "#log li.notice", "dave joined");
+    const daveLog = await texts(dave, "#log li");
+    assert.ok(daveLog.findIndex((t) => t.includes("dave joined")) > daveLog.findIndex((t) => t.includes("bob: hello from node B")),
+      `dave's own join comes after his history: ${JSON.stringify(daveLog)}`);
     await shoot(dave, "chat-nodes-dave-history");
 
     // Bob's page closes: his WebSocket's close takes him out of den's
