@@ -20,9 +20,9 @@ const LEAVE_TIMEOUT = 10000;
 let redis, nodeA, nodeB, browser;
 before(async () => {
   redis = await startRedis();
-  const args = ["--broker", redis.url];
-  nodeA = await startServer("scripts/chat.lua", { args: [...args, "--node", "chat-a"] });
-  nodeB = await startServer("scripts/chat.lua", { args: [...args, "--node", "chat-b"] });
+  // Each node keeps its default name (host:pid), as in a deployment.
+  nodeA = await startServer("scripts/chat.lua", { args: ["--broker", redis.url] });
+  nodeB = await startServer("scripts/chat.lua", { args: ["--broker", redis.url] });
   browser = await openBrowser();
 });
 after(async () => {
