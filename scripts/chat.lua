@@ -283,15 +283,31 @@ local function enter_room(ws, room, since)
       ws:send(encode_with_arrays({ type = "welcome", id = chat_id(ws), name = ws.data.name, room = room,
         resumed = resumed }, { { "members", member_list(members) } }))
     end
+    -- The client joins the room's presence, and so hears its own join,
+    -- once its welcome and history are out: a join before the welcome
+    -- would be wiped by it. In one process they go inside ws:subscribe;
+    -- with a broker the welcome comes later (the join then goes a round
+    -- trip after the history). The notices are subscribed to first, so
+    -- that a node's first member of the room has the broker's
+    -- subscription confirmed before its own join is published.
+    local subscribing, welcomed = true, false
+    local function join_presence()
+      if ws.data.gone or ws.data.room ~= room then return end
+      ws:subscribe(notice_topic(room), { presence = { name = ws.data.name } })
+    end
     local function recovered(_, _, result)
       welcome(since ~= nil and result.ok)
+      welcomed = true
       if since and not result.ok then          -- the page's log is stale: the last 50 instead
         ws:subscribe(said_topic(room), { last = HISTORY })
       end
+      if not subscribing then join_presence() end
     end
+    ws:subscribe(notice_topic(room))
     ws:subscribe(said_topic(room), since and { since = since, recovered = recovered }
       or { last = HISTORY, recovered = recovered })
-    ws:subscribe(notice_topic(room), { presence = { name = ws.data.name } })
+    subscribing = false
+    if welcomed then join_presence() end
   end)
 end
 

@@ -7,6 +7,10 @@
 //   ... await shoot(ada, "game-ada") ...                 // build/test-output/browser/game-ada.png
 //   await srv.stop();   // SIGTERM; rejects unless the exit is 0 with a clean stderr
 //
+// Across nodes: const redis = await startRedis();   // a redis-server of the test's own
+//   const a = await startServer("scripts/chat.lua", { args: ["--broker", redis.url] });
+//   ... await a.stop(); await redis.stop();
+//
 // The server is `$DUPLEX_BIN run SCRIPT --host 127.0.0.1 --port P`
 // (default binary build/lua5.4/duplex); its first stdout line names the port.
 // The browser is the system's Chromium ($CHROMIUM, default /usr/bin/chromium),
@@ -16,6 +20,8 @@
 
 const { spawn } = require("node:child_process");
 const fs = require("node:fs");
+const net = require("node:net");
+const os = require("node:os");
 const path = require("node:path");
 const { chromium } = require("playwright-core");
 
@@ -123,10 +129,11 @@ class Server {
   }
 }
 
-// startServer(script [, { port }]) -> a running Server with .port. Port 0
-// (the default) lets the system pick a free one.
-async function startServer(script, { port = 0 } = {}) {
-  const proc = spawn(BIN, ["run", script, "--host", "127.0.0.1", "--port", String(port)], {
+// startServer(script [, { port, args }]) -> a running Server with .port.
+// Port 0 (the default) lets the system pick a free one; args are more
+// command-line options (e.g. ["--broker", redis.url]).
+async function startServer(script, { port = 0, args = [] } = {}) {
+  const proc = spawn(BIN, ["run", script, "--host", "127.0.0.1", "--port", String(port), ...args], {
     cwd: ROOT, stdio: ["ignore", "pipe", "pipe"],
   });
   const srv = new Server(script, proc);
@@ -151,6 +158,99 @@ async function startServer(script, { port = 0 } = {}) {
   }
   srv.port = Number(m[1]);
   return srv;
+}
+
+const REDIS = process.env.REDIS_SERVER || "/usr/bin/redis-server";
+
+// freePort() -> a TCP port on 127.0.0.1 that was free a moment ago.
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.on("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+// ping(port) -> true once a Redis on 127.0.0.1:port answers PING with PONG
+// (raw RESP; rejects on a refused or silent connection).
+function ping(port) {
+  return new Promise((resolve, reject) => {
+    const sock = net.connect(port, "127.0.0.1");
+    let got = "";
+    const done = (err, ok) => { sock.destroy(); if (err) reject(err); else resolve(ok); };
+    sock.setTimeout(1000, () => done(new Error("no answer to PING within 1 s")));
+    sock.on("error", (err) => done(err));
+    sock.on("connect", () => sock.write("*1\r\n$4\r\nPING\r\n"));
+    sock.on("data", (d) => {
+      got += d;
+      if (!got.includes("\r\n")) return;
+      if (got.startsWith("+PONG")) done(null, true);
+      else done(new Error(`PING answered ${JSON.stringify(got.trim())}`));   // e.g. -LOADING
+    });
+  });
+}
+
+// Redis servers not yet stopped: killed if the test process ends first.
+const liveRedis = new Set();
+process.on("exit", () => { for (const proc of liveRedis) proc.kill("SIGKILL"); });
+
+// startRedis() -> { port, url, dir, log(), stop() }: a redis-server of its
+// own (Debian's, or $REDIS_SERVER) on a free port of 127.0.0.1, in a fresh
+// temporary directory, saving nothing, answering PING. stop() ends it
+// (SIGTERM, then SIGKILL) and removes the directory; safe to call twice.
+async function startRedis() {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "duplex-browser-redis-"));
+  for (let attempt = 1; ; attempt++) {
+    const port = await freePort();
+    const proc = spawn(REDIS, ["--port", String(port), "--bind", "127.0.0.1", "--dir", dir,
+      "--save", "", "--appendonly", "no"], { cwd: dir, stdio: ["ignore", "pipe", "pipe"] });
+    liveRedis.add(proc);
+    let output = "", exit = null;
+    proc.stdout.setEncoding("utf8");
+    proc.stderr.setEncoding("utf8");
+    proc.stdout.on("data", (s) => { output += s; });
+    proc.stderr.on("data", (s) => { output += s; });
+    const exited = new Promise((resolve) => proc.on("exit", (code, signal) => {
+      liveRedis.delete(proc);
+      exit = { code, signal };
+      resolve(exit);
+    }));
+    const spawnError = new Promise((_, reject) => proc.on("error", (err) => {
+      reject(Object.assign(new Error(`could not start ${REDIS}: ${err.message} (apt-get install redis-server)`),
+        { fatal: true }));
+    }));
+    let stopped = false;
+    const stop = async () => {
+      if (stopped) return;
+      stopped = true;
+      if (!exit) {
+        proc.kill("SIGTERM");
+        let timer;
+        const ended = await Promise.race([exited,
+          new Promise((resolve) => { timer = setTimeout(resolve, STOP_TIMEOUT, null); })]);
+        clearTimeout(timer);
+        if (!ended) { proc.kill("SIGKILL"); await exited; }
+      }
+      fs.rmSync(dir, { recursive: true, force: true });
+    };
+    try {
+      await Promise.race([spawnError, waitFor(() => {
+        if (exit) throw Object.assign(new Error(`redis-server exited (${JSON.stringify(exit)}) before answering: ${output}`), { fatal: true });
+        return ping(port);
+      }, `redis-server on port ${port} to answer PING`, START_TIMEOUT)]);
+    } catch (err) {
+      proc.kill("SIGKILL");
+      await Promise.race([exited, spawnError.catch(() => {})]);
+      // The port may have been taken between freePort() and the bind: try another.
+      if (exit && /Address already in use/.test(output) && attempt < 5) continue;
+      fs.rmSync(dir, { recursive: true, force: true });
+      throw err;
+    }
+    return { port, url: `redis://127.0.0.1:${port}/0`, dir, log: () => output, stop };
+  }
 }
 
 // openBrowser() -> a headless Chromium (the system's, never a download).
@@ -247,6 +347,6 @@ function withPages(prefix, fn) {
 }
 
 module.exports = {
-  ROOT, OUTPUT, WAIT_TIMEOUT, startServer, openBrowser, openPage, waitFor, connected, waitConnected,
+  ROOT, OUTPUT, WAIT_TIMEOUT, startServer, startRedis, openBrowser, openPage, waitFor, connected, waitConnected,
   statusOf, text, value, shoot, withPages,
 };
