@@ -54,8 +54,11 @@ void dx_rl_timer_stop(dx_redis *r, ev_timer *w)
     ev_timer_stop(r->loop, w);
 }
 
-/* hiredis's libev adapter, with each socket watcher's reference given
- * back while it runs (the adapter's flags say which run). */
+/* hiredis's libev adapter, with the read watcher's reference given back
+ * while it runs (the adapter's flag says when). The write watcher keeps
+ * its own: it runs only while commands wait to be written, and a server
+ * shutting down must still write its members' leaves before the loop
+ * ends (else they would stay in Redis until they expire). */
 static void unref_add_read(void *pd)
 {
     redisLibevEvents *e = pd;
@@ -74,28 +77,9 @@ static void unref_del_read(void *pd)
     }
 }
 
-static void unref_add_write(void *pd)
-{
-    redisLibevEvents *e = pd;
-    if (!e->writing) {
-        redisLibevAddWrite(pd);
-        ev_unref(e->loop);
-    }
-}
-
-static void unref_del_write(void *pd)
-{
-    redisLibevEvents *e = pd;
-    if (e->writing) {
-        ev_ref(e->loop);
-        redisLibevDelWrite(pd);
-    }
-}
-
 static void unref_cleanup(void *pd)
 {
     unref_del_read(pd);
-    unref_del_write(pd);
     redisLibevCleanup(pd);
 }
 
@@ -104,8 +88,6 @@ static void attach(struct ev_loop *loop, redisAsyncContext *ac)
     redisLibevAttach(loop, ac);
     ac->ev.addRead = unref_add_read;
     ac->ev.delRead = unref_del_read;
-    ac->ev.addWrite = unref_add_write;
-    ac->ev.delWrite = unref_del_write;
     ac->ev.cleanup = unref_cleanup;
 }
 
