@@ -1,0 +1,328 @@
+-- The broker end to end, with real processes: `duplex run --workers N`
+-- (the supervisor's hub), `duplex run --broker redis://...` nodes joined
+-- by a real redis-server (spec/support/redis.lua: a free port, a temporary
+-- directory, killed and restarted at will), and clients on every worker
+-- and node. The app is spec/fixtures/broker.lua: it says which node and
+-- worker serve a connection, subscribes it from its URL, publishes what
+-- it is asked to, puts positions in "feed:" publications, tells presence
+-- events to its subscribers and serves app:stats() at /stats.
+--
+-- What is checked: pub/sub across workers and nodes (every message to
+-- every subscriber exactly once, in order, the same history order
+-- everywhere); Redis killed under steady publishing (local delivery never
+-- pauses, delivery across nodes comes back, the stats say so); a worker
+-- killed and replaced; a node killed (its presence members expire);
+-- resume from a position in one process, across workers and across nodes,
+-- and "epoch" after the history was flushed; presence across workers and
+-- nodes.
+
+local server = require "spec.support.server"
+local redis = require "spec.support.redis"
+local h = require "spec.support.helpers"
+local socket = require "socket"
+local http = require "socket.http"
+
+local FIXTURE = "spec/fixtures/broker.lua"
+local N = 300                 -- numbered messages per stream
+
+local function now() return socket.gettime() end
+
+---------------------------------------------------------------------------
+-- Processes
+---------------------------------------------------------------------------
+
+local started = {}            -- every duplex of the running test, killed at its end
+local clients = {}            -- every client of the running test
+
+-- start { broker =, workers =, args = } -> a running duplex serving the fixture.
+local function start(o)
+  o = o or {}
+  local args = {}
+  for _, a in ipairs(server.UNLIMITED) do args[#args + 1] = a end
+  if o.broker then args[#args + 1] = "--broker"; args[#args + 1] = o.broker end
+  if o.workers then args[#args + 1] = "--workers"; args[#args + 1] = tostring(o.workers) end
+  for _, a in ipairs(o.args or {}) do args[#args + 1] = a end
+  local srv = server.start(FIXTURE, args)
+  started[#started + 1] = srv
+  return srv
+end
+
+-- stop(...): the clients closed, then each server given stopped: SIGTERM,
+-- exit 0, a clean stderr (server.lua's stop).
+local function stop(...)
+  for _, c in ipairs(clients) do c:close() end
+  for _, srv in ipairs { ... } do srv:stop() end
+end
+
+-- stats(srv) -> app:stats() of the process (or one worker) serving srv's port.
+local function stats(srv)
+  local body, code = http.request(srv.url:gsub("^ws", "http") .. "/stats")
+  assert(code == 200, "GET /stats: " .. tostring(code))
+  local t = {}
+  for k, v in body:gmatch("(%S+) (%S+)\n") do t[k] = tonumber(v) or v end
+  return t
+end
+
+---------------------------------------------------------------------------
+-- Clients
+---------------------------------------------------------------------------
+
+local Client = {}
+Client.__index = Client
+
+-- connect(srv [, query]) -> a client that got its "hi": c.node, c.worker
+-- (a number, or "none"), c.id, c.pid. Every message it reads is kept
+-- parsed: c.pos (the last position seen), c.events ("join ...", "leave ...").
+local function connect(srv, query)
+  local conn = h.open(srv.port, "/" .. (query and "?" .. query or ""))
+  local op, data = conn:read_message(10)
+  assert(op == 1, "expected the fixture's hi, got " .. tostring(data))
+  local node, worker, id, pid = data:match("^hi (%S+) (%S+) (%d+) (%d+)$")
+  assert(node, "unexpected hi: " .. data)
+  local c = setmetatable({ conn = conn, node = node, worker = tonumber(worker) or worker, id = tonumber(id),
+    pid = tonumber(pid), events = {}, query = query }, Client)
+  clients[#clients + 1] = c
+  return c
+end
+
+-- connect_on(srv, query, want) -> a client for which want(c) holds (the
+-- kernel spreads connections over the workers: others are closed).
+local function connect_on(srv, query, want)
+  for _ = 1, 60 do
+    local c = connect(srv, query)
+    if want(c) then return c end
+    c:close()
+  end
+  error("no connection reached the worker wanted in 60 tries")
+end
+
+local function on_worker(index) return function(c) return c.worker == index end end
+
+function Client:send(text)
+  assert(self.conn:send_text(text))
+end
+
+function Client:close()
+  self.conn:close()
+end
+
+-- next([timeout]) -> the next message { body =, pos = } (pos: the "@"
+-- prefix of a positioned publication), or nil, why.
+function Client:next(timeout)
+  local op, data = self.conn:read_message(timeout or 5)
+  if not op then return nil, data end
+  assert(op == 1, "unexpected opcode " .. tostring(op))
+  local pos, body = data:match("^@([0-9a-z]+:%d+) (.*)$")
+  if pos then self.pos = pos else body = data end
+  if body:find("^join ") or body:find("^leave ") then self.events[#self.events + 1] = body end
+  return { body = body, pos = pos }
+end
+
+-- expect(fn [, timeout [, what]]) -> the first message (read from now)
+-- for which fn(msg) holds; raises after the timeout.
+function Client:expect(fn, timeout, what)
+  local deadline = now() + (timeout or 10)
+  while true do
+    local left = deadline - now()
+    assert(left > 0, "timed out waiting for " .. (what or "a message"))
+    local m, why = self:next(math.min(left, 1))
+    if m and fn(m) then return m end
+    if not m and why ~= "timeout" then error("while waiting for " .. (what or "a message") .. ": " .. tostring(why)) end
+  end
+end
+
+-- event(pattern [, timeout]): the join/leave event matching pattern (plain
+-- text), among those read so far or coming; returns it.
+function Client:event(text, timeout)
+  for _, e in ipairs(self.events) do
+    if e:find(text, 1, true) then return e end
+  end
+  self:expect(function(m) return m.body:find(text, 1, true) ~= nil end, timeout, "event " .. text)
+  return text
+end
+
+-- quiet([seconds]) -> the messages that arrive within seconds (none expected).
+function Client:quiet(seconds)
+  local got, deadline = {}, now() + (seconds or 0.2)
+  while now() < deadline do
+    local m = self:next(deadline - now())
+    if not m then break end
+    got[#got + 1] = m.body
+  end
+  return got
+end
+
+-- presence(topic) -> the members app:presence lists, sorted
+-- "<node>/<id>/<name>/<worker>" strings (asked through this client).
+function Client:presence(topic)
+  self:send("presence " .. topic)
+  local m = self:expect(function(x) return x.body:find("^members ") ~= nil end, 10, "the members of " .. topic)
+  local n, rest = m.body:match("^members (%S+) ?(.*)$")
+  assert(n ~= "nil", m.body)
+  local list = {}
+  for w in rest:gmatch("%S+") do list[#list + 1] = w end
+  assert.are.equal(tonumber(n), #list)
+  return list
+end
+
+-- member(c, name) -> how c appears in a presence list.
+local function member(c, name)
+  return ("%s/%d/%s/%s"):format(c.node, c.id, name, tostring(c.worker))
+end
+
+-- joined(c, name, topic): until c hears its own join (its process is
+-- subscribed to topic's presence events then, through every hop).
+local function joined(c, name, topic)
+  c:event(("join %s %s %d %s"):format(topic, c.node, c.id, name))
+end
+
+-- sync(pub, topic, subs): pub publishes "sync <k>" on topic until every
+-- client of subs got one (its process's subscription reaches the
+-- publisher's, wherever each is); the syncs are read and dropped.
+local function sync(pub, topic, subs)
+  local pending = {}
+  for _, s in ipairs(subs) do pending[s] = true end
+  local deadline = now() + 15
+  for k = 1, math.huge do
+    pub:send(("pub %s sync %d"):format(topic, k))
+    for s in pairs(pending) do
+      while true do
+        local m = s:next(0.03)
+        if not m then break end
+        if m.body:find("^sync ") then pending[s] = nil break end
+      end
+    end
+    if next(pending) == nil then return end
+    assert(now() < deadline, "the subscribers of " .. topic .. " never heard the publisher")
+  end
+end
+
+-- publish(pub, topic, tag, from, to): pub publishes "<tag> <i>" on topic, i from..to.
+local function publish(pub, topic, tag, from, to)
+  local frames = {}
+  for i = from, to do frames[#frames + 1] = ("pub %s %s %d"):format(topic, tag, i) end
+  for _, f in ipairs(frames) do pub:send(f) end
+end
+
+-- streams(c, want [, timeout]) -> what c got of each tag of want ({ tag =
+-- count }): asserts every tag's numbers came exactly once, in order, 1 to
+-- count, whatever else came between (syncs, events, other tags); returns
+-- the positions of the positioned ones: got[tag][i] = pos.
+local function streams(c, want, timeout)
+  local seen, positions, left = {}, {}, 0
+  for tag, n in pairs(want) do seen[tag], positions[tag], left = 0, {}, left + n end
+  local deadline = now() + (timeout or 20)
+  while left > 0 do
+    if now() >= deadline then
+      local got = {}
+      for tag, n in pairs(seen) do got[#got + 1] = tag .. " " .. n end
+      table.sort(got)
+      error(("client %d (node %s): timed out with %s"):format(c.id, c.node, table.concat(got, ", ")))
+    end
+    local m = c:next(math.max(0.01, math.min(1, deadline - now())))
+    if m then
+      local tag, i = m.body:match("^(%S+) (%d+)$")
+      if tag and seen[tag] then
+        i = tonumber(i)
+        if i ~= seen[tag] + 1 then
+          error(("client %d (node %s): %s %d after %s %d: not every message once and in order")
+            :format(c.id, c.node, tag, i, tag, seen[tag]))
+        end
+        seen[tag] = i
+        positions[tag][i] = m.pos
+        if i <= want[tag] then left = left - 1 end
+      end
+    end
+  end
+  return positions
+end
+
+local function offset(pos) return tonumber(pos:match(":(%d+)$")) end
+local function epoch(pos) return pos:match("^([0-9a-z]+):") end
+
+-- The positions of one history topic, as every subscriber saw them: one
+-- epoch, and the same position for the same message everywhere (one order).
+local function same_history(all, tags)
+  local first = all[1]
+  local e = epoch(first[tags[1]][1])
+  for _, got in ipairs(all) do
+    for _, tag in ipairs(tags) do
+      for i, pos in ipairs(got[tag]) do
+        assert.are.equal(first[tag][i], pos)
+        assert.are.equal(e, epoch(pos))
+      end
+    end
+  end
+end
+
+-- fan_out(pubs, subs): every publisher ({ client, tag }) publishes N
+-- numbered messages on feed:x (history) and on plain:x, interleaved; every
+-- subscriber gets every stream whole, in order, exactly once.
+local function fan_out(pubs, subs)
+  for _, s in ipairs(subs) do s:quiet(0.05) end
+  for _, p in ipairs(pubs) do
+    sync(p[1], "feed:x", subs)
+    sync(p[1], "plain:x", subs)
+  end
+  for i = 1, N, 50 do               -- the publishers in turns of 50, so their streams mix
+    for _, p in ipairs(pubs) do
+      for j = i, math.min(N, i + 49) do
+        p[1]:send(("pub feed:x %sf %d"):format(p[2], j))
+        p[1]:send(("pub plain:x %sp %d"):format(p[2], j))
+      end
+    end
+  end
+  local want, ftags = {}, {}
+  for _, p in ipairs(pubs) do
+    want[p[2] .. "f"], want[p[2] .. "p"] = N, N
+    ftags[#ftags + 1] = p[2] .. "f"
+  end
+  local all = {}
+  for k, s in ipairs(subs) do all[k] = streams(s, want) end
+  for _, s in ipairs(subs) do
+    local extra = s:quiet(0.2)
+    assert.are.same({}, extra)
+  end
+  same_history(all, ftags)
+  for _, got in ipairs(all) do       -- no gap between the positions of one topic, here
+    local offsets = {}
+    for _, tag in ipairs(ftags) do
+      for _, pos in ipairs(got[tag]) do offsets[#offsets + 1] = offset(pos) end
+    end
+    table.sort(offsets)
+    for k = 2, #offsets do assert.are.equal(offsets[k - 1] + 1, offsets[k]) end
+  end
+end
+
+local function worker_set(clients)
+  local set = {}
+  for _, c in ipairs(clients) do set[c.node .. "#" .. tostring(c.worker)] = true end
+  local n = 0
+  for _ in pairs(set) do n = n + 1 end
+  return n
+end
+
+---------------------------------------------------------------------------
+
+describe("the broker, end to end", function()
+  after_each(function()
+    for _, c in ipairs(clients) do c:close() end
+    for _, srv in ipairs(started) do srv:kill() end
+    started, clients = {}, {}
+    redis.stop_all()
+  end)
+
+  describe("across workers (--workers 2, no other service)", function()
+    it("delivers every message to every subscriber on every worker, once, in order", function()
+      local srv = start { workers = 2 }
+      local subs = {}
+      for _, w in ipairs { 1, 1, 2, 2 } do
+        subs[#subs + 1] = connect_on(srv, "t=feed:x,plain:x", on_worker(w))
+      end
+      local pub = connect(srv)
+      assert.are.equal(2, worker_set(subs))
+      fan_out({ { pub, "a" } }, subs)
+      stop(srv)
+    end)
+  end)
+end)
