@@ -121,16 +121,22 @@ local app = duplex.app {
 }
 
 -- A connection's id in the chat: ws.id is unique in its process only, so
--- the process's name (hashed short) goes with it.
+-- the process's name (hashed short) goes with it. A worker's name is known
+-- once it listens, so it is asked each time (and the hash kept).
+local tags = {}
 local function tag_of(node)
-  local h = 0
-  for i = 1, #node do h = (h * 31 + node:byte(i)) % 4294967296 end
-  return ("%06x"):format(h % 16777216)
+  local tag = tags[node]
+  if not tag then
+    local h = 0
+    for i = 1, #node do h = (h * 31 + node:byte(i)) % 4294967296 end
+    tag = ("%06x"):format(h % 16777216)
+    tags[node] = tag
+  end
+  return tag
 end
-local my_tag = tag_of(app:node())
 
 local function chat_id(ws)
-  return ws.id .. "." .. my_tag
+  return ws.id .. "." .. tag_of(app:node())
 end
 ---------------------------------------------------------------------------
 -- Names and rooms

@@ -94,6 +94,15 @@ describe("handler_timeout", function()
     h.close_cleanly(conn)
   end)
 
+  it("stops a history frame function that never returns, even one from a module on LuaJIT", function()
+    local conn = h.open(srv.port)
+    assert.are.equal("armed", ask(conn, "spin-frame"))
+    assert(srv:wait_log("stopped timer: handler ran past handler_timeout", 5, true), srv:log())
+    h.expect_message(conn, 1, "spin")              -- a frame that fails: the publication as it is
+    h.expect_message(conn, 1, "spin:x after")
+    h.close_cleanly(conn)
+  end)
+
   it("answers 500 for an HTTP route that never returns, and serves the next request", function()
     local t0 = wsclient.now()
     local status = http_get(srv.port, "/spin")

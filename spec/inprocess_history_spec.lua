@@ -183,6 +183,94 @@ describe("history and resume #inprocess", function()
   end)
 end)
 
+describe("the recovered callback #inprocess", function()
+  local srv
+  after_each(function() if srv then srv:stop() srv = nil end end)
+
+  -- An app whose recovered callback does what the client's message says
+  -- ("<what> <position>"), answered at once by the memory engine, from
+  -- inside ws:subscribe in the message handler.
+  local function edge_app(log)
+    local app = duplex.app { history = { ["feed:"] = { size = 50,
+      frame = function(_, data, pos) return pos .. "|" .. data end } } }
+    app:ws("/", { message = function(ws, data)
+      local what, since = data:match("^(%S+) ?(.*)$")
+      if what == "sub" then ws:subscribe("feed:r") return end
+      ws:subscribe("feed:r", { since = since, recovered = function(w, _, r)
+        if what == "raise" then error("boom in recovered") end
+        if what == "close-server" then
+          local ok, err = pcall(app.close, app)
+          log[#log + 1] = tostring(ok) .. " " .. tostring(err)
+        end
+        if what == "close-ws" then w:close(4000, "bye") end
+        if what == "publish" then app:publish("feed:r", "during") end
+        w:send("recovered " .. tostring(r.ok) .. " " .. r.missed)
+      end })
+    end })
+    return app
+  end
+
+  local function first_position(app)
+    local c = srv:client("/")
+    c:send("sub")
+    dt.wait(function() return app:subscribers("feed:r") == 1 end)
+    app:publish("feed:r", "m1")
+    local pos = split(c:receive())
+    c:close()
+    return pos
+  end
+
+  it("that raises: its connection closed 1011, the server serves on", function()
+    local log = {}
+    local app = edge_app(log)
+    srv = dt.start(app)
+    local pos = first_position(app)
+    local c = srv:client("/")
+    c:send("raise " .. pos)
+    c:expect_close(1011)
+    local d = srv:client("/")
+    d:send("ok " .. pos)
+    assert.are.equal("recovered true 0", d:receive())
+  end)
+
+  it("cannot close the server under it: a clear error, nothing freed under the engine", function()
+    local log = {}
+    local app = edge_app(log)
+    srv = dt.start(app)
+    local pos = first_position(app)
+    local c = srv:client("/")
+    c:send("close-server " .. pos)
+    assert.are.equal("recovered true 0", c:receive())
+    assert.truthy(log[1]:find("^false .*close it from a timer"), log[1])
+    app:publish("feed:r", "after")
+    assert.are.equal("after", select(2, split(c:receive())))
+  end)
+
+  it("may close its connection: no catch-up is sent, nothing is left subscribed", function()
+    local app = edge_app({})
+    srv = dt.start(app)
+    local pos = first_position(app)
+    local c = srv:client("/")
+    c:send("close-ws " .. pos)
+    c:expect_close(4000)
+    dt.wait(function() return app:subscribers("feed:r") == 0 end)
+  end)
+
+  it("may publish to the topic: what it published comes after the catch-up, once", function()
+    local app = edge_app({})
+    srv = dt.start(app)
+    local pos = first_position(app)
+    app:publish("feed:r", "m2")
+    local c = srv:client("/")
+    c:send("publish " .. pos)
+    assert.are.equal("recovered true 1", c:receive())
+    assert.are.equal("m2", select(2, split(c:receive())))
+    assert.are.equal("during", select(2, split(c:receive())))
+    app:publish("feed:r", "m4")
+    assert.are.equal("m4", select(2, split(c:receive())))
+  end)
+end)
+
 describe("presence #inprocess", function()
   local srv
   after_each(function() if srv then srv:stop() srv = nil end end)

@@ -120,8 +120,8 @@ describe("--workers", function()
     srv:stop()
   end)
 
-  it("replaces a worker killed with SIGKILL while the other serves on", function()
-    local srv = start(FIXTURE, 2)
+  it("replaces a worker killed with SIGKILL while the other serves on, and counts it", function()
+    local srv = start(FIXTURE, 2, { "--metrics", "/metrics" })
     finally(function() srv:kill() end)
     local a = open_on_worker(srv.port, 1)
     local b, _, old = open_on_worker(srv.port, 2)
@@ -147,6 +147,17 @@ describe("--workers", function()
       srv:log())
     assert(srv:wait_log("worker 2 serves again %(pid %d+, restart 2%)", 5), srv:log())
     echo(a, "still", "v1:1:still")
+    -- Counted where an operator looks: the metrics (and app:stats()) of
+    -- every worker, whichever answers.
+    for _ = 1, 4 do
+      local c = assert(socket.connect("127.0.0.1", srv.port))
+      c:settimeout(5)
+      assert(c:send("GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"))
+      local resp = c:receive("*a") or ""
+      c:close()
+      assert.matches("^HTTP/1%.1 200", resp)
+      assert.matches("\nduplex_worker_restarts_total 2\n", resp)
+    end
     h.close_cleanly(a)
     srv:stop()
   end)

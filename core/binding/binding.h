@@ -144,6 +144,10 @@ typedef struct dx_node dx_node;
 dx_node *dx_node_get(lua_State *L, dx_lserver *ls);
 /* Frees the server's node, if any (before its server). */
 void dx_node_free(lua_State *L, dx_lserver *ls);
+
+/* True while the node runs Lua (a history frame, a recovered, presence
+ * or join/leave callback): server:close() is refused then. */
+int dx_node_busy(const dx_lserver *ls);
 /* A publish from Lua (ws:publish, server:publish): through the node when
  * there is one, else the transport's. Returns the subscribers of this
  * node it reached at once. */
@@ -158,6 +162,10 @@ void dx_node_closed(lua_State *L, dx_lconn *w);
 /* lsupervisor.c: this worker's end of its bus to the supervisor (index set
  * to the worker's), once per process; -1 when not a worker, or taken. */
 int dx_worker_take_bus(unsigned *index);
+
+/* In a worker of --workers N: how many times the supervisor restarted a
+ * worker that died, all workers together, so far; 0 in a single process. */
+uint64_t dx_box_restarts(void);
 
 /* The broker's counters (zeros while the server has no node). */
 void dx_node_stats(const dx_lserver *ls, dx_broker_stats *out);

@@ -14,6 +14,7 @@
  * arrives meanwhile; the answer is delivered, then what was buffered and
  * is newer, and only then is the connection subscribed: no gap, no
  * duplicate, in order. */
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -54,6 +55,7 @@ typedef struct resume {
     held **buf;
     size_t nbuf, capbuf, bytes;
     int overflow;                  /* buf passed its bound: the catch-up cannot be whole */
+    int answering;                 /* its recovered callback runs */
 } resume;
 
 struct dx_node {
@@ -66,6 +68,7 @@ struct dx_node {
     int on_join, on_leave;         /* registry refs, LUA_NOREF */
     int joined;                    /* registry ref: { [ws id] = { [topic] = true } } */
     lua_State *L;                  /* the thread of the Lua call under way, NULL from the loop */
+    int busy;                      /* Lua calls under way from here (the server cannot close) */
 };
 
 /* ---- calling Lua ---- */
@@ -78,10 +81,14 @@ static lua_State *thread_of(const dx_node *n)
 }
 
 /* Calls the function below nargs arguments on L, logging an error with
- * its traceback; 1 when it returned (nresults pushed), else 0. */
-static int call(dx_node *n, lua_State *L, int nargs, int nresults, const char *what, const dx_lconn *w)
+ * its traceback; 1 when it returned (nresults pushed), else 0. From the
+ * loop (n->L NULL) it is a guarded event on the event thread; from inside
+ * a call of Lua (ws:subscribe answered at once, even on the event thread)
+ * the stack's index 1 is that C function's first argument, not the
+ * traceback handler dx_call expects there, so a handler is pushed. */
+static int call_lua(dx_node *n, lua_State *L, int nargs, int nresults, const char *what, const dx_lconn *w)
 {
-    if (L == n->ls->T)
+    if (n->L == NULL && L == n->ls->T)
         return dx_call(L, nargs, nresults, what, w, n->ls->guard_ms);
     int base = lua_gettop(L) - nargs;
     lua_pushcfunction(L, dx_traceback_handler);
@@ -94,6 +101,21 @@ static int call(dx_node *n, lua_State *L, int nargs, int nresults, const char *w
     if (rc != 0)
         lua_pop(L, 1);
     return rc == 0;
+}
+
+/* call_lua, with the node kept: the server refuses to close meanwhile
+ * (dx_node_busy), since the engine and the caller go on with it after. */
+static int call(dx_node *n, lua_State *L, int nargs, int nresults, const char *what, const dx_lconn *w)
+{
+    n->busy++;
+    int ok = call_lua(n, L, nargs, nresults, what, w);
+    n->busy--;
+    return ok;
+}
+
+int dx_node_busy(const dx_lserver *ls)
+{
+    return ls->node && ls->node->busy;
 }
 
 /* ---- rules ---- */
@@ -220,10 +242,10 @@ static void on_recovered(void *arg, int status, const dx_publication *entries, s
         return;
     }
     lua_State *L = thread_of(n);
-    resume_unlink(n, r);
     dx_lconn *w = r->w;
     dx_server *srv = n->ls->srv;
     if (w == NULL || w->conn == NULL) {           /* canceled */
+        resume_unlink(n, r);
         dx_server_hold_topic(srv, r->topic, r->tlen, 0);
         resume_free(L, r);
         return;
@@ -255,14 +277,24 @@ static void on_recovered(void *arg, int status, const dx_publication *entries, s
             lua_pushstring(L, dx_pos_format(top, pos));
             lua_setfield(L, -2, "position");
         }
-        if (!call(n, L, 3, 0, "recovered", w) && w->conn)
-            dx_conn_close(w->conn, 1011, "", 0);
+        /* r stays listed while the app runs: a close of ws, an
+         * unsubscribe or another catch-up of the topic cancels it (r->w),
+         * and publications meanwhile are held for it. */
+        r->answering = 1;
+        int called = call(n, L, 3, 0, "recovered", w);
+        r->answering = 0;
+        if (!called && r->w && r->w->conn)
+            dx_conn_close(r->w->conn, 1011, "", 0);
+        w = r->w;
+        if (ok && r->overflow && w && w->conn)    /* told whole, and more came meanwhile than fits */
+            dx_conn_close(w->conn, 1013, "resume overflowed", 17);
     }
+    resume_unlink(n, r);
     int again = 0;                                /* the callback started another catch-up, or
                                                    * subscribed: that one delivers */
     for (resume *o = n->resumes; o; o = o->next)
         again |= o->w == w && o->tlen == r->tlen && memcmp(o->topic, r->topic, r->tlen) == 0;
-    if (r->w && w->conn && !again && !dx_conn_subscribed(w->conn, r->topic, r->tlen)) {
+    if (w && w->conn && !again && !dx_conn_subscribed(w->conn, r->topic, r->tlen)) {
         for (size_t i = 0; ok && i < count; i++)
             send_one(n, L, w->conn, &entries[i]);
         for (size_t i = 0; !r->overflow && i < r->nbuf; i++) {
@@ -678,8 +710,12 @@ int dx_node_subscribe(lua_State *L, dx_lconn *w, const char *topic, size_t tlen,
     n->L = L;
     int fresh = 1;
     for (resume *r = n->resumes; r; r = r->next)
-        if (r->w == w && r->tlen == tlen && memcmp(r->topic, topic, tlen) == 0)
-            fresh = 0;                            /* already catching up */
+        if (r->w == w && r->tlen == tlen && memcmp(r->topic, topic, tlen) == 0) {
+            if (r->answering && (s || lastn > 0))
+                r->w = NULL;                      /* its own callback starts another: that one delivers */
+            else
+                fresh = 0;                        /* already catching up */
+        }
     if (fresh && (s || lastn > 0)) {
         const rule *rl = rule_of(n, topic, tlen);
         resume *r = calloc(1, sizeof *r);
@@ -897,6 +933,12 @@ static int l_broker(lua_State *L)
         if (strlen(n->name) >= sizeof cfg.node)
             return luaL_error(L, "bad option 'node' (at most %d bytes with a Redis broker)", (int)sizeof cfg.node - 1);
         strcpy(cfg.node, n->name);
+        /* hiredis writes with write(2): a Redis that went away must be an
+         * error return, not SIGPIPE killing a Lua program that left the
+         * signal at its default (the duplex command ignores it already). */
+        struct sigaction was;
+        if (sigaction(SIGPIPE, NULL, &was) == 0 && was.sa_handler == SIG_DFL)
+            signal(SIGPIPE, SIG_IGN);
         b = dx_redis_broker_new(loop, &sink, &cfg, err, sizeof err);
         if (b == NULL)
             return dx_fail(L, "EBROKER", "%s", err);

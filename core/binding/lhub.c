@@ -17,6 +17,7 @@
 
 static struct {
     dx_hub *hub;
+    dx_hub *forked;                /* in a worker: the supervisor's hub, copied by fork, never used */
     int redis;                     /* the engine is Redis, as cfg says */
     dx_redis_config cfg;
 } box;
@@ -62,6 +63,10 @@ static void on_forked(void *ud)
     (void)ud;
     if (box.hub)
         dx_hub_forked(box.hub);
+    /* The copy stays reachable, not freed: freeing would stop watchers of
+     * the supervisor's loop and end the Redis engine's requests, all the
+     * supervisor's business; the worker only lets go of the sockets. */
+    box.forked = box.hub;
     box.hub = NULL;
 }
 

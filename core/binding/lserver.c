@@ -742,6 +742,9 @@ static int l_close(lua_State *L)
     dx_lserver *ls = check(L);
     if (ls->srv == NULL)
         return 0;
+    if (dx_node_busy(ls))
+        return luaL_error(L, "server:close() from a callback of its broker (history frame, recovered, "
+                             "presence, join or leave): close it from a timer, e.g. app:after(0, ...)");
     dx_node_free(L, ls);
     dx_server_free(ls->srv);             /* no event runs from here */
     ls->srv = NULL;
@@ -854,7 +857,7 @@ static int l_stats(lua_State *L)
 {
     dx_lserver *ls = check_open(L);
     const dx_stats *st = dx_server_stats(ls->srv);
-    lua_createtable(L, 0, (int)(dx_stat_row_count + dx_broker_row_count) + 2);
+    lua_createtable(L, 0, (int)(dx_stat_row_count + dx_broker_row_count) + 3);
     for (size_t i = 0; i < dx_stat_row_count; i++) {
         lua_pushinteger(L, (lua_Integer)dx_stat_value(st, &dx_stat_rows[i]));
         lua_setfield(L, -2, dx_stat_rows[i].stat);
@@ -869,6 +872,8 @@ static int l_stats(lua_State *L)
     lua_setfield(L, -2, "connections");
     lua_pushinteger(L, (lua_Integer)dx_guard_timeouts());   /* the process's: its loop is shared */
     lua_setfield(L, -2, "handler_timeouts");
+    lua_pushinteger(L, (lua_Integer)dx_box_restarts());
+    lua_setfield(L, -2, "worker_restarts");
     return 1;
 }
 

@@ -69,6 +69,11 @@ static int l_supervise(lua_State *L)
     return 1;
 }
 
+uint64_t dx_box_restarts(void)
+{
+    return dx_worker_restarts(&me);
+}
+
 int dx_worker_take_bus(unsigned *index)
 {
     if (me.index == 0 || me.bus < 0)

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include "binding/binding.h"
 #include "binding/guard.h"
 #include "binding/metrics.h"
 
@@ -181,6 +182,9 @@ char *dx_metrics_render(const dx_metrics *m, const dx_stats *st, const dx_broker
     head(&t, "duplex_handler_timeouts_total", "counter",
          "Handlers stopped by the guard (handler_timeout), in the whole process.");
     add(&t, "duplex_handler_timeouts_total %llu\n", (unsigned long long)dx_guard_timeouts());
+    head(&t, "duplex_worker_restarts_total", "counter",
+         "Workers the supervisor started again after they died (--workers), all workers together.");
+    add(&t, "duplex_worker_restarts_total %llu\n", (unsigned long long)dx_box_restarts());
     head(&t, "duplex_handler_errors_total", "counter", "Handlers and HTTP routes that raised an error.");
     add(&t, "duplex_handler_errors_total %llu\n", (unsigned long long)m->handler_errors);
     head(&t, "duplex_handler_duration_seconds", "histogram",

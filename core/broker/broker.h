@@ -167,6 +167,11 @@ typedef struct dx_broker_ops {
     /* Frees the engine; pending requests are answered UNAVAILABLE / not ok
      * first. */
     void (*free)(dx_broker *b);
+    /* Optional. In a process forked from the engine's: closes the sockets
+     * this copy holds, sending nothing and freeing nothing (the copy is
+     * never used again), so the parent's connections end when the parent
+     * ends them. */
+    void (*forked)(dx_broker *b);
 } dx_broker_ops;
 
 /* Every engine's struct starts with this. */

@@ -654,6 +654,8 @@ dx_broker *dx_hub_engine(dx_hub *h)
 
 void dx_hub_forked(dx_hub *h)
 {
+    if (h->engine->ops->forked)
+        h->engine->ops->forked(h->engine);
     for (size_t i = 0; i < h->nslots; i++)
         if (h->slots[i] && h->slots[i]->fd >= 0) {
             close(h->slots[i]->fd);

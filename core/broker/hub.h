@@ -103,7 +103,8 @@ dx_broker *dx_hub_engine(dx_hub *hub);
 
 /* In a process forked from the hub's (a new worker): closes the workers'
  * sockets this copy holds, so that only the hub's own process holds them
- * (a worker sees the hub go when the supervisor dies), sending nothing and
+ * (a worker sees the hub go when the supervisor dies), and the engine's
+ * (its ops->forked: Redis's connections), sending nothing and
  * freeing nothing: this copy of the hub is never used again. */
 void dx_hub_forked(dx_hub *hub);
 

@@ -262,26 +262,41 @@ static void mem_recover(dx_broker *b, const char *topic, size_t tlen, const dx_p
     else if (t->n)
         first = (size_t)(since->offset + 1 - entry_at(t, 0)->offset);
     size_t n = status == DX_RECOVERED ? t->n - first : 0;
+    /* The answer is copied (the topic's name and data): the app's callback
+     * may publish to the topic (dropping old entries) or leave it (t
+     * forgotten) while the entries are still being sent. */
+    size_t bytes = t->len;
+    for (size_t i = 0; i < n; i++)
+        bytes += entry_at(t, first + i)->len;
     dx_publication *list = n ? calloc(n, sizeof *list) : NULL;
     dx_pos *pos = n ? calloc(n, sizeof *pos) : NULL;
-    if (n && (list == NULL || pos == NULL)) {
+    char *copy = malloc(bytes + 1);
+    if ((n && (list == NULL || pos == NULL)) || copy == NULL) {
         free(list);
         free(pos);
+        free(copy);
         done(arg, DX_RECOVER_UNAVAILABLE, NULL, 0, NULL);
         maybe_forget(m, t);
         return;
     }
+    memcpy(copy, t->name, t->len);
+    size_t at = t->len;
     for (size_t i = 0; i < n; i++) {
         const mem_entry *e = entry_at(t, first + i);
         pos[i].offset = e->offset;
         memcpy(pos[i].epoch, t->epoch, sizeof pos[i].epoch);
-        list[i] = (dx_publication){ .topic = t->name, .tlen = t->len, .data = e->data,
+        memcpy(copy + at, e->data, e->len);
+        list[i] = (dx_publication){ .topic = copy, .tlen = t->len, .data = (const uint8_t *)copy + at,
                                     .len = e->len, .binary = e->binary, .pos = &pos[i] };
+        at += e->len;
     }
-    done(arg, status, list, n, &top);
+    size_t len = t->len;
+    done(arg, status, list, n, &top);             /* t may be gone after this */
+    if ((t = find(m, copy, len)) != NULL)
+        maybe_forget(m, t);
     free(list);
     free(pos);
-    maybe_forget(m, t);
+    free(copy);
 }
 
 static int member_index(const mem_topic *t, uint64_t conn, const char *node, size_t node_len)

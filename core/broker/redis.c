@@ -839,6 +839,21 @@ int dx_redis_unhold(dx_redis *r)
     return 0;
 }
 
+/* A process forked from this one (a worker of the hub's supervisor) must
+ * not keep Redis's sockets open: the supervisor's reconnect after a dead
+ * link would leave the old connection alive, subscribed, and filling
+ * Redis's output buffer for a reader that never reads. */
+static void rforked(dx_broker *b)
+{
+    dx_redis *r = (dx_redis *)b;
+    redisAsyncContext *ctx[2] = { r->cmd, r->sub };
+    for (int i = 0; i < 2; i++)
+        if (ctx[i] && ctx[i]->c.fd >= 0) {
+            close(ctx[i]->c.fd);
+            ctx[i]->c.fd = -1;
+        }
+}
+
 static const dx_broker_ops redis_ops = {
     .name = "redis",
     .interest = interest,
@@ -849,6 +864,7 @@ static const dx_broker_ops redis_ops = {
     .presence = presence,
     .stats = stats,
     .free = rfree,
+    .forked = rforked,
 };
 
 const char *dx_redis_broker_node(const dx_broker *b)

@@ -48,7 +48,7 @@
  * Host names are resolved by hiredis when connecting (getaddrinfo, which
  * blocks): give an address, or a name the hosts file knows. hiredis
  * writes with write(2): the process ignores SIGPIPE (the duplex command
- * does). */
+ * does, and server:broker ignores it when it was at its default). */
 #ifndef DX_REDIS_H
 #define DX_REDIS_H
 

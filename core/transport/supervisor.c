@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -52,6 +53,7 @@ struct dx_supervisor {
     int status;
     int in_child;               /* this copy is a worker's */
     dx_worker *child;           /* where run tells the worker who it is */
+    uint64_t *restarts;         /* restarts of every worker: a shared page the workers read */
     dx_slot *slots;             /* cfg.workers of them */
 };
 
@@ -94,6 +96,14 @@ dx_supervisor *dx_supervisor_new(const dx_supervisor_config *cfg, char *errbuf, 
     if (sigprocmask(SIG_BLOCK, &set, &s->old_mask) < 0
         || (s->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC)) < 0) {
         snprintf(errbuf, errcap, "cannot read signals: %s", strerror(errno));
+        sigprocmask(SIG_SETMASK, &s->old_mask, NULL);
+        goto fail;
+    }
+    s->restarts = mmap(NULL, sizeof *s->restarts, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (s->restarts == MAP_FAILED) {
+        s->restarts = NULL;
+        snprintf(errbuf, errcap, "cannot start the supervisor: %s", strerror(errno));
+        close(s->sigfd);
         sigprocmask(SIG_SETMASK, &s->old_mask, NULL);
         goto fail;
     }
@@ -180,6 +190,7 @@ static void become_worker(dx_supervisor *s, dx_slot *w, int bus, int report)
     s->child->bus = bus;
     s->child->ready = report;
     s->child->port = s->port;
+    s->child->restarts = s->restarts;
     if (s->hooks.forked)
         s->hooks.forked(s->hooks.ud);
     ev_break(s->loop, EVBREAK_ALL);
@@ -407,6 +418,7 @@ static void worker_gone(dx_supervisor *s, dx_slot *w, int status)
     if (lived >= s->cfg.stable_after)
         w->backoff = s->cfg.backoff_min;
     w->restarts++;
+    __atomic_add_fetch(s->restarts, 1, __ATOMIC_RELAXED);
     dx_log(DX_LOG_WARN, "worker_exited", 0, NULL,
            "worker %d (pid %d) %s after %.1f s; starting it again in %g s (restart %u)", w->index, (int)pid,
            how, lived, w->backoff, w->restarts);
@@ -497,6 +509,8 @@ void dx_supervisor_free(dx_supervisor *s)
     ev_loop_destroy(s->loop);
     if (!s->in_child)
         sigprocmask(SIG_SETMASK, &s->old_mask, NULL);
+    if (!s->in_child)                   /* a worker reads it as long as it lives */
+        munmap(s->restarts, sizeof *s->restarts);
     free(s->banner);
     free(s->slots);
     free(s);

@@ -29,7 +29,8 @@
  * Restarts. A worker that dies is started again after a delay: backoff_min
  * (0.1 s), doubled at each death up to backoff_max (5 s), back to
  * backoff_min for one that had lived stable_after (10 s). Each death and
- * each restart is logged (dx_log: "worker_exited", "worker_restarted"). A
+ * each restart is logged (dx_log: "worker_exited", "worker_restarted") and
+ * counted on a shared page every worker reads (dx_worker_restarts). A
  * worker whose first start fails before it listened (a script that does
  * not load, a port in use) fails the whole: the supervisor stops the
  * others and dx_supervisor_run returns with that worker's exit status.
@@ -42,6 +43,7 @@
 #ifndef DX_SUPERVISOR_H
 #define DX_SUPERVISOR_H
 
+#include <stdint.h>
 #include <ev.h>
 
 /* The most workers one supervisor starts. */
@@ -98,7 +100,15 @@ typedef struct dx_worker {
     int bus;                    /* the worker's end of its bus socket (close-on-exec) */
     int ready;                  /* where dx_worker_ready reports (close-on-exec) */
     int port;                   /* the port to listen on; 0: the app's own (worker 1's first start) */
+    const uint64_t *restarts;   /* restarts of every worker so far, kept up to date by the
+                                 * supervisor (shared memory): read with dx_worker_restarts */
 } dx_worker;
+
+/* Restarts of every worker of w's supervisor so far (0 for NULL). */
+static inline uint64_t dx_worker_restarts(const dx_worker *w)
+{
+    return w && w->restarts ? __atomic_load_n(w->restarts, __ATOMIC_RELAXED) : 0;
+}
 
 void dx_supervisor_defaults(dx_supervisor_config *cfg);
 

@@ -17,16 +17,27 @@ App.__index = App
 local server_options = require "duplex.options"
 local DEFAULT_PORT = server_options.by_name.port.default
 
+-- History rules' frame functions run on every publication, so under the
+-- guard (see interpreted below) they run in LuaJIT's interpreter too.
+local function interpret_frames(history)
+  if not jit or type(history) ~= "table" then return end
+  for _, rule in pairs(history) do
+    if type(rule) == "function" then jit.off(rule, true)                          -- history.frame
+    elseif type(rule) == "table" and type(rule.frame) == "function" then jit.off(rule.frame, true) end
+  end
+end
+
 -- Applies the options the core checks but this layer carries out (static
 -- files, the metrics path, the log's format) to server; an error is
 -- raised at level.
-local function apply_layer_options(server, opts, level)
+local function apply_layer_options(server, opts, level, guarded)
   if opts.static ~= nil then
     local served, err = server:static(opts.static)
     if not served then error("bad option 'static' (" .. err .. ")", level + 1) end
   end
   if opts.metrics ~= nil then server:metrics(opts.metrics) end
   if opts.history ~= nil then
+    if guarded then interpret_frames(opts.history) end
     local ok, err = pcall(server.history, server, opts.history)
     if not ok then error(err, level + 1) end
   end
@@ -55,7 +66,7 @@ function M.app(opts)
   end
   local ok, server = pcall(core.server, opts)
   if not ok then error(server, 2) end
-  apply_layer_options(server, opts, 2)
+  apply_layer_options(server, opts, 2, (opts.handler_timeout or server_options.by_name.handler_timeout.default) ~= 0)
   local given = {}
   for k, v in pairs(opts) do given[k] = v end
   local app = setmetatable({ host = opts.host, port_wanted = opts.port or DEFAULT_PORT, server = server,
@@ -189,7 +200,9 @@ end
 function App:configure(opts)
   local ok, err = pcall(self.server.configure, self.server, opts)
   if not ok then error(err, 2) end
-  apply_layer_options(self.server, opts, 2)
+  local timeout = opts.handler_timeout
+  if timeout == nil then timeout = self.options.handler_timeout end
+  apply_layer_options(self.server, opts, 2, (timeout or server_options.by_name.handler_timeout.default) ~= 0)
   if opts.static ~= nil then self.static = opts.static end
   if opts.host ~= nil then self.host = opts.host end
   if opts.port ~= nil then self.port_wanted = opts.port end

@@ -651,6 +651,61 @@ static void test_url(void)
     CHECK_EQ(dx_redis_url_parse("redis://:pw@", &c, err, sizeof err), -1);
 }
 
+/* Clients Redis has connected (INFO clients), the asking one left out. */
+static long long redis_clients(void)
+{
+    long long n = -1;
+    redisContext *c = redisConnect("127.0.0.1", port);
+    redisReply *r = c && !c->err ? redisCommand(c, "INFO clients") : NULL;
+    const char *at = r && r->type == REDIS_REPLY_STRING ? strstr(r->str, "connected_clients:") : NULL;
+    if (at)
+        n = atoll(at + strlen("connected_clients:")) - 1;
+    if (r)
+        freeReplyObject(r);
+    if (c)
+        redisFree(c);
+    return n;
+}
+
+static long long clients_wanted;
+
+static int clients_cond(void *arg)
+{
+    (void)arg;
+    return redis_clients() == clients_wanted;
+}
+
+/* A process forked from a node's (a worker forked by the hub's supervisor)
+ * lets go of Redis's sockets (ops->forked): when the node closes its
+ * connections, Redis sees them go while the child still lives. */
+static void test_forked(void)
+{
+    node c;
+    node *one[] = { &c, &c };
+    long long before = redis_clients();
+    node_open(&c, "c");
+    CHECK(run_until(both_up_cond, one, 5));
+    clients_wanted = before + 2;                 /* the commands and the subscriptions */
+    CHECK(run_until(clients_cond, NULL, 2));
+    int hold[2];
+    CHECK(pipe(hold) == 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(hold[1]);
+        c.b->ops->forked(c.b);
+        char byte;
+        while (read(hold[0], &byte, 1) < 0 && errno == EINTR)
+            ;
+        _exit(0);
+    }
+    close(hold[0]);
+    node_close(&c);
+    clients_wanted = before;
+    CHECK(run_until(clients_cond, NULL, 3));      /* the child lives on */
+    close(hold[1]);
+    waitpid(pid, NULL, 0);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -675,6 +730,7 @@ int main(void)
     test_probe();
     test_outage();
     test_presence();
+    test_forked();
 
     node_close(&A);
     ev_timer_stop(loop, &ticker);
