@@ -917,7 +917,7 @@ dx_broker *dx_redis_broker_new(struct ev_loop *loop, const dx_broker_sink *sink,
     dx_rl_init(r);
     ev_timer_init(&r->presence, presence_cb, r->cfg.presence_ttl / 3, r->cfg.presence_ttl / 3);
     r->presence.data = r;
-    ev_timer_start(loop, &r->presence);
-    ev_timer_start(loop, &r->retry);     /* connects from the loop: nothing is called back from here */
+    dx_rl_timer_start(r, &r->presence);
+    dx_rl_timer_start(r, &r->retry);     /* connects from the loop: nothing is called back from here */
     return &r->base;
 }

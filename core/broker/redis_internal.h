@@ -103,6 +103,7 @@ typedef struct dx_redis {
     uint64_t next_id;
     uint64_t rng;
     ev_timer presence;
+    unsigned unrefs;             /* the timers started with their loop reference given back */
     dx_broker_stats st;
     char *scratch[4];            /* key names being built */
     size_t scratch_cap[4];
@@ -130,6 +131,14 @@ int dx_rl_script(dx_redis *r, int which, int eval, redisCallbackFn *fn, void *pd
                  const char **argv, const size_t *lens);
 /* Unsent bytes on the command connection. */
 size_t dx_rl_backlog(const dx_redis *r);
+/* The engine's timers and sockets keep no loop running (as the memory
+ * engine's sweep and a worker's bus): a process whose server shut down
+ * ends its loop, Redis or not. Every start and stop of a timer of r goes
+ * through these; a one-shot timer's callback calls dx_rl_timer_fired
+ * first (libev stopped it, taking a reference of its own). */
+void dx_rl_timer_start(dx_redis *r, ev_timer *w);
+void dx_rl_timer_stop(dx_redis *r, ev_timer *w);
+void dx_rl_timer_fired(dx_redis *r, ev_timer *w);
 
 /* ---- what the link calls in the engine (redis.c) ---- */
 

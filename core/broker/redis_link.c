@@ -18,14 +18,105 @@ static void on_disconnect(const redisAsyncContext *ac, int status);
 static void on_hs_reply(redisAsyncContext *ac, void *reply, void *pd);
 static void on_node_channel(redisAsyncContext *ac, void *reply, void *pd);
 
+/* ---- keeping no loop running ---- */
+
+static unsigned timer_bit(dx_redis *r, ev_timer *w)
+{
+    return w == &r->retry ? 1u : w == &r->handshake ? 2u : w == &r->probe ? 4u : w == &r->probe_wait ? 8u : 16u;
+}
+
+/* A started timer gives its reference back once (its bit in r->unrefs
+ * says so); stopping takes it again. Kept as a bit rather than read from
+ * ev_is_active: a one-shot timer that fired is inactive while still owed
+ * its reference, until its callback runs or it is stopped while pending. */
+void dx_rl_timer_start(dx_redis *r, ev_timer *w)
+{
+    unsigned bit = timer_bit(r, w);
+    ev_timer_start(r->loop, w);
+    if (!(r->unrefs & bit)) {
+        r->unrefs |= bit;
+        ev_unref(r->loop);
+    }
+}
+
+void dx_rl_timer_fired(dx_redis *r, ev_timer *w)
+{
+    unsigned bit = timer_bit(r, w);
+    if (r->unrefs & bit) {
+        r->unrefs &= ~bit;
+        ev_ref(r->loop);
+    }
+}
+
+void dx_rl_timer_stop(dx_redis *r, ev_timer *w)
+{
+    dx_rl_timer_fired(r, w);
+    ev_timer_stop(r->loop, w);
+}
+
+/* hiredis's libev adapter, with each socket watcher's reference given
+ * back while it runs (the adapter's flags say which run). */
+static void unref_add_read(void *pd)
+{
+    redisLibevEvents *e = pd;
+    if (!e->reading) {
+        redisLibevAddRead(pd);
+        ev_unref(e->loop);
+    }
+}
+
+static void unref_del_read(void *pd)
+{
+    redisLibevEvents *e = pd;
+    if (e->reading) {
+        ev_ref(e->loop);
+        redisLibevDelRead(pd);
+    }
+}
+
+static void unref_add_write(void *pd)
+{
+    redisLibevEvents *e = pd;
+    if (!e->writing) {
+        redisLibevAddWrite(pd);
+        ev_unref(e->loop);
+    }
+}
+
+static void unref_del_write(void *pd)
+{
+    redisLibevEvents *e = pd;
+    if (e->writing) {
+        ev_ref(e->loop);
+        redisLibevDelWrite(pd);
+    }
+}
+
+static void unref_cleanup(void *pd)
+{
+    unref_del_read(pd);
+    unref_del_write(pd);
+    redisLibevCleanup(pd);
+}
+
+static void attach(struct ev_loop *loop, redisAsyncContext *ac)
+{
+    redisLibevAttach(loop, ac);
+    ac->ev.addRead = unref_add_read;
+    ac->ev.delRead = unref_del_read;
+    ac->ev.addWrite = unref_add_write;
+    ac->ev.delWrite = unref_del_write;
+    ac->ev.cleanup = unref_cleanup;
+}
+
 /* Stops everything the link runs and lets both contexts go. Commands
  * still awaiting a reply on them are answered NULL (now, or when hiredis
  * frees a context it is inside of). */
 static void teardown(dx_redis *r)
 {
-    ev_timer_stop(r->loop, &r->handshake);
-    ev_timer_stop(r->loop, &r->probe);
-    ev_timer_stop(r->loop, &r->probe_wait);
+    dx_rl_timer_stop(r, &r->handshake);
+    dx_rl_timer_stop(r, &r->probe);
+    dx_rl_timer_stop(r, &r->probe_wait);
     r->probing = 0;
     r->up = 0;
     r->cmd_steps = 0;
@@ -48,7 +139,7 @@ static void retry_later(dx_redis *r)
 {
     double jitter = 0.5 + 0.5 * (double)(dx_redis_rand(r) % 1000) / 1000.0;
     ev_timer_set(&r->retry, r->backoff * jitter, 0);
-    ev_timer_start(r->loop, &r->retry);
+    dx_rl_timer_start(r, &r->retry);
     r->backoff *= 2;
     if (r->backoff > r->cfg.reconnect_max)
         r->backoff = r->cfg.reconnect_max;
@@ -67,8 +158,8 @@ void dx_rl_fail(dx_redis *r, const char *why)
 
 void dx_rl_close(dx_redis *r)
 {
-    ev_timer_stop(r->loop, &r->retry);
-    ev_timer_stop(r->loop, &r->presence);
+    dx_rl_timer_stop(r, &r->retry);
+    dx_rl_timer_stop(r, &r->presence);
     teardown(r);
 }
 
@@ -130,10 +221,10 @@ static void maybe_up(dx_redis *r)
 {
     if (r->up || r->cmd_steps > 0 || !r->sub_ready)
         return;
-    ev_timer_stop(r->loop, &r->handshake);
+    dx_rl_timer_stop(r, &r->handshake);
     r->up = 1;
     r->backoff = r->cfg.reconnect_min;
-    ev_timer_start(r->loop, &r->probe);
+    dx_rl_timer_start(r, &r->probe);
     dx_redis_up(r);
 }
 
@@ -168,7 +259,7 @@ static redisAsyncContext *open_one(dx_redis *r, char why[DX_RL_WHY])
         return NULL;
     }
     ac->data = r;
-    redisLibevAttach(r->loop, ac);
+    attach(r->loop, ac);
     redisAsyncSetConnectCallback(ac, on_connect);
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
     return ac;
@@ -193,7 +284,7 @@ void dx_rl_connect(dx_redis *r)
     size_t l[] = { 9, r->nchan_len };
     redisAsyncCommandArgv(r->sub, on_node_channel, NULL, 2, v, l);
     ev_timer_set(&r->handshake, r->cfg.probe_timeout, 0);
-    ev_timer_start(r->loop, &r->handshake);
+    dx_rl_timer_start(r, &r->handshake);
 }
 
 static void on_connect(const redisAsyncContext *ac, int status)
@@ -268,7 +359,7 @@ static void on_node_channel(redisAsyncContext *ac, void *reply, void *pd)
         if (len > 0 && s[0] == 'P') {
             if (r->probing && strtoull(s + 1, NULL, 10) == r->probe_seq) {
                 r->probing = 0;
-                ev_timer_stop(r->loop, &r->probe_wait);
+                dx_rl_timer_stop(r, &r->probe_wait);
             }
         } else {
             dx_redis_node_message(r, s, len);
@@ -302,7 +393,7 @@ static void probe_cb(struct ev_loop *loop, ev_timer *w, int revents)
         return;
     r->probing = 1;
     ev_timer_set(&r->probe_wait, r->cfg.probe_timeout, 0);
-    ev_timer_start(r->loop, &r->probe_wait);
+    dx_rl_timer_start(r, &r->probe_wait);
 }
 
 static void probe_wait_cb(struct ev_loop *loop, ev_timer *w, int revents)
@@ -310,6 +401,7 @@ static void probe_wait_cb(struct ev_loop *loop, ev_timer *w, int revents)
     dx_redis *r = w->data;
     (void)loop;
     (void)revents;
+    dx_rl_timer_fired(r, w);
     char why[DX_RL_WHY];
     snprintf(why, sizeof why, "Redis at %s:%d did not answer a probe in %gs", r->cfg.host, r->cfg.port,
              r->cfg.probe_timeout);
@@ -321,6 +413,7 @@ static void handshake_cb(struct ev_loop *loop, ev_timer *w, int revents)
     dx_redis *r = w->data;
     (void)loop;
     (void)revents;
+    dx_rl_timer_fired(r, w);
     char why[DX_RL_WHY];
     snprintf(why, sizeof why, "Redis at %s:%d did not answer the handshake in %gs", r->cfg.host,
              r->cfg.port, r->cfg.probe_timeout);
@@ -331,6 +424,7 @@ static void retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     (void)loop;
     (void)revents;
+    dx_rl_timer_fired(w->data, w);
     dx_rl_connect(w->data);
 }
 
