@@ -325,4 +325,26 @@ describe("the broker, end to end", function()
       stop(srv)
     end)
   end)
+
+  describe("across nodes (--broker redis://...)", function()
+    it("delivers every message to every subscriber on both nodes, once, in order", function()
+      local r = redis.start()
+      local a, b = start { broker = r:url() }, start { broker = r:url() }
+      local subs = { connect(a, "t=feed:x,plain:x"), connect(a, "t=feed:x,plain:x"),
+        connect(b, "t=feed:x,plain:x"), connect(b, "t=feed:x,plain:x") }
+      assert.are_not.equal(subs[1].node, subs[3].node)
+      fan_out({ { connect(a), "a" }, { connect(b), "b" } }, subs)
+      stop(a, b)
+    end)
+
+    it("and with one node of two workers, whose hub reaches Redis for both", function()
+      local r = redis.start()
+      local a, b = start { broker = r:url() }, start { broker = r:url(), workers = 2 }
+      local subs = { connect(a, "t=feed:x,plain:x"),
+        connect_on(b, "t=feed:x,plain:x", on_worker(1)), connect_on(b, "t=feed:x,plain:x", on_worker(2)) }
+      assert.are.equal(3, worker_set(subs))
+      fan_out({ { connect(a), "a" }, { connect_on(b, nil, on_worker(1)), "b" } }, subs)
+      stop(a, b)
+    end)
+  end)
 end)
