@@ -441,6 +441,8 @@ void dx_redis_node_message(dx_redis *r, const char *s, size_t len)
 
 /* ---- interest and delivery ---- */
 
+static void send_join(dx_redis *r, const dx_rtopic *t, const dx_rmember *m, size_t n);
+
 static void on_topic_channel(redisAsyncContext *ac, void *reply, void *pd)
 {
     (void)pd;
@@ -515,6 +517,8 @@ void dx_redis_channel(dx_redis *r, const redisReply *rep)
         return;
     if (strcmp(kind, "subscribe") == 0) {
         t->sub = DX_RT_SUBSCRIBED;
+        if (t->interest && t->nmembers)
+            send_join(r, t, t->members, t->nmembers);
         if (t->interest)
             send_waiting(r, t);
         else
@@ -568,6 +572,16 @@ static int presence_script(dx_redis *r, const char *topic, size_t tlen, int whic
     free(v);
     free(l);
     return rc;
+}
+
+/* A topic this node has subscribers of joins its members once its
+ * channel is subscribed (the confirmation sends them): a join published
+ * before would not come back here, and this node's own subscribers would
+ * never hear of it (the first member of a topic on a node, every member
+ * after Redis came back empty). */
+static int joins_wait(const dx_rtopic *t)
+{
+    return t->interest && t->sub != DX_RT_SUBSCRIBED;
 }
 
 /* Joins (or refreshes) members m[0..n) of t. */
@@ -628,7 +642,7 @@ static void join(dx_broker *b, const char *topic, size_t tlen, const dx_member *
             dx_rt_release(&r->topics, t);
         return;
     }
-    if (r->up)
+    if (r->up && !joins_wait(t))
         send_join(r, t, dx_rt_member_find(t, &own), 1);
 }
 
@@ -712,7 +726,7 @@ static void presence_cb(struct ev_loop *loop, ev_timer *w, int revents)
         return;
     for (size_t i = 0; i < r->topics.nbuckets; i++)
         for (dx_rtopic *t = r->topics.buckets[i]; t; t = t->next) {
-            if (t->nmembers)
+            if (t->nmembers && !joins_wait(t))
                 send_join(r, t, t->members, t->nmembers);
             if (t->interest) {
                 const char *v[] = { "0" };
@@ -735,7 +749,7 @@ void dx_redis_up(dx_redis *r)
                     dx_rmember_clear(&t->leaving[j]);
                 t->nleaving = 0;
             }
-            if (t->nmembers)
+            if (t->nmembers && !joins_wait(t))
                 send_join(r, t, t->members, t->nmembers);
             sync_sub(r, t);
         }
