@@ -54,9 +54,14 @@ function Redis:spawn()
   os.remove(self.status_path)
   local argv = { q(M.BIN), "--port", self.port, "--bind", "127.0.0.1", "--save", "''", "--appendonly", "no",
     "--dir", q(self.dir), "--daemonize", "no", "--protected-mode", "no", "--logfile", "''" }
-  local inner = "exec </dev/null; " .. table.concat(argv, " ") .. " >>" .. q(self.log_path) .. " 2>&1 & p=$!; echo $p; "
+  -- The wrapper (bash: dash cannot name a descriptor past 9) first closes
+  -- every descriptor it inherited past stderr: a Redis restarted in the
+  -- middle of a test would otherwise hold the spec's client sockets open,
+  -- and a server waits for those clients to go until its shutdown_timeout.
+  local inner = "for fd in /proc/$$/fd/*; do fd=${fd##*/}; [ \"$fd\" -gt 2 ] && eval \"exec $fd>&-\"; done 2>/dev/null; "
+    .. "exec </dev/null; " .. table.concat(argv, " ") .. " >>" .. q(self.log_path) .. " 2>&1 & p=$!; echo $p; "
     .. "wait $p; echo \"exit $?\" >" .. q(self.status_path)
-  local h = assert(io.popen("sh -c " .. q(inner) .. " 2>/dev/null &", "r"))
+  local h = assert(io.popen("bash -c " .. q(inner) .. " 2>/dev/null &", "r"))
   self.pid = tonumber(h:read("*l"))
   h:close()
   if not self.pid then return nil, "no pid from the wrapper" end
