@@ -85,15 +85,20 @@ local function connect(srv, query)
   return c
 end
 
--- connect_on(srv, query, want) -> a client for which want(c) holds (the
--- kernel spreads connections over the workers: others are closed).
-local function connect_on(srv, query, want)
-  for _ = 1, 60 do
+-- connect_on(srv, query, want [, timeout]) -> a client for which want(c)
+-- holds (the kernel spreads connections over the workers: others are
+-- closed), trying until the deadline (a worker may be starting again).
+local function connect_on(srv, query, want, timeout)
+  local deadline = now() + (timeout or 10)
+  local tries = 0
+  while true do
     local c = connect(srv, query)
     if want(c) then return c end
     c:close()
+    tries = tries + 1
+    assert(now() < deadline, "no connection reached the worker wanted in " .. tries .. " tries")
+    if tries > 20 then socket.sleep(0.02) end
   end
-  error("no connection reached the worker wanted in 60 tries")
 end
 
 local function on_worker(index) return function(c) return c.worker == index end end
@@ -302,6 +307,135 @@ local function worker_set(clients)
   return n
 end
 
+
+-- wait_presence(c, topic, want [, timeout]): until app:presence(topic),
+-- asked through c, lists exactly want (member strings, any order).
+local function wait_presence(c, topic, want, timeout)
+  local sorted = {}
+  for i, w in ipairs(want) do sorted[i] = w end
+  table.sort(sorted)
+  local deadline, got = now() + (timeout or 10), nil
+  while now() < deadline do
+    got = c:presence(topic)
+    if table.concat(got, " ") == table.concat(sorted, " ") then return end
+    socket.sleep(0.05)
+  end
+  assert.are.same(sorted, got)
+end
+
+-- exactly(c, tag, from, to [, newest]): the next messages c gets are
+-- "<tag> from" .. "<tag> to", nothing between, at consecutive positions
+-- after newest (when given); returns the last position.
+local function exactly(c, tag, from, to, after)
+  local last = after
+  for i = from, to do
+    local m, why = c:next(10)
+    assert(m, ("client %d: waiting for %s %d: %s"):format(c.id, tag, i, tostring(why)))
+    assert.are.equal(tag .. " " .. i, m.body)
+    if last then
+      assert.are.equal(epoch(last), epoch(m.pos))
+      assert.are.equal(offset(last) + 1, offset(m.pos))
+    end
+    last = m.pos
+  end
+  return last
+end
+
+-- recovered(c) -> ok, reason, missed, position: c's next message, the
+-- fixture's answer to a catch-up.
+local function recovered(c)
+  local m, why = c:next(10)
+  assert(m, "no recovered answer: " .. tostring(why))
+  local ok, reason, missed, position = m.body:match("^recovered (%S+) (%S+) (%d+) (%S+)$")
+  assert(ok, "expected the recovered answer, got " .. m.body)
+  return ok == "true", reason, tonumber(missed), position
+end
+
+-- resume(o): o.first (subscribed to feed:r) goes away, o.pub publishes
+-- 100 (o.witness, another subscriber, gets them all: they are in the
+-- history), o.again(query) reconnects from first's last position: it gets
+-- a recovered answer with 100 missed, exactly those 100 in order at the
+-- next positions, then new ones, and nothing more. Returns that position.
+local function resume(o)
+  local first, pub, witness = o.first, o.pub, o.witness
+  sync(pub, "feed:r", { first, witness })
+  pub:send("pub feed:r seen 1")
+  first:expect(function(m) return m.body == "seen 1" end, 10, "seen 1")
+  witness:expect(function(m) return m.body == "seen 1" end, 10, "seen 1")
+  local pos = assert(first.pos)
+  first:close()
+  publish(pub, "feed:r", "m", 1, 100)
+  streams(witness, { m = 100 })
+  local back = o.again("t=feed:r&since=" .. pos)
+  local ok, reason, missed, newest = recovered(back)
+  assert.are.same({ true, "-", 100 }, { ok, reason, missed })
+  local last = exactly(back, "m", 1, 100, pos)
+  assert.are.equal(last, newest)
+  publish(pub, "feed:r", "n", 1, 5)
+  exactly(back, "n", 1, 5, last)
+  assert.are.same({}, back:quiet(0.2))
+  return pos
+end
+
+-- record(list, c, into): reads what the clients have now (a few ms each),
+-- appending every "tick <n> <ms>" each gets to into[c] as { n =, at = }
+-- (the time it arrived here); a connection that ends fails the test.
+local function record(list, into)
+  for _, c in ipairs(list) do
+    while true do
+      local m, why = c:next(0.005)
+      if not m then
+        assert(why == "timeout", ("client %d (node %s, worker %s) lost its connection: %s")
+          :format(c.id, c.node, tostring(c.worker), tostring(why)))
+        break
+      end
+      local n = m.body:match("^tick (%d+) %d+$")
+      if n then
+        local l = into[c]
+        l[#l + 1] = { n = tonumber(n), at = now() }
+      end
+    end
+  end
+end
+
+-- pump(list, into, seconds [, done]): record for seconds, or until done() holds (true then).
+local function pump(list, into, seconds, done)
+  local deadline = now() + seconds
+  while now() < deadline do
+    record(list, into)
+    if done and done() then return true end
+  end
+  return false
+end
+
+-- consecutive(l, what [, max_gap]): the ticks of l follow each other
+-- without a hole, and (max_gap) none arrived more than max_gap s after the one before.
+local function consecutive(l, what, max_gap)
+  assert(#l > 0, what .. ": no tick at all")
+  for i = 2, #l do
+    if l[i].n ~= l[i - 1].n + 1 then
+      error(("%s: tick %d after tick %d"):format(what, l[i].n, l[i - 1].n))
+    end
+    if max_gap and l[i].at - l[i - 1].at > max_gap then
+      error(("%s: %.2f s between tick %d and tick %d"):format(what, l[i].at - l[i - 1].at, l[i - 1].n, l[i].n))
+    end
+  end
+end
+
+-- wait_stats(srv, fn, what): until fn(stats(srv)) holds (10 s); returns those stats.
+local function wait_stats(srv, fn, what)
+  local deadline, st = now() + 10, nil
+  while now() < deadline do
+    st = stats(srv)
+    if fn(st) then return st end
+    socket.sleep(0.05)
+  end
+  local lines = {}
+  for k, v in pairs(st) do if k:find("^broker_") or k:find("^worker_") then lines[#lines + 1] = k .. "=" .. v end end
+  table.sort(lines)
+  error("the stats never said " .. what .. ": " .. table.concat(lines, " "))
+end
+
 ---------------------------------------------------------------------------
 
 describe("the broker, end to end", function()
@@ -344,6 +478,166 @@ describe("the broker, end to end", function()
         connect_on(b, "t=feed:x,plain:x", on_worker(1)), connect_on(b, "t=feed:x,plain:x", on_worker(2)) }
       assert.are.equal(3, worker_set(subs))
       fan_out({ { connect(a), "a" }, { connect_on(b, nil, on_worker(1)), "b" } }, subs)
+      stop(a, b)
+    end)
+  end)
+  describe("when something dies", function()
+    it("Redis killed under steady publishing: local delivery never pauses, delivery across nodes comes back", function()
+      local r = redis.start()
+      local a, b = start { broker = r:url() }, start { broker = r:url() }
+      local sa, sb = connect(a, "t=plain:f"), connect(b, "t=plain:f")
+      local pub = connect(a)
+      sync(pub, "plain:f", { sa, sb })
+      local got, list = { [sa] = {}, [sb] = {} }, { sa, sb }
+      pub:send("tick plain:f 20")               -- node a publishes every 20 ms
+      assert(pump(list, got, 10, function() return #got[sb] >= 10 end), "node b never heard node a")
+      r:kill()
+      pump(list, got, 1.5)                       -- Redis is gone for 1.5 s
+      local during = #got[sb]
+      r:restart()
+      local at_restart = got[sa][#got[sa]].n
+      assert(pump(list, got, 15, function() local l = got[sb]; return l[#l].n > at_restart + 10 end),
+        "node b never heard node a again once Redis was back (its subscription not restored?)")
+      pub:send("untick")
+      pump(list, got, 0.2)
+      consecutive(got[sa], "the subscriber on the publisher's node", 1.0)
+      local lb = got[sb]
+      for i = 2, #lb do
+        assert(lb[i].n > lb[i - 1].n, ("node b: tick %d after tick %d"):format(lb[i].n, lb[i - 1].n))
+      end
+      -- the outage was real: node b missed the ticks made while Redis was away
+      assert(lb[#lb].n - lb[1].n + 1 > #lb, "node b missed nothing: was Redis really away?")
+      assert(#got[sb] >= during)
+      local st = wait_stats(a, function(t)
+        return t.broker_link_up == 1 and t.broker_reconnects >= 1 and t.broker_lost >= 1
+      end, "node a's link came back after losing publications")
+      assert(st.broker_lost < at_restart + 50, "more lost than published: " .. st.broker_lost)
+      wait_stats(b, function(t) return t.broker_link_up == 1 and t.broker_reconnects >= 1 end,
+        "node b's link came back")
+      stop(a, b)
+    end)
+
+    it("a worker killed with SIGKILL is replaced, and the other worker's connections never notice", function()
+      local srv = start { workers = 2 }
+      local c1 = connect_on(srv, "t=plain:w", on_worker(1))
+      local c2 = connect_on(srv, "t=plain:w", on_worker(2))
+      local pub = connect_on(srv, nil, on_worker(1))
+      sync(pub, "plain:w", { c1, c2 })
+      local got = { [c1] = {} }
+      pub:send("tick plain:w 20")
+      assert(pump({ c1 }, got, 10, function() return #got[c1] >= 5 end), "no tick on worker 1")
+      assert(os.execute("kill -KILL " .. c2.pid))
+      local _, why = c2.conn:read_message(10)
+      while why == nil or why == "timeout" do
+        if why == "timeout" then error("the connection on the killed worker did not end") end
+        _, why = c2.conn:read_message(10)
+      end
+      -- a new worker 2 (another pid) serves, and hears worker 1's publications
+      local fresh
+      local deadline = now() + 15
+      while not fresh do
+        assert(now() < deadline, "no connection reached a new worker 2")
+        record({ c1 }, got)
+        local c = connect(srv, "t=plain:w")
+        if c.worker == 2 and c.pid ~= c2.pid then fresh = c else c:close() socket.sleep(0.02) end
+      end
+      got[fresh] = {}
+      assert(pump({ c1, fresh }, got, 10, function() return #got[fresh] >= 5 end),
+        "the new worker 2 never heard worker 1's publications")
+      pub:send("untick")
+      pump({ c1, fresh }, got, 0.2)
+      consecutive(got[c1], "the subscriber on worker 1")
+      consecutive(got[fresh], "the subscriber on the new worker 2")
+      assert(got[c1][#got[c1]].n >= got[fresh][#got[fresh]].n)
+      wait_stats(srv, function(t) return t.worker_restarts >= 1 end, "a worker restart")
+      stop(srv)
+    end)
+
+    it("a node killed with SIGKILL: its presence members leave everywhere within presence_ttl * 4/3", function()
+      local ttl = 2
+      local r = redis.start()
+      local url = r:url { presence_ttl = ttl }
+      local a, b = start { broker = url }, start { broker = url }
+      local ca, cb = connect(a, "t=room:k&name=alice"), connect(b, "t=room:k&name=bob")
+      joined(ca, "alice", "room:k")
+      joined(cb, "bob", "room:k")
+      wait_presence(cb, "room:k", { member(ca, "alice"), member(cb, "bob") })
+      wait_presence(ca, "room:k", { member(ca, "alice"), member(cb, "bob") })
+      a:kill()
+      local killed = now()
+      cb:event(("leave room:k %s %d alice"):format(ca.node, ca.id), ttl * 4 / 3 + 5)
+      local took = now() - killed
+      assert(took <= ttl * 4 / 3 + 1.5, ("the killed node's member left after %.2f s"):format(took))
+      assert.are.same({ member(cb, "bob") }, cb:presence("room:k"))
+      stop(b)
+    end)
+  end)
+
+  describe("resuming from a position", function()
+    it("in one process", function()
+      local srv = start {}
+      local pub = connect(srv)
+      resume { first = connect(srv, "t=feed:r"), witness = connect(srv, "t=feed:r"), pub = pub,
+        again = function(query) return connect(srv, query) end }
+      stop(srv)
+    end)
+
+    it("across workers: the client comes back on the other worker", function()
+      local srv = start { workers = 2 }
+      resume { first = connect_on(srv, "t=feed:r", on_worker(1)), witness = connect_on(srv, "t=feed:r", on_worker(1)),
+        pub = connect_on(srv, nil, on_worker(1)),
+        again = function(query) return connect_on(srv, query, on_worker(2)) end }
+      stop(srv)
+    end)
+
+    it("across nodes through Redis, and refused with reason epoch once Redis was flushed", function()
+      local r = redis.start()
+      local a, b = start { broker = r:url() }, start { broker = r:url() }
+      local pos = resume { first = connect(a, "t=feed:r"), witness = connect(a, "t=feed:r"), pub = connect(a),
+        again = function(query) return connect(b, query) end }
+      assert.are.equal("OK", r:command("FLUSHALL"))
+      local late = connect(b, "t=feed:r&since=" .. pos)
+      local ok, reason = recovered(late)
+      assert.are.same({ false, "epoch" }, { ok, reason })
+      assert.are.same({}, late:quiet(0.2))    -- nothing of the past passed off as whole
+      stop(a, b)
+    end)
+  end)
+
+  describe("presence", function()
+    it("across workers: every worker lists every member; joins and leaves reach the others", function()
+      local srv = start { workers = 2 }
+      local c1 = connect_on(srv, "t=room:p&name=alice", on_worker(1))
+      local c2 = connect_on(srv, "t=room:p&name=bob", on_worker(2))
+      local all = { member(c1, "alice"), member(c2, "bob") }
+      c1:event(("join room:p %s %d bob"):format(c2.node, c2.id))
+      wait_presence(c1, "room:p", all)
+      wait_presence(c2, "room:p", all)
+      c2:close()
+      c1:event(("leave room:p %s %d bob"):format(c2.node, c2.id))
+      wait_presence(c1, "room:p", { member(c1, "alice") })
+      stop(srv)
+    end)
+
+    it("across nodes, one of two workers: everyone everywhere, with node, id and info", function()
+      local r = redis.start()
+      local a, b = start { broker = r:url(), workers = 2 }, start { broker = r:url() }
+      local c1 = connect_on(a, "t=room:p&name=alice", on_worker(1))
+      local c2 = connect_on(a, "t=room:p&name=bob", on_worker(2))
+      joined(c2, "bob", "room:p")
+      local c3 = connect(b, "t=room:p&name=carol")
+      local all = { member(c1, "alice"), member(c2, "bob"), member(c3, "carol") }
+      assert.are.equal(3, worker_set { c1, c2, c3 })
+      for _, c in ipairs { c1, c2 } do c:event(("join room:p %s %d carol"):format(c3.node, c3.id)) end
+      c1:event(("join room:p %s %d bob"):format(c2.node, c2.id))
+      for _, c in ipairs { c1, c2, c3 } do wait_presence(c, "room:p", all) end
+      c3:close()
+      for _, c in ipairs { c1, c2 } do c:event(("leave room:p %s %d carol"):format(c3.node, c3.id)) end
+      c1:close()
+      c2:event(("leave room:p %s %d alice"):format(c1.node, c1.id))
+      wait_presence(c2, "room:p", { member(c2, "bob") })
+      local c4 = connect(b)
+      wait_presence(c4, "room:p", { member(c2, "bob") })
       stop(a, b)
     end)
   end)
