@@ -396,10 +396,13 @@ static void recover_result(dx_redis *r, const char *s, size_t len)
         for (int i = 0; i < 3; i++)
             if (dx_renv_field(&c, end, &f, &flen) < 0)
                 goto bad;
-    dx_publication *e = n ? malloc(n * (sizeof *e + sizeof(dx_pos))) : NULL;
+    /* The entries name their topic from a copy of their own, after their
+     * positions: finish_recover frees q (its topic) before they are used. */
+    dx_publication *e = n ? malloc(n * (sizeof *e + sizeof(dx_pos)) + q->tlen + 1) : NULL;
     dx_pos *pos = (dx_pos *)(e + n);
     if (n && e == NULL)
         goto bad;
+    char *topic = n ? memcpy((char *)(pos + n), q->topic, q->tlen) : NULL;
     for (size_t i = 0; i < n; i++) {
         const char *b;
         size_t blen;
@@ -411,7 +414,7 @@ static void recover_result(dx_redis *r, const char *s, size_t len)
         strcpy(pos[i].epoch, top.epoch);
         dx_renv_field(&p, end, &b, &blen);
         dx_renv_field(&p, end, &f, &flen);
-        e[i] = (dx_publication){ .topic = q->topic, .tlen = q->tlen, .data = (const uint8_t *)f, .len = flen,
+        e[i] = (dx_publication){ .topic = topic, .tlen = q->tlen, .data = (const uint8_t *)f, .len = flen,
                                  .binary = blen == 1 && b[0] == '1', .pos = &pos[i] };
     }
     /* Exactly the publications after since, or a status saying why not. */
