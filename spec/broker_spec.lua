@@ -54,6 +54,13 @@ local function stop(...)
   for _, srv in ipairs { ... } do srv:stop() end
 end
 
+-- logs() -> the stderr of every duplex of the running test (for a failure's message).
+local function logs()
+  local out = {}
+  for i, srv in ipairs(started) do out[#out + 1] = ("--- duplex %d (pid %s):\n%s"):format(i, tostring(srv.pid), srv:log()) end
+  return table.concat(out, "\n")
+end
+
 -- stats(srv) -> app:stats() of the process (or one worker) serving srv's port.
 local function stats(srv)
   local body, code = http.request(srv.url:gsub("^ws", "http") .. "/stats")
@@ -345,7 +352,7 @@ end
 -- fixture's answer to a catch-up.
 local function recovered(c)
   local m, why = c:next(10)
-  assert(m, "no recovered answer: " .. tostring(why))
+  assert(m, "no recovered answer: " .. tostring(why) .. "\n" .. logs())
   local ok, reason, missed, position = m.body:match("^recovered (%S+) (%S+) (%d+) (%S+)$")
   assert(ok, "expected the recovered answer, got " .. m.body)
   return ok == "true", reason, tonumber(missed), position
