@@ -725,7 +725,7 @@ static void presence_cb(struct ev_loop *loop, ev_timer *w, int revents)
         return;
     for (size_t i = 0; i < r->topics.nbuckets; i++)
         for (dx_rtopic *t = r->topics.buckets[i]; t; t = t->next) {
-            if (t->nmembers)
+            if (t->nmembers && !(t->interest && t->sub != DX_RT_SUBSCRIBED))  /* else: once subscribed */
                 send_join(r, t, t->members, t->nmembers);
             if (t->interest) {
                 const char *v[] = { "0" };
