@@ -581,6 +581,26 @@ describe("the broker, end to end", function()
     end)
   end)
 
+  describe("when a node stops", function()
+    it("with SIGTERM, its members leave everywhere at once, not by expiry", function()
+      local ttl = 30              -- an expiry far beyond the wait below
+      local r = redis.start()
+      local url = r:url { presence_ttl = ttl }
+      local a, b = start { broker = url }, start { broker = url }
+      local ca, cb = connect(a, "t=room:s&name=alice"), connect(b, "t=room:s&name=bob")
+      joined(ca, "alice", "room:s")
+      joined(cb, "bob", "room:s")
+      wait_presence(cb, "room:s", { member(ca, "alice"), member(cb, "bob") })
+      local t0 = now()
+      a:stop()                    -- SIGTERM, exit 0, clean stderr
+      cb:event(("leave room:s %s %d alice"):format(ca.node, ca.id), 12)
+      local took = now() - t0     -- the shutdown's own wait for its clients included
+      assert(took < 12, ("the stopped node's member left after %.1f s: by expiry"):format(took))
+      assert.are.same({ member(cb, "bob") }, cb:presence("room:s"))
+      stop(b)
+    end)
+  end)
+
   describe("resuming from a position", function()
     it("in one process", function()
       local srv = start {}
