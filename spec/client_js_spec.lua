@@ -98,6 +98,27 @@ describe("GET /duplex.js", function()
   end)
 end)
 
+describe("README.md", function()
+  -- "11 084" for 11084: the README's way of writing a number.
+  local function spaced(n)
+    local s = tostring(n)
+    while true do
+      local t = s:gsub("^(%d+)(%d%d%d)", "%1 %2")
+      if t == s then return s end
+      s = t
+    end
+  end
+
+  it("states the size of duplex.js, and gzipped (gzip -9)", function()
+    local p = assert(io.popen("gzip -9c lua/duplex/duplex.js | wc -c"))
+    local gz = tonumber(p:read("*a"))
+    p:close()
+    local want = ("%s bytes, %s gzipped"):format(spaced(#SOURCE), spaced(gz))
+    assert.truthy(server.read_file("README.md"):find(want, 1, true),
+      "README.md's duplex.js section should say: " .. want)
+  end)
+end)
+
 describe("duplex.client_js()", function()
   it("finds duplex.js beside the duplex module", function()
     local duplex = require "duplex"

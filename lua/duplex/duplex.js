@@ -158,11 +158,14 @@
       s.onopen = function () {
         openedAt = Date.now();
         refusedOnce = false;
-        report("open", { attempt: attempt, protocol: s.protocol, url: cfg.url });
-        // EXTENSION topics: subscribe every topic again here, with its position.
+        // EXTENSION topics: subscribe every topic again here, with its
+        // position, before the queue (the server answers in order).
         // EXTENSION heartbeats: arm the dead-connection timer here (no traffic
         // for longer than the server's ping interval and a grace: drop s).
+        // The queue leaves first, so a send made by the state handler
+        // comes after it.
         while (queue.length && ws === s && s.readyState === 1) s.send(queue.shift());
+        if (ws === s) report("open", { attempt: attempt, protocol: s.protocol, url: cfg.url });
       };
       s.onmessage = function (ev) {
         // EXTENSION heartbeats: any message (and the server's heartbeat)
@@ -266,7 +269,7 @@
     return c;
   }
 
-  var duplex = { connect: connect, states: STATES, version: "0.1.0" };
+  var duplex = { connect: connect, states: STATES };
   root.duplex = duplex;
   if (typeof module === "object" && module.exports) module.exports = duplex;
 })(typeof self !== "undefined" ? self : this);
