@@ -118,12 +118,3 @@ describe("README.md", function()
       "README.md's duplex.js section should say: " .. want)
   end)
 end)
-
-describe("duplex.client_js()", function()
-  it("finds duplex.js beside the duplex module", function()
-    local duplex = require "duplex"
-    local path, text = duplex.client_js()
-    assert.matches("duplex/duplex%.js$", path)
-    assert.are.equal(SOURCE, text)
-  end)
-end)
