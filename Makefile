@@ -208,8 +208,10 @@ bench-instructions: deps build
 # ---- run, install ----
 
 # The Lua layer: every .lua file under lua/duplex/, found, not listed, so a
-# new module ships with `make install` and the rock alike.
-LUA_MODULES := $(shell cd lua && find duplex -name '*.lua' | LC_ALL=C sort)
+# new module ships with `make install` and the rock alike, and the browser
+# client duplex.js beside them (every app serves it at /duplex.js and
+# finds it next to its own module).
+LUA_MODULES := $(shell cd lua && find duplex \( -name '*.lua' -o -name '*.js' \) | LC_ALL=C sort)
 
 # $(call install_lua,DIR): the Lua layer into DIR (DIR/duplex/...).
 install_lua = for f in $(LUA_MODULES); do install -D -m 644 lua/$$f $(1)/$$f || exit 1; done

@@ -34,9 +34,10 @@ local ROCKS = jit and {
   { name = "Lua 5.4", version = "5.4", args = "--lua-version 5.4", vm = "^Lua 5%.4$" },
 }
 
--- The Lua files of the layer, as paths under lua/ (duplex/init.lua, ...).
+-- The files of the layer, as paths under lua/ (duplex/init.lua, ...): the
+-- Lua modules and the browser client duplex.js beside them.
 local function lua_files(root)
-  local list = sh("cd " .. q(root) .. " && find duplex -name '*.lua' | LC_ALL=C sort")
+  local list = sh("cd " .. q(root) .. " && find duplex \\( -name '*.lua' -o -name '*.js' \\) | LC_ALL=C sort")
   local t = {}
   for line in list:gmatch("[^\n]+") do t[#t + 1] = line end
   return t
@@ -84,7 +85,7 @@ describe("luarocks make", function()
         }
       end)
 
-      it("installs duplex.core, every module of lua/duplex and the duplex command", function()
+      it("installs duplex.core, every module of lua/duplex, duplex.js and the duplex command", function()
         local lib = ("%s/lib/lua/%s/duplex/core.so"):format(tree, rock.version)
         sh("test -f " .. q(lib) .. " && test -x " .. q(tree .. "/bin/duplex"))
         assert.are.same(lua_files("lua"), lua_files(("%s/share/lua/%s"):format(tree, rock.version)))
@@ -108,6 +109,14 @@ describe("luarocks make", function()
           h.echo(conn, "through the rock")
           h.echo(conn, "\0\1\2 binary", true)
           h.close_cleanly(conn)
+          -- the browser client, found beside the installed modules
+          local c = assert(require("socket").connect("127.0.0.1", srv.port))
+          c:settimeout(5)
+          c:send("GET /duplex.js HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+          local resp = c:receive("*a")
+          c:close()
+          assert.truthy(resp:find("^HTTP/1%.1 200 "), resp:sub(1, 200))
+          assert.are.equal(server.read_file("lua/duplex/duplex.js"), resp:match("\r\n\r\n(.*)$"))
         end)
         if not ok then srv:kill() error(err, 0) end
         srv:stop()

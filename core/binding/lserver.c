@@ -826,6 +826,18 @@ static int l_static(lua_State *L)
     return 1;
 }
 
+/* server:client_js(source | false): the browser client served at
+ * /duplex.js while the option client_js is on. [-0, +0, e] */
+static int l_client_js(lua_State *L)
+{
+    dx_lserver *ls = check_open(L);
+    size_t len = 0;
+    const char *body = lua_isboolean(L, 2) && !lua_toboolean(L, 2) ? NULL : luaL_checklstring(L, 2, &len);
+    if (dx_server_set_client_js(ls->srv, body, len) < 0)
+        return luaL_error(L, "out of memory");
+    return 0;
+}
+
 /* server:publish(topic, data [, binary]) -> subscribers it was queued for */
 static int l_publish(lua_State *L)
 {
@@ -879,7 +891,7 @@ static int l_stats(lua_State *L)
 
 static const luaL_Reg methods[] = {
     { "publish", l_publish }, { "subscribers", l_subscribers }, { "stats", l_stats },
-    { "get", l_get }, { "static", l_static }, { "reload_tls", dx_tls_reload }, { "tls", dx_tls_enabled },
+    { "get", l_get }, { "static", l_static }, { "client_js", l_client_js }, { "reload_tls", dx_tls_reload }, { "tls", dx_tls_enabled },
     { "metrics", l_metrics }, { "take_config", l_take_config }, { "route", l_route }, { "unroute", l_unroute }, { "ungets", l_ungets }, { "listen", l_listen }, { "reuse_port", l_reuse_port }, { "configure", l_configure }, { "port", l_port },
     { "connections", l_connections }, { "shutdown", l_shutdown }, { "close", l_close },
     { NULL, NULL }

@@ -32,6 +32,9 @@ const dx_option dx_server_options[] = {
       .flag = "--static", .doc = "plain `GET` and `HEAD` requests are answered with the files under it" },
     { .name = "metrics", .kind = DX_OPT_STRING, .noun = "path", .unset = "off",
       .flag = "--metrics", .doc = "Prometheus metrics (text format) at this path on the app's port, e.g. `\"/metrics\"`" },
+    { .name = "client_js", .kind = DX_OPT_BOOLEAN, CFG(client_js), .flag = "--no-client-js",
+      .doc = "`GET /duplex.js` answers the browser client (see duplex.js) unless the app serves that path "
+      "itself; false (the flag) turns it off" },
     { .name = "history", .kind = DX_OPT_TABLE, .noun = "rule", .unset = "none",
       .doc = "topics that keep their last publications, with positions to resume from: "
       "`{ size = N, ttl = S, frame = fn }` for every topic, and/or topic prefixes to such rules "

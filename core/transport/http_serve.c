@@ -211,3 +211,23 @@ int dx_static_serve(dx_conn *c, const char *root, const dx_http_request *req, in
         dx_conn_linger(c, 0);                    /* the head is queued, the body cannot follow */
     return 1;
 }
+
+int dx_client_js_serve(dx_conn *c, const dx_http_request *req, int keep)
+{
+    static const char path[] = "/duplex.js";
+    size_t n = sizeof path - 1;
+    const char *t = req->target;
+    if (req->target_len < n || memcmp(t, path, n) != 0
+        || (req->target_len > n && t[n] != '?'))
+        return 0;
+    dx_server *s = c->srv;
+    if (!dx_http_is_get_or_head(req))
+        return error_reply(c, req, 405, "Allow: GET, HEAD\r\n", keep);
+    char headers[256];
+    snprintf(headers, sizeof headers, "Content-Type: application/javascript; charset=utf-8\r\n"
+             "ETag: %s\r\nCache-Control: no-cache\r\n", s->client_js_etag);
+    int modified = !etag_matches(req, s->client_js_etag);
+    dx_http_respond(c, modified ? 200 : 304, headers, s->client_js, modified ? s->client_js_len : 0,
+                    dx_http_is_head(req), keep);
+    return 1;
+}

@@ -203,6 +203,9 @@ struct dx_server {
     void *topic_hook_ud;
     dx_stats stats;
     char *static_root;             /* plain GET/HEAD are served from here; NULL: none */
+    char *client_js;               /* the body of /duplex.js (cfg.client_js); NULL: none */
+    size_t client_js_len;
+    char client_js_etag[24];       /* "\"<FNV-1a 64 of the body, hex>\"" */
     struct dx_tls *tls;            /* NULL: plain TCP */
     uint8_t *tls_stage;            /* DX_TLS_STAGE bytes: small chunks gathered for one SSL_write */
     ev_tstamp tls_logged_at;       /* the last TLS error line */
@@ -223,6 +226,10 @@ int dx_http_keep_alive(const dx_http_request *req);
  * 400/404 for a path that tries to leave root, 405), 0 when root has no
  * such file. */
 int dx_static_serve(dx_conn *c, const char *root, const dx_http_request *req, int keep);
+/* Answers a request for /duplex.js (query ignored) with s->client_js: 1
+ * when answered (200, 304 for a matching If-None-Match, 405), 0 for
+ * another path. */
+int dx_client_js_serve(dx_conn *c, const dx_http_request *req, int keep);
 
 /* topics.c */
 void dx_topics_leave_all(dx_conn *c);

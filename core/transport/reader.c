@@ -132,6 +132,10 @@ static int plain_http(dx_conn *c, const dx_http_request *req, int keep)
         return 1;
     if (r == DX_HTTP_WS_ROUTE)
         return 0;
+    /* The built-in client comes last: an app's own /duplex.js (a route,
+     * a static file, a WebSocket route) wins. */
+    if (s->cfg.client_js && s->client_js && dx_client_js_serve(c, req, keep))
+        return 1;
     char headers[] = "Content-Type: text/plain; charset=utf-8\r\n";
     dx_http_respond(c, 404, headers, "Not Found", 9, dx_http_is_head(req), keep);
     return 1;

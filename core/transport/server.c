@@ -37,6 +37,7 @@ void dx_config_defaults(dx_config *cfg)
     cfg->message_burst = 1000;
     cfg->message_rate_drop = 0;
     cfg->origins[0] = 0;
+    cfg->client_js = 1;
 }
 
 const int dx_refused_status[DX_REFUSED_SLOTS] = { 400, 403, 404, 405, 426, 431, 500, 503, 0 };
@@ -261,6 +262,25 @@ int dx_server_set_static(dx_server *s, const char *dir)
     return 0;
 }
 
+int dx_server_set_client_js(dx_server *s, const void *body, size_t len)
+{
+    char *copy = NULL;
+    if (body) {
+        copy = malloc(len ? len : 1);
+        if (copy == NULL)
+            return -1;
+        memcpy(copy, body, len);
+    }
+    free(s->client_js);
+    s->client_js = copy;
+    s->client_js_len = body ? len : 0;
+    uint64_t h = 1469598103934665603ull;          /* FNV-1a 64 */
+    for (size_t i = 0; i < s->client_js_len; i++)
+        h = (h ^ (uint8_t)copy[i]) * 1099511628211ull;
+    snprintf(s->client_js_etag, sizeof s->client_js_etag, "\"%016llx\"", (unsigned long long)h);
+    return 0;
+}
+
 int dx_server_set_tls(dx_server *s, struct dx_tls *tls)
 {
     if (s->nlisteners > 0) {
@@ -335,6 +355,7 @@ void dx_server_free(dx_server *s)
     dx_limits_free(s);
     dx_out_free_spares(s);
     free(s->static_root);
+    free(s->client_js);
     dx_tls_free(s->tls);
     free(s->tls_stage);
     free(s->rbuf);

@@ -63,6 +63,9 @@ typedef struct dx_config {
     int message_rate_drop;      /* past it: 0 close the peer 1008 (default), 1 drop the message */
     char origins[DX_ORIGINS_MAX]; /* Origins an upgrade may come from besides its own host: "" none
                                  * (default), "*" any, else origins each ending in '\n' */
+    int client_js;              /* GET/HEAD /duplex.js answers the browser client given by
+                                 * dx_server_set_client_js (when the app and the static
+                                 * files have no such path); default 1 */
 } dx_config;
 
 /* The statuses requests are refused with, one slot each in
@@ -190,6 +193,11 @@ enum { DX_HTTP_NONE = -1, DX_HTTP_WS_ROUTE = 0, DX_HTTP_ANSWERED = 1 };
 /* Serves plain GET and HEAD requests from files under dir (NULL: none).
  * Returns 0, or -1 out of memory. */
 int dx_server_set_static(dx_server *s, const char *dir);
+
+/* The browser client served at /duplex.js while cfg.client_js is on: a
+ * copy of body is kept (NULL: none), its ETag a hash of the bytes.
+ * Returns 0, or -1 out of memory. */
+int dx_server_set_client_js(dx_server *s, const void *body, size_t len);
 
 /* Queues an HTTP/1.1 response: status line, Content-Length: len,
  * Connection, then headers (each line ending in CRLF, may be NULL), then

@@ -98,7 +98,7 @@ local function parse_run(args)
       else
         opts[f.option.name] = v
       end
-      i = i + 2
+      i = i + (f.switch and 1 or 2)
     elseif a:sub(1, 2) == "--" then
       return nil, "unknown option " .. a .. " (see duplex --help)"
     elseif script then

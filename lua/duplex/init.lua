@@ -52,6 +52,28 @@ end
 
 local recording = nil   -- see record_apps
 
+-- The browser client every app serves at /duplex.js (option client_js):
+-- the file beside this module (lua/duplex/duplex.js in the clone, and
+-- where `make install` and the rock put the Lua layer), read once, when
+-- the first app is made. nil when it is missing: nothing is served then.
+local client_js_path = (debug.getinfo(1, "S").source:match("^@(.*[/\\])") or "./") .. "duplex.js"
+local client_js_source = nil
+
+local function client_js()
+  if client_js_source == nil then
+    local f = io.open(client_js_path, "rb")
+    client_js_source = f and f:read("*a") or false
+    if f then f:close() end
+  end
+  return client_js_source
+end
+
+--- The path of the browser client served at /duplex.js, and its text
+-- (nil when the file is missing).
+function M.client_js()
+  return client_js_path, client_js() or nil
+end
+
 --- Creates an app. opts: the options of README.md's table (a key each,
 -- listed by require("duplex.options").list with their kinds, ranges and defaults):
 -- host and port (default every interface, 8080; 0 picks a free port),
@@ -66,6 +88,7 @@ function M.app(opts)
   end
   local ok, server = pcall(core.server, opts)
   if not ok then error(server, 2) end
+  if client_js() then server:client_js(client_js()) end
   apply_layer_options(server, opts, 2, (opts.handler_timeout or server_options.by_name.handler_timeout.default) ~= 0)
   local given = {}
   for k, v in pairs(opts) do given[k] = v end

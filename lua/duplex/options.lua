@@ -8,7 +8,8 @@
 -- its words; table: the keys its flags set; list: the words it takes in
 -- place of a table, "*"), noun (string, table, list: what the value, or an
 -- item, names), default (nil: see unset), unset (what leaving it out
--- means), flag (nil for none), doc (one line, Markdown).
+-- means), flag (nil for none), doc (one line, Markdown). A boolean's
+-- flag takes no word: it sets the opposite of the default (--no-client-js).
 local core = require "duplex.core"
 
 local M = { list = core.options(), by_name = {} }
@@ -68,6 +69,7 @@ end
 -- no flag.
 function M.flags(o)
   if not o.flag then return {} end
+  if o.kind == "boolean" then return { { flag = o.flag, arg = "", option = o, switch = true } } end
   if o.kind ~= "table" then return { { flag = o.flag, arg = metavar(o), option = o } } end
   local t = {}
   for i, key in ipairs(o.values) do
@@ -77,11 +79,14 @@ function M.flags(o)
 end
 
 --- value(f, word) -> the value the command line's word gives flag f, or
--- nil, message ("--deflate needs off, shared or dedicated").
+-- nil, message ("--deflate needs off, shared or dedicated"). A switch
+-- (f.switch: a boolean's flag) takes no word.
 function M.value(f, word)
   local o = f.option
   local need
-  if o.kind == "seconds" then
+  if f.switch then
+    return not o.default
+  elseif o.kind == "seconds" then
     local v = tonumber(word or "")
     if v and v >= 0 then return v end
     need = "a non-negative number of seconds"
@@ -137,7 +142,7 @@ function M.help()
     local fs = M.flags(o)
     if #fs > 0 then
       local head = {}
-      for i, f in ipairs(fs) do head[i] = f.flag .. " " .. f.arg end
+      for i, f in ipairs(fs) do head[i] = f.arg == "" and f.flag or f.flag .. " " .. f.arg end
       local range = M.range_text(o)
       local text = o.doc:gsub("`", "") .. " (" .. (range and range .. ", " or "") .. "default "
         .. M.default_text(o) .. ")"
