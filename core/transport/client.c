@@ -881,6 +881,9 @@ dx_client *dx_client_connect(dx_client_ctx *x, const struct sockaddr *addr, sock
     x->clients = c;
     x->count++;
     ev_io_start(x->loop, &c->wio);
+    /* Called from Lua, maybe long after the loop last ran: its cached
+     * time would make the handshake's timer expire on the next turn. */
+    ev_now_update(x->loop);
     ev_timer_start(x->loop, &c->timer);
     return c;
 }
