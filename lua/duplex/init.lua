@@ -15,6 +15,7 @@ App.__index = App
 -- The core checks every key; host, port and static it leaves to this
 -- layer, which listens and serves the files.
 local server_options = require "duplex.options"
+local reconnect = require "duplex.reconnect"
 local DEFAULT_PORT = server_options.by_name.port.default
 
 -- History rules' frame functions run on every publication, so under the
@@ -451,7 +452,9 @@ end
 -- arrives as close(c, 1006, reason). wss:// URLs go over TLS; options (for
 -- wss://): ca (PEM file of the CAs to trust; default the system's),
 -- servername (the name the certificate must carry; default the URL's
--- host), insecure (true: no certificate check).
+-- host), insecure (true: no certificate check); and reconnect (true or
+-- { min =, max =, stable =, queue = }): one client that connects again
+-- after each drop, see lua/duplex/reconnect.lua.
 local CONNECT_OPTIONS = { ca = "string", servername = "string", insecure = "boolean" }
 
 function M.connect(url, handlers, options)
@@ -464,9 +467,15 @@ function M.connect(url, handlers, options)
   if options ~= nil and type(options) ~= "table" then
     error("bad argument #3 to 'connect' (table expected, got " .. type(options) .. ")", 2)
   end
+  local policy, plain = nil, {}          -- plain: the options of each connection
   for k, v in pairs(options or {}) do
-    if not CONNECT_OPTIONS[k] then error("bad argument #3 to 'connect' (unknown option '" .. tostring(k) .. "')", 2) end
-    if type(v) ~= CONNECT_OPTIONS[k] then
+    if k == "reconnect" then
+      if v ~= false then policy = reconnect.policy(v, 2) end
+      v = nil
+    end
+    plain[k] = v
+    if v ~= nil and not CONNECT_OPTIONS[k] then error("bad argument #3 to 'connect' (unknown option '" .. tostring(k) .. "')", 2) end
+    if v ~= nil and type(v) ~= CONNECT_OPTIONS[k] then
       error("bad argument #3 to 'connect' (option '" .. k .. "': " .. CONNECT_OPTIONS[k] .. " expected, got "
         .. type(v) .. ")", 2)
     end
@@ -481,7 +490,8 @@ function M.connect(url, handlers, options)
   if not host then host, port = hostport:match("^([^:]+):(%d+)$") end
   if not host then host = hostport end
   port = tonumber(port or (scheme == "wss" and "443" or "80"))
-  local tls = scheme == "wss" and (options or {}) or nil
+  if policy then return reconnect.connect(core, M.connect, url, handlers, plain, policy) end
+  local tls = scheme == "wss" and plain or nil
   local ok, c, err, name = pcall(core.connect, host, port, target, handlers, tls)
   if not ok then error(c, 2) end
   return c, err, name
