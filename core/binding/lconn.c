@@ -64,7 +64,7 @@ static int push_result(lua_State *L, int r)
 /* ws:send(data [, binary]) -> true | nil, message, name. A large payload
  * is queued without a copy: a registry reference keeps the string (whose
  * bytes never move) until the transport has written it (dx_conn_unhold). */
-static int send_as(lua_State *L, int raw)
+static inline __attribute__((always_inline)) int send_as(lua_State *L, int raw)
 {
     dx_conn *c = live(L);
     size_t len;

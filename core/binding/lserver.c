@@ -343,8 +343,8 @@ static void ev_drain(void *ud, dx_conn *c) { simple_event(ud, c, DX_H_DRAIN); }
 static void ev_message(void *ud, dx_conn *c, const uint8_t *data, size_t len, int binary)
 {
     dx_lserver *ls = ud;
-    dx_lconn *u = dx_conn_user(c);
-    if (binary && u && u->duplex1) {           /* duplex.1: the tag says whose it is */
+    dx_lconn *u;
+    if (binary && (u = dx_conn_user(c)) && u->duplex1) {   /* duplex.1: the tag says whose it is */
         if (len == 0 || data[0] != DX_TAG_APP) {
             dx_lconn *w = begin_event(ls, c, DX_H_DUPLEX);
             if (w == NULL)
