@@ -9,6 +9,8 @@
 local server = require "spec.support.server"
 local wsclient = require "spec.support.wsclient"
 local json = require "cjson"
+local socket = require "socket"
+local redis = require "spec.support.redis"
 
 local function open(port, path, offer)
   local conn, resp = wsclient.connect(port, path or "/", { ["Sec-WebSocket-Protocol"] = offer or "duplex.1" })
@@ -41,10 +43,13 @@ local function next_msg(conn, timeout)
   end
 end
 
--- The next message that is not a heartbeat.
+-- The next message that is not a heartbeat, within timeout (5 s) in all.
 local function next_of(conn, timeout)
+  local deadline = socket.gettime() + (timeout or 5)
   while true do
-    local m = next_msg(conn, timeout)
+    local left = deadline - socket.gettime()
+    assert(left > 0, "no message but heartbeats")
+    local m = next_msg(conn, left)
     if m.kind ~= "heartbeat" then return m end
   end
 end
@@ -168,10 +173,64 @@ describe("duplex.1", function()
 
   it("sends a heartbeat with each ping", function()
     local c = page(srv.port)
-    local t0 = require("socket").gettime()
+    local t0 = socket.gettime()
     local m = next_msg(c, 4)
     assert.are.same({ kind = "heartbeat", raw = "\2" }, m)
-    assert.is_true(require("socket").gettime() - t0 < 3)
+    assert.is_true(socket.gettime() - t0 < 3)
     c:close()
+  end)
+end)
+
+describe("duplex.1 across nodes (--broker redis://...)", function()
+  teardown(function() redis.stop_all() end)
+
+  -- Publishes "<prefix><i>" on topic from pub until page hears one (the
+  -- other node's interest reaches Redis asynchronously); returns i.
+  local function until_heard(pub, page_conn, topic, prefix)
+    local deadline = socket.gettime() + 10
+    local i = 0
+    while socket.gettime() < deadline do
+      i = i + 1
+      assert(pub:send_text(("pub %s %s%d"):format(topic, prefix, i)))
+      local op, data = page_conn:read_message(0.1)
+      if op == 2 and data:byte(1) == 3 then return i end
+    end
+    error("the page on the other node never heard " .. topic)
+  end
+
+  local running = {}
+  after_each(function()
+    for _, srv in ipairs(running) do if not srv:exited() then srv:signal("KILL") end end
+    running = {}
+  end)
+
+  it("a page on one node gets the other node's publications, kept when its node's plain subscriber leaves", function()
+    local r = redis.start()
+    local args = { "--broker", r:url() }
+    local a, b = server.start("spec/fixtures/duplex1.lua", args), server.start("spec/fixtures/duplex1.lua", args)
+    running = { a, b }
+    local pub = page(a.port)
+    local plain = page(b.port)
+    assert(plain:send_text("plain room"))           -- node b's plain subscriber of room first
+    local c = page(b.port)
+    assert.are.equal(true, subscribe(c, "room").ok)
+    assert.are.equal(true, subscribe(c, "news:n").ok)
+    until_heard(pub, c, "room", "sync")
+    plain:close()                                   -- room's plain topic goes on node b: the page keeps it
+    socket.sleep(0.2)
+    for i = 1, 5 do assert(pub:send_text("pub room m" .. i)) end
+    assert(pub:send_text("pub news:n first"))
+    local got = {}
+    while #got < 6 do
+      local m = next_of(c)
+      if not (m.topic == "room" and m.data:match("^sync")) then got[#got + 1] = m end
+    end
+    for i = 1, 5 do assert.are.same({ "room", "m" .. i, "" }, { got[i].topic, got[i].data, got[i].position }) end
+    assert.are.same({ "news:n", "first" }, { got[6].topic, got[6].data })
+    assert.matches("^[0-9a-z]+:1$", got[6].position)
+    pub:close()
+    c:close()
+    a:stop()
+    b:stop()
   end)
 end)
