@@ -103,6 +103,8 @@ describe("duplex.1", function()
     assert.are.same({ kind = "control", t = "sub", topic = "secret:x", ok = false, reason = "no secrets" },
       subscribe(c, "secret:x"))
     assert.are.same({ kind = "control", t = "sub", topic = "room", ok = true }, subscribe(c, "room"))
+    assert.are.same({ kind = "control", t = "sub", topic = "\1room", ok = false, reason = "bad topic" },
+      subscribe(c, "\1room"))                     -- a shadow's name is not a page's topic
     c:close()
     local n = page(srv.port, "/nosub")
     assert.are.same({ kind = "control", t = "sub", topic = "room", ok = false, reason = "not allowed" },

@@ -251,11 +251,12 @@ local function duplex_control(handlers)
   return function(ws, data)
     if data:byte(1) ~= 1 then return end       -- a heartbeat, or a tag of a later version
     local m = json_decode(data:sub(2))
-    if not m or type(m.topic) ~= "string" or m.topic == "" or #m.topic > 0xFFFF then return end
+    if not m or type(m.topic) ~= "string" or #m.topic > 0xFFFF then return end
     local topic = m.topic
     if m.t == "sub" then
       local ok, reason = false, "not allowed"
-      if handlers.subscribe then ok, reason = handlers.subscribe(ws, topic) end
+      if topic == "" or topic:byte(1) == 1 then reason = "bad topic"      -- byte 1 starts the shadows
+      elseif handlers.subscribe then ok, reason = handlers.subscribe(ws, topic) end
       if not ok then
         control(ws, { t = "sub", topic = topic, ok = false, reason = type(reason) == "string" and reason or "refused" })
         return
