@@ -121,9 +121,18 @@
 
     function subscribe(topic, h) {
       if (c.state === "closed") return false;
-      topics[topic] = { h: h || {}, pos: null };
-      control({ t: "sub", topic: topic });
+      topics[topic] = { h: h || {}, pos: topics[topic] ? topics[topic].pos : null };
+      if (ws && ws.readyState === 1) ask(topic);
       return true;
+    }
+
+    // Subscribes topic on the open socket, from its last position; a
+    // server that does not speak duplex.1 cannot: refused.
+    function ask(topic) {
+      var t = topics[topic];
+      if (duplex1) return control({ t: "sub", topic: topic, since: t.pos });
+      delete topics[topic];
+      call(t.h.refused || t.h.lost, "unsupported");
     }
 
     function unsubscribe(topic) {
@@ -265,7 +274,7 @@
         // Every topic again, from its position, before the queue (the
         // server answers in order); the queue leaves first, so a send
         // made by the state handler comes after it.
-        for (var t in topics) control({ t: "sub", topic: t, since: topics[t].pos });
+        for (var t in topics) ask(t);
         while (queue.length && ws === s && s.readyState === 1) s.send(wire(queue.shift()));
         if (ws === s) report("open", { attempt: attempt, protocol: s.protocol, url: cfg.url });
       };

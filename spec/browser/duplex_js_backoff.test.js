@@ -248,3 +248,15 @@ test("duplex.1: silence past twice the ping interval and the grace drops the soc
   w.last().opens("duplex.1");
   assert.deepEqual(sentControls(w.last()), []);  // no topic left to subscribe again
 });
+
+test("a topic on a socket without duplex.1 (the route's protocols leave it out) is refused: unsupported", () => {
+  const w = load();
+  w.connect("/old");
+  const refused = [];
+  w.c.subscribe("t", { refused: (r) => refused.push(r) });
+  w.last().opens("");
+  assert.deepEqual(refused, ["unsupported"]);
+  assert.deepEqual(w.last().sent, []);
+  w.c.subscribe("u", { lost: (r) => refused.push("lost " + r) });   // no refused handler: lost
+  assert.deepEqual(refused, ["unsupported", "lost unsupported"]);
+});
