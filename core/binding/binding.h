@@ -14,7 +14,17 @@
 #define DX_CONN_MT "duplex.connection"
 
 /* The events a route's handler table may name. */
-enum { DX_H_UPGRADE, DX_H_OPEN, DX_H_MESSAGE, DX_H_CLOSE, DX_H_PONG_TIMEOUT, DX_H_DRAIN, DX_H_COUNT };
+enum { DX_H_UPGRADE, DX_H_OPEN, DX_H_MESSAGE, DX_H_CLOSE, DX_H_PONG_TIMEOUT, DX_H_DRAIN,
+       DX_H_DUPLEX,             /* "_duplex": the Lua layer's handler of duplex.1 controls */
+       DX_H_COUNT };
+
+/* The subprotocol of duplex.js: binary messages carry a tag byte (0x00 the
+ * app's, 0x01 control, 0x02 heartbeat, 0x03 a topic's publication), and a
+ * page's topics are shadow topics of the core's table ("\1" topic). */
+#define DX_DUPLEX1 "duplex.1"
+#define DX_TAG_APP 0x00
+#define DX_TAG_PUBLICATION 0x03
+#define DX_SHADOW '\1'
 
 typedef struct dx_route {
     char *path;                 /* exact match on the request path */
@@ -43,6 +53,8 @@ typedef struct dx_lserver {
     dx_metrics metrics;         /* handler errors, run times; served when metrics.path */
     int guard_ms;               /* handler_timeout in ms (dx_guard_ms), 0: off */
     struct dx_node *node;       /* history, presence, the broker (lbroker.c); NULL until asked for */
+    int shadows;                /* a shadow topic (a page's, duplex.1) was ever subscribed: publishes
+                                 * look for one (until then they cost nothing more) */
 } dx_lserver;
 
 /* The connection userdata: a handle. conn is NULL once the close event has
@@ -56,6 +68,7 @@ typedef struct dx_lconn {
     char *protocol;             /* the subprotocol agreed on, NULL for none; freed by __gc */
     dx_addr remote;             /* the peer, kept past the close (ws.remote) */
     unsigned char in_close;     /* the close handler is running */
+    unsigned char duplex1;      /* speaks duplex.1: its binary messages are tagged */
 } dx_lconn;
 
 /* Calls the function on L's stack below nargs arguments through the

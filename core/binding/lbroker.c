@@ -56,6 +56,8 @@ typedef struct resume {
     size_t nbuf, capbuf, bytes;
     int overflow;                  /* buf passed its bound: the catch-up cannot be whole */
     int answering;                 /* its recovered callback runs */
+    int shadow;                    /* a page's (topic is "\1" + the topic): held publications are
+                                    * kept as published, and sent in the duplex.1 envelope */
 } resume;
 
 struct dx_node {
@@ -69,6 +71,7 @@ struct dx_node {
     int joined;                    /* registry ref: { [ws id] = { [topic] = true } } */
     lua_State *L;                  /* the thread of the Lua call under way, NULL from the loop */
     int busy;                      /* Lua calls under way from here (the server cannot close) */
+    int sweeping;                  /* the topic hook hears of every topic there is */
 };
 
 /* ---- calling Lua ---- */
@@ -170,6 +173,80 @@ static int framed(dx_node *n, lua_State *L, const dx_publication *p, int replay,
     return 2;
 }
 
+/* ---- pages (duplex.1) ---- */
+
+/* The duplex.1 envelope of a publication, malloc'd (NULL out of memory):
+ * 0x03, the topic's length (u16 big-endian), the topic, the position's
+ * length (u8), the position ("" without history), flags (bit 0: binary),
+ * and the data as published. */
+static uint8_t *envelope(const char *topic, size_t tlen, const uint8_t *data, size_t len, int binary,
+                         const dx_pos *pos, size_t *elen)
+{
+    char ps[DX_POS_STRLEN];
+    size_t plen = pos ? strlen(dx_pos_format(pos, ps)) : 0;
+    *elen = 1 + 2 + tlen + 1 + plen + 1 + len;
+    uint8_t *e = malloc(*elen), *q = e;
+    if (e == NULL)
+        return NULL;
+    *q++ = DX_TAG_PUBLICATION;
+    *q++ = (uint8_t)(tlen >> 8);
+    *q++ = (uint8_t)tlen;
+    memcpy(q, topic, tlen);
+    q += tlen;
+    *q++ = (uint8_t)plen;
+    memcpy(q, ps, plen);
+    q += plen;
+    *q++ = binary ? 1 : 0;
+    if (len)
+        memcpy(q, data, len);
+    return e;
+}
+
+/* The shadow topic of topic ("\1" + topic) in buf when it fits, else
+ * malloc'd; NULL out of memory. */
+static char *shadow_name(const char *topic, size_t tlen, char *buf, size_t cap)
+{
+    char *s = tlen + 1 <= cap ? buf : malloc(tlen + 1);
+    if (s) {
+        s[0] = DX_SHADOW;
+        memcpy(s + 1, topic, tlen);
+    }
+    return s;
+}
+
+/* Sends a publication to the pages subscribed to topic (its shadow's
+ * subscribers), once, in the envelope; the connection skip left out. A
+ * lookup, and nothing more, when there are none. Returns how many. */
+static size_t shadow_deliver(dx_lserver *ls, const char *topic, size_t tlen, const uint8_t *data, size_t len,
+                             int binary, const dx_pos *pos, uint64_t skip)
+{
+    char buf[256];
+    if (tlen > 0xFFFF)
+        return 0;
+    char *name = shadow_name(topic, tlen, buf, sizeof buf);
+    size_t sent = 0, elen;
+    if (name && dx_server_subscribers(ls->srv, name, tlen + 1)) {
+        uint8_t *e = envelope(topic, tlen, data, len, binary, pos, &elen);
+        if (e)
+            sent = dx_server_deliver(ls->srv, name, tlen + 1, e, elen, 1, skip);
+        free(e);
+    }
+    if (name != buf)
+        free(name);
+    return sent;
+}
+
+/* Sends one publication to page c in the envelope (shadow: "\1" + topic). */
+static void shadow_send(dx_conn *c, const char *shadow, size_t slen, const uint8_t *data, size_t len, int binary,
+                        const dx_pos *pos)
+{
+    size_t elen;
+    uint8_t *e = envelope(shadow + 1, slen - 1, data, len, binary, pos, &elen);
+    if (e)
+        dx_conn_send(c, e, elen, 1);
+    free(e);
+}
+
 /* ---- resumes ---- */
 
 static void resume_free(lua_State *L, resume *r)
@@ -222,8 +299,12 @@ static const char *const status_words[] = {
 };
 
 /* Sends p (framed) to the connection of r. */
-static void send_one(dx_node *n, lua_State *L, dx_conn *c, const dx_publication *p)
+static void send_one(dx_node *n, lua_State *L, dx_conn *c, const dx_publication *p, const resume *r)
 {
+    if (r->shadow) {
+        shadow_send(c, r->topic, r->tlen, p->data, p->len, p->binary, p->pos);
+        return;
+    }
     const uint8_t *data;
     size_t len;
     int binary;
@@ -296,12 +377,15 @@ static void on_recovered(void *arg, int status, const dx_publication *entries, s
         again |= o->w == w && o->tlen == r->tlen && memcmp(o->topic, r->topic, r->tlen) == 0;
     if (w && w->conn && !again && !dx_conn_subscribed(w->conn, r->topic, r->tlen)) {
         for (size_t i = 0; ok && i < count; i++)
-            send_one(n, L, w->conn, &entries[i]);
+            send_one(n, L, w->conn, &entries[i], r);
         for (size_t i = 0; !r->overflow && i < r->nbuf; i++) {
             held *h = r->buf[i];
             if (h->positioned && top && strcmp(h->pos.epoch, top->epoch) == 0 && h->pos.offset <= top->offset)
                 continue;                          /* in the answer already (or older) */
-            dx_conn_send(w->conn, h->data, h->len, h->binary);
+            if (r->shadow)
+                shadow_send(w->conn, r->topic, r->tlen, h->data, h->len, h->binary, h->positioned ? &h->pos : NULL);
+            else
+                dx_conn_send(w->conn, h->data, h->len, h->binary);
         }
         dx_conn_subscribe(w->conn, r->topic, r->tlen);
     }
@@ -320,9 +404,16 @@ static void on_publication(void *ud, const dx_publication *p)
     int binary;
     int pushed = framed(n, L, p, 0, &data, &len, &binary);
     dx_server_deliver(n->ls->srv, p->topic, p->tlen, data, len, binary, p->from);
+    if (n->ls->shadows)
+        shadow_deliver(n->ls, p->topic, p->tlen, p->data, p->len, p->binary, p->pos, p->from);
     for (resume *r = n->resumes; r; r = r->next)
-        if (r->w && r->tlen == p->tlen && memcmp(r->topic, p->topic, p->tlen) == 0)
-            resume_hold(r, p, data, len, binary, dx_server_config(n->ls->srv)->max_backpressure);
+        if (r->w && r->tlen - (size_t)r->shadow == p->tlen
+            && memcmp(r->topic + r->shadow, p->topic, p->tlen) == 0) {
+            if (r->shadow)                         /* a page's: as published, enveloped when sent */
+                resume_hold(r, p, p->data, p->len, p->binary, dx_server_config(n->ls->srv)->max_backpressure);
+            else
+                resume_hold(r, p, data, len, binary, dx_server_config(n->ls->srv)->max_backpressure);
+        }
     lua_pop(L, pushed);
 }
 
@@ -395,7 +486,33 @@ static void on_link(void *ud, int up, const char *why)
 static void on_topic(void *ud, const char *topic, size_t tlen, int on)
 {
     dx_node *n = ud;
+    if (n->ls->shadows) {
+        /* A page's shadow topic ("\1" + topic) needs the topic's
+         * publications: the node has interest in the topic while either
+         * is in the table (the sweep of them all names the topic once). */
+        int shadow = tlen && topic[0] == DX_SHADOW;
+        char buf[256];
+        const char *other = shadow ? topic + 1 : shadow_name(topic, tlen, buf, sizeof buf);
+        size_t olen = shadow ? tlen - 1 : tlen + 1;
+        int exists = other && dx_server_has_topic(n->ls->srv, other, olen);
+        if (!shadow && other != buf)
+            free((char *)other);
+        if (n->sweeping ? shadow && exists : exists)
+            return;
+        if (shadow) {
+            topic++;
+            tlen--;
+        }
+    }
     n->b->ops->interest(n->b, topic, tlen, on);
+}
+
+/* Sets the node's topic hook: the engine hears of every topic there is. */
+static void hook_topics(dx_node *n)
+{
+    n->sweeping = 1;
+    dx_server_set_topic_hook(n->ls->srv, on_topic, n);
+    n->sweeping = 0;
 }
 
 /* ---- the node's life ---- */
@@ -421,7 +538,7 @@ dx_node *dx_node_get(lua_State *L, dx_lserver *ls)
     lua_newtable(L);
     n->joined = luaL_ref(L, LUA_REGISTRYINDEX);
     ls->node = n;
-    dx_server_set_topic_hook(ls->srv, on_topic, n);
+    hook_topics(n);
     return n;
 }
 
@@ -467,8 +584,12 @@ size_t dx_node_publish(lua_State *L, dx_lserver *ls, const char *topic, size_t t
                        size_t len, int binary, uint64_t skip)
 {
     dx_node *n = ls->node;
-    if (n == NULL)
-        return dx_server_publish(ls->srv, topic, tlen, data, len, binary, skip);
+    if (n == NULL) {
+        size_t reached = dx_server_publish(ls->srv, topic, tlen, data, len, binary, skip);
+        if (ls->shadows)
+            reached += shadow_deliver(ls, topic, tlen, (const uint8_t *)data, len, binary, NULL, skip);
+        return reached;
+    }
     const rule *r = rule_of(n, topic, tlen);
     dx_publication p = { .topic = topic, .tlen = tlen, .data = (const uint8_t *)data, .len = len,
                          .binary = binary, .from = skip };
@@ -477,6 +598,8 @@ size_t dx_node_publish(lua_State *L, dx_lserver *ls, const char *topic, size_t t
     n->L = L;
     if (r == NULL) {                              /* here at once, then elsewhere */
         reached = dx_server_publish(ls->srv, topic, tlen, data, len, binary, skip);
+        if (ls->shadows)
+            reached += shadow_deliver(ls, topic, tlen, (const uint8_t *)data, len, binary, NULL, skip);
         n->b->ops->publish(n->b, &p, &no_history);
     } else {
         size_t before = dx_server_stats(ls->srv)->deliveries;
@@ -717,7 +840,8 @@ int dx_node_subscribe(lua_State *L, dx_lconn *w, const char *topic, size_t tlen,
                 fresh = 0;                        /* already catching up */
         }
     if (fresh && (s || lastn > 0)) {
-        const rule *rl = rule_of(n, topic, tlen);
+        int shadow = tlen && topic[0] == DX_SHADOW;  /* a page's: the topic's history */
+        const rule *rl = rule_of(n, topic + shadow, tlen - (size_t)shadow);
         resume *r = calloc(1, sizeof *r);
         char *name = malloc(tlen + 1);
         if (r == NULL || name == NULL || dx_server_hold_topic(ls->srv, topic, tlen, 1) < 0) {
@@ -728,7 +852,7 @@ int dx_node_subscribe(lua_State *L, dx_lconn *w, const char *topic, size_t tlen,
         }
         memcpy(name, topic, tlen);
         *r = (resume){ .node = n, .w = w, .topic = name, .tlen = tlen, .since = pos,
-                       .last = (size_t)lastn, .done = LUA_NOREF };
+                       .last = (size_t)lastn, .done = LUA_NOREF, .shadow = shadow };
         if (!lua_isnil(L, done)) {
             lua_pushvalue(L, done);
             r->done = luaL_ref(L, LUA_REGISTRYINDEX);
@@ -737,7 +861,8 @@ int dx_node_subscribe(lua_State *L, dx_lconn *w, const char *topic, size_t tlen,
         n->resumes = r;
         /* a resume of a subscribed connection: it leaves, so nothing comes twice */
         fresh = dx_conn_unsubscribe(c, topic, tlen) == 0;
-        n->b->ops->recover(n->b, topic, tlen, &r->since, rl ? &rl->h : &no_history, on_recovered, r);
+        n->b->ops->recover(n->b, topic + shadow, tlen - (size_t)shadow, &r->since, rl ? &rl->h : &no_history,
+                           on_recovered, r);
     } else if (fresh) {
         int rc = dx_conn_subscribe(c, topic, tlen);
         if (rc < 0) {
@@ -953,7 +1078,7 @@ static int l_broker(lua_State *L)
     n->b->ops->free(n->b);
     n->b = b;
     n->L = saved;
-    dx_server_set_topic_hook(ls->srv, on_topic, n);   /* the topics there are, to the new engine */
+    hook_topics(n);                           /* the topics there are, to the new engine */
     lua_pushboolean(L, 1);
     return 1;
 }

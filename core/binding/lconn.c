@@ -64,12 +64,19 @@ static int push_result(lua_State *L, int r)
 /* ws:send(data [, binary]) -> true | nil, message, name. A large payload
  * is queued without a copy: a registry reference keeps the string (whose
  * bytes never move) until the transport has written it (dx_conn_unhold). */
-static int l_send(lua_State *L)
+static inline __attribute__((always_inline)) int send_as(lua_State *L, int raw)
 {
     dx_conn *c = live(L);
     size_t len;
     const char *data = luaL_checklstring(L, 2, &len);
     int binary = check_binary(L, 3);
+    if (binary && !raw && ((dx_lconn *)lua_touserdata(L, 1))->duplex1) {
+        lua_pushlstring(L, "\0", 1);           /* duplex.1: the app's binary message, tagged */
+        lua_pushvalue(L, 2);
+        lua_concat(L, 2);
+        lua_replace(L, 2);
+        data = lua_tolstring(L, 2, &len);
+    }
     if (len < DX_SEND_HOLD_MIN)
         return push_result(L, dx_conn_send(c, data, len, binary));
     lua_pushvalue(L, 2);
@@ -79,6 +86,18 @@ static int l_send(lua_State *L)
     if (!held)
         luaL_unref(L, LUA_REGISTRYINDEX, ref);
     return push_result(L, r);
+}
+
+static int l_send(lua_State *L)
+{
+    return send_as(L, 0);
+}
+
+/* ws:_send_raw(data [, binary]): ws:send without the duplex.1 tag (the
+ * Lua layer's controls). */
+static int l_send_raw(lua_State *L)
+{
+    return send_as(L, 1);
 }
 
 /* ws:ping([data]) -> true | nil, message, name */
@@ -116,6 +135,8 @@ static int l_subscribe(lua_State *L)
     dx_conn *c = live(L);
     size_t len;
     const char *topic = luaL_checklstring(L, 2, &len);
+    if (len && topic[0] == DX_SHADOW)
+        check(L)->ls->shadows = 1;
     if (!lua_isnoneornil(L, 3)) {
         luaL_checktype(L, 3, LUA_TTABLE);
         return dx_node_subscribe(L, check(L), topic, len, 3);
@@ -242,7 +263,7 @@ static int l_gc(lua_State *L)
 }
 
 static const luaL_Reg methods[] = {
-    { "send", l_send }, { "ping", l_ping }, { "close", l_close }, { "buffered", l_buffered },
+    { "send", l_send }, { "_send_raw", l_send_raw }, { "ping", l_ping }, { "close", l_close }, { "buffered", l_buffered },
     { "subscribe", l_subscribe }, { "unsubscribe", l_unsubscribe }, { "publish", l_publish },
     { NULL, NULL }
 };

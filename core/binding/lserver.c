@@ -11,7 +11,7 @@
 #include "protocol/message.h"
 
 static const char *const handler_names[DX_H_COUNT] = {
-    "upgrade", "open", "message", "close", "pong_timeout", "drain"
+    "upgrade", "open", "message", "close", "pong_timeout", "drain", "_duplex"
 };
 
 static dx_lserver *check(lua_State *L)
@@ -304,6 +304,10 @@ static int ev_upgrade(void *ud, dx_conn *c, const dx_http_request *req,
     dx_lconn *w = dx_conn_push_new(T, ls, c, r);
     if (acc->protocol[0])
         w->protocol = strdup(acc->protocol);   /* NULL when out of memory: ws.protocol nil */
+    if (strcmp(acc->protocol, DX_DUPLEX1) == 0) {
+        w->duplex1 = 1;
+        dx_conn_set_heartbeat(c, 1);
+    }
     if (has_data) {
         lua_pushvalue(T, -2);
         dx_setuv(T, -2);
@@ -339,6 +343,20 @@ static void ev_drain(void *ud, dx_conn *c) { simple_event(ud, c, DX_H_DRAIN); }
 static void ev_message(void *ud, dx_conn *c, const uint8_t *data, size_t len, int binary)
 {
     dx_lserver *ls = ud;
+    dx_lconn *u;
+    if (binary && (u = dx_conn_user(c)) && u->duplex1) {   /* duplex.1: the tag says whose it is */
+        if (len == 0 || data[0] != DX_TAG_APP) {
+            dx_lconn *w = begin_event(ls, c, DX_H_DUPLEX);
+            if (w == NULL)
+                return;
+            lua_pushlstring(ls->T, len ? (const char *)data : "", len);
+            if (!server_call(ls, ls->T, 2, 0, "duplex.1 control", w))
+                handler_failed(w);
+            return;
+        }
+        data++;                                /* the app's: as it was sent */
+        len--;
+    }
     dx_lconn *w = begin_event(ls, c, DX_H_MESSAGE);
     if (w == NULL)
         return;

@@ -277,6 +277,8 @@ static void open_timer(dx_conn *c, ev_tstamp now)
     }
     if (!c->awaiting_pong && cfg->ping_interval > 0 && now >= c->last_rx + cfg->ping_interval) {
         dx_out_frame(c, DX_OP_PING, NULL, 0);
+        if (c->heartbeat)                  /* pages cannot see pings: a message they can */
+            dx_out_frame(c, DX_OP_BINARY, "\x02", 1);
         c->awaiting_pong = 1;
         c->ping_at = now;
     }
@@ -379,3 +381,4 @@ uint64_t dx_conn_id(const dx_conn *c) { return c->id; }
 const dx_addr *dx_conn_addr(const dx_conn *c) { return &c->remote; }
 void *dx_conn_user(const dx_conn *c) { return c->user; }
 void dx_conn_set_user(dx_conn *c, void *user) { c->user = user; }
+void dx_conn_set_heartbeat(dx_conn *c, int on) { c->heartbeat = on != 0; }

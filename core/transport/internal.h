@@ -130,6 +130,7 @@ struct dx_conn {
     uint8_t tls_failed : 1;        /* TLS: a fatal error: no close_notify may follow */
     uint8_t tls_shut : 1;          /* TLS: close_notify sent */
     uint8_t tls : 1;               /* rare->ssl is set: a TLS connection */
+    uint8_t heartbeat : 1;         /* each idle ping comes with a binary "\x02" (duplex.1) */
     uint8_t deflate_dedicated : 1; /* negotiated under the route's dedicated mode */
     uint8_t deflate_mem_level : 4; /* that route's zlib memLevel (1..9) */
     dx_pmd_params pmd;             /* permessage-deflate terms when deflate_on */

@@ -257,6 +257,9 @@ void dx_server_set_topic_hook(dx_server *s, void (*hook)(void *ud, const char *t
 /* Open connections subscribed to topic. */
 size_t dx_server_subscribers(const dx_server *s, const char *topic, size_t tlen);
 
+/* 1 when topic is in the table (a subscriber or a hold), else 0. */
+int dx_server_has_topic(const dx_server *s, const char *topic, size_t tlen);
+
 /* ---- connections ---- */
 
 enum { DX_SEND_OK = 0, DX_SEND_CLOSED = -1, DX_SEND_NOMEM = -2, DX_SEND_BACKPRESSURE = -3 };
@@ -322,5 +325,9 @@ const dx_addr *dx_conn_addr(const dx_conn *c);
 /* The layer above's pointer for this connection. */
 void *dx_conn_user(const dx_conn *c);
 void dx_conn_set_user(dx_conn *c, void *user);
+/* With on, every ping the server sends c for its silence (ping_interval)
+ * is followed by a binary message of one byte, 0x02: the heartbeat of the
+ * duplex.1 subprotocol, which a browser page can see. */
+void dx_conn_set_heartbeat(dx_conn *c, int on);
 
 #endif

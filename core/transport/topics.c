@@ -215,6 +215,11 @@ size_t dx_server_subscribers(const dx_server *s, const char *name, size_t len)
     return t ? t->n : 0;
 }
 
+int dx_server_has_topic(const dx_server *s, const char *name, size_t len)
+{
+    return find(s, name, len, hash_of(name, len)) != NULL;
+}
+
 /* A frame (header and payload) in a buffer to share. */
 static dx_shared *shared_frame(int rsv, int opcode, const void *data, size_t len)
 {

@@ -7,9 +7,16 @@
  *     state(state, detail, c) {},          // "connecting", "open", "reconnecting", "closed"
  *   }, { queue: 100, backoff: { min: 500, max: 10000 }, protocols: [] });
  *   c.send("hello");                       // true: sent or queued; false: queue full or closed
+ *   c.subscribe("news", {                  // a topic, if the app's subscribe handler consents
+ *     message(data, position) {},          // a publication, in order
+ *     recovered(info) {},                  // after a reconnect: info.missed came again
+ *     lost(reason) {},                     // what was missed cannot be had: reload the state
+ *     refused(reason) {},                  // the app said no
+ *   });
+ *   c.unsubscribe("news");
  *   c.close(1000, "bye");                  // closed for good
  *
- * This slice: a WebSocket that reconnects by itself. After a drop it tries
+ * A WebSocket that reconnects by itself: after a drop it tries
  * again after a delay drawn at random between backoff.min and a ceiling
  * that doubles from min up to backoff.max at each failed attempt (full
  * jitter), the ceiling back to min once a connection stayed open
@@ -23,16 +30,29 @@
  * refused; when that probe fails too the server is unreachable and the
  * client keeps trying.
  *
- * Coming later (marked EXTENSION below, the API is made to take them
- * without breaking): topics from the page (c.subscribe(topic, handler),
- * c.unsubscribe(topic), with the app's consent) and resume from each
- * topic's last position after a reconnect; dead-connection detection from
- * the server's heartbeats; and a fallback transport (Server-Sent Events
- * down, POST up) when no WebSocket gets through. */
+ * It offers the subprotocol duplex.1 (beside `protocols`). Spoken, text
+ * messages are the app's as they are; binary ones carry a tag byte: 0x00
+ * the app's, 0x01 a control (JSON: hello, sub, recovered), 0x02 a
+ * heartbeat, 0x03 a topic's publication (u16 topic length, topic, u8
+ * position length, position, u8 flags (bit 0: binary), data). The client
+ * keeps each topic's last position and, after a reconnect, subscribes
+ * again from it: what was missed comes in order before new ones, or lost()
+ * says it cannot. After the server's hello, a socket that brings nothing
+ * (not even a heartbeat) for twice its ping interval and a grace is
+ * dropped as dead.
+ *
+ * Coming later (marked EXTENSION below): a fallback transport
+ * (Server-Sent Events down, POST up) when no WebSocket gets through. */
 (function (root) {
   "use strict";
 
   var STATES = ["connecting", "open", "reconnecting", "closed"];
+  var PROTOCOL = "duplex.1";
+  var enc, dec;             // made when first needed
+
+  function text(u) {
+    return (dec = dec || new TextDecoder()).decode(u);
+  }
 
   // path_or_url -> a ws:// or wss:// URL: a relative path or an http(s)
   // URL resolves against the page, its scheme following the page's.
@@ -60,8 +80,9 @@
       min: backoff.min === undefined ? 500 : backoff.min,
       max: backoff.max === undefined ? 10000 : backoff.max,
       stable: options.stable === undefined ? 5000 : options.stable,
-      protocols: options.protocols || [],
+      protocols: (options.protocols || []).concat(PROTOCOL),
       binaryType: options.binaryType || "arraybuffer",
+      grace: options.grace === undefined ? 2000 : options.grace,
     };
     if (cfg.max < cfg.min) cfg.max = cfg.min;
 
@@ -73,19 +94,107 @@
     var openedAt = 0;       // when the current socket opened (0: it did not)
     var refusedOnce = false; // the previous attempt failed before opening, the server answering HTTP
     var waitingOnline = false;
+    var topics = {};        // topic -> { h: its handlers, pos: its last position or null }
+    var duplex1 = false;    // the current socket speaks duplex.1
+    var dead = null;        // the dead-connection timer, and its span (ms)
+    var deadMs = 0, lastRx = 0;
 
     var c = {
       state: "connecting",
       url: cfg.url,
       send: send,
       close: close,
-      // EXTENSION topics: subscribe(topic, { message(data, position), lost(reason) }),
-      // unsubscribe(topic). A map topic -> { handler, position } kept across
-      // reconnects; on open, each topic is subscribed again with `since`
-      // its last position, and the server's replay comes before new messages
-      // (or a "lost" event tells the page to reload its state). Messages of
-      // no topic keep going to handlers.message.
+      subscribe: subscribe,
+      unsubscribe: unsubscribe,
     };
+
+    function call(fn, arg) {
+      if (fn) try { fn(arg); } catch (e) { setTimeout(function () { throw e; }); }
+    }
+
+    // A control (0x01, JSON) on the open socket.
+    function control(m) {
+      var b = (enc = enc || new TextEncoder()).encode(" " + JSON.stringify(m));
+      b[0] = 1;
+      if (ws && duplex1 && ws.readyState === 1) ws.send(b);
+    }
+
+    function subscribe(topic, h) {
+      if (c.state === "closed") return false;
+      topics[topic] = { h: h || {}, pos: topics[topic] ? topics[topic].pos : null };
+      if (ws && ws.readyState === 1) ask(topic);
+      return true;
+    }
+
+    // Subscribes topic on the open socket, from its last position; a
+    // server that does not speak duplex.1 cannot: refused.
+    function ask(topic) {
+      var t = topics[topic];
+      if (duplex1) return control({ t: "sub", topic: topic, since: t.pos });
+      delete topics[topic];
+      call(t.h.refused || t.h.lost, "unsupported");
+    }
+
+    function unsubscribe(topic) {
+      if (!topics[topic]) return false;
+      delete topics[topic];
+      control({ t: "unsub", topic: topic });
+      return true;
+    }
+
+    // No frame for deadMs: the connection is dead, whatever the socket says.
+    function touch() {
+      var left = lastRx + deadMs - Date.now();
+      dead = left > 0 ? setTimeout(touch, left) : (drop("dead"), null);
+    }
+
+    // A message of the duplex.1 socket (ArrayBuffer d).
+    function tagged(d) {
+      var u = new Uint8Array(d), tag = u[0], m, t;
+      if (tag === 0) return app(d.slice(1));
+      if (tag === 1) {
+        m = JSON.parse(text(u.subarray(1)));
+        t = topics[m.topic];
+        if (m.t === "hello") {
+          deadMs = m.ping > 0 ? m.ping * 2000 + cfg.grace : 0;
+          if (deadMs && !dead) touch();
+        } else if (t && m.t === "sub" && !m.ok) {
+          delete topics[m.topic];
+          call(t.h.refused || t.h.lost, m.reason);
+        } else if (t && m.t === "recovered") {
+          if (m.ok) return call(t.h.recovered, m);
+          t.pos = m.position || null;    // the page reloads its state as of now
+          call(t.h.lost, m.reason);
+        }
+      } else if (tag === 3) {
+        var n = (u[1] << 8) | u[2], p = 4 + n, q = p + u[3 + n];
+        t = topics[text(u.subarray(3, 3 + n))];
+        if (!t) return;
+        var pos = text(u.subarray(p, q)) || null;
+        if (pos) t.pos = pos;
+        var data = u[q] & 1 ? blob(d.slice(q + 1)) : text(u.subarray(q + 1));
+        if (t.h.message) t.h.message(data, pos, c);
+      }
+    }
+
+    function blob(d) {
+      return cfg.binaryType === "blob" ? new Blob([d]) : d;
+    }
+
+    function app(data) {
+      if (handlers.message) handlers.message(typeof data === "string" ? data : blob(data), c);
+    }
+
+    // What goes on the wire for data: the app's binary message tagged 0x00 on duplex.1.
+    function wire(data) {
+      if (!duplex1 || typeof data === "string") return data;
+      var b = data instanceof ArrayBuffer ? new Uint8Array(data)
+        : ArrayBuffer.isView(data) ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength) : null;
+      if (!b) return new Blob([new Uint8Array(1), data]);
+      var out = new Uint8Array(b.length + 1);
+      out.set(b, 1);
+      return out;
+    }
 
     function report(state, detail) {
       c.state = state;
@@ -97,7 +206,7 @@
     function send(data) {
       if (c.state === "closed") return false;
       if (ws && c.state === "open" && ws.readyState === 1) {
-        ws.send(data);
+        ws.send(wire(data));
         return true;
       }
       if (queue.length >= cfg.queue) return false;
@@ -119,7 +228,8 @@
 
     function stop() {
       if (timer) clearTimeout(timer);
-      timer = null;
+      if (dead) clearTimeout(dead);
+      timer = dead = null;
       queue = [];
       waitingOnline = false;
       if (root.removeEventListener) {
@@ -154,29 +264,31 @@
       }
       ws = s;
       openedAt = 0;
-      s.binaryType = cfg.binaryType;
+      s.binaryType = "arraybuffer";
+      duplex1 = false;
+      deadMs = 0;
       s.onopen = function () {
         openedAt = Date.now();
         refusedOnce = false;
-        // EXTENSION topics: subscribe every topic again here, with its
-        // position, before the queue (the server answers in order).
-        // EXTENSION heartbeats: arm the dead-connection timer here (no traffic
-        // for longer than the server's ping interval and a grace: drop s).
-        // The queue leaves first, so a send made by the state handler
-        // comes after it.
-        while (queue.length && ws === s && s.readyState === 1) s.send(queue.shift());
+        duplex1 = s.protocol === PROTOCOL;
+        // Every topic again, from its position, before the queue (the
+        // server answers in order); the queue leaves first, so a send
+        // made by the state handler comes after it.
+        for (var t in topics) ask(t);
+        while (queue.length && ws === s && s.readyState === 1) s.send(wire(queue.shift()));
         if (ws === s) report("open", { attempt: attempt, protocol: s.protocol, url: cfg.url });
       };
       s.onmessage = function (ev) {
-        // EXTENSION heartbeats: any message (and the server's heartbeat)
-        // re-arms the dead-connection timer.
-        // EXTENSION topics: a topic's message goes to its handler and
-        // advances its position.
-        if (handlers.message) handlers.message(ev.data, c);
+        if (ws !== s) return;
+        lastRx = Date.now();
+        if (duplex1 && typeof ev.data !== "string") tagged(ev.data);
+        else app(ev.data);
       };
       s.onclose = function (ev) {
         detach(s);
         if (ws !== s) return;
+        if (dead) clearTimeout(dead);
+        dead = null;
         ws = null;
         dropped(ev.code, ev.reason, ev.wasClean, openedAt);
       };
@@ -252,12 +364,18 @@
     // Offline: the socket cannot carry anything and may not notice for
     // minutes; drop it and wait for the online event.
     function onOffline() {
+      drop("offline");
+    }
+
+    function drop(why) {
+      if (dead) clearTimeout(dead);
+      dead = null;
       if (c.state === "closed" || !ws) return;
       var s = ws;
       ws = null;
       detach(s);
       try { s.close(); } catch (e) { /* closing already */ }
-      dropped(1006, "offline", false, openedAt);
+      dropped(1006, why, false, openedAt);
     }
 
     if (root.addEventListener) {

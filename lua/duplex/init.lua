@@ -138,11 +138,190 @@ function M.is_app(v)
   return getmetatable(v) == App
 end
 
+-- ---- duplex.1: the subprotocol of duplex.js ----
+--
+-- Every route speaks it when offered, unless its own `protocols` leave it
+-- out. Text messages are the app's, as they are. Binary ones carry a tag
+-- byte: 0x00 the app's (the core adds it to ws:send(data, true) and takes
+-- it off before `message`), 0x01 a control in JSON (below), 0x02 a
+-- heartbeat (the core sends one with each ping), 0x03 a publication of a
+-- page's topic (the core's envelope, see core/binding/lbroker.c). A page's
+-- topic T is the core's shadow topic "\1" .. T: publications to T reach
+-- it once each, enveloped, with their position, and a resume (since) is
+-- the node's own.
+local DUPLEX1 = "duplex.1"
+local SHADOW = "\1"
+
+-- JSON for the controls: flat objects of strings, numbers, booleans, null.
+local escapes = { ['"'] = '\\"', ["\\"] = "\\\\", ["\n"] = "\\n", ["\r"] = "\\r", ["\t"] = "\\t" }
+
+local function json_string(s)
+  return '"' .. s:gsub('[%c"\\]', function(c) return escapes[c] or ("\\u%04x"):format(c:byte()) end) .. '"'
+end
+
+local function json_encode(t)
+  local out = {}
+  for k, v in pairs(t) do
+    local tv = type(v)
+    local enc = tv == "string" and json_string(v) or tv == "boolean" and tostring(v)
+      or tv == "number" and (v == math.floor(v) and ("%d"):format(v) or ("%.17g"):format(v)) or nil
+    if enc then out[#out + 1] = json_string(k) .. ":" .. enc end
+  end
+  return "{" .. table.concat(out, ",") .. "}"
+end
+
+local unescapes = { b = "\b", f = "\f", n = "\n", r = "\r", t = "\t" }
+
+local function utf8_char(cp)
+  if cp < 0x80 then return string.char(cp) end
+  if cp < 0x800 then return string.char(0xC0 + math.floor(cp / 64), 0x80 + cp % 64) end
+  return string.char(0xE0 + math.floor(cp / 4096), 0x80 + math.floor(cp / 64) % 64, 0x80 + cp % 64)
+end
+
+-- A flat JSON object (values: strings, numbers, booleans, null), or nil.
+local function json_decode(s)
+  local i, t = 1, {}
+  local function skip() i = s:find("[^ \t\r\n]", i) or #s + 1 end
+  local function str()
+    if s:sub(i, i) ~= '"' then return nil end
+    local parts = {}
+    i = i + 1
+    while true do
+      local j = s:find('["\\]', i)
+      if not j then return nil end
+      parts[#parts + 1] = s:sub(i, j - 1)
+      if s:sub(j, j) == '"' then i = j + 1; return table.concat(parts) end
+      local e = s:sub(j + 1, j + 1)
+      if e == "u" then
+        local cp = tonumber(s:sub(j + 2, j + 5), 16)
+        if not cp then return nil end
+        if cp >= 0xD800 and cp <= 0xDBFF and s:sub(j + 6, j + 7) == "\\u" then
+          local lo = tonumber(s:sub(j + 8, j + 11), 16) or 0
+          cp = 0x10000 + (cp - 0xD800) * 1024 + (lo - 0xDC00)
+          parts[#parts + 1] = string.char(0xF0 + math.floor(cp / 262144), 0x80 + math.floor(cp / 4096) % 64,
+            0x80 + math.floor(cp / 64) % 64, 0x80 + cp % 64)
+          i = j + 12
+        else
+          parts[#parts + 1] = utf8_char(cp)
+          i = j + 6
+        end
+      else
+        parts[#parts + 1] = unescapes[e] or e
+        i = j + 2
+      end
+    end
+  end
+  skip()
+  if s:sub(i, i) ~= "{" then return nil end
+  i = i + 1
+  skip()
+  if s:sub(i, i) == "}" then return t end
+  while true do
+    skip()
+    local k = str()
+    if not k then return nil end
+    skip()
+    if s:sub(i, i) ~= ":" then return nil end
+    i = i + 1
+    skip()
+    local c, v = s:sub(i, i), nil
+    if c == '"' then v = str(); if v == nil then return nil end
+    elseif s:find("^true", i) then v, i = true, i + 4
+    elseif s:find("^false", i) then v, i = false, i + 5
+    elseif s:find("^null", i) then i = i + 4
+    else
+      local num = s:match("^-?%d+%.?%d*[eE]?[-+]?%d*", i)
+      if not num or not tonumber(num) then return nil end
+      v, i = tonumber(num), i + #num
+    end
+    t[k] = v
+    skip()
+    c = s:sub(i, i)
+    i = i + 1
+    if c == "}" then return t end
+    if c ~= "," then return nil end
+  end
+end
+
+local function control(ws, t)
+  ws:_send_raw("\1" .. json_encode(t), true)
+end
+
+-- What a duplex.1 page asks (binary messages whose tag is not 0x00).
+local function duplex_control(handlers)
+  return function(ws, data)
+    if data:byte(1) ~= 1 then return end       -- a heartbeat, or a tag of a later version
+    local m = json_decode(data:sub(2))
+    if not m or type(m.topic) ~= "string" or #m.topic > 0xFFFF then return end
+    local topic = m.topic
+    if m.t == "sub" then
+      local ok, reason = false, "not allowed"
+      if topic == "" or topic:byte(1) == 1 then reason = "bad topic"      -- byte 1 starts the shadows
+      elseif handlers.subscribe then ok, reason = handlers.subscribe(ws, topic) end
+      if not ok then
+        control(ws, { t = "sub", topic = topic, ok = false, reason = type(reason) == "string" and reason or "refused" })
+        return
+      end
+      control(ws, { t = "sub", topic = topic, ok = true })
+      local since = m.since
+      if type(since) == "string" and since:match("^[0-9a-z]+:%d+$") then
+        ws:subscribe(SHADOW .. topic, { since = since, recovered = function(w, _, res)
+          control(w, { t = "recovered", topic = topic, ok = res.ok, reason = res.reason, missed = res.missed,
+            position = res.position })
+        end })
+      else
+        if since ~= nil then control(ws, { t = "recovered", topic = topic, ok = false, reason = "bad_position", missed = 0 }) end
+        ws:subscribe(SHADOW .. topic)
+      end
+    elseif m.t == "unsub" then
+      if ws:unsubscribe(SHADOW .. topic) and handlers.unsubscribe then handlers.unsubscribe(ws, topic) end
+    end
+  end
+end
+
+-- The table given to the core for a route: the app's handlers, but
+-- subscribe and unsubscribe (this layer's), speaking duplex.1 unless
+-- the route's protocols leave it out.
+local function route_table(app, handlers)
+  for _, k in ipairs { "subscribe", "unsubscribe" } do
+    if handlers[k] ~= nil and type(handlers[k]) ~= "function" then
+      error("bad handler '" .. k .. "' (function expected, got " .. type(handlers[k]) .. ")", 3)
+    end
+  end
+  local t = {}
+  for k, v in pairs(handlers) do
+    if k ~= "subscribe" and k ~= "unsubscribe" then t[k] = v end
+  end
+  if t.protocols == nil then t.protocols = { DUPLEX1 } end
+  local speaks = false
+  for _, p in ipairs(type(t.protocols) == "table" and t.protocols or {}) do speaks = speaks or p == DUPLEX1 end
+  if speaks then
+    local open = handlers.open
+    t.open = function(ws)
+      if ws.protocol == DUPLEX1 then
+        local ping = app.options.ping_interval
+        if ping == nil then ping = server_options.by_name.ping_interval.default end
+        control(ws, { t = "hello", ping = ping, id = ws.id })
+      end
+      if open then return open(ws) end
+    end
+    t._duplex = duplex_control(handlers)
+  end
+  return t
+end
+
+M._json = { encode = json_encode, decode = json_decode }   -- for the specs
+
 --- Serves WebSocket connections to path with the given handlers:
 -- upgrade(req), open(ws), message(ws, data, binary), close(ws, code,
--- reason), pong_timeout(ws). Returns the app.
+-- reason), pong_timeout(ws); subscribe(ws, topic) -> true | false,
+-- reason (a page's topic, duplex.js) and unsubscribe(ws, topic). Returns
+-- the app.
 function App:ws(path, handlers)
-  local ok, err = pcall(self.server.route, self.server, path, handlers)
+  if type(handlers) ~= "table" then
+    error("bad argument #2 to 'ws' (table expected, got " .. type(handlers) .. ")", 2)
+  end
+  local ok, err = pcall(self.server.route, self.server, path, route_table(self, handlers))
   if not ok then error(err, 2) end
   for _, fn in pairs(handlers) do interpreted(self, fn) end
   self.paths[#self.paths + 1] = path
@@ -197,7 +376,7 @@ end
 -- run. Afterwards self.server is old's, and old should not be used.
 function App:take_over(old)
   local server = old.server
-  for _, path in ipairs(self.paths) do server:route(path, self.routes[path], true) end
+  for _, path in ipairs(self.paths) do server:route(path, route_table(self, self.routes[path]), true) end
   for _, path in ipairs(old.paths) do
     if not self.routes[path] then server:unroute(path) end
   end

@@ -29,7 +29,8 @@ local APP_KEYS = { shutdown = true, reload = true, join = true, leave = true }
 
 --- Makes the app that v describes: an app made with duplex.app, given
 -- opts with app:configure, or a table of handlers (open, message, close,
--- pong_timeout, upgrade, drain; path, default "/", protocols, deflate;
+-- pong_timeout, upgrade, drain, and subscribe and unsubscribe for pages'
+-- topics (duplex.js); path, default "/", protocols, deflate;
 -- shutdown, reload, join and leave, the app's on_shutdown, on_reload,
 -- on_join and on_leave hooks; other
 -- fields that are not functions are the script's own, state a reload hook

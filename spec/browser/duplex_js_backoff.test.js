@@ -3,8 +3,10 @@
 // the test drives. What it checks: the URL a path becomes, the backoff's
 // ceiling doubling from min to max and its jitter staying between min and
 // the ceiling, the ceiling back to min after a stable connection (and not
-// after a short one), the queue leaving before the open report, and no
-// attempt while navigator.onLine is false.
+// after a short one), the queue leaving before the open report, no
+// attempt while navigator.onLine is false, and on duplex.1: a dead
+// connection noticed from the heartbeats' absence, topics subscribed again
+// from their last position, binary sends tagged.
 "use strict";
 
 const { test } = require("node:test");
@@ -30,7 +32,8 @@ function load({ href = "http://example.test/page", online = true, random = () =>
     send(data) { this.sent.push(data); }
     close() { this.readyState = 3; }
     // test side
-    opens() { this.readyState = 1; this.onopen && this.onopen({}); }
+    opens(protocol = "") { this.protocol = protocol; this.readyState = 1; this.onopen && this.onopen({}); }
+    gets(data) { this.onmessage && this.onmessage({ data }); }
     drops(code = 1006, reason = "") {
       this.readyState = 3;
       this.onclose && this.onclose({ code, reason, wasClean: code !== 1006 });
@@ -39,7 +42,7 @@ function load({ href = "http://example.test/page", online = true, random = () =>
   const math = Object.create(Math);
   math.random = () => w.random();
   const ctx = {
-    URL, WebSocket: FakeWebSocket, Math: math,
+    URL, WebSocket: FakeWebSocket, Math: math, TextEncoder, TextDecoder,
     Date: { now: () => w.now },
     setTimeout: (fn, ms) => { const t = { fn, at: w.now + (ms || 0) }; w.timers.push(t); return t; },
     clearTimeout: (t) => { const i = w.timers.indexOf(t); if (i >= 0) w.timers.splice(i, 1); },
@@ -187,4 +190,73 @@ test("no attempt while navigator.onLine is false; online tries at once", () => {
   w.listeners.online();
   assert.equal(w.sockets.length, 2);
   assert.equal(w.events.at(-1)[1].online, true);
+});
+
+// duplex.1 frames from the server, as the page's socket gives them.
+const bytes = (...parts) => {
+  const chunks = parts.map((p) => (typeof p === "string" ? Buffer.from(p) : Buffer.from(p)));
+  const b = Buffer.concat(chunks);
+  return b.buffer.slice(b.byteOffset, b.byteOffset + b.length);
+};
+const controlFrame = (m) => bytes([1], JSON.stringify(m));
+const publication = (topic, pos, data) =>
+  bytes([3, topic.length >> 8, topic.length & 255], topic, [pos.length], pos, [0], data);
+const sentControls = (s) => s.sent.filter((d) => typeof d !== "string" && d[0] === 1)
+  .map((d) => JSON.parse(Buffer.from(d.subarray(1)).toString()));
+
+test("duplex.1: silence past twice the ping interval and the grace drops the socket; topics resume from their position", () => {
+  const w = load();
+  w.connect("/live", { backoff: { min: 100, max: 100 }, grace: 500 });
+  const got = [];
+  const lost = [];
+  w.c.subscribe("t", { message: (d, p) => got.push([d, p]), lost: (r) => lost.push(r) });
+  const s = w.last();
+  assert.deepEqual([...s.protocols], ["duplex.1"]);
+  s.opens("duplex.1");
+  assert.deepEqual(sentControls(s), [{ t: "sub", topic: "t", since: null }]);
+  s.gets(controlFrame({ t: "hello", ping: 1, id: 7 }));
+  for (let i = 0; i < 5; i++) {                // a heartbeat a second keeps it alive
+    w.advance(1000);
+    s.gets(bytes([2]));
+  }
+  s.gets(publication("t", "e:4", "four"));
+  s.gets(publication("t", "e:5", "five"));
+  assert.deepEqual(got, [["four", "e:4"], ["five", "e:5"]]);
+  assert.equal(w.c.state, "open");
+  w.advance(2499);                             // 2 x 1 s + 500 ms of nothing
+  assert.equal(w.c.state, "open");
+  w.advance(2);
+  assert.deepEqual(w.events.at(-1)[0], "reconnecting");
+  assert.equal(w.events.at(-1)[1].reason, "dead");
+  w.advance(100);
+  const again = w.last();
+  assert.notEqual(again, s);
+  again.opens("duplex.1");
+  assert.deepEqual(sentControls(again), [{ t: "sub", topic: "t", since: "e:5" }]);
+  again.gets(controlFrame({ t: "recovered", topic: "t", ok: false, reason: "epoch", missed: 0, position: "f:2" }));
+  assert.deepEqual(lost, ["epoch"]);
+  w.c.send(new Uint8Array([9, 8]));
+  assert.deepEqual([...again.sent.at(-1)], [0, 9, 8]);   // the app's binary, tagged 0x00
+  w.c.send("text");
+  assert.equal(again.sent.at(-1), "text");
+  again.gets(bytes([0, 7]));
+  assert.deepEqual([...new Uint8Array(w.got.at(-1))], [7]);
+  w.c.unsubscribe("t");
+  assert.deepEqual(sentControls(again).at(-1), { t: "unsub", topic: "t" });
+  again.drops(1006);
+  w.advance(100);
+  w.last().opens("duplex.1");
+  assert.deepEqual(sentControls(w.last()), []);  // no topic left to subscribe again
+});
+
+test("a topic on a socket without duplex.1 (the route's protocols leave it out) is refused: unsupported", () => {
+  const w = load();
+  w.connect("/old");
+  const refused = [];
+  w.c.subscribe("t", { refused: (r) => refused.push(r) });
+  w.last().opens("");
+  assert.deepEqual(refused, ["unsupported"]);
+  assert.deepEqual(w.last().sent, []);
+  w.c.subscribe("u", { lost: (r) => refused.push("lost " + r) });   // no refused handler: lost
+  assert.deepEqual(refused, ["unsupported", "lost unsupported"]);
 });

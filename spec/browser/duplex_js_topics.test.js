@@ -1,0 +1,82 @@
+// duplex.js's topics in headless Chromium, against a ticker
+// (spec/fixtures/duplex_js_topics.lua, a publication every 20 ms on
+// "tick", with history): a page whose network drops and comes back gets
+// every publication once, in order; a page whose server restarts (a new
+// epoch of the memory engine) hears lost("epoch") and goes on.
+"use strict";
+
+const { test, before, after } = require("node:test");
+const assert = require("node:assert/strict");
+const { startServer, openBrowser, openPage, waitFor, withPages } = require("./support");
+
+const APP = "spec/fixtures/duplex_js_topics.lua";
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+let browser;
+before(async () => { browser = await openBrowser(); });
+after(async () => { if (browser) await browser.close(); });
+
+const ticks = (page) => page.evaluate(() => window.ticks.slice());
+const seen = (page, what) => page.evaluate((w) => window[w].slice(), what);
+const state = (page) => page.evaluate(() => window.c.state);
+
+// Every publication once and in order: the numbers follow each other, and
+// so do the positions' offsets, in one epoch.
+function assertWhole(list) {
+  const first = Number(list[0][0]);
+  const [epoch, offset] = list[0][1].split(":");
+  list.forEach(([data, pos], i) => {
+    assert.equal(Number(data), first + i, `publication ${i} of ${list.length}: ${data} after ${first}`);
+    assert.equal(pos, `${epoch}:${Number(offset) + i}`);
+  });
+}
+
+test("a page offline for a while gets every publication it missed, once, in order, then new ones",
+  withPages("duplex-js-topics-offline", async () => {
+    const srv = await startServer(APP);
+    try {
+      const page = await openPage(browser, srv.http("/"));
+      await page.evaluate(() => window.start("/live", { backoff: { min: 100, max: 400 } }));
+      await waitFor(async () => (await ticks(page)).length >= 10, "ten ticks");
+      const context = page.context();
+      for (let round = 0; round < 3; round++) {
+        await context.setOffline(true);
+        await waitFor(async () => (await state(page)) === "reconnecting", "reconnecting");
+        const before = (await ticks(page)).length;
+        await sleep(600);                        // about 30 publications missed
+        await context.setOffline(false);
+        await waitFor(async () => (await seen(page, "recovered")).length === round + 1, "recovered");
+        await waitFor(async () => (await ticks(page)).length >= before + 40, "the missed ones, then new ones");
+      }
+      const all = await ticks(page);
+      assertWhole(all);
+      const rec = await seen(page, "recovered");
+      assert.ok(rec.every((r) => r.ok && r.missed >= 20), JSON.stringify(rec));
+      assert.deepEqual(await seen(page, "lost"), []);
+      assert.deepEqual(page.errors, []);
+    } finally {
+      await srv.stop();
+    }
+  }));
+
+test("a server restart is a new epoch: lost(\"epoch\"), then the new server's publications",
+  withPages("duplex-js-topics-epoch", async () => {
+    let srv = await startServer(APP);
+    try {
+      const page = await openPage(browser, srv.http("/"));
+      await page.evaluate(() => window.start("/live", { backoff: { min: 100, max: 300 } }));
+      await waitFor(async () => (await ticks(page)).length >= 5, "five ticks");
+      await srv.stop();
+      srv = await startServer(APP, { port: srv.port });
+      await waitFor(async () => (await seen(page, "lost")).length === 1, "lost()");
+      assert.deepEqual(await seen(page, "lost"), ["epoch"]);
+      const before = (await ticks(page)).length;
+      await waitFor(async () => (await ticks(page)).length >= before + 5, "the new server's ticks");
+      const after = (await ticks(page)).slice(before);
+      assertWhole(after);
+      assert.notEqual(after[0][1].split(":")[0], (await ticks(page))[0][1].split(":")[0], "a new epoch");
+      assert.deepEqual(page.errors, []);
+    } finally {
+      await srv.stop();
+    }
+  }));
