@@ -2,12 +2,14 @@
  * of the box's engine. */
 #include <errno.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <ev.h>
 #include "broker/hub.h"
+#include "broker/names.h"
 #include "broker/wire.h"
 
 #define DX_HUB_READ 262144         /* bytes read at most per recv */
@@ -35,13 +37,11 @@ typedef struct hub_member {
 } hub_member;
 
 typedef struct hub_topic {
-    struct hub_topic *next;        /* hash chain */
-    uint32_t hash;
+    dx_named named;                /* its name, in the hub's table */
     unsigned *workers;             /* interested */
     size_t nworkers, capw;
     hub_member *members;           /* joined, each of a worker */
     size_t nmembers, capm;
-    size_t len;
     char name[];
 } hub_topic;
 
@@ -61,71 +61,22 @@ struct dx_hub {
     dx_broker *engine;
     hub_worker **slots;
     size_t nslots;
-    hub_topic **buckets;
-    size_t nbuckets;
-    size_t ntopics;                /* topics known (with interest or members) */
+    dx_names topics;               /* topics known (with interest or members) */
     hub_req *reqs;
     dx_hub_stats stats;
 };
 
 /* ---- topics ---- */
 
-static uint32_t hash_of(const char *p, size_t len)
-{
-    uint32_t h = 2166136261u;                    /* FNV-1a */
-    for (size_t i = 0; i < len; i++)
-        h = (h ^ (uint8_t)p[i]) * 16777619u;
-    return h;
-}
-
 static hub_topic *find(const dx_hub *h, const char *name, size_t len)
 {
-    if (h->nbuckets == 0)
-        return NULL;
-    uint32_t hash = hash_of(name, len);
-    for (hub_topic *t = h->buckets[hash & (h->nbuckets - 1)]; t; t = t->next)
-        if (t->hash == hash && t->len == len && memcmp(t->name, name, len) == 0)
-            return t;
-    return NULL;
-}
-
-static int grow(dx_hub *h)
-{
-    size_t n = h->nbuckets ? h->nbuckets * 2 : 64;
-    hub_topic **b = calloc(n, sizeof *b);
-    if (b == NULL)
-        return -1;
-    for (size_t i = 0; i < h->nbuckets; i++) {
-        hub_topic *t = h->buckets[i];
-        while (t) {
-            hub_topic *next = t->next;
-            t->next = b[t->hash & (n - 1)];
-            b[t->hash & (n - 1)] = t;
-            t = next;
-        }
-    }
-    free(h->buckets);
-    h->buckets = b;
-    h->nbuckets = n;
-    return 0;
+    return (hub_topic *)dx_names_find(&h->topics, name, len);
 }
 
 static hub_topic *get(dx_hub *h, const char *name, size_t len)
 {
     hub_topic *t = find(h, name, len);
-    if (t)
-        return t;
-    if (h->ntopics >= h->nbuckets && grow(h) < 0)
-        return NULL;
-    if ((t = calloc(1, sizeof *t + len + 1)) == NULL)
-        return NULL;
-    memcpy(t->name, name, len);
-    t->len = len;
-    t->hash = hash_of(name, len);
-    t->next = h->buckets[t->hash & (h->nbuckets - 1)];
-    h->buckets[t->hash & (h->nbuckets - 1)] = t;
-    h->ntopics++;
-    return t;
+    return t ? t : dx_names_add(&h->topics, offsetof(hub_topic, name), name, len);
 }
 
 /* Forgets t when no worker has interest in it or a member in it. */
@@ -133,11 +84,7 @@ static void maybe_forget(dx_hub *h, hub_topic *t)
 {
     if (t->nworkers || t->nmembers)
         return;
-    hub_topic **pp = &h->buckets[t->hash & (h->nbuckets - 1)];
-    while (*pp != t)
-        pp = &(*pp)->next;
-    *pp = t->next;
-    h->ntopics--;
+    dx_names_remove(&h->topics, &t->named);
     free(t->workers);
     free(t->members);
     free(t);
@@ -549,32 +496,30 @@ static void detach(dx_hub *h, hub_worker *w)
         if (r->worker == w->index && r->gen == w->gen)
             r->live = 0;
     /* its members leave (events to the others), then its interests go */
-    for (size_t b = 0; b < h->nbuckets; b++)
-        for (hub_topic *t = h->buckets[b]; t; t = t->next)
-            for (size_t i = 0; i < t->nmembers;) {
-                if (t->members[i].worker != w->index) {
-                    i++;
-                    continue;
-                }
-                dx_member dm = member_of(w, t->members[i].conn, NULL, 0);
-                t->members[i] = t->members[--t->nmembers];
-                h->engine->ops->leave(h->engine, t->name, t->len, &dm);
+    for (dx_named *e = dx_names_first(&h->topics); e; e = dx_names_next(&h->topics, e)) {
+        hub_topic *t = (hub_topic *)e;
+        for (size_t i = 0; i < t->nmembers;) {
+            if (t->members[i].worker != w->index) {
+                i++;
+                continue;
             }
-    for (size_t b = 0; b < h->nbuckets; b++) {
-        hub_topic *t = h->buckets[b];
-        while (t) {
-            hub_topic *next = t->next;
-            int i = interested(t, w->index);
-            if (i >= 0) {
-                t->workers[i] = t->workers[--t->nworkers];
-                if (t->nworkers == 0) {
-                    h->stats.topics--;
-                    h->engine->ops->interest(h->engine, t->name, t->len, 0);
-                }
-            }
-            maybe_forget(h, t);
-            t = next;
+            dx_member dm = member_of(w, t->members[i].conn, NULL, 0);
+            t->members[i] = t->members[--t->nmembers];
+            h->engine->ops->leave(h->engine, t->name, t->named.len, &dm);
         }
+    }
+    for (dx_named *e = dx_names_first(&h->topics), *next; e; e = next) {
+        next = dx_names_next(&h->topics, e);
+        hub_topic *t = (hub_topic *)e;
+        int i = interested(t, w->index);
+        if (i >= 0) {
+            t->workers[i] = t->workers[--t->nworkers];
+            if (t->nworkers == 0) {
+                h->stats.topics--;
+                h->engine->ops->interest(h->engine, t->name, t->named.len, 0);
+            }
+        }
+        maybe_forget(h, t);
     }
 }
 
@@ -672,17 +617,13 @@ void dx_hub_free(dx_hub *h)
             free(h->slots[i]);
         }
     h->engine->ops->free(h->engine);              /* answers what is pending: dropped, freed */
-    for (size_t b = 0; b < h->nbuckets; b++) {
-        hub_topic *t = h->buckets[b];
-        while (t) {
-            hub_topic *next = t->next;
-            free(t->workers);
-            free(t->members);
-            free(t);
-            t = next;
-        }
+    for (dx_named *e = dx_names_first(&h->topics), *next; e; e = next) {
+        next = dx_names_next(&h->topics, e);
+        free(((hub_topic *)e)->workers);
+        free(((hub_topic *)e)->members);
+        free(e);
     }
-    free(h->buckets);
+    dx_names_free(&h->topics);
     free(h->slots);
     free(h);
 }

@@ -7,11 +7,13 @@
  * process, or before the topic was forgotten) are never trusted. A topic
  * is forgotten when it has no interest, no members and no publication
  * left: its expired entries go once a second. */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <ev.h>
 #include "broker/broker.h"
+#include "broker/names.h"
 
 typedef struct mem_entry {
     uint64_t offset;
@@ -30,8 +32,7 @@ typedef struct mem_member {
 } mem_member;
 
 typedef struct mem_topic {
-    struct mem_topic *next;        /* hash chain */
-    uint32_t hash;
+    dx_named named;                /* its name, in the engine's table */
     int interest;
     char epoch[DX_EPOCH_MAX + 1];  /* "" until its first position */
     uint64_t top;                  /* the newest offset given, 0 none */
@@ -40,75 +41,26 @@ typedef struct mem_topic {
     double ttl;
     mem_member *members;
     size_t nmembers, mcap;
-    size_t len;
     char name[];
 } mem_topic;
 
 typedef struct memory {
     dx_broker base;
     struct ev_loop *loop;
-    mem_topic **buckets;
-    size_t nbuckets, ntopics;
+    dx_names topics;
     ev_timer sweep;                /* expires entries once a second */
     dx_broker_stats stats;
 } memory;
 
-static uint32_t hash_of(const char *p, size_t len)
-{
-    uint32_t h = 2166136261u;                    /* FNV-1a */
-    for (size_t i = 0; i < len; i++)
-        h = (h ^ (uint8_t)p[i]) * 16777619u;
-    return h;
-}
-
 static mem_topic *find(const memory *m, const char *name, size_t len)
 {
-    if (m->nbuckets == 0)
-        return NULL;
-    uint32_t h = hash_of(name, len);
-    for (mem_topic *t = m->buckets[h & (m->nbuckets - 1)]; t; t = t->next)
-        if (t->hash == h && t->len == len && memcmp(t->name, name, len) == 0)
-            return t;
-    return NULL;
-}
-
-static int grow(memory *m)
-{
-    size_t n = m->nbuckets ? m->nbuckets * 2 : 64;
-    mem_topic **b = calloc(n, sizeof *b);
-    if (b == NULL)
-        return -1;
-    for (size_t i = 0; i < m->nbuckets; i++) {
-        mem_topic *t = m->buckets[i];
-        while (t) {
-            mem_topic *next = t->next;
-            t->next = b[t->hash & (n - 1)];
-            b[t->hash & (n - 1)] = t;
-            t = next;
-        }
-    }
-    free(m->buckets);
-    m->buckets = b;
-    m->nbuckets = n;
-    return 0;
+    return (mem_topic *)dx_names_find(&m->topics, name, len);
 }
 
 static mem_topic *get(memory *m, const char *name, size_t len)
 {
     mem_topic *t = find(m, name, len);
-    if (t)
-        return t;
-    if (m->ntopics >= m->nbuckets && grow(m) < 0)
-        return NULL;
-    if ((t = calloc(1, sizeof *t + len + 1)) == NULL)
-        return NULL;
-    memcpy(t->name, name, len);
-    t->len = len;
-    t->hash = hash_of(name, len);
-    t->next = m->buckets[t->hash & (m->nbuckets - 1)];
-    m->buckets[t->hash & (m->nbuckets - 1)] = t;
-    m->ntopics++;
-    return t;
+    return t ? t : dx_names_add(&m->topics, offsetof(mem_topic, name), name, len);
 }
 
 static mem_entry *entry_at(mem_topic *t, size_t i)
@@ -138,11 +90,7 @@ static void maybe_forget(memory *m, mem_topic *t)
 {
     if (t->interest || t->nmembers || t->n)
         return;
-    mem_topic **pp = &m->buckets[t->hash & (m->nbuckets - 1)];
-    while (*pp != t)
-        pp = &(*pp)->next;
-    *pp = t->next;
-    m->ntopics--;
+    dx_names_remove(&m->topics, &t->named);
     free(t->ring);
     free(t->members);
     free(t);
@@ -265,7 +213,7 @@ static void mem_recover(dx_broker *b, const char *topic, size_t tlen, const dx_p
     /* The answer is copied (the topic's name and data): the app's callback
      * may publish to the topic (dropping old entries) or leave it (t
      * forgotten) while the entries are still being sent. */
-    size_t bytes = t->len;
+    size_t bytes = t->named.len;
     for (size_t i = 0; i < n; i++)
         bytes += entry_at(t, first + i)->len;
     dx_publication *list = n ? calloc(n, sizeof *list) : NULL;
@@ -279,18 +227,18 @@ static void mem_recover(dx_broker *b, const char *topic, size_t tlen, const dx_p
         maybe_forget(m, t);
         return;
     }
-    memcpy(copy, t->name, t->len);
-    size_t at = t->len;
+    memcpy(copy, t->name, t->named.len);
+    size_t at = t->named.len;
     for (size_t i = 0; i < n; i++) {
         const mem_entry *e = entry_at(t, first + i);
         pos[i].offset = e->offset;
         memcpy(pos[i].epoch, t->epoch, sizeof pos[i].epoch);
         memcpy(copy + at, e->data, e->len);
-        list[i] = (dx_publication){ .topic = copy, .tlen = t->len, .data = (const uint8_t *)copy + at,
+        list[i] = (dx_publication){ .topic = copy, .tlen = t->named.len, .data = (const uint8_t *)copy + at,
                                     .len = e->len, .binary = e->binary, .pos = &pos[i] };
         at += e->len;
     }
-    size_t len = t->len;
+    size_t len = t->named.len;
     done(arg, status, list, n, &top);             /* t may be gone after this */
     if ((t = find(m, copy, len)) != NULL)
         maybe_forget(m, t);
@@ -320,7 +268,7 @@ static void remove_member(memory *m, mem_topic *t, size_t i)
     t->members[i] = t->members[--t->nmembers];
     if (t->interest) {
         dx_member dm = as_member(&gone);
-        m->base.sink.presence(m->base.sink.ud, t->name, t->len, 0, &dm);
+        m->base.sink.presence(m->base.sink.ud, t->name, t->named.len, 0, &dm);
     }
     free(gone.node);
 }
@@ -359,7 +307,7 @@ static void mem_join(dx_broker *b, const char *topic, size_t tlen, const dx_memb
                        .info = (uint8_t *)block + dm->node_len, .info_len = dm->info_len };
     if (t->interest) {
         dx_member back = as_member(x);
-        b->sink.presence(b->sink.ud, t->name, t->len, 1, &back);
+        b->sink.presence(b->sink.ud, t->name, t->named.len, 1, &back);
     }
 }
 
@@ -402,14 +350,10 @@ static void on_sweep(struct ev_loop *loop, ev_timer *w, int revents)
     (void)loop;
     (void)revents;
     memory *m = w->data;
-    for (size_t i = 0; i < m->nbuckets; i++) {
-        mem_topic *t = m->buckets[i];
-        while (t) {
-            mem_topic *next = t->next;
-            expire(m, t);
-            maybe_forget(m, t);
-            t = next;
-        }
+    for (dx_named *e = dx_names_first(&m->topics), *next; e; e = next) {
+        next = dx_names_next(&m->topics, e);
+        expire(m, (mem_topic *)e);
+        maybe_forget(m, (mem_topic *)e);
     }
 }
 
@@ -418,21 +362,18 @@ static void mem_free(dx_broker *b)
     memory *m = (memory *)b;
     ev_ref(m->loop);
     ev_timer_stop(m->loop, &m->sweep);
-    for (size_t i = 0; i < m->nbuckets; i++) {
-        mem_topic *t = m->buckets[i];
-        while (t) {
-            mem_topic *next = t->next;
-            while (t->n)
-                drop_oldest(t);
-            for (size_t j = 0; j < t->nmembers; j++)
-                free(t->members[j].node);
-            free(t->ring);
-            free(t->members);
-            free(t);
-            t = next;
-        }
+    for (dx_named *e = dx_names_first(&m->topics), *next; e; e = next) {
+        next = dx_names_next(&m->topics, e);
+        mem_topic *t = (mem_topic *)e;
+        while (t->n)
+            drop_oldest(t);
+        for (size_t j = 0; j < t->nmembers; j++)
+            free(t->members[j].node);
+        free(t->ring);
+        free(t->members);
+        free(t);
     }
-    free(m->buckets);
+    dx_names_free(&m->topics);
     free(m);
 }
 

@@ -361,8 +361,8 @@ static void recover(dx_broker *b, const char *topic, size_t tlen, const dx_pos *
 static void send_waiting(dx_redis *r, const dx_rtopic *t)
 {
     for (dx_rreq *q = r->reqs; q; q = q->next)
-        if (q->state == RS_WAIT_SUB && !q->pending && q->tlen == t->len
-            && memcmp(q->topic, t->name, t->len) == 0) {
+        if (q->state == RS_WAIT_SUB && !q->pending && q->tlen == t->named.len
+            && memcmp(q->topic, t->name, t->named.len) == 0) {
             if (q->kind == RQ_RECOVER)
                 send_recover(r, q);
             else if (q->kind == RQ_HPUB && send_hpub(r, q) == 0)
@@ -460,7 +460,7 @@ static void sync_sub(dx_redis *r, dx_rtopic *t)
     size_t clen;
     if (!r->up)
         return;
-    const char *chan = dx_redis_key(r, 0, "ch:", t->name, t->len, &clen);
+    const char *chan = dx_redis_key(r, 0, "ch:", t->name, t->named.len, &clen);
     if (chan == NULL)
         return;
     if (t->interest && t->sub == DX_RT_NONE) {
@@ -595,7 +595,7 @@ static void send_join(dx_redis *r, const dx_rtopic *t, const dx_rmember *m, size
         l[0] = (size_t)sprintf(buf, "%lld", (long long)(r->cfg.presence_ttl * 1000));
         for (size_t i = 0; i < n; i++)
             at += member_args(&m[i], at, v + 1 + 2 * i, l + 1 + 2 * i);
-        presence_script(r, t->name, t->len, DX_RS_JOIN, NULL, NULL, (int)(2 * n + 1), v, l);
+        presence_script(r, t->name, t->named.len, DX_RS_JOIN, NULL, NULL, (int)(2 * n + 1), v, l);
     }
     free(buf);
     free(v);
@@ -617,7 +617,7 @@ static void send_leave(dx_redis *r, const dx_rtopic *t, const dx_rmember *m, siz
             l[i] = (size_t)member_key(&m[i], at);
             at += l[i];
         }
-        presence_script(r, t->name, t->len, DX_RS_LEAVE, NULL, NULL, (int)n, v, l);
+        presence_script(r, t->name, t->named.len, DX_RS_LEAVE, NULL, NULL, (int)n, v, l);
     }
     free(buf);
     free(v);
@@ -723,16 +723,16 @@ static void presence_cb(struct ev_loop *loop, ev_timer *w, int revents)
     (void)revents;
     if (!r->up)
         return;
-    for (size_t i = 0; i < r->topics.nbuckets; i++)
-        for (dx_rtopic *t = r->topics.buckets[i]; t; t = t->next) {
-            if (t->nmembers && !(t->interest && t->sub != DX_RT_SUBSCRIBED))  /* else: once subscribed */
-                send_join(r, t, t->members, t->nmembers);
-            if (t->interest) {
-                const char *v[] = { "0" };
-                size_t l[] = { 1 };
-                presence_script(r, t->name, t->len, DX_RS_CLEANUP, NULL, NULL, 1, v, l);
-            }
+    for (dx_named *e = dx_names_first(&r->topics); e; e = dx_names_next(&r->topics, e)) {
+        dx_rtopic *t = (dx_rtopic *)e;
+        if (t->nmembers && !(t->interest && t->sub != DX_RT_SUBSCRIBED))  /* else: once subscribed */
+            send_join(r, t, t->members, t->nmembers);
+        if (t->interest) {
+            const char *v[] = { "0" };
+            size_t l[] = { 1 };
+            presence_script(r, t->name, t->named.len, DX_RS_CLEANUP, NULL, NULL, 1, v, l);
         }
+    }
 }
 
 /* ---- the link going up and down ---- */
@@ -740,18 +740,18 @@ static void presence_cb(struct ev_loop *loop, ev_timer *w, int revents)
 void dx_redis_up(dx_redis *r)
 {
     char why[DX_RL_WHY];
-    for (size_t i = 0; i < r->topics.nbuckets; i++)
-        for (dx_rtopic *t = r->topics.buckets[i]; t; t = t->next) {
-            if (t->nleaving) {
-                send_leave(r, t, t->leaving, t->nleaving);
-                for (size_t j = 0; j < t->nleaving; j++)
-                    dx_rmember_clear(&t->leaving[j]);
-                t->nleaving = 0;
-            }
-            if (t->nmembers && !t->interest)  /* with interest: once subscribed again */
-                send_join(r, t, t->members, t->nmembers);
-            sync_sub(r, t);
+    for (dx_named *e = dx_names_first(&r->topics); e; e = dx_names_next(&r->topics, e)) {
+        dx_rtopic *t = (dx_rtopic *)e;
+        if (t->nleaving) {
+            send_leave(r, t, t->leaving, t->nleaving);
+            for (size_t j = 0; j < t->nleaving; j++)
+                dx_rmember_clear(&t->leaving[j]);
+            t->nleaving = 0;
         }
+        if (t->nmembers && !t->interest)  /* with interest: once subscribed again */
+            send_join(r, t, t->members, t->nmembers);
+        sync_sub(r, t);
+    }
     if (r->ever_up)
         r->st.reconnects++;
     r->ever_up = 1;
@@ -761,12 +761,12 @@ void dx_redis_up(dx_redis *r)
 
 void dx_redis_down(dx_redis *r, const char *why)
 {
-    for (size_t i = 0; i < r->topics.nbuckets; i++)
-        for (dx_rtopic *t = r->topics.buckets[i], *next; t; t = next) {
-            next = t->next;
-            t->sub = DX_RT_NONE;
-            dx_rt_release(&r->topics, t);
-        }
+    for (dx_named *e = dx_names_first(&r->topics), *next; e; e = next) {
+        next = dx_names_next(&r->topics, e);
+        dx_rtopic *t = (dx_rtopic *)e;
+        t->sub = DX_RT_NONE;
+        dx_rt_release(&r->topics, t);
+    }
     /* Requests not owed a hiredis callback are answered here (the others
      * by theirs): detached first, as an answer may free the engine. A
      * publish that waited for its topic's subscription is lost, and goes

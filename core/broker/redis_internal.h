@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <ev.h>
 #include <hiredis/async.h>
+#include "broker/names.h"
 #include "broker/redis.h"
 
 /* ---- scripts (redis_scripts.c) ---- */
@@ -33,22 +34,17 @@ typedef struct dx_rmember {
 } dx_rmember;
 
 typedef struct dx_rtopic {
-    struct dx_rtopic *next;      /* in its bucket */
-    uint32_t hash;
+    dx_named named;              /* its name, in the engine's table */
     int interest;                /* the node has subscribers */
     int sub;                     /* DX_RT_* */
     dx_rmember *members;         /* this node's presence members */
     size_t nmembers, members_cap;
     dx_rmember *leaving;         /* members that left while the link was down (no info) */
     size_t nleaving, leaving_cap;
-    size_t len;
     char name[];
 } dx_rtopic;
 
-typedef struct dx_rtable {
-    dx_rtopic **buckets;
-    size_t nbuckets, n;
-} dx_rtable;
+typedef dx_names dx_rtable;
 
 dx_rtopic *dx_rt_find(const dx_rtable *tab, const char *name, size_t len);
 /* Finds or makes; NULL when out of memory. */

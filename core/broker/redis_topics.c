@@ -1,62 +1,19 @@
 /* The Redis engine's topics: a hash of the topics this node has interest
  * in or presence members on, each with its subscription state. */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include "broker/redis_internal.h"
 
-static uint32_t hash_of(const char *p, size_t len)
-{
-    uint32_t h = 2166136261u;                    /* FNV-1a */
-    for (size_t i = 0; i < len; i++)
-        h = (h ^ (uint8_t)p[i]) * 16777619u;
-    return h;
-}
-
 dx_rtopic *dx_rt_find(const dx_rtable *tab, const char *name, size_t len)
 {
-    if (tab->nbuckets == 0)
-        return NULL;
-    uint32_t h = hash_of(name, len);
-    for (dx_rtopic *t = tab->buckets[h & (tab->nbuckets - 1)]; t; t = t->next)
-        if (t->hash == h && t->len == len && memcmp(t->name, name, len) == 0)
-            return t;
-    return NULL;
-}
-
-static int grow(dx_rtable *tab)
-{
-    size_t n = tab->nbuckets ? tab->nbuckets * 2 : 16;
-    dx_rtopic **b = calloc(n, sizeof *b);
-    if (b == NULL)
-        return -1;
-    for (size_t i = 0; i < tab->nbuckets; i++)
-        for (dx_rtopic *t = tab->buckets[i], *next; t; t = next) {
-            next = t->next;
-            t->next = b[t->hash & (n - 1)];
-            b[t->hash & (n - 1)] = t;
-        }
-    free(tab->buckets);
-    tab->buckets = b;
-    tab->nbuckets = n;
-    return 0;
+    return (dx_rtopic *)dx_names_find(tab, name, len);
 }
 
 dx_rtopic *dx_rt_get(dx_rtable *tab, const char *name, size_t len)
 {
     dx_rtopic *t = dx_rt_find(tab, name, len);
-    if (t)
-        return t;
-    if (tab->n >= tab->nbuckets && grow(tab) < 0)
-        return NULL;
-    if ((t = calloc(1, sizeof *t + len + 1)) == NULL)
-        return NULL;
-    memcpy(t->name, name, len);
-    t->len = len;
-    t->hash = hash_of(name, len);
-    t->next = tab->buckets[t->hash & (tab->nbuckets - 1)];
-    tab->buckets[t->hash & (tab->nbuckets - 1)] = t;
-    tab->n++;
-    return t;
+    return t ? t : dx_names_add(tab, offsetof(dx_rtopic, name), name, len);
 }
 
 static void destroy(dx_rtopic *t)
@@ -74,24 +31,17 @@ void dx_rt_release(dx_rtable *tab, dx_rtopic *t)
 {
     if (t->interest || t->sub != DX_RT_NONE || t->nmembers || t->nleaving)
         return;
-    for (dx_rtopic **p = &tab->buckets[t->hash & (tab->nbuckets - 1)]; *p; p = &(*p)->next)
-        if (*p == t) {
-            *p = t->next;
-            tab->n--;
-            destroy(t);
-            return;
-        }
+    dx_names_remove(tab, &t->named);
+    destroy(t);
 }
 
 void dx_rt_free(dx_rtable *tab)
 {
-    for (size_t i = 0; i < tab->nbuckets; i++)
-        for (dx_rtopic *t = tab->buckets[i], *next; t; t = next) {
-            next = t->next;
-            destroy(t);
-        }
-    free(tab->buckets);
-    memset(tab, 0, sizeof *tab);
+    for (dx_named *e = dx_names_first(tab), *next; e; e = next) {
+        next = dx_names_next(tab, e);
+        destroy((dx_rtopic *)e);
+    }
+    dx_names_free(tab);
 }
 
 void dx_rmember_clear(dx_rmember *m)
