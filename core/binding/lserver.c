@@ -336,7 +336,21 @@ static void simple_event(void *ud, dx_conn *c, int h)
         handler_failed(w);
 }
 
-static void ev_open(void *ud, dx_conn *c) { simple_event(ud, c, DX_H_OPEN); }
+/* A duplex.1 page hears first who it is and how often the server pings
+ * (it notices a dead link from that); sent here, not from a Lua wrapper
+ * of every route's open, so a plain connection costs nothing more. */
+static void ev_open(void *ud, dx_conn *c)
+{
+    dx_lserver *ls = ud;
+    dx_lconn *w = dx_conn_user(c);
+    if (w && w->duplex1) {
+        char hello[96];
+        int n = snprintf(hello, sizeof hello, "\x01{\"t\":\"hello\",\"ping\":%.17g,\"id\":%lld}",
+                         dx_server_config(ls->srv)->ping_interval, (long long)w->id);
+        dx_conn_send(c, hello, (size_t)n, 1);
+    }
+    simple_event(ud, c, DX_H_OPEN);
+}
 static void ev_pong_timeout(void *ud, dx_conn *c) { simple_event(ud, c, DX_H_PONG_TIMEOUT); }
 static void ev_drain(void *ud, dx_conn *c) { simple_event(ud, c, DX_H_DRAIN); }
 

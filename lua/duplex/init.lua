@@ -282,7 +282,7 @@ end
 -- The table given to the core for a route: the app's handlers, but
 -- subscribe and unsubscribe (this layer's), speaking duplex.1 unless
 -- the route's protocols leave it out.
-local function route_table(app, handlers)
+local function route_table(handlers)
   for _, k in ipairs { "subscribe", "unsubscribe" } do
     if handlers[k] ~= nil and type(handlers[k]) ~= "function" then
       error("bad handler '" .. k .. "' (function expected, got " .. type(handlers[k]) .. ")", 3)
@@ -295,18 +295,7 @@ local function route_table(app, handlers)
   if t.protocols == nil then t.protocols = { DUPLEX1 } end
   local speaks = false
   for _, p in ipairs(type(t.protocols) == "table" and t.protocols or {}) do speaks = speaks or p == DUPLEX1 end
-  if speaks then
-    local open = handlers.open
-    t.open = function(ws)
-      if ws.protocol == DUPLEX1 then
-        local ping = app.options.ping_interval
-        if ping == nil then ping = server_options.by_name.ping_interval.default end
-        control(ws, { t = "hello", ping = ping, id = ws.id })
-      end
-      if open then return open(ws) end
-    end
-    t._duplex = duplex_control(handlers)
-  end
+  if speaks then t._duplex = duplex_control(handlers) end   -- the hello goes from the core (ev_open)
   return t
 end
 
@@ -321,7 +310,7 @@ function App:ws(path, handlers)
   if type(handlers) ~= "table" then
     error("bad argument #2 to 'ws' (table expected, got " .. type(handlers) .. ")", 2)
   end
-  local ok, err = pcall(self.server.route, self.server, path, route_table(self, handlers))
+  local ok, err = pcall(self.server.route, self.server, path, route_table(handlers))
   if not ok then error(err, 2) end
   for _, fn in pairs(handlers) do interpreted(self, fn) end
   self.paths[#self.paths + 1] = path
@@ -376,7 +365,7 @@ end
 -- run. Afterwards self.server is old's, and old should not be used.
 function App:take_over(old)
   local server = old.server
-  for _, path in ipairs(self.paths) do server:route(path, route_table(self, self.routes[path]), true) end
+  for _, path in ipairs(self.paths) do server:route(path, route_table(self.routes[path]), true) end
   for _, path in ipairs(old.paths) do
     if not self.routes[path] then server:unroute(path) end
   end
