@@ -101,9 +101,13 @@ function dial(c)
   local wrapped = {
     open = function(conn)
       c.conn, c.opened_at = conn, c.core.now()
-      local queued = c.queue
+      local queued, sent = c.queue, 0
+      for i, m in ipairs(queued) do                -- what this connection refuses stays for the next
+        if not conn:send(m[1], m[2]) then break end
+        sent = i
+      end
       c.queue = {}
-      for _, m in ipairs(queued) do conn:send(m[1], m[2]) end
+      for i = sent + 1, #queued do c.queue[#c.queue + 1] = queued[i] end
       set_state(c, "open", { attempt = c.attempt })
       call(c, "open")
     end,
@@ -124,12 +128,15 @@ function dial(c)
 end
 
 --- Sends data (queued while no connection is open). Returns true, or
--- false when the queue is full or the client is closed for good.
+-- false when the queue is full or the client is closed for good, or
+-- false, message, name when the open connection refused it (its send
+-- queue past max_backpressure).
 function Client:send(data, binary)
   if self.done then return false end
   if self.conn and self.conn:is_open() then
-    self.conn:send(data, binary)
-    return true
+    local ok, err, name = self.conn:send(data, binary)
+    if ok then return true end
+    return false, err, name
   end
   if #self.queue >= self.policy.queue then return false end
   self.queue[#self.queue + 1] = { data, binary }
