@@ -5,7 +5,8 @@
 
 const { test, before, after } = require("node:test");
 const assert = require("node:assert/strict");
-const { startServer, openBrowser, openPage, waitFor, waitConnected, text, value, shoot, withPages } = require("./support");
+const { startServer, openBrowser, waitFor, text, value, shoot, withPages } = require("./support");
+const chat = require("./chat_support");
 
 let srv, browser;
 before(async () => {
@@ -17,37 +18,8 @@ after(async () => {
   if (srv) await srv.stop();
 });
 
-const texts = (page, selector) => page.$$eval(selector, (els) => els.map((e) => e.textContent));
-const typing = async (page) => (await text(page, "#typing")) || "";
-
-// waitText(page, selector, needle): until an element matching selector has
-// needle in its text.
-function waitText(page, selector, needle, what) {
-  return waitFor(async () => (await texts(page, selector)).some((t) => t.includes(needle)),
-    what || `${selector} containing ${JSON.stringify(needle)} on ${page.url()}`);
-}
-
-async function join(name, room) {
-  const page = await openPage(browser, srv.http(`/?name=${name}&room=${room}`));
-  await waitConnected(page);
-  await waitFor(async () => ((await text(page, "#room")) || "").trim() === room, `#room "${room}" for ${name}`);
-  return page;
-}
-
-// say(page, text): type into #text and submit the form with Enter.
-async function say(page, text) {
-  await page.click("#text");
-  await page.keyboard.type(text);
-  await page.keyboard.press("Enter");
-}
-
-// barrier(page, text): the page says `text` in its room and waits for its
-// own message to come back. The server answers one connection in order, so
-// anything it had sent this page before is on the page by then.
-async function barrier(page, text) {
-  await say(page, text);
-  await waitText(page, "#log li.msg", text);
-}
+const { texts, typing, waitText, say, barrier } = chat;
+const join = (name, room) => chat.join(browser, srv, name, room);
 
 test("two pages in a room chat, see each other type, and a newcomer gets the history", withPages("chat", async () => {
   const ada = await join("ada", "den");

@@ -9,7 +9,7 @@
 
 const { test, before, after } = require("node:test");
 const assert = require("node:assert/strict");
-const { startServer, startRedis, openBrowser, openPage, waitFor, waitConnected, text, shoot, withPages } = require("./support");
+const { startServer, startRedis, openBrowser, waitFor, text, shoot, withPages } = require("./support");
 
 // Redis forgets a member whose node stopped refreshing it after
 // presence_ttl (15 s by default): a leave seen well before that came from
@@ -38,8 +38,9 @@ after(async () => {
   if (errors.length > 1) throw new Error(errors.map((e) => e.message).join("\n---\n"));
 });
 
-const texts = (page, selector) => page.$$eval(selector, (els) => els.map((e) => e.textContent));
-const typing = async (page) => (await text(page, "#typing")) || "";
+const chat = require("./chat_support");
+const { texts, typing, waitText, say, barrier } = chat;
+const join = (srv, name, room) => chat.join(browser, srv, name, room);
 
 // members(page) -> the names in #members, sorted ("2 here: ada, bob";
 // "1 here" is the page alone, whose name is in #who).
@@ -59,32 +60,6 @@ async function waitMembers(page, names, timeout) {
   await waitFor(async () => { shown = await members(page); return JSON.stringify(shown) === want; },
     `${page.label}'s #members to be ${want}`, timeout)
     .catch((err) => { err.message += ` (it shows ${JSON.stringify(shown)})`; throw err; });
-}
-
-function waitText(page, selector, needle, what, timeout) {
-  return waitFor(async () => (await texts(page, selector)).some((t) => t.includes(needle)),
-    what || `${selector} containing ${JSON.stringify(needle)} on ${page.label}'s page`, timeout);
-}
-
-async function join(srv, name, room) {
-  const page = await openPage(browser, srv.http(`/?name=${name}&room=${room}`));
-  await waitConnected(page);
-  await waitFor(async () => ((await text(page, "#room")) || "").trim() === room, `#room "${room}" for ${name}`);
-  return page;
-}
-
-async function say(page, text) {
-  await page.click("#text");
-  await page.keyboard.type(text);
-  await page.keyboard.press("Enter");
-}
-
-// barrier(page, text): the page says text and waits for it to come back:
-// its server sends one connection's messages in order, so whatever that
-// server had for this page before is on it by then.
-async function barrier(page, text) {
-  await say(page, text);
-  await waitText(page, "#log li.msg", text);
 }
 
 test("pages on two nodes share a room through Redis: members, messages both ways, history, leave",
