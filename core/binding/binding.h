@@ -69,6 +69,7 @@ typedef struct dx_lconn {
     dx_addr remote;             /* the peer, kept past the close (ws.remote) */
     unsigned char in_close;     /* the close handler is running */
     unsigned char duplex1;      /* speaks duplex.1: its binary messages are tagged */
+    unsigned char sse;          /* came over events and POSTs, not a WebSocket (ws.transport) */
 } dx_lconn;
 
 /* Calls the function on L's stack below nargs arguments through the

@@ -227,6 +227,8 @@ static int l_index(lua_State *L)
         push_data(L);
     else if (strcmp(k, "protocol") == 0 && w->protocol)
         lua_pushstring(L, w->protocol);
+    else if (strcmp(k, "transport") == 0)
+        lua_pushstring(L, w->sse ? "sse" : "websocket");
     else
         lua_pushnil(L);
     return 1;

@@ -115,26 +115,32 @@ typedef struct offers {
     int n;
 } offers;
 
-static void find_offers(const dx_http_request *req, offers *o)
+/* Adds the offers of one Sec-WebSocket-Protocol value to o. */
+static void add_offers(offers *o, const char *v, const char *end)
+{
+    while (v < end && o->n < DX_MAX_OFFERS) {
+        while (v < end && (*v == ' ' || *v == '\t' || *v == ','))
+            v++;
+        const char *t = v;
+        while (v < end && *v != ',' && *v != ' ' && *v != '\t')
+            v++;
+        if (v > t) {
+            o->p[o->n] = t;
+            o->len[o->n++] = (size_t)(v - t);
+        }
+    }
+}
+
+static void find_offers(const dx_http_request *req, const dx_upgrade *up, offers *o)
 {
     o->n = 0;
     for (size_t i = 0; i < req->num_headers; i++) {
         const dx_http_header *h = &req->headers[i];
-        if (h->name_len != 22 || strncasecmp(h->name, "sec-websocket-protocol", 22) != 0)
-            continue;
-        const char *v = h->value, *end = h->value + h->value_len;
-        while (v < end && o->n < DX_MAX_OFFERS) {
-            while (v < end && (*v == ' ' || *v == '\t' || *v == ','))
-                v++;
-            const char *t = v;
-            while (v < end && *v != ',' && *v != ' ' && *v != '\t')
-                v++;
-            if (v > t) {
-                o->p[o->n] = t;
-                o->len[o->n++] = (size_t)(v - t);
-            }
-        }
+        if (h->name_len == 22 && strncasecmp(h->name, "sec-websocket-protocol", 22) == 0)
+            add_offers(o, h->value, h->value + h->value_len);
     }
+    if (up->offers_len)
+        add_offers(o, up->offers, up->offers + up->offers_len);
 }
 
 /* Index of s[0..len) among the offers, or -1. */
@@ -268,7 +274,7 @@ static int ev_upgrade(void *ud, dx_conn *c, const dx_http_request *req,
     if (r < 0)
         return 404;
     offers o;
-    find_offers(req, &o);
+    find_offers(req, up, &o);
     int chosen = route_choice(&ls->routes[r], &o);
     int base = lua_gettop(T);
     int has_data = 0;
@@ -343,6 +349,8 @@ static void ev_open(void *ud, dx_conn *c)
 {
     dx_lserver *ls = ud;
     dx_lconn *w = dx_conn_user(c);
+    if (w && dx_conn_is_sse(c))
+        w->sse = 1;
     if (w && w->duplex1) {
         char hello[96];
         int n = snprintf(hello, sizeof hello, "\x01{\"t\":\"hello\",\"ping\":%.17g,\"id\":%lld}",

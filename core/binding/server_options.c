@@ -35,6 +35,9 @@ const dx_option dx_server_options[] = {
     { .name = "client_js", .kind = DX_OPT_BOOLEAN, CFG(client_js), .flag = "--no-client-js",
       .doc = "`GET /duplex.js` answers the browser client (see duplex.js) unless the app serves that path "
       "itself; false (the flag) turns it off" },
+    { .name = "sse", .kind = DX_OPT_BOOLEAN, CFG(sse), .flag = "--no-sse",
+      .doc = "a client that cannot open a WebSocket may talk to a WebSocket route over Server-Sent Events "
+      "and POSTs instead (see duplex.js); false (the flag) turns that off" },
     { .name = "history", .kind = DX_OPT_TABLE, .noun = "rule", .unset = "none",
       .doc = "topics that keep their last publications, with positions to resume from: "
       "`{ size = N, ttl = S, frame = fn }` for every topic, and/or topic prefixes to such rules "

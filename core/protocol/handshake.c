@@ -134,6 +134,8 @@ int dx_handshake_check(const dx_http_request *req, dx_upgrade *up)
     up->key_len = f.key->value_len;
     up->protocols = f.protocols;
     up->extensions = f.extensions;
+    up->offers = NULL;
+    up->offers_len = 0;
     return 0;
 }
 
@@ -307,6 +309,8 @@ const char *dx_http_reason(int status)
     case 403: return "Forbidden";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
+    case 409: return "Conflict";
+    case 411: return "Length Required";
     case 426: return "Upgrade Required";
     case 431: return "Request Header Fields Too Large";
     case 500: return "Internal Server Error";

@@ -18,6 +18,9 @@ typedef struct dx_upgrade {
     const char *key;   size_t key_len;     /* Sec-WebSocket-Key as sent */
     const dx_http_header *protocols;       /* Sec-WebSocket-Protocol or NULL */
     const dx_http_header *extensions;      /* Sec-WebSocket-Extensions or NULL */
+    const char *offers; size_t offers_len; /* subprotocols offered outside the headers, as
+                                            * Sec-WebSocket-Protocol lists them (a session of
+                                            * events and POSTs, whose query carries them); len 0: none */
 } dx_upgrade;
 
 /* Checks that req is a WebSocket upgrade. Returns 0 and fills *up when it is;

@@ -69,6 +69,7 @@ void dx_conn_free(dx_conn *c)
     c->io.fd = -1;                 /* io is stopped: it may be changed */
     dx_limits_release(s, &c->remote);
     dx_out_free(c);
+    dx_sse_conn_free(c);
     dx_deflate_conn_free(c);
     dx_topics_leave_all(c);
     free(c->buf);
@@ -100,7 +101,7 @@ dx_conn_rare *dx_conn_rare_get(dx_conn *c)
 void dx_conn_rare_trim(dx_conn *c)
 {
     dx_conn_rare *r = c->rare;
-    if (r && !r->ssl && !r->inflater && !r->deflater && !r->ctl) {
+    if (r && !r->ssl && !r->inflater && !r->deflater && !r->ctl && !r->sse) {
         free(r);
         c->rare = NULL;
     }
@@ -382,3 +383,4 @@ const dx_addr *dx_conn_addr(const dx_conn *c) { return &c->remote; }
 void *dx_conn_user(const dx_conn *c) { return c->user; }
 void dx_conn_set_user(dx_conn *c, void *user) { c->user = user; }
 void dx_conn_set_heartbeat(dx_conn *c, int on) { c->heartbeat = on != 0; }
+int dx_conn_is_sse(const dx_conn *c) { return DX_CONN_SSE(c) != 0; }

@@ -45,9 +45,11 @@ int dx_http_respond(dx_conn *c, int status, const char *headers, const void *bod
                     size_t len, int head_only, int keep_alive)
 {
     char head[1024];
-    int n = snprintf(head, sizeof head,
-                     "HTTP/1.1 %d %s\r\nContent-Length: %zu\r\nConnection: %s\r\n%s\r\n",
-                     status, dx_http_reason(status), len, keep_alive ? "keep-alive" : "close",
+    char length[40] = "";
+    if (status != 204)                     /* a 204 has no body, and says no length (RFC 9110) */
+        snprintf(length, sizeof length, "Content-Length: %zu\r\n", len);
+    int n = snprintf(head, sizeof head, "HTTP/1.1 %d %s\r\n%sConnection: %s\r\n%s\r\n",
+                     status, dx_http_reason(status), length, keep_alive ? "keep-alive" : "close",
                      headers ? headers : "");
     if (n < 0 || (size_t)n >= sizeof head)
         return -1;

@@ -100,6 +100,7 @@ typedef struct dx_conn_rare {
                                     * message split across reads */
     z_stream *deflater;            /* dedicated with context takeover */
     uint8_t *ctl;                  /* a control frame's payload split across reads */
+    struct dx_sse *sse;            /* the fallback transport's session (sse.c): for the connection's life */
 } dx_conn_rare;
 
 /* One per connection, so its size is the idle cost: 312 bytes on 64-bit
@@ -159,7 +160,11 @@ struct dx_conn {
 
     /* The frame being received. */
     dx_frame_header fh;
-    uint64_t payload_off;          /* payload bytes of fh received so far */
+    union {
+        uint64_t payload_off;      /* OPEN, CLOSING: payload bytes of fh received so far */
+        uint64_t request_need;     /* HANDSHAKE: bytes of head and body c->buf must hold for the
+                                    * request under way (a POST to a session), 0: its head only */
+    };
     dx_message msg;
     uint8_t *buf;                  /* request head (HANDSHAKE), or message under assembly */
     size_t buf_len, buf_cap;
@@ -216,6 +221,9 @@ struct dx_server {
     uint64_t ips_seed[2];          /* the address hash's key: a peer cannot aim at a bucket */
     int ips_on;                    /* ips counts every connection in conns */
     ev_tstamp limit_logged_at;     /* the last "refusing" line */
+    struct dx_sse **sessions;      /* event-stream sessions by id (sse.c) */
+    size_t nsessions_buckets, nsessions;
+    uint8_t *sse_stage;            /* DX_SSE_STAGE bytes: events encoded for one write */
     uint64_t limit_unlogged;       /* refusals since, not logged */
 };
 
@@ -231,6 +239,30 @@ int dx_static_serve(dx_conn *c, const char *root, const dx_http_request *req, in
  * when answered (200, 304 for a matching If-None-Match, 405), 0 for
  * another path. */
 int dx_client_js_serve(dx_conn *c, const dx_http_request *req, int keep);
+
+/* sse.c: the fallback transport (events down, POSTs up) */
+/* 1 when c is a session (no flag of its own: dx_conn has no bit to spare,
+ * and a plain connection has no rare part, so the test costs it one load). */
+#define DX_CONN_SSE(c) ((c)->rare && (c)->rare->sse)
+/* 1 when req asks for an event stream (GET, Accept: text/event-stream). */
+int dx_sse_wanted(const dx_http_request *req);
+/* 1 when req is a POST for a session (its query names one). */
+int dx_sse_is_post(const dx_http_request *req);
+/* Opens a session on c for req (a WebSocket route's path): the app's
+ * upgrade decides as for a WebSocket; then the stream's head, the open
+ * event, and c is OPEN (or refused and lingering). */
+void dx_sse_open(dx_conn *c, const dx_http_request *req);
+/* A POST for a session whose head (head bytes) is in c->buf: 0 while its
+ * body is still coming (c->request_need says how much c->buf must hold),
+ * 1 when it was answered and c may take another request (2: c should
+ * close), *used the bytes of head and body; -1 when c was refused and
+ * lingers. */
+int dx_sse_post(dx_conn *c, const dx_http_request *req, size_t head, size_t *used);
+/* The writer's flush for a session: the queue's frames go as events.
+ * Returns as dx_tls_flush does. */
+int dx_sse_flush(dx_conn *c);
+void dx_sse_conn_free(dx_conn *c);
+void dx_sse_server_free(dx_server *s);
 
 /* topics.c */
 void dx_topics_leave_all(dx_conn *c);
@@ -302,6 +334,15 @@ void dx_conn_watch(dx_conn *c);
 void dx_conn_io_cb(struct ev_loop *loop, ev_io *w, int revents);
 void dx_reader_feed_frames(dx_conn *c, uint8_t *p, size_t n);
 void dx_reader_resume(dx_conn *c);
+/* Answers c's request with an HTTP error (headers: more header lines, or
+ * NULL; body NULL: the reason phrase) and lingers until the peer goes. */
+void dx_conn_refuse(dx_conn *c, int status, const char *headers, const char *body);
+/* Bytes c may read now while it is in HANDSHAKE: up to the head's limit,
+ * or to the end of a body it waits for. */
+size_t dx_reader_head_room(const dx_conn *c);
+/* The frames in p, from c's peer, go through c's reader as if c's socket
+ * had read them (the caller holds c->busy). */
+void dx_reader_take(dx_conn *c, uint8_t *p, size_t n);
 
 int dx_conn_buf_reserve(dx_conn *c, size_t need, size_t limit);
 
@@ -342,6 +383,9 @@ void dx_tls_on_writable(dx_conn *c);
  * SSL_write, small chunks gathered. Returns 0 when the queue is empty, 1
  * when waiting for the socket, -1 when c was lost (it may be freed). */
 int dx_tls_flush(dx_conn *c);
+/* Writes what the socket takes of p[0..len) through TLS: returns the bytes
+ * taken (fewer than len: the watcher waits), or -1 when c was lost. */
+long dx_tls_write(dx_conn *c, const uint8_t *p, size_t len);
 /* Logs a TLS error of c, at most one line a second (with a count of the
  * ones not logged), and counts it. */
 void dx_tls_log(dx_conn *c, const char *what, const char *reason);
@@ -354,6 +398,10 @@ void dx_reader_consume(dx_conn *c, uint8_t *buf, size_t n);
 void dx_reader_end(dx_conn *c, int eof);
 
 /* writer.c */
+/* Writes what c's socket takes of p[0..len), through TLS when c has it:
+ * returns the bytes taken (fewer than len: the socket is full and the
+ * watcher waits for writable), or -1 when c was lost (it may be freed). */
+long dx_sink_write(dx_conn *c, const uint8_t *p, size_t len);
 uint8_t *dx_out_reserve(dx_conn *c, size_t n);
 /* Like dx_out_reserve, but into an empty queue the n bytes go in a chunk of
  * their own size (freed once sent, never a spare): a handshake response,

@@ -33,9 +33,7 @@ static size_t reserve_ahead(const dx_conn *c, uint64_t left, size_t take)
     return left < cap ? (size_t)left : cap;
 }
 
-/* Answers the request with an HTTP error (headers: more header lines, or
- * NULL) and lingers until the peer goes. */
-static void refuse_with(dx_conn *c, int status, const char *headers, const char *body)
+void dx_conn_refuse(dx_conn *c, int status, const char *headers, const char *body)
 {
     c->srv->stats.refused[dx_refused_slot(status)]++;
     char out[1024];
@@ -48,7 +46,7 @@ static void refuse_with(dx_conn *c, int status, const char *headers, const char 
 
 static void refuse(dx_conn *c, int status, const char *body)
 {
-    refuse_with(c, status, NULL, body);
+    dx_conn_refuse(c, status, NULL, body);
 }
 
 /* A request came while the server holds more connections than a limit
@@ -58,7 +56,7 @@ static int refuse_over_limit(dx_conn *c)
     const char *why = dx_limits_refusal(c);
     if (why == NULL)
         return 0;
-    refuse_with(c, 503, "Retry-After: " DX_RETRY_AFTER "\r\n", why);
+    dx_conn_refuse(c, 503, "Retry-After: " DX_RETRY_AFTER "\r\n", why);
     return 1;
 }
 
@@ -130,8 +128,12 @@ static int plain_http(dx_conn *c, const dx_http_request *req, int keep)
         return 1;
     if (s->static_root && dx_static_serve(c, s->static_root, req, keep))
         return 1;
-    if (r == DX_HTTP_WS_ROUTE)
-        return 0;
+    if (r == DX_HTTP_WS_ROUTE) {
+        if (!s->cfg.sse || !dx_sse_wanted(req))
+            return 0;
+        dx_sse_open(c, req);                 /* the fallback transport: an event stream */
+        return 1;
+    }
     /* The built-in client comes last: an app's own /duplex.js (a route,
      * a static file, a WebSocket route) wins. */
     if (s->cfg.client_js && s->client_js && dx_client_js_serve(c, req, keep))
@@ -177,34 +179,42 @@ static void answer_requests(dx_conn *c, size_t prev)
         size_t head = (size_t)r;
         if (refuse_over_limit(c))
             return;
-        if (!wants_websocket(&req)) {
-            int keep = dx_http_keep_alive(&req);
-            if (plain_http(c, &req, keep)) {
-                if (c->state != DX_HANDSHAKE)
-                    return;
-                if (!keep) {
-                    dx_conn_linger(c, 1);
-                    return;
-                }
-                /* The next request may already be here (pipelined). */
-                memmove(c->buf, c->buf + head, c->buf_len - head);
-                c->buf_len -= head;
-                c->accepted_at = ev_now(c->srv->loop);
-                dx_conn_arm_timer(c);
-                prev = 0;
-                if (c->out_bytes > cfg->max_backpressure) {
-                    c->paused = 1;               /* dx_out_flush resumes when they went */
-                    dx_conn_watch(c);
-                    return;
-                }
-                if (c->buf_len == 0) {           /* idle keep-alive: no buffer */
-                    free(c->buf);
-                    c->buf = NULL;
-                    c->buf_cap = 0;
-                    return;
-                }
-                continue;
+        int keep = -1;                           /* -1: an upgrade */
+        if (cfg->sse && dx_sse_is_post(&req)) {
+            int posted = dx_sse_post(c, &req, head, &head);
+            if (posted <= 0)
+                return;                          /* its body is still coming, or refused */
+            keep = posted == 1;
+        } else if (!wants_websocket(&req)) {
+            keep = dx_http_keep_alive(&req);
+            if (!plain_http(c, &req, keep))
+                keep = -1;
+        }
+        if (keep >= 0) {
+            if (c->state != DX_HANDSHAKE)
+                return;
+            if (!keep) {
+                dx_conn_linger(c, 1);
+                return;
             }
+            /* The next request may already be here (pipelined). */
+            memmove(c->buf, c->buf + head, c->buf_len - head);
+            c->buf_len -= head;
+            c->accepted_at = ev_now(c->srv->loop);
+            dx_conn_arm_timer(c);
+            prev = 0;
+            if (c->out_bytes > cfg->max_backpressure) {
+                c->paused = 1;                   /* dx_out_flush resumes when they went */
+                dx_conn_watch(c);
+                return;
+            }
+            if (c->buf_len == 0) {               /* idle keep-alive: no buffer */
+                free(c->buf);
+                c->buf = NULL;
+                c->buf_cap = 0;
+                return;
+            }
+            continue;
         }
         /* Bytes behind the head (frames sent without waiting for the 101)
          * move to the shared read buffer; they are fewer than max_head. */
@@ -240,11 +250,17 @@ static void feed_handshake(dx_conn *c, uint8_t *p, size_t n)
     size_t prev = c->buf_len;
     if (prev == 0 && upgrade_in_place(c, p, n))
         return;
-    if (dx_conn_buf_reserve(c, prev + n, c->srv->cfg.max_head) < 0) {
+    if (c->request_need) {                   /* a body: the head is whole, its end known */
+        if (dx_conn_buf_reserve(c, prev + n, c->request_need) < 0) {
+            dx_conn_lost(c);
+            return;
+        }
+        prev = 0;
+    } else if (dx_conn_buf_reserve(c, prev + n, c->srv->cfg.max_head) < 0) {
         refuse(c, 431, "request head too large");
         return;
     }
-    memcpy(c->buf + prev, p, n);
+    memcpy(c->buf + c->buf_len, p, n);
     c->buf_len += n;
     answer_requests(c, prev);
 }
@@ -484,6 +500,15 @@ void dx_reader_end(dx_conn *c, int eof)
         dx_conn_lost(c);
 }
 
+void dx_reader_take(dx_conn *c, uint8_t *p, size_t n)
+{
+    ev_tstamp now = ev_now(c->srv->loop);
+    if (dx_rate_owed(c))                     /* max_message_rate: refill the bucket */
+        dx_rate_refill(c, now);
+    c->last_rx = now;
+    dx_reader_feed_frames(c, p, n);
+}
+
 void dx_reader_consume(dx_conn *c, uint8_t *buf, size_t n)
 {
     switch (c->state) {
@@ -491,17 +516,20 @@ void dx_reader_consume(dx_conn *c, uint8_t *buf, size_t n)
         feed_handshake(c, buf, n);
         break;
     case DX_OPEN:
-    case DX_CLOSING: {
-        ev_tstamp now = ev_now(c->srv->loop);
-        if (dx_rate_owed(c))                 /* max_message_rate: refill the bucket */
-            dx_rate_refill(c, now);
-        c->last_rx = now;
-        dx_reader_feed_frames(c, buf, n);
+    case DX_CLOSING:
+        if (!DX_CONN_SSE(c))                 /* a session's frames come in POSTs: its stream's own
+                                              * socket brings nothing else */
+            dx_reader_take(c, buf, n);
         break;
-    }
     default:
         break;                               /* LINGER: the peer's leftovers are dropped */
     }
+}
+
+size_t dx_reader_head_room(const dx_conn *c)
+{
+    size_t limit = c->request_need ? (size_t)c->request_need : c->srv->cfg.max_head;
+    return limit > c->buf_len ? limit - c->buf_len : 0;
 }
 
 /* When the payload of c's current frame goes into c->buf and at least
@@ -535,8 +563,8 @@ static void on_readable(dx_conn *c)
         return;
     uint8_t *rbuf = c->srv->rbuf;
     size_t want = DX_READ_BUFFER;
-    if (c->state == DX_HANDSHAKE)        /* never read past the head's limit */
-        want = c->srv->cfg.max_head - c->buf_len;
+    if (c->state == DX_HANDSHAKE)        /* never read past the head's limit, or a body's end */
+        want = dx_reader_head_room(c);
     uint8_t *direct = direct_target(c, &want);
     if (direct)
         rbuf = direct;

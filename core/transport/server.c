@@ -38,6 +38,7 @@ void dx_config_defaults(dx_config *cfg)
     cfg->message_rate_drop = 0;
     cfg->origins[0] = 0;
     cfg->client_js = 1;
+    cfg->sse = 1;
 }
 
 const int dx_refused_status[DX_REFUSED_SLOTS] = { 400, 403, 404, 405, 426, 431, 500, 503, 0 };
@@ -353,6 +354,7 @@ void dx_server_free(dx_server *s)
     dx_deflate_server_free(s);
     dx_topics_free(s);
     dx_limits_free(s);
+    dx_sse_server_free(s);
     dx_out_free_spares(s);
     free(s->static_root);
     free(s->client_js);

@@ -66,6 +66,8 @@ typedef struct dx_config {
     int client_js;              /* GET/HEAD /duplex.js answers the browser client given by
                                  * dx_server_set_client_js (when the app and the static
                                  * files have no such path); default 1 */
+    int sse;                    /* a GET of a WebSocket route with Accept: text/event-stream opens
+                                 * a session of events down and POSTs up (sse.c); default 1 */
 } dx_config;
 
 /* The statuses requests are refused with, one slot each in
@@ -189,6 +191,10 @@ size_t dx_server_conn_count(const dx_server *s);
 void dx_server_free(dx_server *s);
 
 enum { DX_HTTP_NONE = -1, DX_HTTP_WS_ROUTE = 0, DX_HTTP_ANSWERED = 1 };
+
+/* 1 for a session of the fallback transport (events down, POSTs up), 0
+ * for a WebSocket. */
+int dx_conn_is_sse(const dx_conn *c);
 
 /* Serves plain GET and HEAD requests from files under dir (NULL: none).
  * Returns 0, or -1 out of memory. */

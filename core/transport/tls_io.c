@@ -149,8 +149,8 @@ static void read_path(dx_conn *c)
         return;
     dx_server *s = c->srv;
     size_t want = DX_READ_BUFFER;
-    if (c->state == DX_HANDSHAKE)              /* never read past the head's limit */
-        want = s->cfg.max_head - c->buf_len;
+    if (c->state == DX_HANDSHAKE)              /* never read past the head's limit, or a body's end */
+        want = dx_reader_head_room(c);
     SSL *ssl = c->rare->ssl;
     size_t got = 0;
     int e = SSL_ERROR_NONE;
@@ -252,6 +252,46 @@ static size_t read_file(const dx_out *o, uint8_t *stage)
     return r > 0 ? (size_t)r : 0;
 }
 
+/* A write failed with SSL_get_error's e: waits for what it wants (0), or
+ * c is lost (-1). */
+static int write_failed(dx_conn *c, int e)
+{
+    if (e == SSL_ERROR_WANT_WRITE) {
+        dx_out_wait_writable(c);
+        return 0;
+    }
+    if (e == SSL_ERROR_WANT_READ) {
+        c->tls_flush_wants_read = 1;
+        c->writing = 0;
+        dx_conn_watch(c);
+        return 0;
+    }
+    c->tls_failed = 1;
+    if (e == SSL_ERROR_SSL) {
+        char buf[64];
+        dx_tls_log(c, "write failed", failure_reason(e, buf, sizeof buf));
+    }
+    ERR_clear_error();
+    dx_conn_lost(c);
+    return -1;
+}
+
+long dx_tls_write(dx_conn *c, const uint8_t *p, size_t len)
+{
+    if (c->tls_handshaking)
+        return 0;
+    ERR_clear_error();
+    size_t done = 0;
+    while (done < len) {
+        size_t w;
+        if (!SSL_write_ex(c->rare->ssl, p + done, len - done, &w))
+            return write_failed(c, SSL_get_error(c->rare->ssl, 0)) < 0 ? -1 : (long)done;
+        c->srv->stats.bytes_out += w;
+        done += w;
+    }
+    return (long)done;
+}
+
 int dx_tls_flush(dx_conn *c)
 {
     dx_server *s = c->srv;
@@ -286,25 +326,7 @@ int dx_tls_flush(dx_conn *c)
             dx_out_consume(c, w);
             continue;
         }
-        int e = SSL_get_error(c->rare->ssl, 0);
-        if (e == SSL_ERROR_WANT_WRITE) {
-            dx_out_wait_writable(c);
-            return 1;
-        }
-        if (e == SSL_ERROR_WANT_READ) {
-            c->tls_flush_wants_read = 1;
-            c->writing = 0;
-            dx_conn_watch(c);
-            return 1;
-        }
-        c->tls_failed = 1;
-        if (e == SSL_ERROR_SSL) {
-            char buf[64];
-            dx_tls_log(c, "write failed", failure_reason(e, buf, sizeof buf));
-        }
-        ERR_clear_error();
-        dx_conn_lost(c);
-        return -1;
+        return write_failed(c, SSL_get_error(c->rare->ssl, 0)) < 0 ? -1 : 1;
     }
     return 0;
 }

@@ -340,6 +340,29 @@ static int flush_plain(dx_conn *c)
     return 0;
 }
 
+long dx_sink_write(dx_conn *c, const uint8_t *p, size_t len)
+{
+    if (c->tls)
+        return dx_tls_write(c, p, len);
+    size_t done = 0;
+    while (done < len) {
+        ssize_t w = send(c->io.fd, p + done, len - done, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                dx_out_wait_writable(c);
+                break;
+            }
+            dx_conn_lost(c);
+            return -1;
+        }
+        c->srv->stats.bytes_out += (size_t)w;
+        done += (size_t)w;
+    }
+    return (long)done;
+}
+
 void dx_out_wait_writable(dx_conn *c)
 {
     if (!c->writing) {
@@ -354,7 +377,7 @@ void dx_out_wait_writable(dx_conn *c)
  * waits for writable. */
 void dx_out_flush(dx_conn *c)
 {
-    if ((c->tls ? dx_tls_flush(c) : flush_plain(c)) != 0)
+    if ((c->rare == NULL ? flush_plain(c) : c->rare->sse ? dx_sse_flush(c) : c->tls ? dx_tls_flush(c) : flush_plain(c)) != 0)
         return;
     if (c->writing) {
         c->writing = 0;
