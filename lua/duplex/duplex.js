@@ -41,8 +41,12 @@
  * (not even a heartbeat) for twice its ping interval and a grace is
  * dropped as dead.
  *
- * Coming later (marked EXTENSION below): a fallback transport
- * (Server-Sent Events down, POST up) when no WebSocket gets through. */
+ * When no WebSocket gets through (the page has no WebSocket, or one fails
+ * before opening while the server answers HTTP), it falls back, for the
+ * rest of its life, to a session of Server-Sent Events down and POSTs up
+ * on the same route (SSESocket below), with the same behaviour: the app
+ * cannot tell but for ws.transport. Only when that fails too is the
+ * upgrade taken as refused. */
 (function (root) {
   "use strict";
 
@@ -70,6 +74,157 @@
     return (u.protocol === "wss:" ? "https://" : "http://") + u.host;
   }
 
+  // ---- the fallback transport ----
+
+  function b64bytes(s) {
+    var bin = atob(s), u = new Uint8Array(bin.length);
+    for (var i = 0; i < bin.length; i++) u[i] = bin.charCodeAt(i);
+    return u;
+  }
+
+  // One client frame (masked with a zero key: the server requires the
+  // mask bit, and a zero key leaves the bytes as they are).
+  function frame(op, u) {
+    var n = u.length, h = n < 126 ? 6 : n < 65536 ? 8 : 14;
+    var f = new Uint8Array(h + n), v = new DataView(f.buffer);
+    f[0] = 0x80 | op;
+    if (n < 126) f[1] = 0x80 | n;
+    else if (n < 65536) { f[1] = 0x80 | 126; v.setUint16(2, n); }
+    else { f[1] = 0x80 | 127; v.setUint32(2, Math.floor(n / 4294967296)); v.setUint32(6, n >>> 0); }
+    f.set(u, h);
+    return f;
+  }
+
+  function bytesOf(data) {
+    return data instanceof ArrayBuffer ? new Uint8Array(data)
+      : new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  }
+
+  // What a WebSocket is to connect(), over an EventSource for what comes
+  // down and POSTs of WebSocket frames for what goes up (one POST at a
+  // time, numbered, so they are taken in order and once however they are
+  // retried). Each event's first character says what it carries: o the
+  // session, t text, T text in base64, b binary in base64, p a ping, q a
+  // pong, c the close.
+  function SSESocket(url, protocols) {
+    var self = this, u = new URL(url);
+    u.protocol = u.protocol === "wss:" ? "https:" : "http:";
+    u.searchParams.set("duplex_protocols", protocols.join(","));
+    var post = u.origin + u.pathname, session = null, seq = 0, max = 0;
+    var out = [], posting = false, done = false, es;
+    self.readyState = 0;
+    self.protocol = "";
+    self.binaryType = "arraybuffer";
+
+    function finish(code, reason, clean) {
+      if (done) return;
+      done = true;
+      self.readyState = 3;
+      es.close();
+      if (self.onclose) self.onclose({ code: code, reason: reason, wasClean: clean });
+    }
+
+    // Sends what waits, a batch per POST (at most one message of max with
+    // its header, or one message alone when it is larger: the server
+    // closes 1009 then, as over a WebSocket).
+    function pump() {
+      if (posting || !session || !out.length) return;
+      if (out[0] instanceof Blob) {
+        posting = true;
+        return out[0].arrayBuffer().then(function (b) {
+          posting = false;
+          out[0] = frame(2, new Uint8Array(b));
+          pump();
+        }, function () { posting = false; finish(1006, "unreadable Blob", false); });
+      }
+      var batch = [], len = 0;
+      while (out.length && !(out[0] instanceof Blob) && (!batch.length || len + out[0].length <= max + 14)) {
+        len += out[0].length;
+        batch.push(out.shift());
+      }
+      var body = new Uint8Array(len), at = 0;
+      batch.forEach(function (f) { body.set(f, at); at += f.length; });
+      send(body, seq++, 0);
+    }
+
+    function send(body, n, tries) {
+      posting = true;
+      fetch(post + "?duplex_session=" + session + "&seq=" + n, {
+        method: "POST", body: body, cache: "no-store",
+        headers: { "Content-Type": "application/octet-stream" },
+      }).then(function (res) {
+        posting = false;
+        if (res.status === 204) return pump();
+        if (res.status === 404 || res.status === 413 || res.status === 400) {
+          // Gone, or closed by what this body held: its close event says
+          // so when it can; else the session is lost.
+          return setTimeout(function () { finish(1006, "session " + res.status, false); }, 1000);
+        }
+        retry(body, n, tries);
+      }, function () {
+        posting = false;
+        retry(body, n, tries);
+      });
+    }
+
+    // A POST that failed on the way is sent again as it was: taken once.
+    function retry(body, n, tries) {
+      if (done) return;
+      if (tries >= 4) return finish(1006, "POST failed", false);
+      setTimeout(function () { if (!done) send(body, n, tries + 1); }, 250 * (tries + 1));
+    }
+
+    function queue(f) {
+      if (done) return;
+      out.push(f);
+      pump();
+    }
+
+    es = new EventSource(u.href);
+    es.onmessage = function (ev) {
+      if (done) return;
+      var d = ev.data, k = d.charAt(0), body = d.slice(1), m;
+      if (k === "t") return self.onmessage && self.onmessage({ data: body });
+      if (k === "T") return self.onmessage && self.onmessage({ data: text(b64bytes(body)) });
+      if (k === "b") return self.onmessage && self.onmessage({ data: b64bytes(body).buffer });
+      if (k === "p") return queue(frame(10, b64bytes(body)));
+      if (k === "o") {
+        m = JSON.parse(body);
+        session = m.session;
+        max = m.max || 65536;
+        self.protocol = m.protocol || "";
+        self.readyState = 1;
+        if (self.onopen) self.onopen({});
+        return;
+      }
+      if (k === "c") {
+        var c = b64bytes(body);
+        finish(c.length >= 2 ? (c[0] << 8) | c[1] : 1005, c.length > 2 ? text(c.subarray(2)) : "", true);
+      }
+    };
+    es.onerror = function () { finish(1006, "", false); };
+
+    self.send = function (data) {
+      if (self.readyState !== 1) return;
+      if (typeof data === "string") queue(frame(1, (enc = enc || new TextEncoder()).encode(data)));
+      else if (data instanceof Blob) queue(data);
+      else queue(frame(2, bytesOf(data)));
+    };
+
+    // The close goes up as a frame; the stream ends when the server has it
+    // (or at once when there is no session to tell).
+    self.close = function (code, reason) {
+      if (done) return;
+      if (self.readyState !== 1) return finish(code || 1005, reason || "", false);
+      var r = (enc = enc || new TextEncoder()).encode(reason || ""), p = new Uint8Array(code ? 2 + r.length : 0);
+      if (code) { p[0] = code >> 8; p[1] = code & 255; p.set(r, 2); }
+      self.readyState = 2;
+      out.push(frame(8, p));
+      pump();
+      setTimeout(function () { finish(code || 1005, reason || "", true); }, 2000);
+    };
+  }
+
   function connect(target, handlers, options) {
     handlers = handlers || {};
     options = options || {};
@@ -95,6 +250,7 @@
     var refusedOnce = false; // the previous attempt failed before opening, the server answering HTTP
     var waitingOnline = false;
     var topics = {};        // topic -> { h: its handlers, pos: its last position or null }
+    var fallback = typeof WebSocket !== "function"; // events and POSTs instead of a WebSocket
     var duplex1 = false;    // the current socket speaks duplex.1
     var dead = null;        // the dead-connection timer, and its span (ms)
     var deadMs = 0, lastRx = 0;
@@ -242,10 +398,8 @@
       s.onopen = s.onmessage = s.onclose = s.onerror = null;
     }
 
-    // EXTENSION fallback: open() picks the transport. Today a WebSocket;
-    // later, when WebSockets cannot get through, an EventSource for what
-    // comes down and fetch POSTs for what goes up, behind the same
-    // onopen/onmessage/onclose.
+    // open() picks the transport: a WebSocket, or once none got through,
+    // the fallback behind the same onopen/onmessage/onclose.
     function open() {
       timer = null;
       if (c.state === "closed") return;
@@ -256,7 +410,7 @@
       attempt++;
       var s;
       try {
-        s = new WebSocket(cfg.url, cfg.protocols);
+        s = fallback ? new SSESocket(cfg.url, cfg.protocols) : new WebSocket(cfg.url, cfg.protocols);
       } catch (e) {                   // a bad URL or protocol: nothing to retry
         stop();
         report("closed", { code: 1006, reason: String(e && e.message || e), by: "client" });
@@ -276,7 +430,8 @@
         // made by the state handler comes after it.
         for (var t in topics) ask(t);
         while (queue.length && ws === s && s.readyState === 1) s.send(wire(queue.shift()));
-        if (ws === s) report("open", { attempt: attempt, protocol: s.protocol, url: cfg.url });
+        if (ws === s) report("open", { attempt: attempt, protocol: s.protocol, url: cfg.url,
+                                       transport: fallback ? "sse" : "websocket" });
       };
       s.onmessage = function (ev) {
         if (ws !== s) return;
@@ -308,10 +463,16 @@
         return;
       }
       // Failed before opening: the server refused the upgrade, or cannot
-      // be reached. A HEAD of /duplex.js tells them apart.
+      // be reached. A HEAD of /duplex.js tells them apart. A server that
+      // answers HTTP twice while no WebSocket gets through gets the
+      // fallback; when that fails twice as well, the upgrade is refused.
       probe(function (answers, status) {
         if (c.state === "closed" || ws) return;
-        if (answers && refusedOnce) {
+        if (answers && refusedOnce && !fallback && typeof EventSource === "function") {
+          fallback = true;           // the server is there and no WebSocket got through: events and POSTs
+          refusedOnce = false;
+          retry({ code: code, reason: reason, probe: status, fallback: true }, 0);
+        } else if (answers && refusedOnce) {
           stop();
           report("closed", { code: code, reason: "refused", refused: true, status: status, by: "server" });
         } else if (answers) {
