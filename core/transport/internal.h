@@ -367,32 +367,41 @@ int dx_deflate_receive(dx_conn *c, const uint8_t *p, size_t n, int whole, int fi
 void dx_deflate_conn_free(dx_conn *c);
 void dx_deflate_server_free(dx_server *s);
 
-/* tls_io.c: a TLS connection's reads, writes and handshake */
+/* What a byte source or sink says after a read or a write. */
+enum {
+    DX_IO_FULL = 0,        /* a read filled the buffer (more may be pending); a write took it all */
+    DX_IO_AGAIN = -1,      /* the socket has no more now: its watcher waits */
+    DX_IO_EOF = -2,        /* the peer ended the stream */
+    DX_IO_ERROR = -3,      /* the connection failed (logged when worth it) */
+    DX_IO_PLAIN = -4,      /* TLS: plain HTTP came to the TLS port (the TLS layer is gone) */
+    DX_IO_WANTS_READ = -5  /* TLS: a write waits for the socket to be readable */
+};
+
+/* tls_io.c: TLS under a connection, a byte source and a byte sink */
 /* Makes c a TLS connection on the server's contexts. Returns 0, or -1. */
 int dx_tls_conn_start(dx_conn *c);
 /* Sends close_notify once (best effort, never after a fatal error). */
 void dx_tls_conn_shutdown(dx_conn *c);
 /* Frees c's SSL (after close_notify when none was sent). */
 void dx_tls_conn_free(dx_conn *c);
-/* The socket is readable (the caller holds c->busy). */
-void dx_tls_on_readable(dx_conn *c);
-/* The socket is writable (or a read waited for writable and it is; the
- * caller holds c->busy). */
-void dx_tls_on_writable(dx_conn *c);
-/* Writes as much of the queue as the socket takes, one record per
- * SSL_write, small chunks gathered. Returns 0 when the queue is empty, 1
- * when waiting for the socket, -1 when c was lost (it may be freed). */
-int dx_tls_flush(dx_conn *c);
-/* Writes what the socket takes of p[0..len) through TLS: returns the bytes
- * taken (fewer than len: the watcher waits), or -1 when c was lost. */
-long dx_tls_write(dx_conn *c, const uint8_t *p, size_t len);
+/* Reads up to want plaintext bytes into buf (the TLS handshake first,
+ * while it is not done): *got of them, and DX_IO_FULL (want were read),
+ * DX_IO_AGAIN, DX_IO_EOF, DX_IO_ERROR or DX_IO_PLAIN. */
+int dx_tls_read(dx_conn *c, uint8_t *buf, size_t want, size_t *got);
+/* 1 when OpenSSL holds plaintext already read from the socket (which then
+ * does not become readable for it). */
+int dx_tls_pending(const dx_conn *c);
+/* Writes p[0..len) as TLS records: *took bytes taken, and DX_IO_FULL (all),
+ * DX_IO_AGAIN (wait for writable), DX_IO_WANTS_READ (wait for readable) or
+ * DX_IO_ERROR. */
+int dx_tls_write(dx_conn *c, const uint8_t *p, size_t len, size_t *took);
 /* Logs a TLS error of c, at most one line a second (with a count of the
  * ones not logged), and counts it. */
 void dx_tls_log(dx_conn *c, const char *what, const char *reason);
 
-/* reader.c, also for tls_io.c: hands n bytes read into buf (the server's
- * buffer, or the tail of c->buf for a large frame read in place) to c's
- * state (the caller holds c->busy). */
+/* reader.c, the input side of a connection: */
+/* Hands n bytes read into buf (the server's buffer, or the tail of c->buf
+ * for a large frame read in place) to c's state (the caller holds c->busy). */
 void dx_reader_consume(dx_conn *c, uint8_t *buf, size_t n);
 /* The peer closed (eof) or the socket failed. */
 void dx_reader_end(dx_conn *c, int eof);
@@ -400,7 +409,7 @@ void dx_reader_end(dx_conn *c, int eof);
 /* writer.c */
 /* Writes what c's socket takes of p[0..len), through TLS when c has it:
  * returns the bytes taken (fewer than len: the socket is full and the
- * watcher waits for writable), or -1 when c was lost (it may be freed). */
+ * watcher waits), or -1 when c was lost (it may be freed). */
 long dx_sink_write(dx_conn *c, const uint8_t *p, size_t len);
 uint8_t *dx_out_reserve(dx_conn *c, size_t n);
 /* Like dx_out_reserve, but into an empty queue the n bytes go in a chunk of
@@ -430,8 +439,6 @@ void dx_out_free(dx_conn *c);
 void dx_out_free_spares(dx_server *s);
 /* spare_trim's callback: frees the spares that stayed unused (spare_low). */
 void dx_out_trim_spares(struct ev_loop *loop, ev_timer *w, int revents);
-/* The socket is writable (the caller holds c->busy). */
-void dx_writer_on_writable(dx_conn *c);
 void dx_flusher_cb(struct ev_loop *loop, ev_prepare *w, int revents);
 
 #endif

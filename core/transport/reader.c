@@ -555,10 +555,6 @@ static uint8_t *direct_target(dx_conn *c, size_t *want)
 
 static void on_readable(dx_conn *c)
 {
-    if (c->tls) {
-        dx_tls_on_readable(c);
-        return;
-    }
     if (c->paused)                           /* the write side paused it just now */
         return;
     uint8_t *rbuf = c->srv->rbuf;
@@ -579,6 +575,69 @@ static void on_readable(dx_conn *c)
     dx_reader_consume(c, rbuf, (size_t)n);
 }
 
+/* TLS: reads what the TLS source has into the server's buffer and hands
+ * it on. */
+static void on_readable_tls(dx_conn *c)
+{
+    dx_server *s = c->srv;
+    size_t want = DX_READ_BUFFER, got;
+    if (c->state == DX_HANDSHAKE)            /* never read past the head's limit, or a body's end */
+        want = dx_reader_head_room(c);
+    int st = dx_tls_read(c, s->rbuf, want, &got);
+    if (got) {
+        s->stats.bytes_in += got;
+        dx_reader_consume(c, s->rbuf, got);
+        if (c->state == DX_DEAD)
+            return;
+    }
+    switch (st) {
+    case DX_IO_FULL:                         /* bytes OpenSSL holds do not make the socket readable */
+        if (!c->paused && dx_tls_pending(c))
+            ev_feed_event(s->loop, &c->io, EV_READ);
+        return;
+    case DX_IO_AGAIN:
+        return;
+    case DX_IO_PLAIN: {                      /* plain HTTP to the TLS port: say so in plain HTTP */
+        static const char body[] = "This port speaks TLS: use https:// or wss://.\n";
+        dx_http_respond(c, 400, "Content-Type: text/plain; charset=utf-8\r\n", body, sizeof body - 1, 0, 0);
+        dx_conn_linger(c, 1);
+        return;
+    }
+    default:
+        dx_reader_end(c, st == DX_IO_EOF);
+        return;
+    }
+}
+
+/* A TLS connection's socket is ready. OpenSSL may need the other direction
+ * than the one asked for: a read that waited for writable runs when it is
+ * writable, a write that waited for readable when it is readable. */
+static void tls_ready(dx_conn *c, int revents)
+{
+    if (revents & EV_WRITE) {
+        if (c->tls_read_wants_write) {
+            c->tls_read_wants_write = 0;
+            dx_conn_watch(c);
+            if (!c->paused)
+                on_readable_tls(c);
+        }
+        if (c->state != DX_DEAD && c->writing)
+            dx_out_flush(c);
+    }
+    if ((revents & EV_READ) && c->state != DX_DEAD) {
+        if (c->tls_flush_wants_read) {
+            c->tls_flush_wants_read = 0;
+            dx_out_flush(c);
+            if (c->state == DX_DEAD)
+                return;
+        }
+        if (!c->paused)
+            on_readable_tls(c);
+        else if (!c->tls_flush_wants_read)
+            dx_conn_watch(c);                /* it ran for the write only */
+    }
+}
+
 /* The socket is ready: the write side first (a full queue moves on), then
  * the read side. Either may end c: it stays allocated until both ran. It
  * lives here, beside the read path it calls on every read. */
@@ -587,10 +646,14 @@ void dx_conn_io_cb(struct ev_loop *loop, ev_io *w, int revents)
     (void)loop;
     dx_conn *c = w->data;
     c->busy = 1;
-    if (revents & EV_WRITE)
-        dx_writer_on_writable(c);
-    if ((revents & EV_READ) && c->state != DX_DEAD)
-        on_readable(c);
+    if (c->tls) {
+        tls_ready(c, revents);
+    } else {
+        if (revents & EV_WRITE)
+            dx_out_flush(c);
+        if ((revents & EV_READ) && c->state != DX_DEAD)
+            on_readable(c);
+    }
     c->busy = 0;
     if (c->state == DX_DEAD && !c->dirty)
         free(c);

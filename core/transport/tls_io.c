@@ -1,11 +1,11 @@
-/* A TLS connection's I/O. The TLS handshake runs inside the HANDSHAKE
- * state (so handshake_timeout bounds a client that never speaks TLS);
- * reads fill the server's shared buffer with SSL_read; the send queue goes
- * out one record per SSL_write, small chunks gathered into one record.
- * OpenSSL's want-read and want-write become flags the connection's watcher
- * follows (dx_conn_watch): a read that needs the socket writable waits for
+/* TLS under a connection: a byte source for the reader (dx_tls_read) and
+ * a byte sink for the writer (dx_tls_write), on OpenSSL. The TLS handshake
+ * runs inside the HANDSHAKE state, at the first read (so handshake_timeout
+ * bounds a client that never speaks TLS). OpenSSL's want-read and
+ * want-write become flags the connection's watcher follows
+ * (dx_conn_watch): a read that needs the socket writable waits for
  * writable, a write that needs it readable waits for readable; nothing
- * spins. */
+ * spins. Nothing here knows of frames, requests or the send queue. */
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -86,30 +86,25 @@ static const char *failure_reason(int e, char *buf, size_t cap)
     return dx_tls_error_reason("unknown error", buf, cap);
 }
 
-/* The handshake failed. Plain HTTP to the TLS port gets a plain 400 saying
- * so; a peer that just went is dropped quietly; anything else is logged. */
-static void handshake_failed(dx_conn *c, int e)
+/* The handshake failed: returns what dx_tls_read says of it. Plain HTTP
+ * to the TLS port is DX_IO_PLAIN (the reader answers it in plain text); a
+ * peer that just went is an error not logged; anything else is logged. */
+static int handshake_failed(dx_conn *c, int e)
 {
     unsigned long top = ERR_peek_error();
-    if (e == SSL_ERROR_SSL && ERR_GET_LIB(top) == ERR_LIB_SSL && ERR_GET_REASON(top) == SSL_R_HTTP_REQUEST) {
-        static const char body[] = "This port speaks TLS: use https:// or wss://.\n";
-        dx_tls_log(c, "handshake failed", "plain HTTP request on the TLS port");
-        c->tls_failed = 1;
-        dx_tls_conn_free(c);         /* a plain connection from here on */
-        dx_http_respond(c, 400, "Content-Type: text/plain; charset=utf-8\r\n", body,
-                        sizeof body - 1, 0, 0);
-        dx_conn_linger(c, 1);
-        return;
-    }
     c->tls_failed = 1;
+    if (e == SSL_ERROR_SSL && ERR_GET_LIB(top) == ERR_LIB_SSL && ERR_GET_REASON(top) == SSL_R_HTTP_REQUEST) {
+        dx_tls_log(c, "handshake failed", "plain HTTP request on the TLS port");
+        dx_tls_conn_free(c);         /* a plain connection from here on */
+        return DX_IO_PLAIN;
+    }
     if (e == SSL_ERROR_SYSCALL || e == SSL_ERROR_ZERO_RETURN) {
         ERR_clear_error();           /* the peer went before finishing: nothing to report */
-        dx_conn_free(c);
-        return;
+        return DX_IO_ERROR;
     }
     char buf[64];
     dx_tls_log(c, "handshake failed", failure_reason(e, buf, sizeof buf));
-    dx_conn_free(c);
+    return DX_IO_ERROR;
 }
 
 static void want_writable(dx_conn *c)
@@ -118,8 +113,8 @@ static void want_writable(dx_conn *c)
     dx_conn_watch(c);
 }
 
-/* Returns 1 when the handshake is done, 0 while it waits for the socket,
- * -1 when it failed (c is freed or lingers). */
+/* Returns 1 when the handshake is done, DX_IO_AGAIN while it waits for the
+ * socket, or what handshake_failed says. */
 static int handshake(dx_conn *c)
 {
     ERR_clear_error();
@@ -130,203 +125,87 @@ static int handshake(dx_conn *c)
     }
     int e = SSL_get_error(c->rare->ssl, r);
     if (e == SSL_ERROR_WANT_READ)
-        return 0;
+        return DX_IO_AGAIN;
     if (e == SSL_ERROR_WANT_WRITE) {
         want_writable(c);
-        return 0;
+        return DX_IO_AGAIN;
     }
-    handshake_failed(c, e);
-    return -1;
+    return handshake_failed(c, e);
 }
 
-/* Handshakes, then reads what OpenSSL has into the server's buffer and
- * hands it on. The caller holds c->busy. */
-static void read_path(dx_conn *c)
+int dx_tls_read(dx_conn *c, uint8_t *buf, size_t want, size_t *got)
 {
-    if (c->tls_handshaking && handshake(c) <= 0)
-        return;
-    if (c->paused)
-        return;
-    dx_server *s = c->srv;
-    size_t want = DX_READ_BUFFER;
-    if (c->state == DX_HANDSHAKE)              /* never read past the head's limit, or a body's end */
-        want = dx_reader_head_room(c);
+    *got = 0;
+    if (c->tls_handshaking) {
+        int h = handshake(c);
+        if (h != 1)
+            return h;
+    }
     SSL *ssl = c->rare->ssl;
-    size_t got = 0;
     int e = SSL_ERROR_NONE;
     /* Cleared once: a call that succeeds queues no error, and every
      * failure below empties the queue again. */
     ERR_clear_error();
-    while (got < want) {
+    while (*got < want) {
         size_t n;
-        if (SSL_read_ex(ssl, s->rbuf + got, want - got, &n)) {
-            got += n;
+        if (SSL_read_ex(ssl, buf + *got, want - *got, &n)) {
+            *got += n;
             continue;
         }
         e = SSL_get_error(ssl, 0);
         break;
     }
-    if (got) {
-        s->stats.bytes_in += got;
-        dx_reader_consume(c, s->rbuf, got);
-        if (c->state == DX_DEAD)
-            return;
-    }
-    char buf[64];
+    char reason[64];
     switch (e) {
     case SSL_ERROR_NONE:                       /* the buffer filled up */
-        /* Bytes OpenSSL already holds do not make the socket readable. */
-        if (!c->paused && SSL_has_pending(c->rare->ssl))
-            ev_feed_event(s->loop, &c->io, EV_READ);
-        return;
+        return DX_IO_FULL;
     case SSL_ERROR_WANT_READ:
-        return;
+        return DX_IO_AGAIN;
     case SSL_ERROR_WANT_WRITE:
         want_writable(c);
-        return;
+        return DX_IO_AGAIN;
     case SSL_ERROR_ZERO_RETURN:                /* close_notify, or EOF */
-        dx_reader_end(c, 1);
-        return;
+        return DX_IO_EOF;
     case SSL_ERROR_SYSCALL:
         c->tls_failed = 1;
         ERR_clear_error();
-        dx_reader_end(c, 0);
-        return;
+        return DX_IO_ERROR;
     default:
         c->tls_failed = 1;
-        dx_tls_log(c, "read failed", failure_reason(e, buf, sizeof buf));
-        dx_reader_end(c, 0);
-        return;
+        dx_tls_log(c, "read failed", failure_reason(e, reason, sizeof reason));
+        return DX_IO_ERROR;
     }
 }
 
-void dx_tls_on_readable(dx_conn *c)
+int dx_tls_pending(const dx_conn *c)
 {
-    if (c->tls_flush_wants_read) {
-        c->tls_flush_wants_read = 0;
-        dx_out_flush(c);
-    }
-    if (c->state != DX_DEAD) {
-        if (c->paused && !c->tls_flush_wants_read)
-            dx_conn_watch(c);                  /* it ran for the write only */
-        else
-            read_path(c);
-    }
+    return SSL_has_pending(c->rare->ssl);
 }
 
-void dx_tls_on_writable(dx_conn *c)
+int dx_tls_write(dx_conn *c, const uint8_t *p, size_t len, size_t *took)
 {
-    if (c->tls_read_wants_write) {
-        c->tls_read_wants_write = 0;
-        dx_conn_watch(c);
-        read_path(c);
-    }
-    if (c->state != DX_DEAD && c->writing)
-        dx_out_flush(c);
-}
-
-/* Copies the head of the queue, up to one record or the first file
- * chunk, into the stage. */
-static size_t gather(dx_conn *c, uint8_t *stage)
-{
-    size_t len = 0;
-    for (dx_out *o = c->out_head; o && len < DX_TLS_STAGE && !DX_OUT_IS_FILE(o); o = o->next) {
-        size_t n = o->len - o->off;
-        if (n > DX_TLS_STAGE - len)
-            n = DX_TLS_STAGE - len;
-        memcpy(stage + len, DX_OUT_BYTES(o) + o->off, n);
-        len += n;
-    }
-    return len;
-}
-
-/* Reads the next record's worth of the file chunk o into the stage.
- * Returns the bytes read, 0 when the file ended early or failed. */
-static size_t read_file(const dx_out *o, uint8_t *stage)
-{
-    size_t want = o->len - o->off < DX_TLS_STAGE ? o->len - o->off : DX_TLS_STAGE;
-    ssize_t r;
-    do
-        r = pread((int)o->token, stage, want, (off_t)o->off);
-    while (r < 0 && errno == EINTR);
-    return r > 0 ? (size_t)r : 0;
-}
-
-/* A write failed with SSL_get_error's e: waits for what it wants (0), or
- * c is lost (-1). */
-static int write_failed(dx_conn *c, int e)
-{
-    if (e == SSL_ERROR_WANT_WRITE) {
-        dx_out_wait_writable(c);
-        return 0;
-    }
-    if (e == SSL_ERROR_WANT_READ) {
-        c->tls_flush_wants_read = 1;
-        c->writing = 0;
-        dx_conn_watch(c);
-        return 0;
-    }
-    c->tls_failed = 1;
-    if (e == SSL_ERROR_SSL) {
-        char buf[64];
-        dx_tls_log(c, "write failed", failure_reason(e, buf, sizeof buf));
-    }
     ERR_clear_error();
-    dx_conn_lost(c);
-    return -1;
-}
-
-long dx_tls_write(dx_conn *c, const uint8_t *p, size_t len)
-{
-    if (c->tls_handshaking)
-        return 0;
-    ERR_clear_error();
-    size_t done = 0;
-    while (done < len) {
+    *took = 0;
+    while (*took < len) {
         size_t w;
-        if (!SSL_write_ex(c->rare->ssl, p + done, len - done, &w))
-            return write_failed(c, SSL_get_error(c->rare->ssl, 0)) < 0 ? -1 : (long)done;
-        c->srv->stats.bytes_out += w;
-        done += w;
-    }
-    return (long)done;
-}
-
-int dx_tls_flush(dx_conn *c)
-{
-    dx_server *s = c->srv;
-    if (c->tls_handshaking)
-        return 1;
-    ERR_clear_error();                         /* once: see read_path */
-    while (c->out_head) {
-        dx_out *o = c->out_head;
-        int file = DX_OUT_IS_FILE(o);
-        const uint8_t *p = file ? NULL : DX_OUT_BYTES(o) + o->off;
-        size_t len = o->len - o->off;
-        /* A retry after want-write repeats the same bytes or more of the
-         * same queue: the head only moves by what was written, and a file
-         * is read again from the same offset. */
-        if (file || (len < DX_TLS_STAGE && o->next)) {
-            if (s->tls_stage == NULL && (s->tls_stage = malloc(DX_TLS_STAGE)) == NULL) {
-                dx_conn_lost(c);
-                return -1;
-            }
-            p = s->tls_stage;
-            len = file ? read_file(o, s->tls_stage) : gather(c, s->tls_stage);
-            if (len == 0) {                    /* unreadable, or it shrank: the length was promised */
-                dx_conn_lost(c);
-                return -1;
-            }
-        }
-        size_t w;
-        if (SSL_write_ex(c->rare->ssl, p, len, &w)) {
-            if (c->state == DX_HANDSHAKE)   /* last_tx shares its slot with ping_at and since */
-                c->last_tx = ev_now(s->loop);
-            s->stats.bytes_out += w;
-            dx_out_consume(c, w);
+        if (SSL_write_ex(c->rare->ssl, p + *took, len - *took, &w)) {
+            *took += w;
             continue;
         }
-        return write_failed(c, SSL_get_error(c->rare->ssl, 0)) < 0 ? -1 : 1;
+        int e = SSL_get_error(c->rare->ssl, 0);
+        if (e == SSL_ERROR_WANT_WRITE)
+            return DX_IO_AGAIN;
+        if (e == SSL_ERROR_WANT_READ) {
+            c->tls_flush_wants_read = 1;
+            return DX_IO_WANTS_READ;
+        }
+        c->tls_failed = 1;
+        if (e == SSL_ERROR_SSL) {
+            char buf[64];
+            dx_tls_log(c, "write failed", failure_reason(e, buf, sizeof buf));
+        }
+        ERR_clear_error();
+        return DX_IO_ERROR;
     }
-    return 0;
+    return DX_IO_FULL;
 }

@@ -340,10 +340,31 @@ static int flush_plain(dx_conn *c)
     return 0;
 }
 
+/* A TLS write stopped short with status st (dx_tls_write's): waits for
+ * what it wants (1), or c is lost (-1). */
+static int tls_waits(dx_conn *c, int st)
+{
+    if (st == DX_IO_AGAIN) {
+        dx_out_wait_writable(c);
+        return 1;
+    }
+    if (st == DX_IO_WANTS_READ) {      /* the watcher reads, and the read flushes */
+        c->writing = 0;
+        dx_conn_watch(c);
+        return 1;
+    }
+    dx_conn_lost(c);
+    return -1;
+}
+
 long dx_sink_write(dx_conn *c, const uint8_t *p, size_t len)
 {
-    if (c->tls)
-        return dx_tls_write(c, p, len);
+    if (c->tls) {
+        size_t took;
+        int st = dx_tls_write(c, p, len, &took);
+        c->srv->stats.bytes_out += took;
+        return st == DX_IO_FULL || tls_waits(c, st) > 0 ? (long)took : -1;
+    }
     size_t done = 0;
     while (done < len) {
         ssize_t w = send(c->io.fd, p + done, len - done, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -363,6 +384,75 @@ long dx_sink_write(dx_conn *c, const uint8_t *p, size_t len)
     return (long)done;
 }
 
+/* TLS: copies the head of the queue, up to one record or the first file
+ * chunk, into the stage. */
+static size_t gather(dx_conn *c, uint8_t *stage)
+{
+    size_t len = 0;
+    for (dx_out *o = c->out_head; o && len < DX_TLS_STAGE && !DX_OUT_IS_FILE(o); o = o->next) {
+        size_t n = o->len - o->off;
+        if (n > DX_TLS_STAGE - len)
+            n = DX_TLS_STAGE - len;
+        memcpy(stage + len, DX_OUT_BYTES(o) + o->off, n);
+        len += n;
+    }
+    return len;
+}
+
+/* TLS: reads the next record's worth of the file chunk o into the stage.
+ * Returns the bytes read, 0 when the file ended early or failed. */
+static size_t read_file(const dx_out *o, uint8_t *stage)
+{
+    size_t want = o->len - o->off < DX_TLS_STAGE ? o->len - o->off : DX_TLS_STAGE;
+    ssize_t r;
+    do
+        r = pread((int)o->token, stage, want, (off_t)o->off);
+    while (r < 0 && errno == EINTR);
+    return r > 0 ? (size_t)r : 0;
+}
+
+/* The queue through TLS, one record per write, small chunks gathered into
+ * the server's stage (a file is read into it a record at a time). A retry
+ * after want-write repeats the same bytes or more of the same queue: the
+ * head only moves by what was written, and a file is read again from the
+ * same offset. Returns 0 when the queue is empty, 1 when waiting for the
+ * socket, -1 when c was lost. */
+static int flush_tls(dx_conn *c)
+{
+    dx_server *s = c->srv;
+    if (c->tls_handshaking)                /* the first read finishes it; output waits */
+        return 1;
+    while (c->out_head) {
+        dx_out *o = c->out_head;
+        int file = DX_OUT_IS_FILE(o);
+        const uint8_t *p = file ? NULL : DX_OUT_BYTES(o) + o->off;
+        size_t len = o->len - o->off;
+        if (file || (len < DX_TLS_STAGE && o->next)) {
+            if (s->tls_stage == NULL && (s->tls_stage = malloc(DX_TLS_STAGE)) == NULL) {
+                dx_conn_lost(c);
+                return -1;
+            }
+            p = s->tls_stage;
+            len = file ? read_file(o, s->tls_stage) : gather(c, s->tls_stage);
+            if (len == 0) {                /* unreadable, or it shrank: the length was promised */
+                dx_conn_lost(c);
+                return -1;
+            }
+        }
+        size_t took;
+        int st = dx_tls_write(c, p, len, &took);
+        if (took) {
+            if (c->state == DX_HANDSHAKE)  /* last_tx shares its slot with ping_at and since */
+                c->last_tx = ev_now(s->loop);
+            s->stats.bytes_out += took;
+            dx_out_consume(c, took);
+        }
+        if (st != DX_IO_FULL)
+            return tls_waits(c, st);
+    }
+    return 0;
+}
+
 void dx_out_wait_writable(dx_conn *c)
 {
     if (!c->writing) {
@@ -377,7 +467,9 @@ void dx_out_wait_writable(dx_conn *c)
  * waits for writable. */
 void dx_out_flush(dx_conn *c)
 {
-    if ((c->rare == NULL ? flush_plain(c) : c->rare->sse ? dx_sse_flush(c) : c->tls ? dx_tls_flush(c) : flush_plain(c)) != 0)
+    /* The sink: the socket, or TLS over it; a session's events above either. */
+    if ((c->rare == NULL ? flush_plain(c) : c->rare->sse ? dx_sse_flush(c) : c->tls ? flush_tls(c)
+         : flush_plain(c)) != 0)
         return;
     if (c->writing) {
         c->writing = 0;
@@ -392,14 +484,6 @@ void dx_out_flush(dx_conn *c)
         if (c->state == DX_OPEN && c->user)
             c->srv->ev.drain(c->srv->ud, c);
     }
-}
-
-void dx_writer_on_writable(dx_conn *c)
-{
-    if (c->tls)
-        dx_tls_on_writable(c);
-    else
-        dx_out_flush(c);
 }
 
 /* Once per loop iteration, before the loop waits: every connection that was
