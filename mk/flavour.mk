@@ -24,10 +24,11 @@ LIBS := -lev -lhiredis -lssl -lcrypto -lz
 
 PROTOCOL := $(wildcard core/protocol/*.c)
 TRANSPORT := $(wildcard core/transport/*.c)
+CLIENT := $(wildcard core/client/*.c)
 BROKER := $(wildcard core/broker/*.c)
 BINDING := $(wildcard core/binding/*.c)
 BENCH := $(wildcard core/bench/*.c)
-CORE_OBJ := $(patsubst core/%.c,$(OUT)/obj/%.o,$(PROTOCOL) $(TRANSPORT) $(BROKER) $(BENCH) $(BINDING))
+CORE_OBJ := $(patsubst core/%.c,$(OUT)/obj/%.o,$(PROTOCOL) $(TRANSPORT) $(CLIENT) $(BROKER) $(BENCH) $(BINDING))
 HEADERS := $(wildcard core/*/*.h)
 
 all: $(OUT)/duplex $(OUT)/lib/duplex/core.so

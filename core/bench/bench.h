@@ -1,5 +1,5 @@
 /* `duplex bench`: load scenarios run in C on their own libev loop, with
- * the client core (transport/client.h). The binding fills the options and
+ * the client core (client/client.h). The binding fills the options and
  * reads the results; nothing here knows Lua.
  *
  *   echo       N connections, each keeping D messages of S bytes in flight;

@@ -6,7 +6,7 @@
 #include <ev.h>
 #include "bench/bench.h"
 #include "bench/hist.h"
-#include "transport/client.h"
+#include "client/client.h"
 
 /* One connection of the run. */
 typedef struct dx_bconn {

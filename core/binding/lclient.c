@@ -1,11 +1,11 @@
 /* Clients for Lua: core.connect(host, port, target, handlers) on the
- * default loop, on the client core (transport/client.h). One client ctx per
+ * default loop, on the client core (client/client.h). One client ctx per
  * Lua state, made on first use and rooted in the registry. */
 #include <netdb.h>
 #include <stdio.h>
 #include <string.h>
 #include "binding/binding.h"
-#include "transport/client.h"
+#include "client/client.h"
 #include "protocol/message.h"
 
 #define DX_CLIENT_MT "duplex.client"

@@ -511,11 +511,11 @@ static size_t encode(dx_conn *c, dx_sse *x, uint8_t *out, size_t cap, size_t *sr
             memcpy(x->hdr + x->hdr_len, p, add);
             dx_frame_header h;
             int r = dx_frame_parse_header(x->hdr, x->hdr_len + add, DX_RSV1, 0, &h);
-            if (r == 0) {
-                x->hdr_len = (uint8_t)(x->hdr_len + add);
+            if (r <= 0) {                    /* more to come (r < 0 never is: the writer made it) */
+                x->hdr_len = r == 0 ? (uint8_t)(x->hdr_len + add) : 0;
                 used = add;
             } else {
-                used = r > 0 ? (size_t)r - x->hdr_len : add;   /* r < 0 never happens: we wrote it */
+                used = (size_t)r - x->hdr_len;
                 x->hdr_len = 0;
                 const uint8_t *pay = n - used >= h.length ? p + used
                     : n == used && piece->next && piece->next->len - piece->next->off >= h.length

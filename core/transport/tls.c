@@ -316,6 +316,33 @@ int dx_tls_load(dx_tls *t, char *err, size_t errcap)
 
 int dx_tls_ready(const dx_tls *t) { return t->ctx != NULL; }
 
+int dx_tls_read_some(SSL *ssl, unsigned char *buf, size_t want, size_t *got)
+{
+    /* Cleared once: a call that succeeds queues no error. */
+    ERR_clear_error();
+    *got = 0;
+    while (*got < want) {
+        size_t n;
+        if (!SSL_read_ex(ssl, buf + *got, want - *got, &n))
+            return SSL_get_error(ssl, 0);
+        *got += n;
+    }
+    return SSL_ERROR_NONE;
+}
+
+int dx_tls_write_some(SSL *ssl, const unsigned char *p, size_t len, size_t *took)
+{
+    ERR_clear_error();
+    *took = 0;
+    while (*took < len) {
+        size_t n;
+        if (!SSL_write_ex(ssl, p + *took, len - *took, &n))
+            return SSL_get_error(ssl, 0);
+        *took += n;
+    }
+    return SSL_ERROR_NONE;
+}
+
 int dx_tls_set_socket(SSL *ssl, BIO_METHOD *m, int fd)
 {
     BIO *b = BIO_new(m);

@@ -64,4 +64,13 @@ void dx_tls_free(dx_tls *t);
  * fallback when it is empty; empties the queue. */
 const char *dx_tls_error_reason(const char *fallback, char *buf, size_t cap);
 
+/* The read and write loops both sides share (the server's connections, the
+ * client): they clear OpenSSL's error queue first, and return the
+ * SSL_get_error code that stopped them (SSL_ERROR_NONE: want bytes were
+ * read, or all len written). */
+/* Reads up to want bytes of plaintext into buf: *got of them. */
+int dx_tls_read_some(struct ssl_st *ssl, unsigned char *buf, size_t want, size_t *got);
+/* Writes p[0..len) as records: *took bytes taken. */
+int dx_tls_write_some(struct ssl_st *ssl, const unsigned char *p, size_t len, size_t *took);
+
 #endif

@@ -141,20 +141,7 @@ int dx_tls_read(dx_conn *c, uint8_t *buf, size_t want, size_t *got)
         if (h != 1)
             return h;
     }
-    SSL *ssl = c->rare->ssl;
-    int e = SSL_ERROR_NONE;
-    /* Cleared once: a call that succeeds queues no error, and every
-     * failure below empties the queue again. */
-    ERR_clear_error();
-    while (*got < want) {
-        size_t n;
-        if (SSL_read_ex(ssl, buf + *got, want - *got, &n)) {
-            *got += n;
-            continue;
-        }
-        e = SSL_get_error(ssl, 0);
-        break;
-    }
+    int e = dx_tls_read_some(c->rare->ssl, buf, want, got);
     char reason[64];
     switch (e) {
     case SSL_ERROR_NONE:                       /* the buffer filled up */
@@ -184,28 +171,20 @@ int dx_tls_pending(const dx_conn *c)
 
 int dx_tls_write(dx_conn *c, const uint8_t *p, size_t len, size_t *took)
 {
-    ERR_clear_error();
-    *took = 0;
-    while (*took < len) {
-        size_t w;
-        if (SSL_write_ex(c->rare->ssl, p + *took, len - *took, &w)) {
-            *took += w;
-            continue;
-        }
-        int e = SSL_get_error(c->rare->ssl, 0);
-        if (e == SSL_ERROR_WANT_WRITE)
-            return DX_IO_AGAIN;
-        if (e == SSL_ERROR_WANT_READ) {
-            c->tls_flush_wants_read = 1;
-            return DX_IO_WANTS_READ;
-        }
-        c->tls_failed = 1;
-        if (e == SSL_ERROR_SSL) {
-            char buf[64];
-            dx_tls_log(c, "write failed", failure_reason(e, buf, sizeof buf));
-        }
-        ERR_clear_error();
-        return DX_IO_ERROR;
+    int e = dx_tls_write_some(c->rare->ssl, p, len, took);
+    if (e == SSL_ERROR_NONE)
+        return DX_IO_FULL;
+    if (e == SSL_ERROR_WANT_WRITE)
+        return DX_IO_AGAIN;
+    if (e == SSL_ERROR_WANT_READ) {
+        c->tls_flush_wants_read = 1;
+        return DX_IO_WANTS_READ;
     }
-    return DX_IO_FULL;
+    c->tls_failed = 1;
+    if (e == SSL_ERROR_SSL) {
+        char buf[64];
+        dx_tls_log(c, "write failed", failure_reason(e, buf, sizeof buf));
+    }
+    ERR_clear_error();
+    return DX_IO_ERROR;
 }

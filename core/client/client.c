@@ -11,7 +11,7 @@
 #include <openssl/rand.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
-#include "transport/client.h"
+#include "client/client.h"
 #include "transport/tls.h"
 #include "protocol/client_handshake.h"
 #include "protocol/frame.h"
@@ -591,18 +591,8 @@ static ssize_t tls_read(dx_client *c, uint8_t *dst, size_t want)
             return r < 0 ? -2 : -1;
         }
     }
-    size_t got = 0;
-    int e = SSL_ERROR_NONE;
-    ERR_clear_error();
-    while (got < want) {
-        size_t n;
-        if (SSL_read_ex(c->ssl, dst + got, want - got, &n)) {
-            got += n;
-            continue;
-        }
-        e = SSL_get_error(c->ssl, 0);
-        break;
-    }
+    size_t got;
+    int e = dx_tls_read_some(c->ssl, dst, want, &got);
     if (e == SSL_ERROR_WANT_WRITE) {
         c->tls_read_wants_write = 1;
         ev_io_start(c->x->loop, &c->wio);
@@ -634,14 +624,12 @@ static int tls_flush(dx_client *c)
 {
     if (c->tls_handshaking && tls_handshake(c) <= 0)
         return c->state == C_DEAD ? -1 : 1;
-    ERR_clear_error();
-    while (c->out_off < c->out_len) {
+    if (c->out_off < c->out_len) {
         size_t w;
-        if (SSL_write_ex(c->ssl, c->out + c->out_off, c->out_len - c->out_off, &w)) {
-            c->out_off += w;
-            continue;
-        }
-        int e = SSL_get_error(c->ssl, 0);
+        int e = dx_tls_write_some(c->ssl, c->out + c->out_off, c->out_len - c->out_off, &w);
+        c->out_off += w;
+        if (e == SSL_ERROR_NONE)
+            return 0;
         if (e == SSL_ERROR_WANT_WRITE) {
             if (!c->writing) {
                 c->writing = 1;
