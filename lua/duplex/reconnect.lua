@@ -8,7 +8,13 @@
 --     message = function(c, data, binary) end,
 --     state = function(c, state, detail) end, -- "connecting", "open", "reconnecting", "closed"
 --     close = function(c, code, reason) end,  -- once, when it is closed for good
---   }, { reconnect = { min = 0.5, max = 10, stable = 5, queue = 100 } })
+--   }, { reconnect = { min = 0.5, max = 10, stable = 5, queue = 100, grace = 2 } })
+--   c:subscribe("news", {                     -- duplex.1: a topic, with the route's consent
+--     message = function(c, data, position, binary) end,  -- a publication, in order
+--     recovered = function(c, info) end,      -- after a reconnect: info.missed came again
+--     lost = function(c, reason) end,         -- what was missed cannot be had ("epoch", ...)
+--     refused = function(c, reason) end,      -- the app said no (without it: lost)
+--   })
 --
 -- After a drop it connects again after a delay drawn between min and a
 -- ceiling that doubles from min to max at each failed attempt (full
@@ -21,6 +27,18 @@
 -- back"), and on an upgrade refused with an HTTP 4xx other than 408 and
 -- 429; anything else (a network error, 1001 from a server shutting
 -- down, 1006, a 5xx) is retried.
+--
+-- It offers the subprotocol duplex.1 unless the `protocols` option
+-- leaves it out, and speaks it as duplex.js does (README, "duplex.js"):
+-- the app's binary messages tagged 0x00 both ways (the app sees its own
+-- bytes), controls 0x01 in JSON, heartbeats 0x02 counted as traffic,
+-- publications 0x03 in their envelope. Each topic's last position is
+-- kept, and every connection subscribes to every topic again from it
+-- before the queue goes out, so the server sends what was missed, in
+-- order, before new publications (recovered), or says it cannot (lost).
+-- After the server's hello a connection that brings nothing for twice
+-- its ping interval and `grace` seconds is dropped as dead (reason
+-- "dead") and the next one made.
 local M = {}
 
 local Client = {}
