@@ -121,6 +121,19 @@ describe("duplex.connect with reconnect #inprocess", function()
     c = nil
   end)
 
+  it("c:close() while a connection is being made: it never opens", function()
+    local counter = { opens = 0 }
+    srv = dt.start(echo_app(counter))
+    local r = recorder()
+    c = duplex.connect(srv:url("/"), r.handlers, { reconnect = true })
+    c:close()
+    dt.wait(function() return false end, 0.2)
+    assert.are.equal(0, r.opens)
+    assert.are.equal(0, counter.opens)
+    assert.are.same({ { 1000, "closed by the client" } }, r.closes)
+    c = nil
+  end)
+
   it("refuses bad reconnect settings with an error naming them", function()
     local h = {}
     assert.has_error(function() duplex.connect("ws://127.0.0.1:1/", h, { reconnect = "yes" }) end,

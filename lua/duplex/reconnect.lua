@@ -285,8 +285,11 @@ function Client:close(code)
   stop_watch(self)
   if self.timer then self.timer:stop() self.timer = nil end
   if self.conn then
-    self.conn:close(code or 1000)
+    self.conn:close(code or 1000)                -- its close event finishes
   else
+    local pending = self.current                 -- a connection not yet open: dropped unheard
+    self.current = nil
+    if pending then pending:close() end
     finish(self, code or 1000, "closed by the client")
   end
 end
