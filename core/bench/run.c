@@ -147,11 +147,11 @@ static void pump(dx_brun *b)
         if (o->scenario == DX_BENCH_BROADCAST && k->idx == b->n - 1 && o->pub_addrlen > 0)
             k->c = dx_client_connect(b->ctx, (const struct sockaddr *)&o->pub_addr, o->pub_addrlen,
                                      o->pub_host, o->pub_target, o->pub_tls ? &any_cert : NULL,
-                                     err, sizeof err);
+                                     NULL, err, sizeof err);
         else
             k->c = dx_client_connect(b->ctx, (const struct sockaddr *)&o->addr, o->addrlen,
                                      o->host, o->target, o->tls ? &any_cert : NULL,
-                                     err, sizeof err);
+                                     NULL, err, sizeof err);
         if (k->c == NULL) {
             note_error(b, err);
             b->r->conn_errors++;

@@ -6,6 +6,7 @@
 #include <string.h>
 #include "binding/binding.h"
 #include "client/client.h"
+#include "protocol/client_handshake.h"
 #include "protocol/message.h"
 
 #define DX_CLIENT_MT "duplex.client"
@@ -114,9 +115,11 @@ static dx_lctx *get_ctx(lua_State *L)
     return k;
 }
 
-/* core.connect(host, port, target, handlers [, tls]) -> client | nil,
- * message, name. tls (wss://): true, or a table { ca = FILE, insecure =
- * bool, servername = NAME }; nil or false for ws://. */
+/* core.connect(host, port, target, handlers [, tls [, protocols]]) ->
+ * client | nil, message, name. tls (wss://): true, or a table { ca = FILE,
+ * insecure = bool, servername = NAME }; nil or false for ws://. protocols:
+ * the subprotocols offered, tokens joined by ", " ("duplex.1, chat"), or
+ * nil. [-0, +1|3, e] */
 static int l_connect(lua_State *L)
 {
     const char *host = luaL_checkstring(L, 1);
@@ -149,6 +152,9 @@ static int l_connect(lua_State *L)
     } else if (use_tls && lua_type(L, 5) != LUA_TBOOLEAN) {
         return luaL_argerror(L, 5, "table or boolean expected");
     }
+    const char *protocols = luaL_optstring(L, 6, NULL);
+    luaL_argcheck(L, protocols == NULL || dx_client_protocols_valid(protocols), 6,
+                  "tokens joined by \", \" expected");
     dx_lctx *k = get_ctx(L);
 
     struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *ai = NULL;
@@ -159,7 +165,7 @@ static int l_connect(lua_State *L)
         return dx_fail(L, "EAI_NONAME", "cannot resolve %s: %s", host, gai_strerror(e));
     snprintf(hosthdr, sizeof hosthdr, strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, (int)port);
     dx_client *c = dx_client_connect(k->x, ai->ai_addr, ai->ai_addrlen, hosthdr, target,
-                                     use_tls ? &tls : NULL, err, sizeof err);
+                                     use_tls ? &tls : NULL, protocols, err, sizeof err);
     freeaddrinfo(ai);
     if (c == NULL)
         return dx_fail(L, strstr(err, "tls") ? "ETLS" : "ECONNECT", "%s", err);
@@ -230,6 +236,19 @@ static int l_is_open(lua_State *L)
     return 1;
 }
 
+/* client:protocol() -> the subprotocol the server chose, or nil (none,
+ * not open yet, or closed) */
+static int l_protocol(lua_State *L)
+{
+    dx_lclient *w = check(L);
+    const char *p = w->c ? dx_client_protocol(w->c) : NULL;
+    if (p)
+        lua_pushstring(L, p);
+    else
+        lua_pushnil(L);
+    return 1;
+}
+
 static int l_buffered(lua_State *L)
 {
     dx_lclient *w = check(L);
@@ -241,7 +260,7 @@ void dx_client_open_lib(lua_State *L)
 {
     static const luaL_Reg methods[] = {
         { "send", l_send }, { "close", l_close }, { "is_open", l_is_open },
-        { "buffered", l_buffered }, { NULL, NULL }
+        { "buffered", l_buffered }, { "protocol", l_protocol }, { NULL, NULL }
     };
     static const luaL_Reg none[] = { { NULL, NULL } };
     dx_new_class(L, DX_CLIENT_MT, methods, NULL);

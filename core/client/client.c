@@ -51,6 +51,8 @@ struct dx_client {
     uint8_t *out;                   /* queued output: out[out_off..out_len) */
     size_t out_off, out_len, out_cap;
     char *request;                  /* the upgrade request, until it is queued */
+    char *offered;                  /* the subprotocols offered ("a, b"), or NULL */
+    char *protocol;                 /* the one the server chose, once open; NULL: none */
 };
 
 struct dx_client_ctx {
@@ -112,8 +114,10 @@ static void release(dx_client *c)
     free(c->asm_buf);
     free(c->out);
     free(c->request);
+    free(c->offered);
+    free(c->protocol);
     c->in = c->asm_buf = c->out = NULL;
-    c->request = NULL;
+    c->request = c->offered = c->protocol = NULL;
 }
 
 /* Ends c: closes its socket, runs the close event once, and frees it
@@ -424,7 +428,10 @@ static void feed_frames(dx_client *c, const uint8_t *p, size_t n)
 static void feed_handshake(dx_client *c)
 {
     int status;
-    long r = dx_client_check_response((const char *)c->in, c->in_len, c->key, &status);
+    const char *proto;
+    size_t proto_len;
+    long r = dx_client_check_response((const char *)c->in, c->in_len, c->key, c->offered, &status,
+                                      &proto, &proto_len);
     if (r == DX_RESP_INCOMPLETE) {
         if (c->in_len >= DX_CLIENT_HEAD_MAX)
             finish(c, DX_CLOSE_ABNORMAL, "handshake: response head too large");
@@ -437,6 +444,10 @@ static void feed_handshake(dx_client *c)
         else
             snprintf(why, sizeof why, "handshake: %s", dx_client_response_error(r));
         finish(c, DX_CLOSE_ABNORMAL, why);
+        return;
+    }
+    if (proto && (c->protocol = strndup(proto, proto_len)) == NULL) {
+        finish(c, DX_CLOSE_ABNORMAL, "handshake: out of memory");
         return;
     }
     ev_timer_stop(c->x->loop, &c->timer);
@@ -809,18 +820,22 @@ static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 dx_client *dx_client_connect(dx_client_ctx *x, const struct sockaddr *addr, socklen_t addrlen,
                              const char *host, const char *target, const dx_client_tls *tls,
-                             char *errbuf, size_t errcap)
+                             const char *protocols, char *errbuf, size_t errcap)
 {
     char key[DX_CLIENT_KEY_LEN];
     dx_client_key(random_bytes(x, 16), key);
-    char req[1024];
-    size_t rlen = dx_client_request(req, sizeof req, host, target, key);
+    char req[2048];
+    size_t rlen = dx_client_request(req, sizeof req, host, target, key, protocols);
     if (rlen == 0) {
-        snprintf(errbuf, errcap, "bad host or path for a request");
+        snprintf(errbuf, errcap, "bad host, path or protocols for a request");
         return NULL;
     }
     dx_client *c = calloc(1, sizeof *c);
-    if (c == NULL || (c->request = strdup(req)) == NULL) {
+    if (c == NULL || (c->request = strdup(req)) == NULL ||
+        (protocols && (c->offered = strdup(protocols)) == NULL)) {
+        if (c)
+            free(c->request);
+        free(c->offered);
         free(c);
         snprintf(errbuf, errcap, "out of memory");
         return NULL;
@@ -829,6 +844,7 @@ dx_client *dx_client_connect(dx_client_ctx *x, const struct sockaddr *addr, sock
     if (fd < 0) {
         snprintf(errbuf, errcap, "socket: %s", strerror(errno));
         free(c->request);
+        free(c->offered);
         free(c);
         return NULL;
     }
@@ -841,6 +857,7 @@ dx_client *dx_client_connect(dx_client_ctx *x, const struct sockaddr *addr, sock
         if (c->ssl == NULL) {
             close(fd);
             free(c->request);
+            free(c->offered);
             free(c);
             return NULL;
         }
@@ -851,6 +868,7 @@ dx_client *dx_client_connect(dx_client_ctx *x, const struct sockaddr *addr, sock
         SSL_free(c->ssl);
         close(fd);
         free(c->request);
+        free(c->offered);
         free(c);
         return NULL;
     }
@@ -902,6 +920,7 @@ void dx_client_close(dx_client *c, unsigned code)
 }
 
 int dx_client_is_open(const dx_client *c) { return c->state == C_OPEN; }
+const char *dx_client_protocol(const dx_client *c) { return c->protocol; }
 size_t dx_client_buffered(const dx_client *c) { return c->out_len - c->out_off; }
 void *dx_client_user(const dx_client *c) { return c->user; }
 void dx_client_set_user(dx_client *c, void *user) { c->user = user; }

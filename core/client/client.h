@@ -68,14 +68,15 @@ typedef struct dx_client_tls {
 
 /* Starts connecting to addr (a resolved address, copied) and, once
  * connected (and, with tls, the TLS handshake done), asks for target
- * ("/path?query") with Host: host. Returns the client, whose close event
+ * ("/path?query") with Host: host, offering the subprotocols protocols
+ * (tokens joined by ", ", most wanted first; NULL: none). Returns the client, whose close event
  * will run exactly once; or NULL (no event) with errbuf set when no socket
- * could be made (e.g. EMFILE), host/target are unusable or tls->ca cannot
+ * could be made (e.g. EMFILE), host/target/protocols are unusable or tls->ca cannot
  * be read. A TLS failure (a certificate that does not verify, ...) ends the
  * client with 1006 and "tls handshake: <reason>". */
 dx_client *dx_client_connect(dx_client_ctx *x, const struct sockaddr *addr, socklen_t addrlen,
                              const char *host, const char *target, const dx_client_tls *tls,
-                             char *errbuf, size_t errcap);
+                             const char *protocols, char *errbuf, size_t errcap);
 
 enum { DX_CSEND_OK = 0, DX_CSEND_CLOSED = -1, DX_CSEND_NOMEM = -2 };
 
@@ -92,6 +93,11 @@ void dx_client_close(dx_client *c, unsigned code);
 
 /* 1 while messages may be sent. */
 int dx_client_is_open(const dx_client *c);
+
+/* The subprotocol the server chose (one of those offered), from the open
+ * event on; NULL when it chose none or before it opened. Valid until the
+ * close event returns. */
+const char *dx_client_protocol(const dx_client *c);
 
 /* Bytes queued, not yet written to the socket. */
 size_t dx_client_buffered(const dx_client *c);

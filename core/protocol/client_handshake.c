@@ -31,10 +31,34 @@ static int line_safe(const char *s)
     return strpbrk(s, "\r\n") == NULL;
 }
 
-size_t dx_client_request(char *out, size_t cap, const char *host,
-                         const char *target, const char key[DX_CLIENT_KEY_LEN])
+static int tchar(unsigned char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+           (c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL);
+}
+
+int dx_client_protocols_valid(const char *s)
+{
+    for (;;) {
+        const char *t = s;
+        while (tchar((unsigned char)*s))
+            s++;
+        if (s == t)
+            return 0;
+        if (*s == 0)
+            return 1;
+        if (s[0] != ',' || s[1] != ' ')
+            return 0;
+        s += 2;
+    }
+}
+
+size_t dx_client_request(char *out, size_t cap, const char *host, const char *target,
+                         const char key[DX_CLIENT_KEY_LEN], const char *protocols)
 {
     if (!line_safe(host) || !line_safe(target) || target[0] != '/' || strchr(target, ' '))
+        return 0;
+    if (protocols && !dx_client_protocols_valid(protocols))
         return 0;
     int n = snprintf(out, cap,
                      "GET %s HTTP/1.1\r\n"
@@ -43,8 +67,10 @@ size_t dx_client_request(char *out, size_t cap, const char *host,
                      "Connection: Upgrade\r\n"
                      "Sec-WebSocket-Key: %.*s\r\n"
                      "Sec-WebSocket-Version: 13\r\n"
+                     "%s%s%s"
                      "\r\n",
-                     target, host, DX_CLIENT_KEY_LEN, key);
+                     target, host, DX_CLIENT_KEY_LEN, key, protocols ? "Sec-WebSocket-Protocol: " : "",
+                     protocols ? protocols : "", protocols ? "\r\n" : "");
     if (n < 0 || (size_t)n >= cap)
         return 0;
     return (size_t)n;
@@ -62,7 +88,9 @@ static int name_is(const char *p, size_t len, const char *name)
 
 /* What the header lines said. */
 typedef struct seen {
-    int upgrade, connection, accept_ok, accept_count, other;
+    int upgrade, connection, accept_ok, accept_count, other, protocol_count;
+    const char *protocol;
+    size_t protocol_len;
 } seen;
 
 static void header_line(const char *p, size_t len, const char *expect, seen *s)
@@ -84,15 +112,34 @@ static void header_line(const char *p, size_t len, const char *expect, seen *s)
     else if (name_is(p, nlen, "sec-websocket-accept")) {
         s->accept_count++;
         s->accept_ok = vlen == DX_ACCEPT_LEN && memcmp(v, expect, DX_ACCEPT_LEN) == 0;
-    } else if (name_is(p, nlen, "sec-websocket-extensions") ||
-               name_is(p, nlen, "sec-websocket-protocol"))
+    } else if (name_is(p, nlen, "sec-websocket-protocol")) {
+        s->protocol_count++;
+        s->protocol = v;
+        s->protocol_len = vlen;
+    } else if (name_is(p, nlen, "sec-websocket-extensions"))
         s->other = 1;
 }
 
-long dx_client_check_response(const char *buf, size_t len,
-                              const char key[DX_CLIENT_KEY_LEN], int *status)
+/* 1 when p[0..len) is one of the tokens of the list offered (exactly). */
+static int offered(const char *list, const char *p, size_t len)
+{
+    while (list && *list) {
+        const char *end = strchr(list, ',');
+        size_t n = end ? (size_t)(end - list) : strlen(list);
+        if (n == len && len > 0 && memcmp(list, p, len) == 0)
+            return 1;
+        list = end ? end + 2 : NULL;            /* past ", " */
+    }
+    return 0;
+}
+
+long dx_client_check_response(const char *buf, size_t len, const char key[DX_CLIENT_KEY_LEN],
+                              const char *protocols, int *status,
+                              const char **protocol, size_t *protocol_len)
 {
     *status = 0;
+    *protocol = NULL;
+    *protocol_len = 0;
     /* The head ends at the first empty line (CRLF CRLF, or bare LFs). */
     size_t head = 0;
     for (size_t i = 0; i < len; i++) {
@@ -127,7 +174,7 @@ long dx_client_check_response(const char *buf, size_t len,
 
     char expect[DX_ACCEPT_LEN];
     dx_handshake_accept(key, DX_CLIENT_KEY_LEN, expect);
-    seen s = { 0, 0, 0, 0, 0 };
+    seen s = { 0, 0, 0, 0, 0, 0, NULL, 0 };
     const char *p = memchr(buf, '\n', head) + 1;   /* past the status line */
     const char *end = buf + head;
     while (p < end) {
@@ -146,6 +193,10 @@ long dx_client_check_response(const char *buf, size_t len,
         return DX_RESP_BAD_ACCEPT;
     if (s.other)
         return DX_RESP_EXTENSION;
+    if (s.protocol_count > 1 || (s.protocol_count == 1 && !offered(protocols, s.protocol, s.protocol_len)))
+        return DX_RESP_PROTOCOL;
+    *protocol = s.protocol;
+    *protocol_len = s.protocol_len;
     return (long)head;
 }
 
@@ -156,7 +207,8 @@ const char *dx_client_response_error(long r)
     case DX_RESP_REFUSED: return "upgrade refused";
     case DX_RESP_NOT_WEBSOCKET: return "101 without Upgrade: websocket";
     case DX_RESP_BAD_ACCEPT: return "wrong Sec-WebSocket-Accept";
-    case DX_RESP_EXTENSION: return "server chose an extension or subprotocol not offered";
+    case DX_RESP_EXTENSION: return "server chose an extension not offered";
+    case DX_RESP_PROTOCOL: return "server chose a subprotocol not offered";
     default: return "no error";
     }
 }

@@ -288,7 +288,14 @@ static void on_control(dx_conn *c, int opcode, const uint8_t *p, size_t len)
         return;
     }
     if (opcode == DX_OP_PONG) {
-        c->awaiting_pong = 0;
+        /* The next ping is due ping_interval from now, not when the pong
+         * deadline armed for this one passes: with pong_timeout above
+         * ping_interval, pings (and duplex.1's heartbeats, by which pages
+         * tell a dead connection) would go only every pong_timeout. */
+        if (c->awaiting_pong) {
+            c->awaiting_pong = 0;
+            dx_conn_arm_timer(c);
+        }
         return;
     }
     unsigned code;

@@ -11,7 +11,20 @@
 
 static long check(const char *head, int *status)
 {
-    return dx_client_check_response(head, strlen(head), KEY, status);
+    const char *p;
+    size_t pl;
+    return dx_client_check_response(head, strlen(head), KEY, NULL, status, &p, &pl);
+}
+
+/* check, offering protocols; *chosen gets the protocol chosen ("" none). */
+static long check_offer(const char *head, const char *protocols, char chosen[64])
+{
+    const char *p;
+    size_t pl;
+    int st;
+    long r = dx_client_check_response(head, strlen(head), KEY, protocols, &st, &p, &pl);
+    snprintf(chosen, 64, "%.*s", (int)pl, p ? p : "");
+    return r;
 }
 
 static void test_key(void)
@@ -24,7 +37,7 @@ static void test_key(void)
 static void test_request(void)
 {
     char out[512];
-    size_t n = dx_client_request(out, sizeof out, "example.com:80", "/chat?x=1", KEY);
+    size_t n = dx_client_request(out, sizeof out, "example.com:80", "/chat?x=1", KEY, NULL);
     CHECK(n > 0 && n == strlen(out));
     CHECK(strstr(out, "GET /chat?x=1 HTTP/1.1\r\n") == out);
     CHECK(strstr(out, "\r\nSec-WebSocket-Key: " KEY "\r\n") != NULL);
@@ -35,9 +48,23 @@ static void test_request(void)
     CHECK_EQ(dx_http_parse_request(out, n, 0, &r), (long long)n);
     dx_upgrade up;
     CHECK_EQ(dx_handshake_check(&r, &up), 0);
-    CHECK_EQ(dx_client_request(out, sizeof out, "evil\r\nX: 1", "/", KEY), 0);
-    CHECK_EQ(dx_client_request(out, sizeof out, "h", "nopath", KEY), 0);
-    CHECK_EQ(dx_client_request(out, 40, "h", "/", KEY), 0);
+    CHECK(strstr(out, "Sec-WebSocket-Protocol") == NULL);
+    CHECK_EQ(dx_client_request(out, sizeof out, "evil\r\nX: 1", "/", KEY, NULL), 0);
+    CHECK_EQ(dx_client_request(out, sizeof out, "h", "nopath", KEY, NULL), 0);
+    CHECK_EQ(dx_client_request(out, 40, "h", "/", KEY, NULL), 0);
+    /* subprotocols: offered in one header the server's checker reads */
+    n = dx_client_request(out, sizeof out, "h:1", "/", KEY, "duplex.1, chat");
+    CHECK(n > 0 && strstr(out, "\r\nSec-WebSocket-Protocol: duplex.1, chat\r\n") != NULL);
+    r.num_headers = 16;
+    CHECK_EQ(dx_http_parse_request(out, n, 0, &r), (long long)n);
+    const dx_http_header *h = dx_http_find(&r, "sec-websocket-protocol");
+    CHECK(h != NULL && h->value_len == 14 && memcmp(h->value, "duplex.1, chat", 14) == 0);
+    static const char *const bad[] = { "", "a b", "a,b", "a, ", ", a", "a\r\nX: 1", "a;b", "a,  b" };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        CHECK_EQ(dx_client_request(out, sizeof out, "h", "/", KEY, bad[i]), 0);
+        CHECK(!dx_client_protocols_valid(bad[i]));
+    }
+    CHECK(dx_client_protocols_valid("x"));
 }
 
 static void test_response(void)
@@ -52,8 +79,10 @@ static void test_response(void)
     CHECK_EQ(check(more, &st), (long long)strlen(good));
     /* every prefix, flush against a guard page, is incomplete, never an
      * error, and read no further than its end */
+    const char *p;
+    size_t pl;
     for (size_t i = 0; i <= strlen(good); i++)
-        CHECK_EQ(dx_client_check_response(unit_guard(good, i), i, KEY, &st),
+        CHECK_EQ(dx_client_check_response(unit_guard(good, i), i, KEY, NULL, &st, &p, &pl),
                  i < strlen(good) ? DX_RESP_INCOMPLETE : (long long)strlen(good));
     CHECK_EQ(check("HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n", &st), DX_RESP_REFUSED);
     CHECK_EQ(st, 404);
@@ -66,6 +95,21 @@ static void test_response(void)
              DX_RESP_BAD_ACCEPT);
     CHECK_EQ(check(OK101 "Sec-WebSocket-Accept: " ACCEPT "\r\nSec-WebSocket-Extensions: permessage-deflate\r\n\r\n",
                    &st), DX_RESP_EXTENSION);
+    /* a subprotocol: one of those offered, exactly, or none */
+    char chosen[64];
+    const char *with = OK101 "Sec-WebSocket-Accept: " ACCEPT "\r\nSec-WebSocket-Protocol:  chat \r\n\r\n";
+    CHECK_EQ(check_offer(with, "duplex.1, chat", chosen), (long long)strlen(with));
+    CHECK(strcmp(chosen, "chat") == 0);
+    CHECK_EQ(check_offer(good, "duplex.1, chat", chosen), (long long)strlen(good));
+    CHECK(strcmp(chosen, "") == 0);
+    CHECK_EQ(check_offer(with, NULL, chosen), DX_RESP_PROTOCOL);
+    CHECK_EQ(check_offer(with, "duplex.1", chosen), DX_RESP_PROTOCOL);
+    CHECK_EQ(check_offer(with, "Chat", chosen), DX_RESP_PROTOCOL);
+    CHECK_EQ(check_offer(with, "chatter", chosen), DX_RESP_PROTOCOL);
+    CHECK_EQ(check_offer(OK101 "Sec-WebSocket-Accept: " ACCEPT "\r\nSec-WebSocket-Protocol: chat\r\n"
+                         "Sec-WebSocket-Protocol: chat\r\n\r\n", "chat", chosen), DX_RESP_PROTOCOL);
+    CHECK_EQ(check_offer(OK101 "Sec-WebSocket-Accept: " ACCEPT "\r\nSec-WebSocket-Protocol: a, b\r\n\r\n",
+                         "a, b", chosen), DX_RESP_PROTOCOL);
     /* case and spacing of names and values do not matter */
     CHECK(check("HTTP/1.1 101 OK\r\nupgrade:WebSocket\r\nCONNECTION: keep-alive, upgrade\r\n"
                 "sec-websocket-accept:   " ACCEPT "  \r\n\r\n", &st) > 0);
