@@ -264,12 +264,14 @@ async function openBrowser() {
 // Pages still open, for the screenshots of a failed test.
 const openPages = new Set();
 
-// openPage(browser, url) -> a page in a browser context of its own (its own
-// cookies and storage, like a second person), loaded from url. Uncaught
-// errors in the page are collected in page.errors.
-async function openPage(browser, url) {
+// openPage(browser, url [, { init }]) -> a page in a browser context of its
+// own (its own cookies and storage, like a second person), loaded from url.
+// init, a function, runs in the page before any of its scripts (a test's
+// probe). Uncaught errors in the page are collected in page.errors.
+async function openPage(browser, url, { init } = {}) {
   const context = await browser.newContext({ viewport: { width: 900, height: 700 } });
   context.setDefaultTimeout(WAIT_TIMEOUT);
+  if (init) await context.addInitScript(init);
   const page = await context.newPage();
   page.errors = [];
   page.on("pageerror", (err) => page.errors.push(err.message));
