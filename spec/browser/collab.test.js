@@ -8,7 +8,7 @@
 
 const { test, before, after } = require("node:test");
 const assert = require("node:assert/strict");
-const { startServer, openBrowser, openPage, waitFor, waitConnected, statusOf, text, value, shoot, withPages } = require("./support");
+const { startServer, openBrowser, openPage, probeDuplex, probed, waitFor, waitConnected, statusOf, text, value, shoot, withPages } = require("./support");
 
 let srv, browser;
 before(async () => {
@@ -107,29 +107,9 @@ test("concurrent edits at both ends converge on every page, and a late joiner ge
   for (const page of [ada, bob, carol]) assert.deepEqual(page.errors, [], page.url());
 }));
 
-// Runs before the page's scripts: window.kinds gets the type of every
-// message duplex.js hands the page ("snapshot", "resumed", "op", ...).
-function probe() {
-  window.kinds = [];
-  let real;
-  Object.defineProperty(window, "duplex", {
-    configurable: true,
-    get() { return real; },
-    set(d) {
-      real = Object.assign({}, d, {
-        connect(target, handlers, options) {
-          return d.connect(target, Object.assign({}, handlers, {
-            message(data, c) { window.kinds.push(JSON.parse(data).type); return handlers.message(data, c); },
-          }), options);
-        },
-      });
-    },
-  });
-}
-
 test("a page whose network drops resumes: the edits made meanwhile arrive, its own is kept once",
   withPages("collab-offline", async () => {
-    const ada = await openPage(browser, srv.http("/?name=ada"), { init: probe });
+    const ada = await openPage(browser, srv.http("/?name=ada"), { init: probeDuplex });
     await waitConnected(ada);
     const bob = await open("bob");
     await placeCaret(bob, "end");
@@ -152,7 +132,8 @@ test("a page whose network drops resumes: the edits made meanwhile arrive, its o
       await settled([ada, bob], expected);
     }
     assert.equal(((await text(ada, "#note")) || "").trim(), "", "nothing was dropped, no snapshot reload");
-    const kinds = await ada.evaluate(() => window.kinds.filter((k) => k === "snapshot" || k === "resumed"));
+    const kinds = (await probed(ada)).messages.map((m) => JSON.parse(m).type)
+      .filter((k) => k === "snapshot" || k === "resumed");
     assert.deepEqual(kinds, ["snapshot", "resumed", "resumed", "resumed"], "one snapshot, then a resume after each drop");
     assert.equal(await ada.$eval("#doc", (el) => el.readOnly), false, "ada may type again");
     await shoot(ada, "collab-offline-ada");

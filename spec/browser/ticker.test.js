@@ -6,7 +6,7 @@
 
 const { test, before, after } = require("node:test");
 const assert = require("node:assert/strict");
-const { startServer, openBrowser, openPage, waitFor, waitConnected, statusOf, text, shoot, withPages } = require("./support");
+const { startServer, openBrowser, openPage, probeDuplex, probed, waitFor, waitConnected, statusOf, text, shoot, withPages } = require("./support");
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -82,50 +82,22 @@ test("?symbols= shows those symbols only; an unknown one falls back to every sym
     assert.deepEqual(bad.errors, []);
   }));
 
-// Watches what duplex.js hands the page (runs before the page's scripts):
-// window.probe.ticks gets [topic, tick, position] of every publication,
-// .snapshots the tick of every snapshot, .recovered and .lost what the
-// topics' recovered() and lost() got.
-function probe() {
-  const p = window.probe = { ticks: [], snapshots: [], recovered: [], lost: [] };
-  let real;
-  Object.defineProperty(window, "duplex", {
-    configurable: true,
-    get() { return real; },
-    set(d) {
-      real = Object.assign({}, d, {
-        connect(target, handlers, options) {
-          const c = d.connect(target, Object.assign({}, handlers, {
-            message(data, cc) {
-              const m = JSON.parse(data);
-              if (m.type === "snapshot") p.snapshots.push(m.tick);
-              return handlers.message(data, cc);
-            },
-          }), options);
-          const subscribe = c.subscribe;
-          c.subscribe = (topic, h) => subscribe(topic, Object.assign({}, h, {
-            message(data, position, cc) {
-              p.ticks.push([topic, JSON.parse(data).tick, position]);
-              return h.message(data, position, cc);
-            },
-            recovered(info) { p.recovered.push(info); if (h.recovered) h.recovered(info); },
-            lost(reason) { p.lost.push(reason); if (h.lost) h.lost(reason); },
-          }));
-          return c;
-        },
-      });
-    },
-  });
-}
-
-const probed = (page) => page.evaluate(() => JSON.parse(JSON.stringify(window.probe)));
-
 test("a page whose network goes away 20 times during the stream gets every tick, once, in order",
   withPages("ticker-offline", async () => {
     const ROUNDS = 20;
-    const page = await openPage(browser, srv.http("/"), { init: probe });
+    const page = await openPage(browser, srv.http("/"), { init: probeDuplex });
+    // [topic, tick, position] of every publication; the tick of every snapshot.
+    const seen = async () => {
+      const p = await probed(page);
+      return {
+        ticks: p.publications.map(([topic, data, position]) => [topic, JSON.parse(data).tick, position]),
+        snapshots: p.messages.map((m) => JSON.parse(m)).filter((m) => m.type === "snapshot").map((m) => m.tick),
+        recovered: p.recovered.map(([, info]) => info),
+        lost: p.lost,
+      };
+    };
     await waitConnected(page);
-    await waitFor(async () => (await probed(page)).ticks.length >= 5, "five ticks");
+    await waitFor(async () => (await seen()).ticks.length >= 5, "five ticks");
     const context = page.context();
     const started = Date.now();
     for (let round = 0; round < ROUNDS; round++) {
@@ -133,13 +105,13 @@ test("a page whose network goes away 20 times during the stream gets every tick,
       await waitFor(async () => (await statusOf(page)) === "reconnecting…", `#status "reconnecting…" (round ${round + 1})`);
       await sleep(300);                         // about three ticks published meanwhile
       await context.setOffline(false);
-      await waitFor(async () => (await probed(page)).recovered.length === round + 1, `recovered() (round ${round + 1})`);
+      await waitFor(async () => (await seen()).recovered.length === round + 1, `recovered() (round ${round + 1})`);
       await waitConnected(page);
-      const seen = (await probed(page)).ticks.length;
-      await waitFor(async () => (await probed(page)).ticks.length >= seen + 2, `new ticks (round ${round + 1})`);
+      const had = (await seen()).ticks.length;
+      await waitFor(async () => (await seen()).ticks.length >= had + 2, `new ticks (round ${round + 1})`);
     }
     const took = Date.now() - started;
-    const p = await probed(page);
+    const p = await seen();
 
     // Every tick once and in order: the ticks follow each other, and so do
     // the positions' offsets, in one epoch.
