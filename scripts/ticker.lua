@@ -1,5 +1,5 @@
 -- Ticker: a handful of made-up symbols whose prices walk at random, pushed
--- to every subscriber 10 times a second, one publish per tick.
+-- to every subscriber 10 times a second, one publish per topic per tick.
 --
 --   duplex run scripts/ticker.lua --port 8080
 --   then open http://localhost:8080/ (the page: scripts/ticker/index.html),
@@ -44,9 +44,10 @@
 --   {"type":"snapshot","tick":41,"time":...,"rate":10,"symbols":["DPLX",...],
 --    "quotes":[{"symbol":"DPLX","name":"Duplex Networks","price":101.25,
 --               "change":1.25,"open":100,"high":101.9,"low":99.4},...]}
---       on connect (a plain client), after each subscribe and on request: `symbols` lists every
---       symbol the server has, `quotes` the subscribed ones, `open` is the
---       price when the server started, high and low since then
+--       on connect (a plain client), after each subscribe and on
+--       request: `symbols` lists every symbol the server has, `quotes`
+--       the followed (or asked) ones, `open` is the price when the server
+--       started, high and low since then
 --   {"type":"tick","tick":42,"time":...,"quotes":[{"symbol":"DPLX","price":101.31,"change":1.31},...]}
 --       every tick: all quotes on "ticker", one quote per message on a
 --       symbol's topic; a plain client's ticks after a snapshot follow on
