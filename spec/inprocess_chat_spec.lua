@@ -315,7 +315,7 @@ describe("the chat app #inprocess", function()
     local status, headers, body = http_get(srv.port, "/?name=ada&room=lobby")
     assert.are.equal(200, status)
     assert.are.equal("text/html; charset=utf-8", headers["content-type"])
-    for _, needle in ipairs { 'id="log"', 'id="typing"', 'id="room"', 'id="status"', 'new WebSocket(' } do
+    for _, needle in ipairs { 'id="log"', 'id="typing"', 'id="room"', 'id="status"', 'duplex.connect(' } do
       assert.truthy(body:find(needle, 1, true), "not the chat page: no " .. needle)
     end
   end)

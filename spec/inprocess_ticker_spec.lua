@@ -135,6 +135,27 @@ describe("the ticker app #inprocess", function()
     bye(c)
   end)
 
+  it("answers a snapshot request, of every symbol or of some, without changing what it follows", function()
+    local c = srv:client("/ticker?symbols=DPLX")
+    local snap = expect(c, "snapshot")
+    assert.are.same({ "DPLX" }, symbols_of(snap.quotes))
+    send(c, { type = "snapshot", symbols = { "ZLIB", "LUAJ" } })
+    local msg
+    repeat msg = recv(c) until msg.type == "snapshot"
+    assert.are.same({ "ZLIB", "LUAJ" }, symbols_of(msg.quotes))
+    send(c, { type = "snapshot" })
+    repeat msg = recv(c) until msg.type == "snapshot"
+    assert.are.same(msg.symbols, symbols_of(msg.quotes))
+    for _ = 1, 3 do                                     -- still DPLX alone
+      local t = expect(c, "tick")
+      assert.are.same({ "DPLX" }, symbols_of(t.quotes))
+    end
+    send(c, { type = "snapshot", symbols = { "NOPE" } })
+    repeat msg = recv(c) until msg.type ~= "tick"
+    assert.are.same({ "error", "bad_symbols" }, { msg.type, msg.error })
+    bye(c)
+  end)
+
   it("answers bad requests with an error and keeps ticking", function()
     local c = srv:client("/ticker?symbols=NOPE")
     local snap = expect(c, "snapshot")                   -- every symbol, then the complaint

@@ -1,11 +1,12 @@
 // The chat page (scripts/chat/index.html on scripts/chat.lua): pages in
 // their own browser contexts talk in a room; a page in another room hears
-// nothing of it; a newcomer (and a member who /joins) gets the history.
+// nothing of it; a newcomer (and a member who /joins) gets the history; a
+// page whose network drops gets what was said meanwhile when it is back.
 "use strict";
 
 const { test, before, after } = require("node:test");
 const assert = require("node:assert/strict");
-const { startServer, openBrowser, waitFor, text, value, shoot, withPages } = require("./support");
+const { startServer, openBrowser, waitFor, waitConnected, statusOf, text, value, shoot, withPages } = require("./support");
 const chat = require("./chat_support");
 
 let srv, browser;
@@ -98,3 +99,36 @@ test("/nick renames, typing shows and fades, and a leave is announced", withPage
   await shoot(ada, "chat-ada-left");
   assert.deepEqual(ada.errors, []);
 }));
+
+test("a page whose network drops gets every message said meanwhile, once, in order, when it is back",
+  withPages("chat-offline", async () => {
+    const ada = await join("ada", "yard");
+    const bob = await join("bob", "yard");
+    await waitText(ada, "#log li.notice", "bob joined");
+    await barrier(ada, "before the drops");
+    await waitText(bob, "#log li.msg", "ada: before the drops");
+    const said = ["before the drops"];
+    for (let round = 1; round <= 3; round++) {
+      await bob.context().setOffline(true);
+      await waitFor(async () => (await statusOf(bob)) === "reconnecting…", `bob's #status "reconnecting…" (round ${round})`);
+      for (let i = 1; i <= 4; i++) {
+        const line = `round ${round}, message ${i}`;
+        said.push(line);
+        await barrier(ada, line);              // said, and back on ada's page: published
+      }
+      await bob.context().setOffline(false);
+      await waitConnected(bob);
+      await waitText(bob, "#log li.msg", `ada: round ${round}, message 4`);
+    }
+    // Bob's log has each line once, in order, none of them shown as old history.
+    const got = (await texts(bob, "#log li.msg")).filter((t) => t.includes("ada: "))
+      .map((t) => t.slice(t.indexOf("ada: ") + 5));
+    assert.deepEqual(got, said);
+    assert.deepEqual(await texts(bob, "#log li.msg.history"), []);
+    // And bob's page works again: ada hears him.
+    await say(bob, "back for good");
+    await waitText(ada, "#log li.msg", "bob: back for good");
+    await shoot(bob, "chat-offline-bob");
+    assert.deepEqual(ada.errors, []);
+    assert.deepEqual(bob.errors, []);
+  }));

@@ -1,12 +1,14 @@
 // The collaborative editor (scripts/collab/index.html on scripts/collab.lua):
 // two pages type into #doc at the same moment at different places; both end
 // with the same text holding both edits, and a page opened afterwards gets
-// that text as its snapshot.
+// that text as its snapshot; a page whose network drops, an edit of its
+// own just made, resumes: it gets the edits made meanwhile and its own
+// edit is neither lost nor applied twice.
 "use strict";
 
 const { test, before, after } = require("node:test");
 const assert = require("node:assert/strict");
-const { startServer, openBrowser, openPage, waitFor, waitConnected, text, value, shoot, withPages } = require("./support");
+const { startServer, openBrowser, openPage, probeDuplex, probed, waitFor, waitConnected, statusOf, text, value, shoot, withPages } = require("./support");
 
 let srv, browser;
 before(async () => {
@@ -104,3 +106,36 @@ test("concurrent edits at both ends converge on every page, and a late joiner ge
 
   for (const page of [ada, bob, carol]) assert.deepEqual(page.errors, [], page.url());
 }));
+
+test("a page whose network drops resumes: the edits made meanwhile arrive, its own is kept once",
+  withPages("collab-offline", async () => {
+    const ada = await openPage(browser, srv.http("/?name=ada"), { init: probeDuplex });
+    await waitConnected(ada);
+    const bob = await open("bob");
+    await placeCaret(bob, "end");
+    await bob.keyboard.type("base");
+    let expected = (await doc(bob));            // whatever an earlier test left, and "base"
+    assert.ok(expected.endsWith("base"));
+    await settled([ada, bob], expected);
+    for (let round = 1; round <= 3; round++) {
+      // Ada types and her network goes at once: her edit may be in flight,
+      // committed or not even sent; bob writes while she is away.
+      await placeCaret(ada, "start");
+      await ada.keyboard.type(`a${round} `);
+      await ada.context().setOffline(true);
+      await waitFor(async () => (await statusOf(ada)) === "reconnecting…", `ada's #status "reconnecting…" (round ${round})`);
+      await placeCaret(bob, "end");
+      await bob.keyboard.type(` b${round}`);
+      await ada.context().setOffline(false);
+      await waitConnected(ada);
+      expected = `a${round} ` + expected + ` b${round}`;
+      await settled([ada, bob], expected);
+    }
+    assert.equal(((await text(ada, "#note")) || "").trim(), "", "nothing was dropped, no snapshot reload");
+    const kinds = (await probed(ada)).messages.map((m) => JSON.parse(m).type)
+      .filter((k) => k === "snapshot" || k === "resumed");
+    assert.deepEqual(kinds, ["snapshot", "resumed", "resumed", "resumed"], "one snapshot, then a resume after each drop");
+    assert.equal(await ada.$eval("#doc", (el) => el.readOnly), false, "ada may type again");
+    await shoot(ada, "collab-offline-ada");
+    for (const page of [ada, bob]) assert.deepEqual(page.errors, [], page.url());
+  }));

@@ -5,6 +5,7 @@
 //   const browser = await openBrowser();
 //   const ada = await openPage(browser, srv.http("/?name=ada"));
 //   ... await shoot(ada, "game-ada") ...                 // build/test-output/browser/game-ada.png
+//   const bob = await openPage(browser, url, { init: probeDuplex });   // (await probed(bob)).messages
 //   await srv.stop();   // SIGTERM; rejects unless the exit is 0 with a clean stderr
 //
 // Across nodes: const redis = await startRedis();   // a redis-server of the test's own
@@ -261,14 +262,60 @@ async function openBrowser() {
   return chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
 }
 
+// probeDuplex: an init for openPage that watches what duplex.js hands the
+// page, without the page knowing: window.probe.messages gets the app's
+// messages (as they came), .publications [topic, data, position] of every
+// publication of a topic, .recovered [topic, info] and .lost [topic,
+// reason] what the topics' recovered() and lost() got. (It runs in the
+// page, before its scripts: self-contained.)
+function probeDuplex() {
+  const p = window.probe = { messages: [], publications: [], recovered: [], lost: [] };
+  let real;
+  Object.defineProperty(window, "duplex", {
+    configurable: true,
+    get() { return real; },
+    set(d) {
+      real = Object.assign({}, d, {
+        connect(target, handlers, options) {
+          handlers = handlers || {};
+          const c = d.connect(target, Object.assign({}, handlers, {
+            message(data, cc) {
+              p.messages.push(data);
+              if (handlers.message) return handlers.message(data, cc);
+            },
+          }), options);
+          const subscribe = c.subscribe;
+          c.subscribe = (topic, h) => {
+            h = h || {};
+            return subscribe(topic, Object.assign({}, h, {
+              message(data, position, cc) {
+                p.publications.push([topic, data, position]);
+                if (h.message) return h.message(data, position, cc);
+              },
+              recovered(info) { p.recovered.push([topic, info]); if (h.recovered) h.recovered(info); },
+              lost(reason) { p.lost.push([topic, reason]); if (h.lost) h.lost(reason); },
+            }));
+          };
+          return c;
+        },
+      });
+    },
+  });
+}
+
+// probed(page) -> a copy of the page's window.probe (see probeDuplex).
+function probed(page) {
+  return page.evaluate(() => JSON.parse(JSON.stringify(window.probe)));
+}
+
 // Pages still open, for the screenshots of a failed test.
 const openPages = new Set();
 
 // openPage(browser, url [, { init }]) -> a page in a browser context of its
 // own (its own cookies and storage, like a second person), loaded from url;
-// init, a function, runs in the page before any of its scripts (e.g. to
-// take WebSocket away). Uncaught errors in the page are collected in
-// page.errors.
+// init, a function, runs in the page before any of its scripts (a test's
+// probe, or taking WebSocket away). Uncaught errors in the page are
+// collected in page.errors.
 async function openPage(browser, url, { init } = {}) {
   const context = await browser.newContext({ viewport: { width: 900, height: 700 } });
   context.setDefaultTimeout(WAIT_TIMEOUT);
@@ -350,6 +397,6 @@ function withPages(prefix, fn) {
 }
 
 module.exports = {
-  ROOT, OUTPUT, WAIT_TIMEOUT, startServer, startRedis, openBrowser, openPage, waitFor, connected, waitConnected,
-  statusOf, text, value, shoot, withPages,
+  ROOT, OUTPUT, WAIT_TIMEOUT, startServer, startRedis, openBrowser, openPage, probeDuplex, probed, waitFor, connected,
+  waitConnected, statusOf, text, value, shoot, withPages,
 };
