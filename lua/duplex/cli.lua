@@ -206,10 +206,6 @@ local function run(args)
   if app.static then
     banner[#banner + 1] = ("duplex: pages from %s at %s/\n"):format(app.static, (base:gsub("^ws", "http")))
   end
-  if not worker then                 -- a worker's lines are the supervisor's to print
-    io.stdout:write(table.concat(banner))
-    io.stdout:flush()
-  end
 
   local function reload(why)
     local new, rerr = reload_app(app, script, opts, tables, own_module)
@@ -251,9 +247,14 @@ local function run(args)
       duplex.log("error", "tls_reload_failed", "TLS reload failed, keeping the certificates in use: " .. rerr)
     end
   end)
-  if worker then                     -- listening, and its signals handled: the supervisor may pass them on
+  -- Listening, and its signals handled: a SIGTERM sent on seeing the
+  -- banner is a graceful stop, never the default action (death).
+  if worker then                     -- a worker's lines are the supervisor's to print
     local reported, rerr = core.worker_ready(app:port(), table.concat(banner))
     if not reported then duplex.log("error", "worker_report", rerr) end
+  else
+    io.stdout:write(table.concat(banner))
+    io.stdout:flush()
   end
   duplex.run()
   term:stop()

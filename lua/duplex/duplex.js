@@ -2,7 +2,7 @@
  * /duplex.js (server option client_js). One file, no dependencies, no
  * build step: <script src="/duplex.js"></script> defines `duplex`.
  *
- *   const c = duplex.connect("/chat?name=ada", {
+ *   const c = duplex.connect("/chat?name=ada", {  // or a function giving it, asked at each attempt
  *     message(data, c) {},                 // a message from the server
  *     state(state, detail, c) {},          // "connecting", "open", "reconnecting", "closed"
  *   }, { queue: 100, backoff: { min: 500, max: 10000 }, protocols: [] });
@@ -230,7 +230,7 @@
     options = options || {};
     var backoff = options.backoff || {};
     var cfg = {
-      url: wsURL(target),
+      url: wsURL(typeof target === "function" ? target() : target),
       queue: options.queue === undefined ? 100 : options.queue,
       min: backoff.min === undefined ? 500 : backoff.min,
       max: backoff.max === undefined ? 10000 : backoff.max,
@@ -264,8 +264,10 @@
       unsubscribe: unsubscribe,
     };
 
-    function call(fn, arg) {
-      if (fn) try { fn(arg); } catch (e) { setTimeout(function () { throw e; }); }
+    // A page's handler: what it throws is reported (as uncaught, later),
+    // and stops neither the client nor the messages after it.
+    function call(fn, a, b) {
+      if (fn) try { fn(a, b, c); } catch (e) { setTimeout(function () { throw e; }); }
     }
 
     // A control (0x01, JSON) on the open socket.
@@ -329,7 +331,7 @@
         var pos = text(u.subarray(p, q)) || null;
         if (pos) t.pos = pos;
         var data = u[q] & 1 ? blob(d.slice(q + 1)) : text(u.subarray(q + 1));
-        if (t.h.message) t.h.message(data, pos, c);
+        call(t.h.message, data, pos);
       }
     }
 
@@ -338,7 +340,7 @@
     }
 
     function app(data) {
-      if (handlers.message) handlers.message(typeof data === "string" ? data : blob(data), c);
+      call(handlers.message, typeof data === "string" ? data : blob(data), c);
     }
 
     // What goes on the wire for data: the app's binary message tagged 0x00 on duplex.1.
@@ -408,6 +410,7 @@
         return;
       }
       attempt++;
+      if (typeof target === "function") c.url = cfg.url = wsURL(target());   // asked again at each attempt
       var s;
       try {
         s = fallback ? new SSESocket(cfg.url, cfg.protocols) : new WebSocket(cfg.url, cfg.protocols);
@@ -506,8 +509,8 @@
       detail.attempt = attempt + 1;
       detail.delay = delay;
       if (root.navigator && root.navigator.onLine === false) detail.offline = true;
+      timer = setTimeout(open, delay);     // before the report: a close() in it clears it
       report("reconnecting", detail);
-      timer = setTimeout(open, delay);
     }
 
     // Back online: whatever the backoff said, try now.

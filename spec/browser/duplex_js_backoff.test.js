@@ -260,3 +260,29 @@ test("a topic on a socket without duplex.1 (the route's protocols leave it out) 
   w.c.subscribe("u", { lost: (r) => refused.push("lost " + r) });   // no refused handler: lost
   assert.deepEqual(refused, ["unsupported", "lost unsupported"]);
 });
+
+test("a target function is asked again at each attempt; a close() in the reconnecting report stops it for good", () => {
+  const w = load();
+  let n = 0;
+  w.connect(() => `/chat?since=${n}`, { backoff: { min: 100, max: 100 } });
+  assert.equal(w.last().url, "ws://example.test/chat?since=0");
+  w.last().opens();
+  n = 7;
+  w.last().drops(1006);
+  w.advance(100);
+  assert.equal(w.sockets.length, 2);
+  assert.equal(w.last().url, "ws://example.test/chat?since=7");
+  assert.equal(w.c.url, "ws://example.test/chat?since=7");
+
+  const v = load();
+  v.events = [];
+  v.c = v.duplex.connect("/x", {
+    state: (s) => { v.events.push(s); if (s === "reconnecting") v.c.close(); },
+  }, { backoff: { min: 100, max: 100 } });
+  v.last().opens();
+  v.last().drops(1006);
+  assert.deepEqual(v.events, ["connecting", "open", "reconnecting", "closed"]);
+  assert.equal(v.timers.length, 0, "no attempt left behind");
+  v.advance(1000);
+  assert.equal(v.sockets.length, 1);
+});
