@@ -25,7 +25,7 @@ NODE_PACKAGES := nodejs npm
 BROWSER_PACKAGES := chromium fonts-liberation fonts-dejavu-core
 
 .PHONY: help deps deps-browser build build-lua5.4 build-luajit build-asan unit test test-unit \
-	test-lua5.4 test-luajit test-browser test-asan test-unit-asan test-bus test-bus-asan bench-bus test-broker test-broker-asan bench bench-scaleout bench-instructions run clean install \
+	test-lua5.4 test-luajit test-browser test-asan test-unit-asan test-bus test-bus-asan bench-bus test-broker test-broker-asan bench bench-scaleout bench-instructions bench-sse run clean install \
 	rock rock-install
 
 help:
@@ -38,6 +38,7 @@ help:
 	@echo "make bench      echo scenarios: duplex (ws and wss) beside Node ws, nginx+lua, libwebsockets"
 	@echo "make bench-scaleout  workers, Redis between nodes, memory with history and presence"
 	@echo "make bench-instructions  instructions per echoed message under callgrind"
+	@echo "make bench-sse  server CPU per message of an SSE client against a WebSocket client"
 	@echo "make bench-bus  the in-box bus: worker -> hub -> worker beside a direct socketpair"
 	@echo "make fuzz       libFuzzer on the protocol layer, FUZZ_SECONDS per target"
 	@echo "make install    install the command and modules under PREFIX ($(PREFIX))"
@@ -204,6 +205,15 @@ bench-instructions: deps build
 	@command -v valgrind >/dev/null || { SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
 		$$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q valgrind; }
 	bench/instructions.sh
+
+# The fallback transport's cost (bench/sse.sh [VM...]): server instructions
+# (callgrind) and CPU time (/proc) per message of a Server-Sent Events
+# client beside a WebSocket client, down (publications to 100 subscribers)
+# and up (messages sent, one at a time and 16 to a POST).
+bench-sse: deps build
+	@command -v valgrind >/dev/null || { SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+		$$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q valgrind; }
+	bench/sse.sh
 
 # ---- run, install ----
 
