@@ -69,7 +69,8 @@ void dx_conn_free(dx_conn *c)
     c->io.fd = -1;                 /* io is stopped: it may be changed */
     dx_limits_release(s, &c->remote);
     dx_out_free(c);
-    dx_sse_conn_free(c);
+    if (DX_CONN_SSE(c))
+        dx_sse_conn_free(c);
     dx_deflate_conn_free(c);
     dx_topics_leave_all(c);
     free(c->buf);

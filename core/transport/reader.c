@@ -231,6 +231,8 @@ static void answer_requests(dx_conn *c, size_t prev)
  * buffered path answers those. */
 static int upgrade_in_place(dx_conn *c, uint8_t *p, size_t n)
 {
+    if (n < 4 || memcmp(p, "GET ", 4) != 0)  /* no upgrade (a POST): parsed once, by the buffered path */
+        return 0;
     const dx_config *cfg = &c->srv->cfg;
     dx_http_header headers[DX_HEADERS_MAX];
     dx_http_request req = { .headers = headers };
@@ -507,13 +509,19 @@ void dx_reader_end(dx_conn *c, int eof)
         dx_conn_lost(c);
 }
 
-void dx_reader_take(dx_conn *c, uint8_t *p, size_t n)
+/* Frames from c's peer (the hot path: inlined into dx_reader_consume). */
+static void take(dx_conn *c, uint8_t *p, size_t n)
 {
     ev_tstamp now = ev_now(c->srv->loop);
     if (dx_rate_owed(c))                     /* max_message_rate: refill the bucket */
         dx_rate_refill(c, now);
     c->last_rx = now;
     dx_reader_feed_frames(c, p, n);
+}
+
+void dx_reader_take(dx_conn *c, uint8_t *p, size_t n)
+{
+    take(c, p, n);
 }
 
 void dx_reader_consume(dx_conn *c, uint8_t *buf, size_t n)
@@ -526,18 +534,14 @@ void dx_reader_consume(dx_conn *c, uint8_t *buf, size_t n)
     case DX_CLOSING:
         if (!DX_CONN_SSE(c))                 /* a session's frames come in POSTs: its stream's own
                                               * socket brings nothing else */
-            dx_reader_take(c, buf, n);
+            take(c, buf, n);
         break;
     default:
         break;                               /* LINGER: the peer's leftovers are dropped */
     }
 }
 
-size_t dx_reader_head_room(const dx_conn *c)
-{
-    size_t limit = c->request_need ? (size_t)c->request_need : c->srv->cfg.max_head;
-    return limit > c->buf_len ? limit - c->buf_len : 0;
-}
+
 
 /* When the payload of c's current frame goes into c->buf and at least
  * DX_DIRECT_MIN of it is still to come, makes room for it there and
@@ -619,7 +623,7 @@ static void on_readable_tls(dx_conn *c)
 /* A TLS connection's socket is ready. OpenSSL may need the other direction
  * than the one asked for: a read that waited for writable runs when it is
  * writable, a write that waited for readable when it is readable. */
-static void tls_ready(dx_conn *c, int revents)
+__attribute__((noinline)) static void tls_ready(dx_conn *c, int revents)
 {
     if (revents & EV_WRITE) {
         if (c->tls_read_wants_write) {
