@@ -338,7 +338,8 @@ void dx_reader_resume(dx_conn *c);
  * NULL; body NULL: the reason phrase) and lingers until the peer goes. */
 void dx_conn_refuse(dx_conn *c, int status, const char *headers, const char *body);
 /* Bytes c may read now while it is in HANDSHAKE: up to the head's limit,
- * or to the end of a body it waits for. */
+ * or to the end of a body it waits for, and at most
+ * DX_READ_BUFFER (a read goes into the server's rbuf). */
 size_t dx_reader_head_room(const dx_conn *c);
 /* The frames in p, from c's peer, go through c's reader as if c's socket
  * had read them (the caller holds c->busy). */

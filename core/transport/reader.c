@@ -529,7 +529,8 @@ void dx_reader_consume(dx_conn *c, uint8_t *buf, size_t n)
 size_t dx_reader_head_room(const dx_conn *c)
 {
     size_t limit = c->request_need ? (size_t)c->request_need : c->srv->cfg.max_head;
-    return limit > c->buf_len ? limit - c->buf_len : 0;
+    size_t room = limit > c->buf_len ? limit - c->buf_len : 0;
+    return room < DX_READ_BUFFER ? room : DX_READ_BUFFER;   /* the reads go into the server's rbuf */
 }
 
 /* When the payload of c's current frame goes into c->buf and at least
