@@ -245,6 +245,70 @@ describe("an event-stream session", function()
     s:close()
   end)
 
+  it("takes pipelined POSTs, a frame cut across POSTs, and control frames between", function()
+    local s = open(srv)
+    -- Three POSTs in one write on one connection: answered in order.
+    local c = assert(sse.connect(srv.port))
+    local reqs = {}
+    for k = 0, 2 do reqs[#reqs + 1] = sse.post_request(srv.port, s:target(k), sse.frame(1, "!rec p" .. k)) end
+    assert(c:send(table.concat(reqs)))
+    for _ = 0, 2 do assert.are.equal(204, assert(c:read_response()).status) end
+    c:close()
+    s.seq = 3
+    -- One frame in three POSTs, a ping between two fragments of one message.
+    local frame = sse.frame(1, "!rec cut")
+    assert.are.equal(204, (s:post(frame:sub(1, 1))))
+    assert.are.equal(204, (s:post(frame:sub(2, 5))))
+    assert.are.equal(204, (s:post(frame:sub(6))))
+    local frag = wsclient.frame { opcode = 1, fin = false, payload = "!rec fr", key = "\0\0\0\0" }
+      .. wsclient.frame { opcode = 9, payload = "between", key = "\0\0\0\0" }
+      .. wsclient.frame { opcode = 0, payload = "ag", key = "\0\0\0\0" }
+    assert.are.equal(204, (s:post(frag)))
+    local ev = assert(s:next_event())
+    assert.are.same({ "q", "between" }, { ev.kind, ev.data })
+    assert(s:send_text("!report"))
+    expect(s, "text", "p0,p1,p2,cut,frag")
+    s:close()
+  end)
+
+  it("closes the session for a body that breaks the protocol: 400, 'c' 1002 or 1007", function()
+    for _, case in ipairs {
+      { "unmasked", wsclient.frame { opcode = 1, payload = "x", mask = false }, 1002 },
+      { "reserved opcode", sse.frame(3, "x"), 1002 },
+      { "invalid UTF-8", sse.frame(1, "\255\254"), 1007 },
+    } do
+      local s = open(srv)
+      local id = id_of(s)
+      local status, resp = s:post(case[2])
+      assert.are.equal(400, status, case[1])
+      assert.matches("closed " .. case[3], resp.body)
+      local ev = assert(s:next_event())
+      assert.are.same({ "c", case[3] }, { ev.kind, ev.code }, case[1])
+      assert(srv:wait_log(("event: close id=%d code=%d "):format(id, case[3]), 3, true), srv:log())
+      -- the session is gone: the next POST finds none
+      assert.are.equal(404, (s:post(sse.frame(1, "late"))))
+      s:close()
+    end
+  end)
+
+  it("gets publications of a topic it subscribed to, beside WebSocket subscribers", function()
+    local s = open(srv)
+    local ws = h.open(srv.port, "/")
+    assert(s:send_text("!sub news"))
+    expect(s, "text", "subscribed")
+    assert(ws:send_text("!sub news"))
+    h.expect_message(ws, 1, "subscribed")
+    -- (a publisher does not get its own publication back)
+    assert(ws:send_text("!pub news line one\nline two"))
+    expect(s, "text", "line one\nline two")
+    assert(s:send_text("!pub news cr\rtoo"))
+    h.expect_message(ws, 1, "cr\rtoo")
+    assert(ws:send_text("!pub news " .. ("big\n"):rep(20000)))
+    expect(s, "text", ("big\n"):rep(20000))
+    h.close_cleanly(ws)
+    s:close()
+  end)
+
   it("takes 50 POSTs fired at once once each, in seq order, the 409s retried", function()
     local s = open(srv)
     local N = 50
@@ -505,6 +569,16 @@ describe("an event-stream session over TLS", function()
     assert(s:send_close(1000, "done"))
     local ev = assert(s:next_event())
     assert.are.same({ "c", 1000 }, { ev.kind, ev.code })
+    s:close()
+  end)
+
+  it("brings what was queued to a reader that starts late, through a full socket", function()
+    local s = open(srv, { tls = { cafile = dir .. "/server.pem" }, recv_buffer = 4096 })
+    assert(s:send_text("!flood 48 16384"))            -- 768 KiB, under the 1 MiB send queue limit
+    assert(srv:wait_log("sent=48 failed=none", 5, true), srv:log())
+    socket.sleep(0.3)
+    for _ = 1, 48 do expect(s, "binary", ("x"):rep(16384)) end
+    echo(s, "after")
     s:close()
   end)
 end)
