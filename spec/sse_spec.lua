@@ -25,7 +25,7 @@ end
 
 -- A session on srv, asserted open.
 local function open(srv, o)
-  local s, err, resp = sse.open(srv.port, "/", o)
+  local s, err, resp = sse.open(srv.port, o and o.path or "/", o)
   assert(s, "no session: " .. tostring(err) .. (resp and ("\n" .. resp.raw .. "\n" .. tostring(resp.body)) or ""))
   return s
 end
@@ -527,16 +527,47 @@ describe("an event-stream session at shutdown", function()
   end)
 end)
 
+describe("an event stream asked for behind pipelined requests", function()
+  local srv
+  setup(function() srv = server.start("spec/fixtures/http_app.lua") end)
+  teardown(function() srv:stop() end)
+
+  it("opens once their responses (a route's, a missing file's, a static file's) went whole", function()
+    local notes = server.read_file("spec/fixtures/www/notes.txt")
+    local s = open(srv, {
+      path = "/ws",
+      pipelined = {
+        sse.request("GET", "/health", srv.port),
+        sse.request("GET", "/missing.txt", srv.port),
+        sse.request("GET", "/notes.txt", srv.port),
+      },
+    })
+    assert.are.same({ 200, '{"ok":true}' }, { s.pipelined[1].status, s.pipelined[1].body })
+    assert.are.equal(404, s.pipelined[2].status)
+    assert.are.same({ 200, notes }, { s.pipelined[3].status, s.pipelined[3].body })
+    assert.matches("^" .. ("%x"):rep(32) .. "$", s.id)
+    echo(s, "on the stream")
+    s:close()
+  end)
+end)
+
 describe("sse = false (--no-sse)", function()
   local srv
   setup(function() srv = server.start(APP, { "--no-sse" }) end)
   teardown(function() srv:stop() end)
 
-  it("answers the event-stream GET as a WebSocket route answers any plain GET: 426", function()
+  it("answers the event-stream GET as a WebSocket route answers any plain GET (426), a POST 400", function()
     local s, err, resp = sse.open(srv.port, "/")
     assert.is_nil(s)
     assert.are.equal("status 426", err)
     assert.are.equal("13", resp.headers["sec-websocket-version"])
+    -- A session's POST is a plain POST of a WebSocket route: 400, not a session's 404.
+    local c = assert(sse.connect(srv.port))
+    assert(c:send(sse.post_request(srv.port, "/?duplex_session=" .. ("0"):rep(32) .. "&seq=0", sse.frame(1, "x"))))
+    local r = assert(c:read_response())
+    c:close()
+    assert.are.equal(400, r.status)
+    assert.is_nil(r.body:find("session", 1, true))
     -- and a WebSocket still opens there
     local ws = h.open(srv.port, "/")
     h.echo(ws, "ws")
@@ -563,7 +594,7 @@ describe("an event-stream session over TLS", function()
     assert.matches("^wss://", srv.url)
     local s = open(srv, { tls = { cafile = dir .. "/server.pem" } })
     echo(s, "over tls\nwith lines")
-    echo(s, bytes(200 * 1024), true)
+    echo(s, bytes(400 * 1024), true)          -- a POST body larger than the read buffer
     assert(s:send_text("!transport"))
     expect(s, "text", "sse none")
     assert(s:send_close(1000, "done"))

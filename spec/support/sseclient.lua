@@ -360,7 +360,9 @@ end
 -- open(port [, path [, o]]) -> session or nil, err, resp. o.protocols:
 -- the duplex_protocols query value; o.query: more of the query; o.headers:
 -- more request lines; o.tls, o.recv_buffer: as for connect;
--- o.answer_pings: a ping event is answered with a pong POST, not returned.
+-- o.answer_pings: a ping event is answered with a pong POST, not returned;
+-- o.pipelined: requests (bytes) sent before the GET in the same write,
+-- their responses (with a Content-Length) read into session.pipelined.
 -- A refusal (not 200) returns nil, "status N", resp (resp.body: the bytes
 -- after the head that came within the timeout).
 function M.open(port, path, o)
@@ -373,9 +375,14 @@ function M.open(port, path, o)
   local target = (path or "/") .. (#q > 0 and ("?" .. concat(q, "&")) or "")
   local headers = { "Accept: text/event-stream", "Cache-Control: no-cache" }
   for _, l in ipairs(o.headers or {}) do headers[#headers + 1] = l end
-  local ok; ok, err = st:send(M.request("GET", target, port, headers))
+  local ok; ok, err = st:send(table.concat(o.pipelined or {}) .. M.request("GET", target, port, headers))
   if not ok then st:close(); return nil, "send: " .. tostring(err) end
   local deadline = now() + (o.timeout or M.TIMEOUT)
+  local before = {}
+  for i = 1, #(o.pipelined or {}) do
+    before[i], err = st:read_response(o.timeout)
+    if not before[i] then st:close(); return nil, "pipelined response " .. i .. ": " .. tostring(err) end
+  end
   local resp; resp, err = st:read_head(deadline)
   if not resp then st:close(); return nil, err end
   if resp.status ~= 200 then
@@ -386,7 +393,7 @@ function M.open(port, path, o)
     return nil, "status " .. resp.status, resp
   end
   local self = setmetatable({
-    stream = st, port = port, o = o, response = resp, seq = 0, scan = 1,
+    stream = st, port = port, o = o, response = resp, pipelined = before, seq = 0, scan = 1,
     data_lines = {}, events = 0, answer_pings = o.answer_pings,
   }, Session)
   local ev; ev, err = self:next_event(o.timeout)
