@@ -369,6 +369,17 @@ describe("an event-stream session", function()
     assert.are.equal(1, srv:count_log(("event: close id=%d "):format(id), true))
     s:close()
 
+    -- The app closes, the client answers with its close: the stream ends.
+    s = open(srv)
+    id = id_of(s)
+    assert(s:send_text("!close 4002 bye"))
+    ev = assert(s:next_event())
+    assert.are.same({ "c", 4002, "bye" }, { ev.kind, ev.code, ev.reason })
+    assert(s:send_close(4002, "ok"))
+    assert.are.same({ nil, "closed" }, { s:next_event(3) })
+    assert(srv:wait_log(("event: close id=%d code=4002 reason=ok\n"):format(id), 3, true), srv:log())
+    s:close()
+
     -- The client drops the GET.
     s = open(srv)
     id = id_of(s)
