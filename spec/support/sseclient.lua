@@ -271,6 +271,7 @@ function Session:next_event(timeout)
         if ev.kind == "p" and self.answer_pings then
           local ok, perr = self:send_pong(ev.data)
           assert(ok, "pong: " .. tostring(perr))
+          self.pongs = self.pongs + 1
         else
           return ev
         end
@@ -360,7 +361,8 @@ end
 -- open(port [, path [, o]]) -> session or nil, err, resp. o.protocols:
 -- the duplex_protocols query value; o.query: more of the query; o.headers:
 -- more request lines; o.tls, o.recv_buffer: as for connect;
--- o.answer_pings: a ping event is answered with a pong POST, not returned;
+-- o.answer_pings: a ping event is answered with a pong POST (counted in
+-- session.pongs), not returned;
 -- o.pipelined: requests (bytes) sent before the GET in the same write,
 -- their responses (with a Content-Length) read into session.pipelined.
 -- A refusal (not 200) returns nil, "status N", resp (resp.body: the bytes
@@ -394,7 +396,7 @@ function M.open(port, path, o)
   end
   local self = setmetatable({
     stream = st, port = port, o = o, response = resp, pipelined = before, seq = 0, scan = 1,
-    data_lines = {}, events = 0, answer_pings = o.answer_pings,
+    data_lines = {}, events = 0, pongs = 0, answer_pings = o.answer_pings,
   }, Session)
   local ev; ev, err = self:next_event(o.timeout)
   if not ev then st:close(); return nil, "no open event: " .. tostring(err) end
