@@ -377,6 +377,11 @@ int dx_sse_post(dx_conn *c, const dx_http_request *req, size_t head, size_t *use
         return -1;
     }
     size_t need = head + (size_t)len;
+    if (x == NULL && c->buf_len < need) {    /* known from the head: a body still to come is
+                                              * neither waited for nor kept (anyone may POST) */
+        dx_conn_refuse(c, 404, NULL, "no such session: unknown, or closed");
+        return -1;
+    }
     if (c->buf_len < need) {                 /* the body is still coming: c->buf grows as it does */
         c->request_need = need;
         return 0;
