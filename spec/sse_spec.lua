@@ -245,6 +245,27 @@ describe("an event-stream session", function()
     s:close()
   end)
 
+  it("answers a POST to an unknown session from its head: 404 before the body, which is not kept", function()
+    local before = h.proc_kib(srv.pid, "VmRSS")
+    local junk = ("j"):rep(1024 * 1024)
+    local conns = {}
+    for i = 1, 8 do
+      local c = assert(sse.connect(srv.port))
+      conns[i] = c
+      assert(c:send(sse.request("POST", "/?duplex_session=" .. ("0"):rep(32) .. "&seq=0", srv.port,
+        { "Content-Length: " .. 16 * 1024 * 1024 })))
+      local resp = assert(c:read_response())
+      assert.are.equal(404, resp.status)
+      assert.matches("no such session", resp.body)
+      for _ = 1, 8 do if not c:send(junk, 2) then break end end   -- sent anyway: dropped
+    end
+    socket.sleep(0.2)
+    local after = h.proc_kib(srv.pid, "VmRSS")
+    for _, c in ipairs(conns) do c:close() end
+    -- 64 MiB were sent; none of it stays (a little for the lingering sockets).
+    assert.is_true(after - before < 16 * 1024, ("RSS grew by %d KiB"):format(after - before))
+  end)
+
   it("takes pipelined POSTs, a frame cut across POSTs, and control frames between", function()
     local s = open(srv)
     -- Three POSTs in one write on one connection: answered in order.
