@@ -15,14 +15,6 @@ local APP = "spec/fixtures/sse.lua"
 local now = socket.gettime
 local q = server.quote
 
-local function args(...)
-  local out = {}
-  for _, list in ipairs { ... } do
-    for _, a in ipairs(list) do out[#out + 1] = a end
-  end
-  return out
-end
-
 -- A session on srv, asserted open.
 local function open(srv, o)
   local s, err, resp = sse.open(srv.port, o and o.path or "/", o)
@@ -55,11 +47,17 @@ local function echo(s, data, binary)
   expect(s, binary and "binary" or "text", data)
 end
 
--- Waits (with a deadline) until the log has n occurrences of pattern.
-local function wait_count(srv, pattern, n, timeout)
-  local deadline = now() + (timeout or 5)
-  while srv:count_log(pattern, true) < n and now() < deadline do socket.sleep(0.01) end
-  return srv:count_log(pattern, true)
+-- The close handler ran for session id with this code (the line is
+-- awaited), and ran once: a probe session opened and closed after it has
+-- its close logged, and by then there is still one line for id.
+local function expect_one_close(srv, id, code)
+  local pattern = ("event: close id=%d "):format(id)
+  assert(srv:wait_log(pattern .. "code=" .. code .. " ", 5, true), srv:log())
+  local probe = open(srv)
+  local pid = id_of(probe)
+  probe:close()
+  assert(srv:wait_log(("event: close id=%d "):format(pid), 5, true), srv:log())
+  assert.are.equal(1, srv:count_log(pattern, true), "close handler ran more than once:\n" .. srv:log())
 end
 
 -- n distinct bytes-ish: every byte value, in a pattern that does not repeat
@@ -259,7 +257,7 @@ describe("an event-stream session", function()
       assert.matches("no such session", resp.body)
       for _ = 1, 8 do if not c:send(junk, 2) then break end end   -- sent anyway: dropped
     end
-    socket.sleep(0.2)
+    socket.sleep(0.2)                                   -- what was sent reaches the server
     local after = h.proc_kib(srv.pid, "VmRSS")
     for _, c in ipairs(conns) do c:close() end
     -- 64 MiB were sent; none of it stays (a little for the lingering sockets).
@@ -374,8 +372,7 @@ describe("an event-stream session", function()
     s:close()
     -- (the code the app closed with; the reason is the peer's, as on a WebSocket: none came)
     assert(srv:wait_log(("event: close id=%d code=4001 "):format(id), 3, true), srv:log())
-    socket.sleep(0.2)
-    assert.are.equal(1, srv:count_log(("event: close id=%d "):format(id), true))
+    expect_one_close(srv, id, 4001)
 
     -- The client closes: the app sees its code and reason, the close comes back, the stream ends.
     s = open(srv)
@@ -386,8 +383,7 @@ describe("an event-stream session", function()
     local none, err = s:next_event(3)
     assert.are.same({ nil, "closed" }, { none, err })
     assert(srv:wait_log(("event: close id=%d code=1000 reason=done\n"):format(id), 3, true), srv:log())
-    socket.sleep(0.2)
-    assert.are.equal(1, srv:count_log(("event: close id=%d "):format(id), true))
+    expect_one_close(srv, id, 1000)
     s:close()
 
     -- The app closes, the client answers with its close: the stream ends.
@@ -406,8 +402,7 @@ describe("an event-stream session", function()
     id = id_of(s)
     s:close()
     assert(srv:wait_log(("event: close id=%d code=1006 "):format(id), 3, true), srv:log())
-    socket.sleep(0.2)
-    assert.are.equal(1, srv:count_log(("event: close id=%d "):format(id), true))
+    expect_one_close(srv, id, 1006)
   end)
 end)
 
@@ -443,8 +438,7 @@ describe("an event-stream session with max_message 64 KiB", function()
     s:close()
     local after = h.proc_kib(srv.pid, "VmRSS")
     assert.is_true(after - before < 8 * 1024, ("RSS grew by %d KiB"):format(after - before))
-    socket.sleep(0.2)
-    assert.are.equal(1, srv:count_log(("event: close id=%d "):format(id), true))
+    expect_one_close(srv, id, 1009)
   end)
 end)
 
@@ -482,8 +476,7 @@ describe("an event-stream session's heartbeat", function()
     local pt = log:find(("event: pong_timeout id=%d\n"):format(silent_id), 1, true)
     local cl = log:find(("event: close id=%d "):format(silent_id), 1, true)
     assert(pt and pt < cl, log)
-    socket.sleep(0.2)
-    assert.are.equal(1, srv:count_log(("event: close id=%d "):format(silent_id), true))
+    expect_one_close(srv, silent_id, 1001)
     assert.are.equal(1, srv:count_log(("event: pong_timeout id=%d\n"):format(silent_id), true))
     assert.are.equal(0, srv:count_log(("event: pong_timeout id=%d\n"):format(lively_id), true))
     assert.are.equal(0, srv:count_log(("event: close id=%d "):format(lively_id), true))
@@ -516,8 +509,7 @@ describe("an event-stream session that does not read", function()
     repeat _, err = s:next_event(3) until err
     assert.are.equal("closed", err)
     s:close()
-    socket.sleep(0.2)
-    assert.are.equal(1, srv:count_log(("event: close id=%d "):format(id), true))
+    expect_one_close(srv, id, 1008)
   end)
 
   it("gets everything queued, in order, when it reads late", function()
