@@ -264,7 +264,7 @@ describe("an event-stream session", function()
     assert.is_true(after - before < 16 * 1024, ("RSS grew by %d KiB"):format(after - before))
   end)
 
-  it("takes pipelined POSTs, a frame cut across POSTs, and control frames between", function()
+  it("takes pipelined POSTs, one a byte at a time, a frame cut across POSTs, and control frames between", function()
     local s = open(srv)
     -- Three POSTs in one write on one connection: answered in order.
     local c = assert(sse.connect(srv.port))
@@ -272,8 +272,12 @@ describe("an event-stream session", function()
     for k = 0, 2 do reqs[#reqs + 1] = sse.post_request(srv.port, s:target(k), sse.frame(1, "!rec p" .. k)) end
     assert(c:send(table.concat(reqs)))
     for _ = 0, 2 do assert.are.equal(204, assert(c:read_response()).status) end
+    -- One POST a byte at a time, head and body.
+    local req = sse.post_request(srv.port, s:target(3), sse.frame(1, "!rec slow"))
+    for i = 1, #req do assert(c:send(req:sub(i, i))) end
+    assert.are.equal(204, assert(c:read_response()).status)
     c:close()
-    s.seq = 3
+    s.seq = 4
     -- One frame in three POSTs, a ping between two fragments of one message.
     local frame = sse.frame(1, "!rec cut")
     assert.are.equal(204, (s:post(frame:sub(1, 1))))
@@ -286,7 +290,7 @@ describe("an event-stream session", function()
     local ev = assert(s:next_event())
     assert.are.same({ "q", "between" }, { ev.kind, ev.data })
     assert(s:send_text("!report"))
-    expect(s, "text", "p0,p1,p2,cut,frag")
+    expect(s, "text", "p0,p1,p2,slow,cut,frag")
     s:close()
   end)
 
