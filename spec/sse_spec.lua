@@ -603,6 +603,29 @@ describe("sse = false (--no-sse)", function()
   end)
 end)
 
+describe("sse = false in the app's options", function()
+  it("turns the fallback off as --no-sse does", function()
+    local dir = h.tmpdir()
+    local app = dir .. "/no_sse.lua"
+    h.write_file(app, [[
+      local duplex = require "duplex"
+      local app = duplex.app { sse = false }
+      app:ws("/", { message = function(ws, data, binary) ws:send(data, binary) end })
+      return app
+    ]])
+    local srv = server.start(app)
+    local ok, err = pcall(function()
+      local s, why, resp = sse.open(srv.port, "/")
+      assert.is_nil(s)
+      assert.are.equal("status 426", why)
+      assert.are.equal(426, resp.status)
+    end)
+    srv:stop()
+    h.remove_dir(dir)
+    assert(ok, err)
+  end)
+end)
+
 describe("an event-stream session over TLS", function()
   local dir, srv
   setup(function()
