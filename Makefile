@@ -15,7 +15,7 @@ FLAVOUR = $(MAKE) --no-print-directory -j$(JOBS) -f mk/flavour.mk VERSION=$(VERS
 
 # Debian packages the build, the tests and `make run` need.
 DEB_PACKAGES := gcc make pkg-config libev-dev libssl-dev zlib1g-dev libhiredis-dev redis-server \
-	lua5.4 liblua5.4-dev luajit2 libluajit2-5.1-dev lua-busted lua-socket lua-zlib lua-cjson \
+	lua5.4 liblua5.4-dev luajit2 libluajit2-5.1-dev lua-busted lua-socket lua-sec lua-zlib lua-cjson \
 	luarocks lua5.1 liblua5.1-0-dev python3 python3-websockets openssl prometheus
 # Node and npm may come from elsewhere than Debian (whose npm conflicts with
 # other nodejs builds): installed from Debian only when the commands are missing.

@@ -338,12 +338,13 @@ void dx_reader_resume(dx_conn *c);
  * NULL; body NULL: the reason phrase) and lingers until the peer goes. */
 void dx_conn_refuse(dx_conn *c, int status, const char *headers, const char *body);
 /* Bytes c may read now while it is in HANDSHAKE: up to the head's limit,
- * or to the end of a body it waits for. */
+ * or to the end of a body it waits for, and at most DX_READ_BUFFER (a
+ * read goes into the server's rbuf). */
 static inline size_t dx_reader_head_room(const dx_conn *c)
 {
     size_t limit = c->request_need ? (size_t)c->request_need : c->srv->cfg.max_head;
     size_t room = limit > c->buf_len ? limit - c->buf_len : 0;
-    return room < DX_READ_BUFFER ? room : DX_READ_BUFFER;   /* the reads go into the server's rbuf */
+    return room < DX_READ_BUFFER ? room : DX_READ_BUFFER;
 }
 /* The frames in p, from c's peer, go through c's reader as if c's socket
  * had read them (the caller holds c->busy). */

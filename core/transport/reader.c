@@ -179,6 +179,14 @@ static void answer_requests(dx_conn *c, size_t prev)
         size_t head = (size_t)r;
         if (refuse_over_limit(c))
             return;
+        if (c->out_head && cfg->sse && dx_sse_wanted(&req)) {
+            /* An event stream asked for behind responses still queued
+             * (pipelined): its flush would take those bytes for frames
+             * to encode. It is answered once they went. */
+            c->paused = 1;                       /* dx_out_flush resumes when they went */
+            dx_conn_watch(c);
+            return;
+        }
         int keep = -1;                           /* -1: an upgrade */
         if (cfg->sse && dx_sse_is_post(&req)) {
             int posted = dx_sse_post(c, &req, head, &head);

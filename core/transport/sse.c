@@ -186,8 +186,19 @@ static int hexval(char ch)
     return -1;
 }
 
+/* 1 for a byte of a token (RFC 9110 tchar), or a separator of a list of
+ * them (comma, space, tab). */
+static int offer_char(unsigned char ch)
+{
+    return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z')
+        || (ch && strchr("!#$%&'*+-.^_`|~, \t", ch) != NULL);
+}
+
 /* Decodes the %XX escapes of duplex_protocols (a comma may come as %2C)
- * into out; returns the length, 0 when there is none or it is too long. */
+ * into out; returns the length, 0 when there is none, it is too long, or
+ * it holds what is not a token: a subprotocol goes into the 'o' event's
+ * JSON as it is, where a quote or a line end (which a header could not
+ * carry, but a query can) would break the event or forge another. */
 static size_t decode_offers(const dx_http_request *req, char *out, size_t cap)
 {
     size_t len, o = 0;
@@ -203,7 +214,7 @@ static size_t decode_offers(const dx_http_request *req, char *out, size_t cap)
             ch = (char)(hi << 4 | lo);
             i += 2;
         }
-        if (o + 1 >= cap)
+        if (o + 1 >= cap || !offer_char((unsigned char)ch))
             return 0;
         out[o++] = ch;
     }
@@ -366,6 +377,11 @@ int dx_sse_post(dx_conn *c, const dx_http_request *req, size_t head, size_t *use
         return -1;
     }
     size_t need = head + (size_t)len;
+    if (x == NULL && c->buf_len < need) {    /* known from the head: a body still to come is
+                                              * neither waited for nor kept (anyone may POST) */
+        dx_conn_refuse(c, 404, NULL, "no such session: unknown, or closed");
+        return -1;
+    }
     if (c->buf_len < need) {                 /* the body is still coming: c->buf grows as it does */
         c->request_need = need;
         return 0;
