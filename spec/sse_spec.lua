@@ -264,6 +264,24 @@ describe("an event-stream session", function()
     assert.is_true(after - before < 16 * 1024, ("RSS grew by %d KiB"):format(after - before))
   end)
 
+  it("answers Expect: 100-continue before the body, then takes it", function()
+    local s = open(srv)
+    local body = sse.frame(1, ("e"):rep(3000))
+    local c = assert(sse.connect(srv.port))
+    assert(c:send(sse.request("POST", s:target(0), srv.port,
+      { "Content-Length: " .. #body, "Expect: 100-continue" })))
+    local cont = assert(c:read_response(2))                -- before any byte of the body
+    assert.are.equal(100, cont.status)
+    assert(c:send(body))
+    local resp = assert(c:read_response())
+    assert.are.equal(204, resp.status)
+    local kind, data = s:message()
+    assert.are.equal("text", kind)
+    assert.are.equal(("e"):rep(3000), data)
+    c:close()
+    s:close()
+  end)
+
   it("takes pipelined POSTs, one a byte at a time, a frame cut across POSTs, and control frames between", function()
     local s = open(srv)
     -- Three POSTs in one write on one connection: answered in order.

@@ -72,7 +72,7 @@ static int error_reply(dx_conn *c, const dx_http_request *req, int status, const
     return 1;
 }
 
-static int hexval(char ch)
+int dx_http_hexval(char ch)
 {
     if (ch >= '0' && ch <= '9') return ch - '0';
     if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
@@ -89,7 +89,8 @@ static int decode_path(const char *t, size_t len, char *out, size_t cap)
     for (size_t i = 0; i < len && t[i] != '?' && t[i] != '#'; i++) {
         char ch = t[i];
         if (ch == '%') {
-            int hi = i + 2 < len ? hexval(t[i + 1]) : -1, lo = i + 2 < len ? hexval(t[i + 2]) : -1;
+            int hi = i + 2 < len ? dx_http_hexval(t[i + 1]) : -1;
+            int lo = i + 2 < len ? dx_http_hexval(t[i + 2]) : -1;
             if (hi < 0 || lo < 0)
                 return 400;
             ch = (char)(hi << 4 | lo);

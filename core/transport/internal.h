@@ -231,6 +231,8 @@ struct dx_server {
 int dx_http_is_head(const dx_http_request *req);
 int dx_http_is_get_or_head(const dx_http_request *req);
 int dx_http_keep_alive(const dx_http_request *req);
+/* The value of a hex digit, or -1. */
+int dx_http_hexval(char ch);
 /* Serves a static file under root for req: 1 when answered (the file, 304,
  * 400/404 for a path that tries to leave root, 405), 0 when root has no
  * such file. */

@@ -32,7 +32,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/random.h>
+#include <openssl/crypto.h>
 #include "transport/internal.h"
 #include "protocol/origin.h"
 
@@ -106,7 +108,7 @@ static dx_sse *table_find(dx_server *s, const char *id, size_t len)
     if (len != DX_SSE_ID || s->nsessions == 0)
         return NULL;
     for (dx_sse *e = *bucket(s, id); e; e = e->next)
-        if (memcmp(e->id, id, DX_SSE_ID) == 0)
+        if (CRYPTO_memcmp(e->id, id, DX_SSE_ID) == 0)   /* in constant time: the id is a secret */
             return e;
     return NULL;
 }
@@ -178,14 +180,6 @@ int dx_sse_is_post(const dx_http_request *req)
         && query_param(req, "duplex_session", &n) != NULL;
 }
 
-static int hexval(char ch)
-{
-    if (ch >= '0' && ch <= '9') return ch - '0';
-    if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
-    return -1;
-}
-
 /* 1 for a byte of a token (RFC 9110 tchar), or a separator of a list of
  * them (comma, space, tab). */
 static int offer_char(unsigned char ch)
@@ -208,7 +202,8 @@ static size_t decode_offers(const dx_http_request *req, char *out, size_t cap)
     for (size_t i = 0; i < len; i++) {
         char ch = v[i];
         if (ch == '%') {
-            int hi = i + 2 < len ? hexval(v[i + 1]) : -1, lo = i + 2 < len ? hexval(v[i + 2]) : -1;
+            int hi = i + 2 < len ? dx_http_hexval(v[i + 1]) : -1;
+            int lo = i + 2 < len ? dx_http_hexval(v[i + 2]) : -1;
             if (hi < 0 || lo < 0)
                 return 0;
             ch = (char)(hi << 4 | lo);
@@ -323,6 +318,13 @@ static long long decimal(const char *p, size_t len)
 /* Answers a POST; returns what dx_sse_post does for it. */
 static int answer(dx_conn *c, int status, const char *body, int keep)
 {
+    static const char taken[] = "HTTP/1.1 204 No Content\r\nConnection: keep-alive\r\n\r\n";
+    if (status == 204 && keep) {             /* the common answer, made once */
+        uint8_t *p = dx_out_reserve(c, sizeof taken - 1);
+        if (p)
+            memcpy(p, taken, sizeof taken - 1);
+        return 1;
+    }
     if (status >= 400)
         c->srv->stats.refused[dx_refused_slot(status)]++;
     size_t len = body ? strlen(body) : 0;
@@ -383,6 +385,13 @@ int dx_sse_post(dx_conn *c, const dx_http_request *req, size_t head, size_t *use
         return -1;
     }
     if (c->buf_len < need) {                 /* the body is still coming: c->buf grows as it does */
+        const dx_http_header *ex = c->request_need ? NULL : dx_http_find(req, "expect");
+        if (ex && ex->value_len == 12 && strncasecmp(ex->value, "100-continue", 12) == 0) {
+            static const char go[] = "HTTP/1.1 100 Continue\r\n\r\n";   /* the client waits for it */
+            uint8_t *p = dx_out_reserve(c, sizeof go - 1);
+            if (p)
+                memcpy(p, go, sizeof go - 1);
+        }
         c->request_need = need;
         return 0;
     }
