@@ -264,6 +264,39 @@ describe("an event-stream session", function()
     assert.is_true(after - before < 16 * 1024, ("RSS grew by %d KiB"):format(after - before))
   end)
 
+  it("lets a page of an allowed origin read the stream and the POSTs' answers (CORS); refuses others 403", function()
+    local own = "http://127.0.0.1:" .. srv.port                -- its own host: allowed
+    local s = open(srv, { headers = { "Origin: " .. own } })
+    assert.are.equal(own, s.response.headers["access-control-allow-origin"])
+    local c = assert(sse.connect(srv.port))
+    local body = sse.frame(1, "hi")
+    assert(c:send(sse.post_request(srv.port, s:target(0), body, { "Origin: " .. own })))
+    local resp = assert(c:read_response())
+    assert.are.equal(204, resp.status)
+    assert.are.equal(own, resp.headers["access-control-allow-origin"])
+    local kind, data = s:message()
+    assert.are.equal("text", kind)
+    assert.are.equal("hi", data)
+    s.seq = 1                                                  -- that POST was seq 0
+    -- Without an Origin (not a browser's cross-origin request): no CORS lines.
+    assert.are.equal(204, (s:post(sse.frame(1, "plain"))))
+    local plain = assert(open(srv))
+    assert.is_nil(plain.response.headers["access-control-allow-origin"])
+    -- Another origin, not listed in origins: neither the stream nor a POST.
+    local evil = assert(sse.connect(srv.port))
+    assert(evil:send(sse.post_request(srv.port, s:target(2), sse.frame(1, "evil"),
+      { "Origin: http://evil.example" })))
+    local refused = assert(evil:read_response())
+    assert.are.equal(403, refused.status)
+    local none, err, r = sse.open(srv.port, "/", { headers = { "Origin: http://evil.example" } })
+    assert.is_nil(none)
+    assert.are.equal(403, r.status, err)
+    assert.are.equal(204, (s:post(sse.frame(1, "after"))))
+    assert.are.same({ "text", "plain" }, { s:message() })
+    assert.are.same({ "text", "after" }, { s:message() })      -- "evil" never came
+    c:close(); evil:close(); plain:close(); s:close()
+  end)
+
   it("answers Expect: 100-continue before the body, then takes it", function()
     local s = open(srv)
     local body = sse.frame(1, ("e"):rep(3000))

@@ -223,6 +223,19 @@ static void json_string(char *out, size_t cap, size_t *n, const char *s)
     *n += w > 0 && (size_t)w < cap - *n ? (size_t)w : 0;
 }
 
+/* The CORS lines for an answer to req, whose Origin was allowed: a page of
+ * another origin may read the stream and the POSTs' answers (no
+ * credentials are involved: the session id is the only key). "" when
+ * the request has no Origin. */
+static void cors(const dx_http_request *req, char *out, size_t cap)
+{
+    const dx_http_header *o = dx_http_find(req, "origin");
+    out[0] = 0;
+    if (o && o->value_len < cap - 64)        /* the parser let no CR or LF into a value */
+        snprintf(out, cap, "Access-Control-Allow-Origin: %.*s\r\nVary: Origin\r\n", (int)o->value_len,
+                 o->value);
+}
+
 void dx_sse_open(dx_conn *c, const dx_http_request *req)
 {
     dx_server *s = c->srv;
@@ -274,11 +287,12 @@ void dx_sse_open(dx_conn *c, const dx_http_request *req)
     x->conn = c;
     r->sse = x;
 
-    char out[1024];
+    char out[2048], allow[512];
+    cors(req, allow, sizeof allow);
     size_t n = (size_t)snprintf(out, sizeof out,
         "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache, no-store\r\n"
-        "X-Accel-Buffering: no\r\nConnection: close\r\n\r\n"
-        ": duplex session\n\ndata: o{\"session\":\"%.*s\",\"protocol\":", DX_SSE_ID, x->id);
+        "X-Accel-Buffering: no\r\n%sConnection: close\r\n\r\n"
+        ": duplex session\n\ndata: o{\"session\":\"%.*s\",\"protocol\":", allow, DX_SSE_ID, x->id);
     json_string(out, sizeof out, &n, acc.protocol);
     int w = snprintf(out + n, sizeof out - n, ",\"max\":%llu,\"ping\":%g}\n\n",
                      (unsigned long long)s->cfg.max_message, s->cfg.ping_interval);
@@ -315,11 +329,13 @@ static long long decimal(const char *p, size_t len)
     return v;
 }
 
-/* Answers a POST; returns what dx_sse_post does for it. */
-static int answer(dx_conn *c, int status, const char *body, int keep)
+/* Answers a POST (req); returns what dx_sse_post does for it. */
+static int answer(dx_conn *c, const dx_http_request *req, int status, const char *body, int keep)
 {
     static const char taken[] = "HTTP/1.1 204 No Content\r\nConnection: keep-alive\r\n\r\n";
-    if (status == 204 && keep) {             /* the common answer, made once */
+    char headers[600];
+    cors(req, headers, sizeof headers);
+    if (status == 204 && keep && !headers[0]) {   /* the common answer, made once */
         uint8_t *p = dx_out_reserve(c, sizeof taken - 1);
         if (p)
             memcpy(p, taken, sizeof taken - 1);
@@ -328,8 +344,11 @@ static int answer(dx_conn *c, int status, const char *body, int keep)
     if (status >= 400)
         c->srv->stats.refused[dx_refused_slot(status)]++;
     size_t len = body ? strlen(body) : 0;
-    dx_http_respond(c, status, len ? "Content-Type: text/plain; charset=utf-8\r\n" : NULL, body, len, 0,
-                    keep);
+    if (len) {
+        size_t h = strlen(headers);
+        snprintf(headers + h, sizeof headers - h, "Content-Type: text/plain; charset=utf-8\r\n");
+    }
+    dx_http_respond(c, status, headers, body, len, 0, keep);
     return keep ? 1 : 2;
 }
 
@@ -353,6 +372,12 @@ static int feed(dx_sse *x, uint8_t *p, size_t n, unsigned *code)
 int dx_sse_post(dx_conn *c, const dx_http_request *req, size_t head, size_t *used)
 {
     dx_server *s = c->srv;
+    if (!dx_origin_allowed(req, s->cfg.origins)) {
+        dx_limits_origin_refused(c);
+        dx_conn_refuse(c, 403, NULL, "cross-origin POST refused: the Origin is neither this host nor one of "
+                       "the server's origins");
+        return -1;
+    }
     const dx_http_header *cl = dx_http_find(req, "content-length");
     long long len = cl ? decimal(cl->value, cl->value_len) : -1;
     if (len < 0 || dx_http_find(req, "transfer-encoding")) {
@@ -403,19 +428,19 @@ int dx_sse_post(dx_conn *c, const dx_http_request *req, size_t head, size_t *use
         keep = 0;
     long long seq = seqp ? decimal(seqp, seqlen) : -1;
     if (x == NULL) {
-        return answer(c, 404, "no such session: unknown, or closed", keep);
+        return answer(c, req, 404, "no such session: unknown, or closed", keep);
     }
     if (seq < 0) {
-        return answer(c, 400, "a POST to a session needs its seq", keep);
+        return answer(c, req, 400, "a POST to a session needs its seq", keep);
     }
     if ((uint64_t)seq < x->next_seq) {       /* a retry of one taken: taken once */
-        return answer(c, 204, NULL, keep);
+        return answer(c, req, 204, NULL, keep);
     }
     if ((uint64_t)seq > x->next_seq) {
         char why[96];
         snprintf(why, sizeof why, "out of order: the session takes seq %llu next",
                  (unsigned long long)x->next_seq);
-        return answer(c, 409, why, keep);
+        return answer(c, req, 409, why, keep);
     }
     x->next_seq++;
     unsigned code = 0;
@@ -426,9 +451,9 @@ int dx_sse_post(dx_conn *c, const dx_http_request *req, size_t head, size_t *use
                   || code == DX_CLOSE_POLICY)) {
         char why[96];
         snprintf(why, sizeof why, "the session was closed %u by this body", code);
-        return answer(c, code == DX_CLOSE_TOO_BIG ? 413 : 400, why, keep);
+        return answer(c, req, code == DX_CLOSE_TOO_BIG ? 413 : 400, why, keep);
     }
-    return answer(c, 204, NULL, keep);
+    return answer(c, req, 204, NULL, keep);
 }
 
 /* ---- down: frames to events ---- */

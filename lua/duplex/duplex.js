@@ -151,7 +151,7 @@
       posting = true;
       fetch(post + "?duplex_session=" + session + "&seq=" + n, {
         method: "POST", body: body, cache: "no-store",
-        headers: { "Content-Type": "application/octet-stream" },
+        headers: { "Content-Type": "text/plain" },   // a simple request: no preflight to another origin
       }).then(function (res) {
         posting = false;
         if (res.status === 204) return pump();

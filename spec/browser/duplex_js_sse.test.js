@@ -154,3 +154,24 @@ test("a fallback page offline three times gets every publication once, in order;
       await srv.stop();
     }
   }));
+
+test("a page of another origin the server's origins allow talks to it over the fallback (CORS)",
+  withPages("duplex-js-sse-cors", async () => {
+    const pages = await startServer(APP);
+    let srv;
+    try {
+      srv = await startServer(APP, { args: ["--origins", `http://127.0.0.1:${pages.port}`] });
+      const page = await openPage(browser, pages.http("/"), NO_WEBSOCKET);
+      await start(page, `http://127.0.0.1:${srv.port}/echo`);
+      await waitState(page, "open");
+      await waitFor(async () => (await got(page))[0] === "welcome sse", "the other origin's welcome");
+      await page.evaluate(() => window.c.send("across origins"));
+      await waitFor(async () => (await got(page)).includes("across origins"), "the echo");
+      assert.deepEqual(await transports(srv), { websocket: 0, sse: 1 });
+      assert.deepEqual(await transports(pages), { websocket: 0, sse: 0 });
+      assert.deepEqual(page.errors, []);
+    } finally {
+      if (srv) await srv.stop();
+      await pages.stop();
+    }
+  }));
