@@ -28,7 +28,16 @@
  *
  * The GET asks with Accept: text/event-stream on a WebSocket route; the
  * subprotocols it offers come in the query (duplex_protocols, comma
- * separated), since an EventSource cannot set headers. */
+ * separated), since an EventSource cannot set headers. Both the GET and
+ * the POSTs pass the Origin check of an upgrade, and a page of an allowed
+ * other origin gets the CORS line that lets it read them.
+ *
+ * Memory. The encoded bytes the socket did not take (at most one stage,
+ * DX_SSE_STAGE) wait in the session; the queue bytes they stand for stay
+ * in the queue, counted against max_backpressure, until they are written.
+ * A POST's body is held whole (at most max_message and a frame header)
+ * only for a session that exists: one for an unknown session is answered
+ * 404 from its head. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
