@@ -198,7 +198,7 @@ for vm in $VMS; do
     echo "sse.sh: $vm $sc: ${IR[$sc]} instructions, ${NS[$sc]} ns CPU per message (runs: ${v[*]:-none})" >&2
   done
   echo
-  echo "$vm, $CONNS connections, 32 B text; down: $DOWN_BATCH publication(s) a loop iteration; CPU: median of $RUNS x ${WINDOW} s"
+  echo "$vm, $CONNS connections, 32 B text; down: $DOWN_BATCH publication(s) at a time; CPU: median of $RUNS x ${WINDOW} s"
   printf '%-9s %-9s %5s  %18s  %15s  %13s  %13s\n' direction transport batch "instructions/msg" "CPU ns/msg" "SSE/WS instr" "SSE/WS CPU"
   for sc in "${SCEN[@]}"; do
     read -r dir tr batch <<<"$sc"
