@@ -549,8 +549,6 @@ void dx_reader_consume(dx_conn *c, uint8_t *buf, size_t n)
     }
 }
 
-
-
 /* When the payload of c's current frame goes into c->buf and at least
  * DX_DIRECT_MIN of it is still to come, makes room for it there and
  * returns where the next read should put it (*want: at most the rest of
