@@ -132,3 +132,22 @@ test("a page whose network drops gets every message said meanwhile, once, in ord
     assert.deepEqual(ada.errors, []);
     assert.deepEqual(bob.errors, []);
   }));
+
+test("a page without WebSocket chats with a WebSocket page over the fallback (events down, POSTs up)",
+  withPages("chat-fallback", async () => {
+    const sse = await chat.join(browser, srv, "sal", "porch", { init: () => { delete window.WebSocket; } });
+    const web = await chat.join(browser, srv, "wes", "porch");
+    assert.equal(await sse.evaluate(() => typeof window.WebSocket), "undefined");
+    await waitText(sse, "#log li.notice", "wes joined");
+    await say(sse, "hello over events and posts");
+    await waitText(web, "#log li.msg", "sal: hello over events and posts");
+    await say(web, "hello over a websocket");
+    await waitText(sse, "#log li.msg", "wes: hello over a websocket");
+    await sse.click("#text");
+    await sse.keyboard.type("typing over posts", { delay: 20 });
+    await waitFor(async () => (await typing(web)).includes("sal is typing"), "wes to see sal type");
+    await shoot(sse, "chat-fallback-sal");
+    await shoot(web, "chat-fallback-wes");
+    assert.deepEqual(sse.errors, []);
+    assert.deepEqual(web.errors, []);
+  }));

@@ -19,9 +19,10 @@ function waitText(page, selector, needle, what, timeout) {
     what || `${selector} containing ${JSON.stringify(needle)} on ${page.label}'s page`, timeout);
 }
 
-// join(browser, srv, name, room) -> a page of srv's chat, connected and in room.
-async function join(browser, srv, name, room) {
-  const page = await openPage(browser, srv.http(`/?name=${name}&room=${room}`));
+// join(browser, srv, name, room [, o]) -> a page of srv's chat, connected
+// and in room; o is openPage's (o.init runs before the page's scripts).
+async function join(browser, srv, name, room, o) {
+  const page = await openPage(browser, srv.http(`/?name=${name}&room=${room}`), o);
   await waitConnected(page);
   await waitFor(async () => ((await text(page, "#room")) || "").trim() === room, `#room "${room}" for ${name}`);
   return page;
