@@ -636,6 +636,10 @@ int dx_sse_flush(dx_conn *c)
             return -1;
         }
         size_t src, len = encode(c, x, s->sse_stage, DX_SSE_STAGE, &src);
+        if (len == 0 && src == 0) {          /* never: a queue the encoder cannot move is a bug */
+            dx_conn_lost(c);
+            return -1;
+        }
         long w = len ? dx_sink_write(c, s->sse_stage, len) : 0;
         if (w < 0)
             return -1;
