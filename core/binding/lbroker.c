@@ -507,6 +507,33 @@ static void on_topic(void *ud, const char *topic, size_t tlen, int on)
     n->b->ops->interest(n->b, topic, tlen, on);
 }
 
+/* A fallback POST another worker took for a session of this one: run
+ * here, answered back. */
+static void on_forwarded(void *ud, uint32_t origin, uint64_t token, const char *id, size_t idlen, uint64_t seq,
+                         const uint8_t *body, size_t len)
+{
+    dx_node *n = ud;
+    char text[128];
+    int status = dx_server_forwarded_post(n->ls->srv, id, idlen, seq, body, len, text, sizeof text);
+    if (n->b->ops->answer)                   /* n->b: the handler may have changed the engine */
+        n->b->ops->answer(n->b, origin, token, status, text, strlen(text));
+}
+
+static void on_answered(void *ud, uint64_t token, int status, const char *text, size_t len)
+{
+    dx_node *n = ud;
+    dx_server_forward_answer(n->ls->srv, token, status, text, len);
+}
+
+int dx_node_forward(dx_lserver *ls, unsigned worker, uint64_t token, const char *id, size_t idlen, uint64_t seq,
+                    const uint8_t *body, size_t len)
+{
+    dx_node *n = ls->node;
+    if (n == NULL || n->b->ops->forward == NULL)
+        return -1;
+    return n->b->ops->forward(n->b, worker, token, id, idlen, seq, body, len);
+}
+
 /* Sets the node's topic hook: the engine hears of every topic there is. */
 static void hook_topics(dx_node *n)
 {
@@ -529,7 +556,7 @@ dx_node *dx_node_get(lua_State *L, dx_lserver *ls)
     char host[200] = "localhost";
     gethostname(host, sizeof host - 1);
     snprintf(n->name, sizeof n->name, "%s:%ld", host, (long)getpid());
-    dx_broker_sink sink = { n, on_publication, on_presence, on_link };
+    dx_broker_sink sink = { n, on_publication, on_presence, on_link, on_forwarded, on_answered };
     n->b = dx_memory_broker_new(ev_default_loop(0), &sink);
     if (n->b == NULL) {
         free(n);
@@ -1033,7 +1060,7 @@ static int l_broker(lua_State *L)
     dx_lserver *ls = check_server(L);
     const char *spec = luaL_checkstring(L, 2);
     dx_node *n = dx_node_get(L, ls);
-    dx_broker_sink sink = { n, on_publication, on_presence, on_link };
+    dx_broker_sink sink = { n, on_publication, on_presence, on_link, on_forwarded, on_answered };
     struct ev_loop *loop = ev_default_loop(0);
     dx_broker *b;
     if (strcmp(spec, "memory") == 0) {
@@ -1049,6 +1076,8 @@ static int l_broker(lua_State *L)
         b = dx_bus_broker_new(loop, &sink, fd, n->name);
         if (b == NULL)
             close(fd);
+        else
+            dx_server_set_worker(ls->srv, index);   /* its session ids name it: POSTs find it */
     } else if (strncmp(spec, "redis://", 8) == 0) {
         dx_redis_config cfg;
         char err[512];

@@ -371,6 +371,48 @@ static void leave(dx_hub *h, hub_worker *w, const dx_wire_msg *m)
     maybe_forget(h, t);
 }
 
+/* ---- forwarded POSTs ---- */
+
+static void answer_to(hub_worker *w, uint64_t token, unsigned status, const char *text, size_t len)
+{
+    dx_wire_buf *q = queue_of(w, 0);              /* an answer is never dropped */
+    if (q)
+        queued(w, dx_wire_answer(q, DX_WIRE_ANSWERED, 0, token, status, text, len));
+}
+
+/* A POST w took for a session of m->worker: to that worker, with w's
+ * index and generation as its origin; answered at once when it is not
+ * there, or past its bound (the bound of what is dropped: a forward
+ * counts like a publication, but is answered instead of dropped). */
+static void forward(dx_hub *h, hub_worker *w, const dx_wire_msg *m)
+{
+    hub_worker *t = worker_at(h, m->worker);
+    if (t == NULL) {
+        static const char why[] = "no such session: its worker is gone";
+        answer_to(w, m->token, 404, why, sizeof why - 1);
+        return;
+    }
+    dx_wire_buf *q = t->cut || dx_wire_pending(&t->out) >= DX_HUB_OUT_MAX ? NULL : queue_of(t, 1);
+    if (q == NULL) {
+        static const char why[] = "the session's worker is not reading: try again";
+        h->stats.dropped++;
+        answer_to(w, m->token, 503, why, sizeof why - 1);
+        return;
+    }
+    uint32_t origin = (uint32_t)(w->gen & 0xff) << 16 | (w->index & 0xffff);
+    queued(t, dx_wire_forward(q, DX_WIRE_FORWARDED, origin, m->token, m->text, m->text_len, m->seq, m->data,
+                              m->len));
+}
+
+/* w's answer to a forwarded POST: to its origin, if that is still the
+ * worker that asked (not one restarted in its slot since). */
+static void answer(dx_hub *h, const dx_wire_msg *m)
+{
+    hub_worker *o = worker_at(h, m->worker & 0xffff);
+    if (o && (o->gen & 0xff) == ((m->worker >> 16) & 0xff))
+        answer_to(o, m->token, m->status, m->text, m->text_len);
+}
+
 /* One record from w: 0, or -1 when it makes no sense here. */
 static int dispatch(dx_hub *h, hub_worker *w, dx_wire_msg *m)
 {
@@ -410,6 +452,12 @@ static int dispatch(dx_hub *h, hub_worker *w, dx_wire_msg *m)
         return 0;
     case DX_WIRE_LEAVE:
         leave(h, w, m);
+        return 0;
+    case DX_WIRE_FORWARD:
+        forward(h, w, m);
+        return 0;
+    case DX_WIRE_ANSWER:
+        answer(h, m);
         return 0;
     default:
         return -1;                                /* a hub's record, sent to the hub */
@@ -574,7 +622,7 @@ dx_hub *dx_hub_new(struct ev_loop *loop,
     if (h == NULL)
         return NULL;
     h->loop = loop;
-    dx_broker_sink sink = { h, on_publication, on_presence, on_link };
+    dx_broker_sink sink = { h, on_publication, on_presence, on_link, NULL, NULL };
     h->engine = make_engine ? make_engine(loop, &sink, arg) : dx_memory_broker_new(loop, &sink);
     if (h->engine == NULL) {
         free(h);
