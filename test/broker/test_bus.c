@@ -575,6 +575,11 @@ static int forwarded_2(void *arg)
     return recs[2].nfwd >= *(int *)arg;
 }
 
+static int forwarded_1(void *arg)
+{
+    return recs[1].nfwd >= *(int *)arg;
+}
+
 static void test_forward(void)
 {
     const char *id = "0002aaaabbbbccccddddeeeeffff0000";
@@ -620,8 +625,15 @@ static void test_detach(void)
     settle();
     dx_hub_engine(hub)->ops->stats(dx_hub_engine(hub), &before);
     recs[0].nevents = 0;
+    /* a POST forwarded to bus 1 and not answered when it goes: its origin hears 404 */
+    int nfwd = recs[1].nfwd + 1, nans = recs[0].nans + 1;
+    CHECK_EQ(bus[0]->ops->forward(bus[0], 1, 55, "0001", 4, 0, NULL, 0), 0);
+    CHECK(run_until(forwarded_1, &nfwd, 5));
     dx_hub_detach(hub, 1);
     settle();
+    CHECK_EQ(recs[0].nans, nans);
+    CHECK(recs[0].ans_token == 55 && recs[0].ans_status == 404 &&
+          strcmp(recs[0].ans_text, "no such session: its worker is gone") == 0);
     CHECK_EQ(find_event(&recs[0], "lobby", 0, 5, "box:101/w1"), 1);
     CHECK_EQ(find_event(&recs[0], "lobby", 0, 6, "box:101/w1"), 1);
     asked a = ask_presence(0, "lobby");
