@@ -224,7 +224,8 @@ struct dx_server {
     int ips_on;                    /* ips counts every connection in conns */
     ev_tstamp limit_logged_at;     /* the last "refusing" line */
     struct dx_sse **sessions;      /* event-stream sessions by id (sse.c) */
-    struct dx_sse_wait *waiting;   /* POSTs forwarded to another worker, waiting for its answer */
+    struct dx_sse_wait **waiting;  /* POSTs forwarded to another worker, waiting for its answer:
+                                    * DX_SSE_WAIT_BUCKETS chains by token, NULL before the first */
     unsigned worker;               /* this process's worker index (--workers N), 0: the only one */
     size_t nsessions_buckets, nsessions;
     uint8_t *sse_stage;            /* DX_SSE_STAGE bytes: events encoded for one write */

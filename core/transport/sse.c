@@ -51,6 +51,7 @@
 #define DX_SSE_ID 32                 /* hex digits of a session id */
 #define DX_SSE_OFFERS 256            /* bytes of decoded duplex_protocols */
 #define DX_SSE_WORKER 4              /* hex digits of the id that name its worker */
+#define DX_SSE_WAIT_BUCKETS 256      /* chains of forwarded POSTs waiting, by token */
 
 /* A session's state, in its connection's rare part. */
 typedef struct dx_sse {
@@ -170,6 +171,8 @@ void dx_sse_server_free(dx_server *s)
 {
     free(s->sessions);
     s->sessions = NULL;
+    free(s->waiting);                        /* empty: each connection took its wait with it */
+    s->waiting = NULL;
     s->nsessions = s->nsessions_buckets = 0;
     free(s->sse_stage);
     s->sse_stage = NULL;
@@ -490,7 +493,9 @@ static int forward(dx_conn *c, const dx_http_request *req, unsigned worker, cons
     cors(req, allow, sizeof allow);
     size_t alen = strlen(allow);
     dx_conn_rare *r = dx_conn_rare_get(c);
-    dx_sse_wait *w = r ? malloc(sizeof *w + alen + 1) : NULL;
+    if (s->waiting == NULL)
+        s->waiting = calloc(DX_SSE_WAIT_BUCKETS, sizeof *s->waiting);
+    dx_sse_wait *w = r && s->waiting ? malloc(sizeof *w + alen + 1) : NULL;
     if (w == NULL || s->ev.forward(s->ud, worker, c->id, id, DX_SSE_ID, seq, c->buf + head, len) < 0) {
         free(w);
         if (r)
@@ -500,11 +505,12 @@ static int forward(dx_conn *c, const dx_http_request *req, unsigned worker, cons
     w->conn = c;
     w->keep = keep;
     memcpy(w->cors, allow, alen + 1);
-    w->next = s->waiting;
-    w->pprev = &s->waiting;
-    if (s->waiting)
-        s->waiting->pprev = &w->next;
-    s->waiting = w;
+    dx_sse_wait **at = &s->waiting[c->id & (DX_SSE_WAIT_BUCKETS - 1)];
+    w->next = *at;
+    w->pprev = at;
+    if (*at)
+        (*at)->pprev = &w->next;
+    *at = w;
     r->wait = w;
     return 3;
 }
@@ -578,7 +584,7 @@ int dx_sse_post(dx_conn *c, const dx_http_request *req, size_t head, size_t *use
 
 void dx_server_forward_answer(dx_server *s, uint64_t token, int status, const char *text, size_t len)
 {
-    dx_sse_wait *w = s->waiting;
+    dx_sse_wait *w = s->waiting ? s->waiting[token & (DX_SSE_WAIT_BUCKETS - 1)] : NULL;
     while (w && w->conn->id != token)
         w = w->next;
     if (w == NULL)
