@@ -46,7 +46,9 @@
  *                                           the answer to this worker's forward
  *
  * Every request (recover, presence) carries an id the worker chose; its
- * answer carries it back. A stream is in order: what a side wrote first is
+ * answer carries it back. A forward carries a token (the origin worker's
+ * connection id) that its answer carries back, and the hub's name of the
+ * origin, which the answer names for the hub to route it. A stream is in order: what a side wrote first is
  * read first. The wire is the same program on both ends (the supervisor
  * forks its workers), so it has no version. */
 #ifndef DX_WIRE_H

@@ -18,13 +18,28 @@
  *         a time, so a large message costs no second copy of itself.
  *   up    Each POST carries WebSocket frames, masked as a client's are
  *         (any key), for the session named in its query (duplex_session,
- *         32 hex digits nobody can guess) with a sequence number (seq,
+ *         32 hex digits: the worker's index in 4, then 28 nobody can
+ *         guess) with a sequence number (seq,
  *         from 0): the body goes through the session's frame reader as if
  *         its socket had read it. POSTs are taken in order: a seq already
  *         taken is answered 204 without being taken again (a retry), a
  *         seq ahead of the next is 409. A body may be at most one message
  *         of max_message with its header (past it: 413, and the session
  *         closes 1009, as a WebSocket would).
+ *
+ * Workers. Under --workers N a POST's connection lands on any worker.
+ * One for a session of another worker (its id's first 4 hex digits, and
+ * dx_events.forward set) is handed up whole (id, seq, body, and the
+ * connection's id as the token): the binding carries it over the bus and
+ * the hub to that worker, whose dx_server_forwarded_post runs it as a
+ * local POST (take() is both paths' logic) and whose answer comes back to
+ * dx_server_forward_answer. Meanwhile the POST's connection is paused
+ * with rare->wait set (dx_out_flush does not resume it: the answer does,
+ * so requests pipelined behind it are answered in order), its request
+ * bytes consumed, in the server's table of waits by token (a connection
+ * freed takes its wait with it: a late answer finds nothing); it is still
+ * in HANDSHAKE, so handshake_timeout bounds the wait. The answer carries
+ * the CORS lines the request earned, kept in the wait.
  *
  * The GET asks with Accept: text/event-stream on a WebSocket route; the
  * subprotocols it offers come in the query (duplex_protocols, comma
