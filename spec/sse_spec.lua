@@ -212,6 +212,10 @@ describe("an event-stream session", function()
     assert.matches("no such session", resp.body)
     resp = raw(sse.post_request(port, "/?duplex_session=abc&seq=0", frame))
     assert.are.equal(404, resp.status)
+    -- A single process's ids start 0000; one naming a worker is nobody's here.
+    assert.are.equal("0000", s.id:sub(1, 4))
+    resp = raw(sse.post_request(port, "/?duplex_session=0001" .. s.id:sub(5) .. "&seq=0", frame))
+    assert.are.equal(404, resp.status)
     -- No Content-Length: chunked, or nothing.
     resp = raw(sse.request("POST", s:target(0), port, { "Transfer-Encoding: chunked" },
       ("%x\r\n"):format(#frame) .. frame .. "\r\n0\r\n\r\n"))

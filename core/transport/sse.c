@@ -550,8 +550,11 @@ int dx_sse_post(dx_conn *c, const dx_http_request *req, size_t head, size_t *use
     const char *seqp = query_param(req, "seq", &seqlen);
     dx_sse *x = session(s, id, idlen);
     int remote = -1;                         /* another worker's session: it is asked */
-    if (x == NULL && s->ev.forward && (remote = id_worker(id, idlen)) == (int)s->worker)
-        remote = -1;
+    if (x == NULL && s->ev.forward && s->worker) {   /* a worker (1..N) of --workers N */
+        remote = id_worker(id, idlen);
+        if (remote == 0 || remote == (int)s->worker)
+            remote = -1;
+    }
     if ((uint64_t)len > s->cfg.max_message + DX_FRAME_HEADER_MAX) {
         if (x)                               /* what a WebSocket would do with such a message */
             close_too_big(x);
