@@ -481,6 +481,13 @@ static void on_link(void *ud, int up, const char *why)
     dx_node *n = ud;
     dx_log(up ? DX_LOG_INFO : DX_LOG_WARN, up ? "broker_up" : "broker_down", 0, NULL, "broker %s %s: %s",
            n->b->ops->name, up ? "connected" : "lost", why);
+    dx_broker_stats st;
+    if (!up && n->b->ops->forward) {
+        n->b->ops->stats(n->b, &st);
+        if (!st.link_up)                     /* the bus's own link (not the hub's engine's): the
+                                              * forwarded POSTs' answers will not come */
+            dx_server_forward_fail(n->ls->srv, 503, "the link to the session's worker went down");
+    }
 }
 
 static void on_topic(void *ud, const char *topic, size_t tlen, int on)

@@ -185,6 +185,10 @@ void dx_server_set_worker(dx_server *s, unsigned index);
  * request. Nothing when that connection is gone. */
 void dx_server_forward_answer(dx_server *s, uint64_t token, int status, const char *text, size_t len);
 
+/* Answers every forwarded POST still waiting with status and text (the
+ * link that carries their answers went down: none will come). */
+void dx_server_forward_fail(dx_server *s, int status, const char *text);
+
 /* A POST forwarded here by another worker for session id (idlen bytes):
  * runs as one that came here would (seq check, body fed to the session's
  * reader, which may run the message event). Returns the status to answer

@@ -627,6 +627,13 @@ void dx_server_forward_answer(dx_server *s, uint64_t token, int status, const ch
     dx_conn_arm_timer(c);
 }
 
+void dx_server_forward_fail(dx_server *s, int status, const char *text)
+{
+    for (size_t i = 0; s->waiting && i < DX_SSE_WAIT_BUCKETS; i++)
+        while (s->waiting[i])                /* each answer takes its wait off the chain */
+            dx_server_forward_answer(s, s->waiting[i]->conn->id, status, text, strlen(text));
+}
+
 int dx_server_forwarded_post(dx_server *s, const char *id, size_t idlen, uint64_t seq, const uint8_t *body,
                              size_t len, char *text, size_t cap)
 {
