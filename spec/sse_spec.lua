@@ -840,6 +840,24 @@ describe("event-stream sessions under --workers 2", function()
     srv:stop()
   end)
 
+  it("closes a session 1009 for a POST whose body is too big, whichever worker refuses it 413", function()
+    for _ = 1, 6 do                        -- 12 POSTs: some on the other worker (all but surely)
+      local ss = one_per_worker()
+      for w = 1, 2 do
+        local s = ss[w]
+        local c = assert(sse.connect(srv.port))
+        assert(c:send(sse.request("POST", s:target(s.seq), srv.port, { ("Content-Length: %d"):format(s.max + 15) })))
+        local resp = assert(c:read_response())
+        c:close()
+        assert.are.equal(413, resp.status)
+        local ev = assert(s:next_event())
+        assert.are.same({ "c", 1009 }, { ev.kind, ev.code })
+        s:close()
+      end
+    end
+    srv:stop()
+  end)
+
   it("answers 404 to an unknown or malformed session id, whichever worker takes it", function()
     local ss = one_per_worker()
     local ids = {

@@ -27,6 +27,8 @@
  *     'Q' presence   u32 id, str topic
  *     'F' forward    u32 worker, u64 token, str id, u64 seq, str body
  *                                           a fallback POST for a session of worker
+ *                                           (seq all ones: its body was too big, refused;
+ *                                           the session closes 1009)
  *     'A' answer     u32 origin, u64 token, u16 status, str text
  *                                           the answer to a forwarded POST
  *   hub -> worker

@@ -150,7 +150,10 @@ typedef struct dx_events {
      * return 0; the POST's connection reads nothing more until
      * dx_server_forward_answer(s, token, ...) answers it (or its
      * handshake_timeout ends it). Return -1 when it cannot go now (it is
-     * answered 503). Everything given is valid only during the call. */
+     * answered 503). seq UINT64_MAX (token 0, no body, no answer waited
+     * for): the POST was refused 413 for a body past max_message, and the
+     * session should close 1009 as a local one does. Everything given is
+     * valid only during the call. */
     int (*forward)(void *ud, unsigned worker, uint64_t token, const char *id, size_t idlen,
                    uint64_t seq, const uint8_t *body, size_t len);
 } dx_events;
@@ -191,7 +194,8 @@ void dx_server_forward_fail(dx_server *s, int status, const char *text);
 
 /* A POST forwarded here by another worker for session id (idlen bytes):
  * runs as one that came here would (seq check, body fed to the session's
- * reader, which may run the message event). Returns the status to answer
+ * reader, which may run the message event; seq UINT64_MAX: its body was
+ * too big, the session closes 1009). Returns the status to answer
  * it with (204, or 4xx/5xx with a reason, NUL-terminated, in text of cap
  * bytes; "" for 204). */
 int dx_server_forwarded_post(dx_server *s, const char *id, size_t idlen, uint64_t seq, const uint8_t *body,

@@ -67,6 +67,7 @@
 #define DX_SSE_OFFERS 256            /* bytes of decoded duplex_protocols */
 #define DX_SSE_WORKER 4              /* hex digits of the id that name its worker */
 #define DX_SSE_WAIT_BUCKETS 256      /* chains of forwarded POSTs waiting, by token */
+#define DX_SSE_TOO_BIG UINT64_MAX    /* a forwarded seq: the POST's body was too big, refused */
 
 /* A session's state, in its connection's rare part. */
 typedef struct dx_sse {
@@ -558,6 +559,8 @@ int dx_sse_post(dx_conn *c, const dx_http_request *req, size_t head, size_t *use
     if ((uint64_t)len > s->cfg.max_message + DX_FRAME_HEADER_MAX) {
         if (x)                               /* what a WebSocket would do with such a message */
             close_too_big(x);
+        else if (remote >= 0)                /* its worker does it (token 0: no answer waited for) */
+            s->ev.forward(s->ud, (unsigned)remote, 0, id, DX_SSE_ID, DX_SSE_TOO_BIG, NULL, 0);
         dx_conn_refuse(c, 413, NULL, "body larger than one message of max_message: the session is closed 1009");
         return -1;
     }
@@ -639,7 +642,7 @@ int dx_server_forwarded_post(dx_server *s, const char *id, size_t idlen, uint64_
 {
     dx_sse *x = session(s, id, idlen);
     text[0] = 0;
-    if (x && len > s->cfg.max_message + DX_FRAME_HEADER_MAX) {
+    if (x && (seq == DX_SSE_TOO_BIG || len > s->cfg.max_message + DX_FRAME_HEADER_MAX)) {
         close_too_big(x);
         snprintf(text, cap, "body larger than one message of max_message: the session is closed 1009");
         return 413;
