@@ -51,8 +51,10 @@
  * DX_SSE_STAGE) wait in the session; the queue bytes they stand for stay
  * in the queue, counted against max_backpressure, until they are written.
  * A POST's body is held whole (at most max_message and a frame header)
- * only for a session that exists: one for an unknown session is answered
- * 404 from its head. */
+ * only for a session that exists, or one of another worker (which alone
+ * knows whether it exists): one for an unknown session of this process is
+ * answered 404 from its head. A forwarded POST waiting for its answer
+ * holds its wait (its CORS lines) and nothing else: its bytes are gone. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,7 +93,7 @@ typedef struct dx_sse {
 } dx_sse;
 
 /* A POST forwarded to its session's worker, waiting for the answer, in
- * its connection's rare part and the server's list of them. */
+ * its connection's rare part and the server's table of them (by token). */
 typedef struct dx_sse_wait {
     struct dx_sse_wait *next, **pprev;
     dx_conn *conn;                   /* its token is conn->id */
