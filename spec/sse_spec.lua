@@ -212,6 +212,10 @@ describe("an event-stream session", function()
     assert.matches("no such session", resp.body)
     resp = raw(sse.post_request(port, "/?duplex_session=abc&seq=0", frame))
     assert.are.equal(404, resp.status)
+    -- A single process's ids start 0000; one naming a worker is nobody's here.
+    assert.are.equal("0000", s.id:sub(1, 4))
+    resp = raw(sse.post_request(port, "/?duplex_session=0001" .. s.id:sub(5) .. "&seq=0", frame))
+    assert.are.equal(404, resp.status)
     -- No Content-Length: chunked, or nothing.
     resp = raw(sse.request("POST", s:target(0), port, { "Transfer-Encoding: chunked" },
       ("%x\r\n"):format(#frame) .. frame .. "\r\n0\r\n\r\n"))
@@ -713,5 +717,173 @@ describe("an event-stream session over TLS", function()
     for _ = 1, 48 do expect(s, "binary", ("x"):rep(16384)) end
     echo(s, "after")
     s:close()
+  end)
+end)
+
+describe("event-stream sessions under --workers 2", function()
+  -- A POST's connection lands on either worker (SO_REUSEPORT); one for a
+  -- session of the other worker is forwarded to it through the hub.
+  local srv
+  before_each(function() srv = server.start(APP, { "--workers", "2", "--max-connections", "0",
+    "--max-connections-per-ip", "0", "--max-message-rate", "0" }) end)
+  after_each(function() if srv then srv:kill() end end)
+
+  -- The worker a session id names (its first 4 hex digits).
+  local function worker_of(s) return tonumber(s.id:sub(1, 4), 16) end
+
+  -- Sessions until there is one on each worker: { [1] = s, [2] = s }.
+  local function one_per_worker()
+    local got, tries = {}, 0
+    while not (got[1] and got[2]) do
+      local s = open(srv)
+      local w = worker_of(s)
+      assert(w == 1 or w == 2, "a session id that names no worker: " .. s.id)
+      if got[w] then s:close() else got[w] = s end
+      tries = tries + 1
+      assert(tries < 200, "no session on each worker in 200 tries")
+    end
+    return got
+  end
+
+  -- The next POST of s goes on a new connection (so, to either worker).
+  local function fresh(s)
+    if s.post_conn then s.post_conn:close() end
+    s.post_conn = nil
+  end
+
+  -- The pids of the workers, by index (the supervisor's line on stdout).
+  local function worker_pids()
+    local deadline = now() + 5
+    while true do
+      local pids = srv:stdout():match("\nduplex: 2 workers %(pids ([%d ]+)%)\n")
+      if pids then
+        local t = {}
+        for p in pids:gmatch("%d+") do t[#t + 1] = tonumber(p) end
+        return t
+      end
+      assert(now() < deadline, "no workers line on stdout:\n" .. srv:stdout())
+      socket.sleep(0.01)
+    end
+  end
+
+  it("takes every POST, on whichever worker, exactly once and in order; echoes come down the stream", function()
+    local ss = one_per_worker()
+    local N = 100
+    local want = {}
+    for k = 1, N do
+      want[k] = tostring(k)
+      for w = 1, 2 do
+        local s = ss[w]
+        fresh(s)
+        assert(s:send_text("!rec " .. k))
+        fresh(s)
+        echo(s, ("w%d message %d"):format(w, k))
+      end
+    end
+    local own = "http://127.0.0.1:" .. srv.port                -- its own host: allowed
+    for k = 1, 10 do
+      for w = 1, 2 do
+        -- two POSTs in one write on a new connection, the first with an
+        -- Origin: answered in order, the first with its CORS line
+        local s = ss[w]
+        local c = assert(sse.connect(srv.port))
+        local a, b = ("pipelined %d.%d a"):format(w, k), ("pipelined %d.%d b"):format(w, k)
+        assert(c:send(sse.post_request(srv.port, s:target(s.seq), sse.frame(1, a), { "Origin: " .. own })
+          .. sse.post_request(srv.port, s:target(s.seq + 1), sse.frame(1, b))))
+        local r1, r2 = assert(c:read_response()), assert(c:read_response())
+        c:close()
+        assert.are.equal(204, r1.status)
+        assert.are.equal(own, r1.headers["access-control-allow-origin"])
+        assert.are.equal(204, r2.status)
+        assert.is_nil(r2.headers["access-control-allow-origin"])
+        s.seq = s.seq + 2
+        expect(s, "text", a)
+        expect(s, "text", b)
+      end
+    end
+    for w = 1, 2 do
+      -- a seq ahead is refused by the session's worker, its reason carried back
+      fresh(ss[w])
+      local status, resp = ss[w]:post(sse.frame(1, "ahead"), { seq = ss[w].seq + 3 })
+      assert.are.equal(409, status)
+      assert.are.equal(("out of order: the session takes seq %d next"):format(ss[w].seq), resp.body)
+      -- a retry of a seq taken is 204 and not taken again
+      fresh(ss[w])
+      assert.are.equal(204, (ss[w]:post(sse.frame(1, "!rec again"), { seq = 0 })))
+      fresh(ss[w])
+      assert(ss[w]:send_text("!report"))
+      expect(ss[w], "text", table.concat(want, ","))
+    end
+    for w = 1, 2 do ss[w]:close() end
+    srv:stop()
+  end)
+
+  it("answers 4xx to a POST for a session whose worker was killed; the other worker's sessions go on", function()
+    local ss = one_per_worker()
+    local pids = worker_pids()
+    assert(os.execute("kill -KILL " .. pids[1]))
+    local answered = 0
+    for k = 1, 20 do
+      fresh(ss[1])
+      local resp = ss[1]:post_raw(sse.frame(1, "to the dead " .. k))
+      if resp then                         -- (a connection the kernel gave the dead listener is reset)
+        answered = answered + 1
+        assert.are.equal(404, resp.status, resp.body)
+        assert.matches("^no such session", resp.body)
+      end
+      fresh(ss[2])
+      echo(ss[2], "alive " .. k)
+    end
+    assert(answered >= 10, "only " .. answered .. " of 20 POSTs were answered")
+    ss[1]:close()
+    ss[2]:close()
+    srv:stop()
+  end)
+
+  it("closes a session 1009 for a POST whose body is too big, whichever worker refuses it 413", function()
+    for _ = 1, 6 do                        -- 12 POSTs: some on the other worker (all but surely)
+      local ss = one_per_worker()
+      for w = 1, 2 do
+        local s = ss[w]
+        local c = assert(sse.connect(srv.port))
+        assert(c:send(sse.request("POST", s:target(s.seq), srv.port, { ("Content-Length: %d"):format(s.max + 15) })))
+        local resp = assert(c:read_response())
+        c:close()
+        assert.are.equal(413, resp.status)
+        local ev = assert(s:next_event())
+        assert.are.same({ "c", 1009 }, { ev.kind, ev.code })
+        s:close()
+      end
+    end
+    srv:stop()
+  end)
+
+  it("answers 404 to an unknown or malformed session id, whichever worker takes it", function()
+    local ss = one_per_worker()
+    local ids = {
+      "zzzz" .. ss[2].id:sub(5),                       -- not hex
+      "0002" .. ("0"):rep(28),                         -- worker 2's, unknown there
+      "0001" .. ("0"):rep(28),                         -- worker 1's, unknown there
+      "0009" .. ss[1].id:sub(5),                       -- no worker 9
+      ss[1].id:sub(1, 31),                             -- too short
+      ss[1].id:upper(),                                -- not as made
+    }
+    for _, id in ipairs(ids) do
+      for _ = 1, 6 do
+        local c = assert(sse.connect(srv.port))
+        assert(c:send(sse.post_request(srv.port, "/?duplex_session=" .. id .. "&seq=0", sse.frame(1, "x"))))
+        local resp = assert(c:read_response())
+        c:close()
+        assert.are.equal(404, resp.status, id .. ": " .. tostring(resp.body))
+        assert.matches("^no such session", resp.body)
+      end
+    end
+    -- the sessions themselves never saw any of it
+    for w = 1, 2 do
+      fresh(ss[w])
+      echo(ss[w], "still " .. w)
+      ss[w]:close()
+    end
+    srv:stop()
   end)
 end)

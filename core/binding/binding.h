@@ -183,6 +183,12 @@ uint64_t dx_box_restarts(void);
 
 /* The broker's counters (zeros while the server has no node). */
 void dx_node_stats(const dx_lserver *ls, dx_broker_stats *out);
+/* The server's dx_events.forward: a fallback POST for a session of
+ * another worker goes to it through the node's engine (the bus). 0, or -1
+ * when it cannot go (no node, an engine that cannot forward, or it
+ * refused). */
+int dx_node_forward(dx_lserver *ls, unsigned worker, uint64_t token, const char *id, size_t idlen, uint64_t seq,
+                    const uint8_t *body, size_t len);
 /* The server's methods of the node: history, presence, presence_events, publish_local, node. */
 extern const luaL_Reg dx_node_methods[];
 

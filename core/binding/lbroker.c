@@ -481,6 +481,13 @@ static void on_link(void *ud, int up, const char *why)
     dx_node *n = ud;
     dx_log(up ? DX_LOG_INFO : DX_LOG_WARN, up ? "broker_up" : "broker_down", 0, NULL, "broker %s %s: %s",
            n->b->ops->name, up ? "connected" : "lost", why);
+    dx_broker_stats st;
+    if (!up && n->b->ops->forward) {
+        n->b->ops->stats(n->b, &st);
+        if (!st.link_up)                     /* the bus's own link (not the hub's engine's): the
+                                              * forwarded POSTs' answers will not come */
+            dx_server_forward_fail(n->ls->srv, 503, "the link to the session's worker went down");
+    }
 }
 
 static void on_topic(void *ud, const char *topic, size_t tlen, int on)
@@ -507,6 +514,33 @@ static void on_topic(void *ud, const char *topic, size_t tlen, int on)
     n->b->ops->interest(n->b, topic, tlen, on);
 }
 
+/* A fallback POST another worker took for a session of this one: run
+ * here, answered back. */
+static void on_forwarded(void *ud, uint32_t origin, uint64_t token, const char *id, size_t idlen, uint64_t seq,
+                         const uint8_t *body, size_t len)
+{
+    dx_node *n = ud;
+    char text[128];
+    int status = dx_server_forwarded_post(n->ls->srv, id, idlen, seq, body, len, text, sizeof text);
+    if (n->b->ops->answer)                   /* n->b: the handler may have changed the engine */
+        n->b->ops->answer(n->b, origin, token, status, text, strlen(text));
+}
+
+static void on_answered(void *ud, uint64_t token, int status, const char *text, size_t len)
+{
+    dx_node *n = ud;
+    dx_server_forward_answer(n->ls->srv, token, status, text, len);
+}
+
+int dx_node_forward(dx_lserver *ls, unsigned worker, uint64_t token, const char *id, size_t idlen, uint64_t seq,
+                    const uint8_t *body, size_t len)
+{
+    dx_node *n = ls->node;
+    if (n == NULL || n->b->ops->forward == NULL)
+        return -1;
+    return n->b->ops->forward(n->b, worker, token, id, idlen, seq, body, len);
+}
+
 /* Sets the node's topic hook: the engine hears of every topic there is. */
 static void hook_topics(dx_node *n)
 {
@@ -529,7 +563,7 @@ dx_node *dx_node_get(lua_State *L, dx_lserver *ls)
     char host[200] = "localhost";
     gethostname(host, sizeof host - 1);
     snprintf(n->name, sizeof n->name, "%s:%ld", host, (long)getpid());
-    dx_broker_sink sink = { n, on_publication, on_presence, on_link };
+    dx_broker_sink sink = { n, on_publication, on_presence, on_link, on_forwarded, on_answered };
     n->b = dx_memory_broker_new(ev_default_loop(0), &sink);
     if (n->b == NULL) {
         free(n);
@@ -1033,7 +1067,7 @@ static int l_broker(lua_State *L)
     dx_lserver *ls = check_server(L);
     const char *spec = luaL_checkstring(L, 2);
     dx_node *n = dx_node_get(L, ls);
-    dx_broker_sink sink = { n, on_publication, on_presence, on_link };
+    dx_broker_sink sink = { n, on_publication, on_presence, on_link, on_forwarded, on_answered };
     struct ev_loop *loop = ev_default_loop(0);
     dx_broker *b;
     if (strcmp(spec, "memory") == 0) {
@@ -1049,6 +1083,8 @@ static int l_broker(lua_State *L)
         b = dx_bus_broker_new(loop, &sink, fd, n->name);
         if (b == NULL)
             close(fd);
+        else
+            dx_server_set_worker(ls->srv, index);   /* its session ids name it: POSTs find it */
     } else if (strncmp(spec, "redis://", 8) == 0) {
         dx_redis_config cfg;
         char err[512];

@@ -543,9 +543,16 @@ static void ev_unhold(void *ud, intptr_t token)
     luaL_unref(ls->T, LUA_REGISTRYINDEX, (int)token);
 }
 
+/* A fallback POST for another worker's session: through the bus. */
+static int ev_forward(void *ud, unsigned worker, uint64_t token, const char *id, size_t idlen, uint64_t seq,
+                      const uint8_t *body, size_t len)
+{
+    return dx_node_forward(ud, worker, token, id, idlen, seq, body, len);
+}
+
 static const dx_events events = {
     ev_upgrade, ev_open, ev_message, ev_close, ev_pong_timeout, ev_drain, ev_http, ev_release,
-    ev_unhold
+    ev_unhold, ev_forward
 };
 
 /* ---- Lua API ---- */

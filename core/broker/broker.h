@@ -100,6 +100,16 @@ typedef struct dx_broker_sink {
     /* The engine's link went up (1) or down (0); why is a short line. The
      * node logs it; local delivery goes on either way. */
     void (*link)(void *ud, int up, const char *why);
+    /* Optional, the bus's only (NULL elsewhere): a POST of the fallback
+     * transport another worker (origin, as the hub names it) forwarded
+     * here for session id; the node runs it and answers it with
+     * ops->answer(origin, token, ...). Everything is valid only during the
+     * call. */
+    void (*forwarded)(void *ud, uint32_t origin, uint64_t token, const char *id, size_t idlen, uint64_t seq,
+                      const uint8_t *body, size_t len);
+    /* Optional, the bus's only: the answer to what this node forwarded
+     * under token (ops->forward). */
+    void (*answered)(void *ud, uint64_t token, int status, const char *text, size_t len);
 } dx_broker_sink;
 
 /* What a resume got. */
@@ -172,6 +182,17 @@ typedef struct dx_broker_ops {
      * never used again), so the parent's connections end when the parent
      * ends them. */
     void (*forked)(dx_broker *b);
+    /* Optional, the bus's only (NULL for memory and Redis): hands a POST
+     * for session id (whose worker is worker) to that worker, whose node
+     * hears it through sink.forwarded; its answer comes back through
+     * sink.answered with token. Returns 0, or -1 when it cannot go now
+     * (link down, or past the engine's bound: no answer will come). */
+    int (*forward)(dx_broker *b, unsigned worker, uint64_t token, const char *id, size_t idlen, uint64_t seq,
+                   const uint8_t *body, size_t len);
+    /* Optional, the bus's only: the answer to a forwarded POST (origin and
+     * token as sink.forwarded gave them). Always queued while the link is
+     * up. */
+    void (*answer)(dx_broker *b, uint32_t origin, uint64_t token, int status, const char *text, size_t len);
 } dx_broker_ops;
 
 /* Every engine's struct starts with this. */

@@ -178,6 +178,19 @@ static int dispatch(bus *b, dx_wire_msg *m)
         s->link(s->ud, m->flag, why);
         return 0;
     }
+    case DX_WIRE_FORWARDED:
+        if (s->forwarded) {
+            s->forwarded(s->ud, m->worker, m->token, m->text, m->text_len, m->seq, m->data, m->len);
+        } else if (b->fd >= 0) {                   /* no node to run it: the origin hears so */
+            static const char why[] = "no such session: this worker takes no forwarded POSTs";
+            if (dx_wire_answer(&b->out, DX_WIRE_ANSWER, m->worker, m->token, 404, why, sizeof why - 1) == 0)
+                want_write(b);
+        }
+        return 0;
+    case DX_WIRE_ANSWERED:
+        if (s->answered)
+            s->answered(s->ud, m->token, (int)m->status, m->text, m->text_len);
+        return 0;
     default:
         return -1;                                 /* a worker's record, sent to a worker */
     }
@@ -336,6 +349,29 @@ static void bus_leave(dx_broker *base, const char *topic, size_t tlen, const dx_
     want_write(b);
 }
 
+/* A forward counts against DX_BUS_OUT_MAX as a request does: past it,
+ * the caller answers the POST itself. */
+static int bus_forward(dx_broker *base, unsigned worker, uint64_t token, const char *id, size_t idlen, uint64_t seq,
+                       const uint8_t *body, size_t len)
+{
+    bus *b = (bus *)base;
+    if (b->fd < 0 || full(b) || dx_wire_forward(&b->out, DX_WIRE_FORWARD, worker, token, id, idlen, seq, body, len) < 0)
+        return -1;
+    want_write(b);
+    return 0;
+}
+
+/* An answer is always queued (another worker's connection waits for it). */
+static void bus_answer(dx_broker *base, uint32_t origin, uint64_t token, int status, const char *text, size_t len)
+{
+    bus *b = (bus *)base;
+    if (b->fd < 0)
+        return;
+    if (dx_wire_answer(&b->out, DX_WIRE_ANSWER, origin, token, (unsigned)status, text, len) < 0)
+        b->stats.lost++;
+    want_write(b);
+}
+
 static void bus_stats(const dx_broker *base, dx_broker_stats *out)
 {
     *out = ((const bus *)base)->stats;
@@ -375,6 +411,8 @@ static const dx_broker_ops bus_ops = {
     .presence = bus_presence,
     .stats = bus_stats,
     .free = bus_free,
+    .forward = bus_forward,
+    .answer = bus_answer,
 };
 
 dx_broker *dx_bus_broker_new(struct ev_loop *loop, const dx_broker_sink *sink, int fd, const char *node_name)

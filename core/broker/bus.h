@@ -5,6 +5,10 @@
  * holds the one real engine of the box, and hands what the hub sends back
  * to the node through the sink. The records are broker/wire.h's.
  *
+ * It carries the fallback transport's POSTs between workers too
+ * (ops.forward, ops.answer; sink.forwarded, sink.answered): the memory
+ * and Redis engines leave those NULL.
+ *
  * Output is queued and written once per loop iteration (all the records
  * of an iteration in one send); input is decoded as it comes, in order.
  *
@@ -20,8 +24,10 @@
  *
  * Bounds. Past DX_BUS_OUT_MAX bytes queued for a hub that does not read,
  * publishes return -1 (counted lost) and requests are answered UNAVAILABLE
- * at once; interest, join and leave are always queued (they keep the hub's
- * picture of this worker exact, and are few). When the hub dropped
+ * at once, and forward returns -1 (the transport answers that POST 503);
+ * interest, join, leave and answers to forwarded POSTs are always queued
+ * (they keep the hub's picture of this worker exact, or another worker's
+ * connection waits for them). When the hub dropped
  * records for this worker (its own bound), their number is added to
  * stats.lost.
  *

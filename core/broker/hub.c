@@ -17,6 +17,14 @@
 #define CONN_BITS 40
 #define CONN_MASK ((UINT64_C(1) << CONN_BITS) - 1)
 
+/* A POST forwarded to a worker, not answered yet: answered 404 for it if
+ * the worker goes first. */
+typedef struct hub_fwd {
+    struct hub_fwd *next;
+    uint32_t origin;               /* generation << 16 | index */
+    uint64_t token;
+} hub_fwd;
+
 typedef struct hub_worker {
     dx_hub *hub;
     unsigned index;
@@ -29,6 +37,8 @@ typedef struct hub_worker {
     uint64_t unreported;           /* records dropped it has not heard of */
     char name[256];
     size_t name_len;
+    hub_fwd *fwd, **fwd_tail;      /* forwarded to it, not answered, in the order sent (it
+                                    * answers in that order: a match is found first) */
 } hub_worker;
 
 typedef struct hub_member {
@@ -371,6 +381,98 @@ static void leave(dx_hub *h, hub_worker *w, const dx_wire_msg *m)
     maybe_forget(h, t);
 }
 
+/* ---- forwarded POSTs ---- */
+
+static void answer_to(hub_worker *w, uint64_t token, unsigned status, const char *text, size_t len)
+{
+    dx_wire_buf *q = queue_of(w, 0);              /* an answer is never dropped */
+    if (q)
+        queued(w, dx_wire_answer(q, DX_WIRE_ANSWERED, 0, token, status, text, len));
+}
+
+/* A POST w took for a session of m->worker: to that worker, with w's
+ * index and generation as its origin; answered at once when it is not
+ * there, or past its bound (the bound of what is dropped: a forward
+ * counts like a publication, but is answered instead of dropped). */
+static void forward(dx_hub *h, hub_worker *w, const dx_wire_msg *m)
+{
+    hub_worker *t = worker_at(h, m->worker);
+    if (t == NULL) {
+        static const char why[] = "no such session: its worker is gone";
+        answer_to(w, m->token, 404, why, sizeof why - 1);
+        return;
+    }
+    dx_wire_buf *q = t->cut || dx_wire_pending(&t->out) >= DX_HUB_OUT_MAX ? NULL : queue_of(t, 1);
+    if (q == NULL) {
+        static const char why[] = "the session's worker is not reading: try again";
+        h->stats.dropped++;
+        answer_to(w, m->token, 503, why, sizeof why - 1);
+        return;
+    }
+    uint32_t origin = (uint32_t)(w->gen & 0xff) << 16 | (w->index & 0xffff);
+    int rc = dx_wire_forward(q, DX_WIRE_FORWARDED, origin, m->token, m->text, m->text_len, m->seq, m->data,
+                             m->len);
+    queued(t, rc);
+    hub_fwd *f = rc == 0 ? malloc(sizeof *f) : NULL;
+    if (rc < 0) {
+        static const char why[] = "the session's worker cannot be reached now";
+        answer_to(w, m->token, 503, why, sizeof why - 1);
+    } else if (f) {                               /* (without it, only a detach goes unanswered) */
+        *f = (hub_fwd){ .next = NULL, .origin = origin, .token = m->token };
+        if (t->fwd == NULL)
+            t->fwd_tail = &t->fwd;
+        *t->fwd_tail = f;
+        t->fwd_tail = &f->next;
+    }
+}
+
+/* The worker an origin names, if it is still that generation. */
+static hub_worker *origin_at(const dx_hub *h, uint32_t origin)
+{
+    hub_worker *o = worker_at(h, origin & 0xffff);
+    return o && (o->gen & 0xff) == ((origin >> 16) & 0xff) ? o : NULL;
+}
+
+/* Forgets the forward (origin, token) pending at t, if it is. */
+static void fwd_done(hub_worker *t, uint32_t origin, uint64_t token)
+{
+    for (hub_fwd **pp = &t->fwd; *pp; pp = &(*pp)->next) {
+        hub_fwd *f = *pp;
+        if (f->origin == origin && f->token == token) {
+            *pp = f->next;
+            if (*pp == NULL)
+                t->fwd_tail = pp;
+            free(f);
+            return;
+        }
+    }
+}
+
+/* t is gone: what was forwarded to it is answered 404 to its origins. */
+static void fwd_fail(dx_hub *h, hub_worker *t)
+{
+    static const char why[] = "no such session: its worker is gone";
+    while (t->fwd) {
+        hub_fwd *f = t->fwd;
+        t->fwd = f->next;
+        hub_worker *o = origin_at(h, f->origin);
+        if (o)
+            answer_to(o, f->token, 404, why, sizeof why - 1);
+        free(f);
+    }
+    t->fwd_tail = &t->fwd;
+}
+
+/* w's answer to a forwarded POST: to its origin, if that is still the
+ * worker that asked (not one restarted in its slot since). */
+static void answer(dx_hub *h, hub_worker *w, const dx_wire_msg *m)
+{
+    fwd_done(w, m->worker, m->token);
+    hub_worker *o = origin_at(h, m->worker);
+    if (o)
+        answer_to(o, m->token, m->status, m->text, m->text_len);
+}
+
 /* One record from w: 0, or -1 when it makes no sense here. */
 static int dispatch(dx_hub *h, hub_worker *w, dx_wire_msg *m)
 {
@@ -410,6 +512,12 @@ static int dispatch(dx_hub *h, hub_worker *w, dx_wire_msg *m)
         return 0;
     case DX_WIRE_LEAVE:
         leave(h, w, m);
+        return 0;
+    case DX_WIRE_FORWARD:
+        forward(h, w, m);
+        return 0;
+    case DX_WIRE_ANSWER:
+        answer(h, w, m);
         return 0;
     default:
         return -1;                                /* a hub's record, sent to the hub */
@@ -492,6 +600,7 @@ static void detach(dx_hub *h, hub_worker *w)
     if (!w->reading)
         dx_wire_buf_free(&w->in);
     h->stats.workers--;
+    fwd_fail(h, w);
     for (hub_req *r = h->reqs; r; r = r->next)
         if (r->worker == w->index && r->gen == w->gen)
             r->live = 0;
@@ -574,7 +683,7 @@ dx_hub *dx_hub_new(struct ev_loop *loop,
     if (h == NULL)
         return NULL;
     h->loop = loop;
-    dx_broker_sink sink = { h, on_publication, on_presence, on_link };
+    dx_broker_sink sink = { h, on_publication, on_presence, on_link, NULL, NULL };
     h->engine = make_engine ? make_engine(loop, &sink, arg) : dx_memory_broker_new(loop, &sink);
     if (h->engine == NULL) {
         free(h);
@@ -610,9 +719,11 @@ void dx_hub_forked(dx_hub *h)
 
 void dx_hub_free(dx_hub *h)
 {
+    for (size_t i = 0; i < h->nslots; i++)   /* all first: a detach may answer the others */
+        if (h->slots[i])
+            detach(h, h->slots[i]);
     for (size_t i = 0; i < h->nslots; i++)
         if (h->slots[i]) {
-            detach(h, h->slots[i]);
             dx_wire_buf_free(&h->slots[i]->in);
             free(h->slots[i]);
         }

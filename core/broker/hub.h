@@ -34,6 +34,13 @@
  *     worker; presence events too;
  *   - recover and presence are answered to the worker that asked, in its
  *     stream, so an answer comes before any later publication.
+ *   - a forwarded POST (the fallback transport's, for a session of another
+ *     worker) goes to the worker its record names, with the sender's index
+ *     and generation as its origin; the answer goes back to that origin
+ *     if it is still the same generation (else it is dropped). A target
+ *     not attached gets the origin an immediate 404 ("no such session:
+ *     its worker is gone"), and so does every POST forwarded to a worker
+ *     that detaches before answering it.
  * Everything a worker sends is handled in its order, so publications from
  * one publisher to one topic reach every worker in the order published.
  *
@@ -47,9 +54,11 @@
  * Bounds. Past DX_HUB_OUT_MAX bytes queued for a worker that does not
  * read, publications and presence events for it are dropped and counted
  * (hub stats, and the worker hears how many when it reads again); answers
- * to its requests are still queued. Past DX_HUB_OUT_CUT the hub detaches
- * it (closes its socket: its bus sees the link down), as if it had died;
- * the supervisor should restart it.
+ * to its requests are still queued. A forwarded POST counts like a
+ * publication, but past the bound it is answered 503 to its origin
+ * instead of dropped; answers to forwarded POSTs are always queued. Past
+ * DX_HUB_OUT_CUT the hub detaches it (closes its socket: its bus sees the
+ * link down), as if it had died; the supervisor should restart it.
  *
  * Detach (a worker killed, exited, cut or restarted): every member it had
  * leaves (the other workers get the leave events), every interest it had

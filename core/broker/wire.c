@@ -300,6 +300,36 @@ int dx_wire_link(dx_wire_buf *b, int up, const char *why)
     return finish(b, n);
 }
 
+int dx_wire_forward(dx_wire_buf *b, int type, uint32_t worker, uint64_t token, const char *id, size_t idlen,
+                    uint64_t seq, const uint8_t *body, size_t len)
+{
+    if (len > DX_WIRE_RECORD_MAX)
+        return -1;
+    size_t n = 4 + 8 + STR(idlen) + 8 + STR(len);
+    uint8_t *o = begin(b, type, n);
+    if (o == NULL)
+        return -1;
+    o = put_str(put_u64(put_u32(o, worker), token), id, idlen);
+    put_str(put_u64(o, seq), body, len);
+    return finish(b, n);
+}
+
+int dx_wire_answer(dx_wire_buf *b, int type, uint32_t origin, uint64_t token, unsigned status, const char *text,
+                   size_t len)
+{
+    int with_origin = type == DX_WIRE_ANSWER;
+    size_t n = (with_origin ? 4 : 0) + 8 + 2 + STR(len);
+    uint8_t *o = begin(b, type, n);
+    if (o == NULL)
+        return -1;
+    if (with_origin)
+        o = put_u32(o, origin);
+    o = put_u64(o, token);
+    o = put_u8(put_u8(o, status & 0xff), (status >> 8) & 0xff);
+    put_str(o, text, len);
+    return finish(b, n);
+}
+
 /* ---- decoding ---- */
 
 /* A cursor over one record's body; bad is set by the first read past its
@@ -485,6 +515,23 @@ int dx_wire_next(dx_wire_buf *in, dx_wire_msg *m)
         break;
     case DX_WIRE_LINK:
         m->flag = (int)get_u8(&r);
+        m->text = (const char *)get_str(&r, &m->text_len);
+        break;
+    case DX_WIRE_FORWARD:
+    case DX_WIRE_FORWARDED:
+        m->worker = get_u32(&r);
+        m->token = get_u64(&r);
+        m->text = (const char *)get_str(&r, &m->text_len);
+        m->seq = get_u64(&r);
+        m->data = get_str(&r, &m->len);
+        break;
+    case DX_WIRE_ANSWER:
+    case DX_WIRE_ANSWERED:
+        if (m->type == DX_WIRE_ANSWER)
+            m->worker = get_u32(&r);
+        m->token = get_u64(&r);
+        m->status = get_u8(&r);
+        m->status |= get_u8(&r) << 8;
         m->text = (const char *)get_str(&r, &m->text_len);
         break;
     default:

@@ -25,6 +25,12 @@
  *     'J' join       u64 conn, str topic, str info      (the node is the hello's)
  *     'L' leave      u64 conn, str topic
  *     'Q' presence   u32 id, str topic
+ *     'F' forward    u32 worker, u64 token, str id, u64 seq, str body
+ *                                           a fallback POST for a session of worker
+ *                                           (seq all ones: its body was too big, refused;
+ *                                           the session closes 1009)
+ *     'A' answer     u32 origin, u64 token, u16 status, str text
+ *                                           the answer to a forwarded POST
  *   hub -> worker
  *     'p' publication u64 from, u8 binary, u8 positioned, [pos], str topic, str data
  *     'e' event       u8 joined, u64 conn, str topic, str node, str info
@@ -34,9 +40,17 @@
  *     'd' dropped     u64 n                 the hub dropped n records for this worker
  *                                           (its queue was past its cap)
  *     'k' link        u8 up, str why        the hub's engine's link went up or down
+ *     'f' forwarded   u32 origin, u64 token, str id, u64 seq, str body
+ *                                           a POST another worker took for a session
+ *                                           of this one; origin: the hub's name of
+ *                                           that worker (generation << 16 | index)
+ *     'a' answered    u64 token, u16 status, str text
+ *                                           the answer to this worker's forward
  *
  * Every request (recover, presence) carries an id the worker chose; its
- * answer carries it back. A stream is in order: what a side wrote first is
+ * answer carries it back. A forward carries a token (the origin worker's
+ * connection id) that its answer carries back, and the hub's name of the
+ * origin, which the answer names for the hub to route it. A stream is in order: what a side wrote first is
  * read first. The wire is the same program on both ends (the supervisor
  * forks its workers), so it has no version. */
 #ifndef DX_WIRE_H
@@ -53,7 +67,8 @@ enum dx_wire_type {
     DX_WIRE_HELLO = 'H', DX_WIRE_INTEREST = 'I', DX_WIRE_PUBLISH = 'P', DX_WIRE_RECOVER = 'R',
     DX_WIRE_JOIN = 'J', DX_WIRE_LEAVE = 'L', DX_WIRE_PRESENCE = 'Q',
     DX_WIRE_PUBLICATION = 'p', DX_WIRE_EVENT = 'e', DX_WIRE_RECOVERED = 'r',
-    DX_WIRE_MEMBERS = 'm', DX_WIRE_DROPPED = 'd', DX_WIRE_LINK = 'k'
+    DX_WIRE_MEMBERS = 'm', DX_WIRE_DROPPED = 'd', DX_WIRE_LINK = 'k',
+    DX_WIRE_FORWARD = 'F', DX_WIRE_ANSWER = 'A', DX_WIRE_FORWARDED = 'f', DX_WIRE_ANSWERED = 'a'
 };
 
 /* Bytes queued: data[head, tail) is what is left to send, or read and not
@@ -102,6 +117,13 @@ int dx_wire_recovered(dx_wire_buf *b, uint32_t id, int status, const char *topic
 int dx_wire_members(dx_wire_buf *b, uint32_t id, int ok, const dx_member *members, size_t n);
 int dx_wire_dropped(dx_wire_buf *b, uint64_t n);
 int dx_wire_link(dx_wire_buf *b, int up, const char *why);
+/* type DX_WIRE_FORWARD (worker: the target) or DX_WIRE_FORWARDED (worker:
+ * the origin) */
+int dx_wire_forward(dx_wire_buf *b, int type, uint32_t worker, uint64_t token, const char *id, size_t idlen,
+                    uint64_t seq, const uint8_t *body, size_t len);
+/* type DX_WIRE_ANSWER (origin sent) or DX_WIRE_ANSWERED (origin not sent) */
+int dx_wire_answer(dx_wire_buf *b, int type, uint32_t origin, uint64_t token, unsigned status, const char *text,
+                   size_t len);
 
 /* ---- decoding ---- */
 
@@ -119,9 +141,16 @@ typedef struct dx_wire_msg {
     dx_member member;              /* join, leave (conn, info), event (conn, node, info) */
     uint32_t id;                   /* recover, presence, recovered, members */
     int flag;                      /* interest on, event joined, recovered status, members ok, link up */
-    const char *text;              /* hello's node, link's why (not NUL-terminated) */
+    const char *text;              /* hello's node, link's why, forward's id, answer's text (not
+                                    * NUL-terminated) */
     size_t text_len;
     uint64_t count;                /* recovered's or members' n, dropped's n */
+    uint32_t worker;               /* forward's worker, forwarded's and answer's origin */
+    uint64_t token;                /* forward, forwarded, answer, answered */
+    uint64_t seq;                  /* forward, forwarded (their id in text, body in data) */
+    const uint8_t *data;           /* forward's and forwarded's body */
+    size_t len;
+    unsigned status;               /* answer, answered (their text in text) */
     const uint8_t *list, *list_end;  /* the n entries or members not yet read */
 } dx_wire_msg;
 

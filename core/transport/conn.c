@@ -69,7 +69,7 @@ void dx_conn_free(dx_conn *c)
     c->io.fd = -1;                 /* io is stopped: it may be changed */
     dx_limits_release(s, &c->remote);
     dx_out_free(c);
-    if (DX_CONN_SSE(c))
+    if (c->rare)
         dx_sse_conn_free(c);
     dx_deflate_conn_free(c);
     dx_topics_leave_all(c);
@@ -102,7 +102,7 @@ dx_conn_rare *dx_conn_rare_get(dx_conn *c)
 void dx_conn_rare_trim(dx_conn *c)
 {
     dx_conn_rare *r = c->rare;
-    if (r && !r->ssl && !r->inflater && !r->deflater && !r->ctl && !r->sse) {
+    if (r && !r->ssl && !r->inflater && !r->deflater && !r->ctl && !r->sse && !r->wait) {
         free(r);
         c->rare = NULL;
     }

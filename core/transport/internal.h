@@ -101,6 +101,8 @@ typedef struct dx_conn_rare {
     z_stream *deflater;            /* dedicated with context takeover */
     uint8_t *ctl;                  /* a control frame's payload split across reads */
     struct dx_sse *sse;            /* the fallback transport's session (sse.c): for the connection's life */
+    struct dx_sse_wait *wait;      /* a POST forwarded to the session's worker, waiting for its answer
+                                    * (sse.c): reading stays paused while it is set */
 } dx_conn_rare;
 
 /* One per connection, so its size is the idle cost: 312 bytes on 64-bit
@@ -222,6 +224,9 @@ struct dx_server {
     int ips_on;                    /* ips counts every connection in conns */
     ev_tstamp limit_logged_at;     /* the last "refusing" line */
     struct dx_sse **sessions;      /* event-stream sessions by id (sse.c) */
+    struct dx_sse_wait **waiting;  /* POSTs forwarded to another worker, waiting for its answer:
+                                    * DX_SSE_WAIT_BUCKETS chains by token, NULL before the first */
+    unsigned worker;               /* this process's worker index (--workers N), 0: the only one */
     size_t nsessions_buckets, nsessions;
     uint8_t *sse_stage;            /* DX_SSE_STAGE bytes: events encoded for one write */
     uint64_t limit_unlogged;       /* refusals since, not logged */
@@ -257,12 +262,15 @@ void dx_sse_open(dx_conn *c, const dx_http_request *req);
 /* A POST for a session whose head (head bytes) is in c->buf: 0 while its
  * body is still coming (c->request_need says how much c->buf must hold),
  * 1 when it was answered and c may take another request (2: c should
- * close), *used the bytes of head and body; -1 when c was refused and
- * lingers. */
+ * close), 3 when it was forwarded to the session's worker (c must read no
+ * more until dx_server_forward_answer answers it: c->rare->wait is set),
+ * *used the bytes of head and body; -1 when c was refused and lingers. */
 int dx_sse_post(dx_conn *c, const dx_http_request *req, size_t head, size_t *used);
 /* The writer's flush for a session: the queue's frames go as events.
  * Returns as dx_tls_flush does. */
 int dx_sse_flush(dx_conn *c);
+/* c (which has a rare part) is being freed: its session, or its wait for
+ * a forwarded POST's answer, goes. */
 void dx_sse_conn_free(dx_conn *c);
 void dx_sse_server_free(dx_server *s);
 

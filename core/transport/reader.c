@@ -192,6 +192,14 @@ static void answer_requests(dx_conn *c, size_t prev)
             int posted = dx_sse_post(c, &req, head, &head);
             if (posted <= 0)
                 return;                          /* its body is still coming, or refused */
+            if (posted == 3) {                   /* forwarded to the session's worker: its
+                                                  * answer comes first, then what follows */
+                memmove(c->buf, c->buf + head, c->buf_len - head);
+                c->buf_len -= head;
+                c->paused = 1;                   /* dx_server_forward_answer resumes it */
+                dx_conn_watch(c);
+                return;
+            }
             keep = posted == 1;
         } else if (!wants_websocket(&req)) {
             keep = dx_http_keep_alive(&req);

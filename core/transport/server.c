@@ -253,6 +253,8 @@ int dx_server_listen(dx_server *s, const char *host, int port,
 
 void dx_server_set_reuse_port(dx_server *s, int on) { s->reuse_port = on != 0; }
 
+void dx_server_set_worker(dx_server *s, unsigned index) { s->worker = index & 0xffff; }
+
 int dx_server_set_static(dx_server *s, const char *dir)
 {
     char *copy = dir ? strdup(dir) : NULL;

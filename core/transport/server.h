@@ -143,6 +143,19 @@ typedef struct dx_events {
     /* The bytes dx_conn_send_held queued under token are no longer needed
      * (written, or their connection freed). Called once per held send. */
     void (*unhold)(void *ud, intptr_t token);
+    /* Optional (NULL: a POST for another worker's session is 404). A POST
+     * of the fallback transport names a session of worker (its id's first
+     * four hex digits), not this process's (dx_server_set_worker): hand
+     * (token, id of idlen bytes, seq, body of len bytes) to that worker and
+     * return 0; the POST's connection reads nothing more until
+     * dx_server_forward_answer(s, token, ...) answers it (or its
+     * handshake_timeout ends it). Return -1 when it cannot go now (it is
+     * answered 503). seq UINT64_MAX (token 0, no body, no answer waited
+     * for): the POST was refused 413 for a body past max_message, and the
+     * session should close 1009 as a local one does. Everything given is
+     * valid only during the call. */
+    int (*forward)(void *ud, unsigned worker, uint64_t token, const char *id, size_t idlen,
+                   uint64_t seq, const uint8_t *body, size_t len);
 } dx_events;
 
 /* Creates a server on loop with a copy of *cfg. Returns NULL when out of
@@ -162,6 +175,31 @@ int dx_server_listen(dx_server *s, const char *host, int port,
  * --workers N, where the kernel spreads connections among them); off,
  * the default, a port in use is EADDRINUSE. */
 void dx_server_set_reuse_port(dx_server *s, int on);
+
+/* This process is worker index of --workers N (0, the default: the only
+ * process). The fallback transport's session ids start with it, four hex
+ * digits, so that a POST landing on another worker can be forwarded to
+ * this one (dx_events.forward). */
+void dx_server_set_worker(dx_server *s, unsigned index);
+
+/* The answer to the POST forwarded under token (dx_events.forward): its
+ * connection gets status (with text, len bytes, as a text/plain body when
+ * not empty, and the CORS lines its request earned) and reads its next
+ * request. Nothing when that connection is gone. */
+void dx_server_forward_answer(dx_server *s, uint64_t token, int status, const char *text, size_t len);
+
+/* Answers every forwarded POST still waiting with status and text (the
+ * link that carries their answers went down: none will come). */
+void dx_server_forward_fail(dx_server *s, int status, const char *text);
+
+/* A POST forwarded here by another worker for session id (idlen bytes):
+ * runs as one that came here would (seq check, body fed to the session's
+ * reader, which may run the message event; seq UINT64_MAX: its body was
+ * too big, the session closes 1009). Returns the status to answer
+ * it with (204, or 4xx/5xx with a reason, NUL-terminated, in text of cap
+ * bytes; "" for 204). */
+int dx_server_forwarded_post(dx_server *s, const char *id, size_t idlen, uint64_t seq, const uint8_t *body,
+                             size_t len, char *text, size_t cap);
 
 /* Raises this process's soft limit on open files to its hard limit: every
  * connection is a descriptor, and the usual soft limit (1024) would cap a

@@ -18,13 +18,28 @@
  *         a time, so a large message costs no second copy of itself.
  *   up    Each POST carries WebSocket frames, masked as a client's are
  *         (any key), for the session named in its query (duplex_session,
- *         32 hex digits nobody can guess) with a sequence number (seq,
+ *         32 hex digits: the worker's index in 4, then 28 nobody can
+ *         guess) with a sequence number (seq,
  *         from 0): the body goes through the session's frame reader as if
  *         its socket had read it. POSTs are taken in order: a seq already
  *         taken is answered 204 without being taken again (a retry), a
  *         seq ahead of the next is 409. A body may be at most one message
  *         of max_message with its header (past it: 413, and the session
  *         closes 1009, as a WebSocket would).
+ *
+ * Workers. Under --workers N a POST's connection lands on any worker.
+ * One for a session of another worker (its id's first 4 hex digits, and
+ * dx_events.forward set) is handed up whole (id, seq, body, and the
+ * connection's id as the token): the binding carries it over the bus and
+ * the hub to that worker, whose dx_server_forwarded_post runs it as a
+ * local POST (take() is both paths' logic) and whose answer comes back to
+ * dx_server_forward_answer. Meanwhile the POST's connection is paused
+ * with rare->wait set (dx_out_flush does not resume it: the answer does,
+ * so requests pipelined behind it are answered in order), its request
+ * bytes consumed, in the server's table of waits by token (a connection
+ * freed takes its wait with it: a late answer finds nothing); it is still
+ * in HANDSHAKE, so handshake_timeout bounds the wait. The answer carries
+ * the CORS lines the request earned, kept in the wait.
  *
  * The GET asks with Accept: text/event-stream on a WebSocket route; the
  * subprotocols it offers come in the query (duplex_protocols, comma
@@ -36,8 +51,10 @@
  * DX_SSE_STAGE) wait in the session; the queue bytes they stand for stay
  * in the queue, counted against max_backpressure, until they are written.
  * A POST's body is held whole (at most max_message and a frame header)
- * only for a session that exists: one for an unknown session is answered
- * 404 from its head. */
+ * only for a session that exists, or one of another worker (which alone
+ * knows whether it exists): one for an unknown session of this process is
+ * answered 404 from its head. A forwarded POST waiting for its answer
+ * holds its wait (its CORS lines) and nothing else: its bytes are gone. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,6 +67,9 @@
 #define DX_SSE_STAGE (32 * 1024)     /* encoded bytes handed to the socket at once */
 #define DX_SSE_ID 32                 /* hex digits of a session id */
 #define DX_SSE_OFFERS 256            /* bytes of decoded duplex_protocols */
+#define DX_SSE_WORKER 4              /* hex digits of the id that name its worker */
+#define DX_SSE_WAIT_BUCKETS 256      /* chains of forwarded POSTs waiting, by token */
+#define DX_SSE_TOO_BIG UINT64_MAX    /* a forwarded seq: the POST's body was too big, refused */
 
 /* A session's state, in its connection's rare part. */
 typedef struct dx_sse {
@@ -72,12 +92,21 @@ typedef struct dx_sse {
     size_t pend_len, pend_off, pend_src;
 } dx_sse;
 
+/* A POST forwarded to its session's worker, waiting for the answer, in
+ * its connection's rare part and the server's table of them (by token). */
+typedef struct dx_sse_wait {
+    struct dx_sse_wait *next, **pprev;
+    dx_conn *conn;                   /* its token is conn->id */
+    int keep;                        /* keep-alive after the answer */
+    char cors[];                     /* the CORS lines its answer carries, or "" */
+} dx_sse_wait;
+
 /* ---- the session table ---- */
 
 static uint64_t id_hash(const char *id)
 {
     uint64_t h = 0;
-    memcpy(&h, id, sizeof h);        /* hex of random bytes: any 8 of them will do */
+    memcpy(&h, id + DX_SSE_WORKER, sizeof h);   /* hex of random bytes: any 8 of them will do */
     return h * 0x9E3779B97F4A7C15ull;
 }
 
@@ -133,8 +162,20 @@ static void table_remove(dx_server *s, dx_sse *x)
     }
 }
 
+static void wait_unlink(dx_conn *c)
+{
+    dx_sse_wait *w = c->rare->wait;
+    *w->pprev = w->next;
+    if (w->next)
+        w->next->pprev = w->pprev;
+    free(w);
+    c->rare->wait = NULL;
+}
+
 void dx_sse_conn_free(dx_conn *c)
 {
+    if (c->rare && c->rare->wait)            /* an answer for it will find nothing */
+        wait_unlink(c);
     dx_sse *x = c->rare ? c->rare->sse : NULL;
     if (x == NULL)
         return;
@@ -148,6 +189,8 @@ void dx_sse_server_free(dx_server *s)
 {
     free(s->sessions);
     s->sessions = NULL;
+    free(s->waiting);                        /* empty: each connection took its wait with it */
+    s->waiting = NULL;
     s->nsessions = s->nsessions_buckets = 0;
     free(s->sse_stage);
     s->sse_stage = NULL;
@@ -276,13 +319,15 @@ void dx_sse_open(dx_conn *c, const dx_http_request *req)
     }
     dx_conn_rare *r = dx_conn_rare_get(c);
     dx_sse *x = r ? calloc(1, sizeof *x) : NULL;
-    uint8_t rnd[DX_SSE_ID / 2];
+    uint8_t rnd[(DX_SSE_ID - DX_SSE_WORKER) / 2];
     int ok = x && getrandom(rnd, sizeof rnd, 0) == (ssize_t)sizeof rnd;
     if (ok) {
         static const char hex[] = "0123456789abcdef";
+        for (int i = 0; i < DX_SSE_WORKER; i++)       /* the worker, then what nobody can guess */
+            x->id[i] = hex[(s->worker >> (4 * (DX_SSE_WORKER - 1 - i))) & 15];
         for (size_t i = 0; i < sizeof rnd; i++) {
-            x->id[2 * i] = hex[rnd[i] >> 4];
-            x->id[2 * i + 1] = hex[rnd[i] & 15];
+            x->id[DX_SSE_WORKER + 2 * i] = hex[rnd[i] >> 4];
+            x->id[DX_SSE_WORKER + 2 * i + 1] = hex[rnd[i] & 15];
         }
         ok = table_add(s, x) == 0;
     }
@@ -338,18 +383,19 @@ static long long decimal(const char *p, size_t len)
     return v;
 }
 
-/* Answers a POST (req); returns what dx_sse_post does for it. */
-static int answer(dx_conn *c, const dx_http_request *req, int status, const char *body, int keep)
+/* Answers a POST with status (and body, text, when not NULL), its CORS
+ * lines allow; returns what dx_sse_post does for it. */
+static int respond(dx_conn *c, const char *allow, int status, const char *body, int keep)
 {
     static const char taken[] = "HTTP/1.1 204 No Content\r\nConnection: keep-alive\r\n\r\n";
     char headers[600];
-    cors(req, headers, sizeof headers);
-    if (status == 204 && keep && !headers[0]) {   /* the common answer, made once */
+    if (status == 204 && keep && !allow[0]) {     /* the common answer, made once */
         uint8_t *p = dx_out_reserve(c, sizeof taken - 1);
         if (p)
             memcpy(p, taken, sizeof taken - 1);
         return 1;
     }
+    snprintf(headers, sizeof headers, "%s", allow);
     if (status >= 400)
         c->srv->stats.refused[dx_refused_slot(status)]++;
     size_t len = body ? strlen(body) : 0;
@@ -359,6 +405,14 @@ static int answer(dx_conn *c, const dx_http_request *req, int status, const char
     }
     dx_http_respond(c, status, headers, body, len, 0, keep);
     return keep ? 1 : 2;
+}
+
+/* Answers a POST (req); returns what dx_sse_post does for it. */
+static int answer(dx_conn *c, const dx_http_request *req, int status, const char *body, int keep)
+{
+    char allow[512];
+    cors(req, allow, sizeof allow);
+    return respond(c, allow, status, body, keep);
 }
 
 /* Feeds the frames in p to session x's reader, as its socket would. The
@@ -376,6 +430,107 @@ static int feed(dx_sse *x, uint8_t *p, size_t n, unsigned *code)
     if (t->state == DX_DEAD && !t->busy && !t->dirty)
         free(t);
     return open;
+}
+
+/* The open session named id, or NULL. */
+static dx_sse *session(dx_server *s, const char *id, size_t idlen)
+{
+    dx_sse *x = table_find(s, id, idlen);
+    return x && (x->conn->state == DX_OPEN || x->conn->state == DX_CLOSING) ? x : NULL;
+}
+
+/* The worker an id names (its first DX_SSE_WORKER hex digits), or -1 when
+ * it is not an id this server would have made. */
+static int id_worker(const char *id, size_t len)
+{
+    if (id == NULL || len != DX_SSE_ID)
+        return -1;
+    int w = 0;
+    for (int i = 0; i < DX_SSE_WORKER; i++) {
+        int v = dx_http_hexval(id[i]);
+        if (v < 0 || (id[i] >= 'A' && id[i] <= 'F'))
+            return -1;
+        w = w << 4 | v;
+    }
+    return w;
+}
+
+/* A body too big for a message: session x closes 1009, as a WebSocket
+ * would with such a message. */
+static void close_too_big(dx_sse *x)
+{
+    dx_conn *t = x->conn;
+    int was_busy = t->busy;
+    t->busy = 1;
+    dx_conn_fail(t, DX_CLOSE_TOO_BIG, "message too big");
+    t->busy = (uint8_t)(was_busy & 1);
+    if (t->state == DX_DEAD && !t->busy && !t->dirty)
+        free(t);
+}
+
+/* What a POST of body (n bytes, the frames; changed in place by the
+ * unmasking) with seq (-1: none) does to session x (NULL: none), wherever
+ * it came: its status, and for a 4xx the reason in why (cap bytes). Both
+ * a local POST and one forwarded by another worker take this path. */
+static int take(dx_sse *x, long long seq, uint8_t *body, size_t n, char *why, size_t cap)
+{
+    why[0] = 0;
+    if (x == NULL) {
+        snprintf(why, cap, "no such session: unknown, or closed");
+        return 404;
+    }
+    if (seq < 0) {
+        snprintf(why, cap, "a POST to a session needs its seq");
+        return 400;
+    }
+    if ((uint64_t)seq < x->next_seq)         /* a retry of one taken: taken once */
+        return 204;
+    if ((uint64_t)seq > x->next_seq) {
+        snprintf(why, cap, "out of order: the session takes seq %llu next", (unsigned long long)x->next_seq);
+        return 409;
+    }
+    x->next_seq++;
+    unsigned code = 0;
+    int open = feed(x, body, n, &code);
+    if (!open && (code == DX_CLOSE_PROTOCOL || code == DX_CLOSE_INVALID_DATA || code == DX_CLOSE_TOO_BIG
+                  || code == DX_CLOSE_POLICY)) {
+        snprintf(why, cap, "the session was closed %u by this body", code);
+        return code == DX_CLOSE_TOO_BIG ? 413 : 400;
+    }
+    return 204;
+}
+
+/* Hands the POST in c->buf (its body at head, len bytes) for session id
+ * to its worker, and sets c waiting for the answer; returns what
+ * dx_sse_post does (3, or an answer when it cannot go). */
+static int forward(dx_conn *c, const dx_http_request *req, unsigned worker, const char *id, uint64_t seq,
+                   size_t head, size_t len, int keep)
+{
+    dx_server *s = c->srv;
+    char allow[512];
+    cors(req, allow, sizeof allow);
+    size_t alen = strlen(allow);
+    dx_conn_rare *r = dx_conn_rare_get(c);
+    if (s->waiting == NULL)
+        s->waiting = calloc(DX_SSE_WAIT_BUCKETS, sizeof *s->waiting);
+    dx_sse_wait *w = r && s->waiting ? malloc(sizeof *w + alen + 1) : NULL;
+    if (w == NULL || s->ev.forward(s->ud, worker, c->id, id, DX_SSE_ID, seq, c->buf + head, len) < 0) {
+        free(w);
+        if (r)
+            dx_conn_rare_trim(c);
+        return respond(c, allow, 503, "the session's worker cannot be reached now", keep);
+    }
+    w->conn = c;
+    w->keep = keep;
+    memcpy(w->cors, allow, alen + 1);
+    dx_sse_wait **at = &s->waiting[c->id & (DX_SSE_WAIT_BUCKETS - 1)];
+    w->next = *at;
+    w->pprev = at;
+    if (*at)
+        (*at)->pprev = &w->next;
+    *at = w;
+    r->wait = w;
+    return 3;
 }
 
 int dx_sse_post(dx_conn *c, const dx_http_request *req, size_t head, size_t *used)
@@ -396,25 +551,25 @@ int dx_sse_post(dx_conn *c, const dx_http_request *req, size_t head, size_t *use
     size_t idlen, seqlen;
     const char *id = query_param(req, "duplex_session", &idlen);
     const char *seqp = query_param(req, "seq", &seqlen);
-    dx_sse *x = table_find(s, id, idlen);
-    if (x && x->conn->state != DX_OPEN && x->conn->state != DX_CLOSING)
-        x = NULL;
+    dx_sse *x = session(s, id, idlen);
+    int remote = -1;                         /* another worker's session: it is asked */
+    if (x == NULL && s->ev.forward && s->worker) {   /* a worker (1..N) of --workers N */
+        remote = id_worker(id, idlen);
+        if (remote == 0 || remote == (int)s->worker)
+            remote = -1;
+    }
     if ((uint64_t)len > s->cfg.max_message + DX_FRAME_HEADER_MAX) {
-        if (x) {                             /* what a WebSocket would do with such a message */
-            dx_conn *t = x->conn;
-            int was_busy = t->busy;
-            t->busy = 1;
-            dx_conn_fail(t, DX_CLOSE_TOO_BIG, "message too big");
-            t->busy = (uint8_t)(was_busy & 1);
-            if (t->state == DX_DEAD && !t->busy && !t->dirty)
-                free(t);
-        }
+        if (x)                               /* what a WebSocket would do with such a message */
+            close_too_big(x);
+        else if (remote >= 0)                /* its worker does it (token 0: no answer waited for) */
+            s->ev.forward(s->ud, (unsigned)remote, 0, id, DX_SSE_ID, DX_SSE_TOO_BIG, NULL, 0);
         dx_conn_refuse(c, 413, NULL, "body larger than one message of max_message: the session is closed 1009");
         return -1;
     }
     size_t need = head + (size_t)len;
-    if (x == NULL && c->buf_len < need) {    /* known from the head: a body still to come is
-                                              * neither waited for nor kept (anyone may POST) */
+    if (x == NULL && remote < 0 && c->buf_len < need) {
+        /* known from the head: a body still to come is neither waited
+         * for nor kept (anyone may POST) */
         dx_conn_refuse(c, 404, NULL, "no such session: unknown, or closed");
         return -1;
     }
@@ -436,33 +591,74 @@ int dx_sse_post(dx_conn *c, const dx_http_request *req, size_t head, size_t *use
     if (conn_h && dx_http_has_token(conn_h->value, conn_h->value_len, "close"))
         keep = 0;
     long long seq = seqp ? decimal(seqp, seqlen) : -1;
-    if (x == NULL) {
-        return answer(c, req, 404, "no such session: unknown, or closed", keep);
+    if (remote >= 0) {
+        if (seq < 0)
+            return answer(c, req, 400, "a POST to a session needs its seq", keep);
+        return forward(c, req, (unsigned)remote, id, (uint64_t)seq, head, (size_t)len, keep);
     }
-    if (seq < 0) {
-        return answer(c, req, 400, "a POST to a session needs its seq", keep);
-    }
-    if ((uint64_t)seq < x->next_seq) {       /* a retry of one taken: taken once */
-        return answer(c, req, 204, NULL, keep);
-    }
-    if ((uint64_t)seq > x->next_seq) {
-        char why[96];
-        snprintf(why, sizeof why, "out of order: the session takes seq %llu next",
-                 (unsigned long long)x->next_seq);
-        return answer(c, req, 409, why, keep);
-    }
-    x->next_seq++;
-    unsigned code = 0;
-    int open = feed(x, c->buf + head, (size_t)len, &code);
+    char why[96];
+    int status = take(x, seq, c->buf + head, (size_t)len, why, sizeof why);
     if (c->state != DX_HANDSHAKE)            /* the server shut down meanwhile */
         return -1;
-    if (!open && (code == DX_CLOSE_PROTOCOL || code == DX_CLOSE_INVALID_DATA || code == DX_CLOSE_TOO_BIG
-                  || code == DX_CLOSE_POLICY)) {
-        char why[96];
-        snprintf(why, sizeof why, "the session was closed %u by this body", code);
-        return answer(c, req, code == DX_CLOSE_TOO_BIG ? 413 : 400, why, keep);
+    return answer(c, req, status, why[0] ? why : NULL, keep);
+}
+
+/* ---- POSTs between workers ---- */
+
+void dx_server_forward_answer(dx_server *s, uint64_t token, int status, const char *text, size_t len)
+{
+    dx_sse_wait *w = s->waiting ? s->waiting[token & (DX_SSE_WAIT_BUCKETS - 1)] : NULL;
+    while (w && w->conn->id != token)
+        w = w->next;
+    if (w == NULL)
+        return;                              /* its connection is gone */
+    dx_conn *c = w->conn;
+    char allow[512], body[256];
+    int keep = w->keep;
+    snprintf(allow, sizeof allow, "%s", w->cors);
+    wait_unlink(c);
+    dx_conn_rare_trim(c);
+    if (c->state != DX_HANDSHAKE)
+        return;
+    if (status < 200 || status > 599)
+        status = 502;
+    snprintf(body, sizeof body, "%.*s", (int)(len < sizeof body ? len : sizeof body - 1), text ? text : "");
+    if (respond(c, allow, status, body[0] ? body : NULL, keep) == 2) {
+        dx_conn_linger(c, 1);
+        return;
     }
-    return answer(c, req, 204, NULL, keep);
+    /* c stays paused: dx_out_flush resumes reading once the answer went */
+    c->accepted_at = ev_now(s->loop);
+    dx_conn_arm_timer(c);
+}
+
+void dx_server_forward_fail(dx_server *s, int status, const char *text)
+{
+    for (size_t i = 0; s->waiting && i < DX_SSE_WAIT_BUCKETS; i++)
+        while (s->waiting[i])                /* each answer takes its wait off the chain */
+            dx_server_forward_answer(s, s->waiting[i]->conn->id, status, text, strlen(text));
+}
+
+int dx_server_forwarded_post(dx_server *s, const char *id, size_t idlen, uint64_t seq, const uint8_t *body,
+                             size_t len, char *text, size_t cap)
+{
+    dx_sse *x = session(s, id, idlen);
+    text[0] = 0;
+    if (x && (seq == DX_SSE_TOO_BIG || len > s->cfg.max_message + DX_FRAME_HEADER_MAX)) {
+        close_too_big(x);
+        snprintf(text, cap, "body larger than one message of max_message: the session is closed 1009");
+        return 413;
+    }
+    uint8_t *copy = len ? malloc(len) : NULL;   /* unmasked in place: body is the caller's */
+    if (len && copy == NULL) {
+        snprintf(text, cap, "out of memory");
+        return 503;
+    }
+    if (len)
+        memcpy(copy, body, len);
+    int status = take(x, seq > (uint64_t)INT64_MAX ? -1 : (long long)seq, copy, len, text, cap);
+    free(copy);
+    return status;
 }
 
 /* ---- down: frames to events ---- */

@@ -485,7 +485,8 @@ void dx_out_flush(dx_conn *c)
     }
     if (c->state == DX_LINGER) {
         dx_conn_linger(c, c->drain);
-    } else if (c->paused) {
+    } else if (c->paused && !(c->rare && c->rare->wait)) {   /* a forwarded POST's wait is
+                                                              * its answer's to end */
         dx_reader_resume(c);
     } else if (c->over_mark) {
         c->over_mark = 0;

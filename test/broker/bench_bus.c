@@ -107,7 +107,7 @@ static void run_subscriber(int fd)
 {
     struct ev_loop *loop = ev_loop_new(0);
     sub s = { .loop = loop };
-    dx_broker_sink sink = { &s, sub_pub, ignore_presence, on_link };
+    dx_broker_sink sink = { &s, sub_pub, ignore_presence, on_link, NULL, NULL };
     s.b = dx_bus_broker_new(loop, &sink, fd, "bench:sub");
     s.b->ops->interest(s.b, "room:1", 6, 1);
     s.b->ops->interest(s.b, "ping", 4, 1);         /* after room:1: a ping means room:1 is known */
@@ -175,7 +175,7 @@ static void run_publisher(int fd)
 {
     struct ev_loop *loop = ev_loop_new(0);
     pubr s = { .loop = loop };
-    dx_broker_sink sink = { &s, pub_pub, ignore_presence, on_link };
+    dx_broker_sink sink = { &s, pub_pub, ignore_presence, on_link, NULL, NULL };
     s.b = dx_bus_broker_new(loop, &sink, fd, "bench:pub");
     s.b->ops->interest(s.b, "ack", 3, 1);
     ev_idle_init(&s.idle, on_idle);

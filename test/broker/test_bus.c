@@ -40,6 +40,15 @@ typedef struct rec {
     int links, up;
     char why[128];
     int seq;
+    /* forwarded POSTs this worker got, answers it got */
+    int nfwd;
+    uint32_t fwd_origin;
+    uint64_t fwd_token, fwd_seq;
+    char fwd_id[40], fwd_body[64];
+    int nans;
+    uint64_t ans_token;
+    int ans_status;
+    char ans_text[64];
 } rec;
 
 static struct ev_loop *loop;
@@ -94,6 +103,27 @@ static void on_link(void *ud, int up, const char *why)
     r->links++;
     r->up = up;
     copy(r->why, sizeof r->why, why, strlen(why));
+}
+
+static void on_forwarded(void *ud, uint32_t origin, uint64_t token, const char *id, size_t idlen, uint64_t seq,
+                         const uint8_t *body, size_t len)
+{
+    rec *r = ud;
+    r->nfwd++;
+    r->fwd_origin = origin;
+    r->fwd_token = token;
+    r->fwd_seq = seq;
+    copy(r->fwd_id, sizeof r->fwd_id, id, idlen);
+    copy(r->fwd_body, sizeof r->fwd_body, body, len);
+}
+
+static void on_answered(void *ud, uint64_t token, int status, const char *text, size_t len)
+{
+    rec *r = ud;
+    r->nans++;
+    r->ans_token = token;
+    r->ans_status = status;
+    copy(r->ans_text, sizeof r->ans_text, text, len);
 }
 
 /* ---- driving the loop ---- */
@@ -213,7 +243,7 @@ static void setup(void)
         CHECK_EQ(dx_hub_attach(hub, (unsigned)i, sv[0]), 0);
         char name[32];
         snprintf(name, sizeof name, "box:%d/w%d", 100 + i, i);
-        dx_broker_sink sink = { &recs[i], on_pub, on_presence, on_link };
+        dx_broker_sink sink = { &recs[i], on_pub, on_presence, on_link, on_forwarded, on_answered };
         bus[i] = dx_bus_broker_new(loop, &sink, sv[1], name);
         CHECK(bus[i] != NULL);
     }
@@ -232,6 +262,10 @@ static void test_wire_fragments(void)
     CHECK_EQ(dx_wire_event(&out, "t", 1, 1, &m), 0);
     CHECK_EQ(dx_wire_recovered(&out, 5, DX_RECOVERED, "t", 1, &p, 1, &pos), 0);
     CHECK_EQ(dx_wire_members(&out, 6, 1, &m, 1), 0);
+    CHECK_EQ(dx_wire_forward(&out, DX_WIRE_FORWARD, 2, 77, "0002ab", 6, 9, (const uint8_t *)"\x81\0", 2), 0);
+    CHECK_EQ(dx_wire_forward(&out, DX_WIRE_FORWARDED, 0x10001, 78, "0002cd", 6, 10, NULL, 0), 0);
+    CHECK_EQ(dx_wire_answer(&out, DX_WIRE_ANSWER, 0x20003, 79, 409, "later", 5), 0);
+    CHECK_EQ(dx_wire_answer(&out, DX_WIRE_ANSWERED, 0, 80, 204, "", 0), 0);
     size_t total = dx_wire_pending(&out);
     /* fed one byte more at a time: nothing until a record is whole */
     int got = 0, bad = 0;
@@ -254,6 +288,16 @@ static void test_wire_fragments(void)
                 CHECK(e.len == 3 && ep.offset == 7 && e.binary == 1);
                 CHECK_EQ(dx_wire_entry(&msg, &e, &ep), 0);
             }
+            if (msg.type == DX_WIRE_FORWARD)
+                CHECK(msg.worker == 2 && msg.token == 77 && msg.text_len == 6 && memcmp(msg.text, "0002ab", 6) == 0 &&
+                      msg.seq == 9 && msg.len == 2 && memcmp(msg.data, "\x81\0", 2) == 0);
+            if (msg.type == DX_WIRE_FORWARDED)
+                CHECK(msg.worker == 0x10001 && msg.token == 78 && msg.text_len == 6 && msg.seq == 10 && msg.len == 0);
+            if (msg.type == DX_WIRE_ANSWER)
+                CHECK(msg.worker == 0x20003 && msg.token == 79 && msg.status == 409 && msg.text_len == 5 &&
+                      memcmp(msg.text, "later", 5) == 0);
+            if (msg.type == DX_WIRE_ANSWERED)
+                CHECK(msg.token == 80 && msg.status == 204 && msg.text_len == 0);
             if (msg.type == DX_WIRE_MEMBERS) {
                 dx_member x;
                 CHECK_EQ(dx_wire_member(&msg, &x), 1);
@@ -265,7 +309,7 @@ static void test_wire_fragments(void)
         base += in.tail == 0 ? k - base : in.head;  /* an emptied buffer starts over at 0 */
     }
     CHECK_EQ(base, total);
-    CHECK_EQ(got, 4);
+    CHECK_EQ(got, 8);
     CHECK_EQ(bad, 0);
     /* a length past the bound, an unknown type, a field past the end: malformed */
     uint8_t junk[3][9] = { { 0xff, 0xff, 0xff, 0x7f, 'p' }, { 1, 0, 0, 0, 'Z' }, { 5, 0, 0, 0, 'H', 9, 0, 0, 0 } };
@@ -518,6 +562,60 @@ static void test_presence(void)
     CHECK(a.ok && a.n == 2);
 }
 
+/* A fallback POST forwarded from worker 0 to worker 2 and answered back;
+ * one for a worker not attached is answered 404 by the hub; an answer
+ * naming another generation of its origin is dropped. */
+static int answered_0(void *arg)
+{
+    return recs[0].nans >= *(int *)arg;
+}
+
+static int forwarded_2(void *arg)
+{
+    return recs[2].nfwd >= *(int *)arg;
+}
+
+static int forwarded_1(void *arg)
+{
+    return recs[1].nfwd >= *(int *)arg;
+}
+
+static void test_forward(void)
+{
+    const char *id = "0002aaaabbbbccccddddeeeeffff0000";
+    int want = 1;
+    CHECK_EQ(bus[0]->ops->forward(bus[0], 2, 41, id, 32, 5, (const uint8_t *)"body", 4), 0);
+    CHECK(run_until(forwarded_2, &want, 5));
+    CHECK_EQ(recs[2].fwd_token, 41);
+    CHECK_EQ(recs[2].fwd_seq, 5);
+    CHECK_EQ(strcmp(recs[2].fwd_id, id), 0);
+    CHECK_EQ(strcmp(recs[2].fwd_body, "body"), 0);
+    CHECK_EQ(recs[2].fwd_origin & 0xffff, 0);     /* worker 0, its generation above */
+    CHECK_EQ(recs[1].nfwd, 0);
+    bus[2]->ops->answer(bus[2], recs[2].fwd_origin, 41, 409, "out of order", 12);
+    CHECK(run_until(answered_0, &want, 5));
+    CHECK(recs[0].ans_token == 41 && recs[0].ans_status == 409 && strcmp(recs[0].ans_text, "out of order") == 0);
+    /* a worker not attached: the hub answers */
+    CHECK_EQ(bus[0]->ops->forward(bus[0], 7, 42, id, 32, 0, NULL, 0), 0);
+    want = 2;
+    CHECK(run_until(answered_0, &want, 5));
+    CHECK(recs[0].ans_token == 42 && recs[0].ans_status == 404 &&
+          strcmp(recs[0].ans_text, "no such session: its worker is gone") == 0);
+    /* an answer for another generation of worker 0 (a restarted one) goes nowhere */
+    bus[2]->ops->answer(bus[2], recs[2].fwd_origin ^ (1u << 16), 43, 204, "", 0);
+    settle();
+    CHECK_EQ(recs[0].nans, 2);
+    /* many, in order, each answered once */
+    for (int k = 0; k < 100; k++)
+        CHECK_EQ(bus[1]->ops->forward(bus[1], 2, 100 + (uint64_t)k, id, 32, (uint64_t)k, (const uint8_t *)"m", 1), 0);
+    want = 101;
+    CHECK(run_until(forwarded_2, &want, 5));
+    CHECK(recs[2].fwd_token == 199 && recs[2].fwd_seq == 99 && (recs[2].fwd_origin & 0xffff) == 1);
+    dx_hub_stats hs;
+    dx_hub_stats_get(hub, &hs);
+    CHECK_EQ(hs.dropped, 0);
+}
+
 static void test_detach(void)
 {
     /* bus 1: members 5 and 6 in lobby, interest in lobby, hist, gap, room(off) */
@@ -527,8 +625,15 @@ static void test_detach(void)
     settle();
     dx_hub_engine(hub)->ops->stats(dx_hub_engine(hub), &before);
     recs[0].nevents = 0;
+    /* a POST forwarded to bus 1 and not answered when it goes: its origin hears 404 */
+    int nfwd = recs[1].nfwd + 1, nans = recs[0].nans + 1;
+    CHECK_EQ(bus[0]->ops->forward(bus[0], 1, 55, "0001", 4, 0, NULL, 0), 0);
+    CHECK(run_until(forwarded_1, &nfwd, 5));
     dx_hub_detach(hub, 1);
     settle();
+    CHECK_EQ(recs[0].nans, nans);
+    CHECK(recs[0].ans_token == 55 && recs[0].ans_status == 404 &&
+          strcmp(recs[0].ans_text, "no such session: its worker is gone") == 0);
     CHECK_EQ(find_event(&recs[0], "lobby", 0, 5, "box:101/w1"), 1);
     CHECK_EQ(find_event(&recs[0], "lobby", 0, 6, "box:101/w1"), 1);
     asked a = ask_presence(0, "lobby");
@@ -754,6 +859,7 @@ int main(void)
     test_history();
     test_recover();
     test_presence();
+    test_forward();
     test_detach();
     test_slow_worker();
     test_cut();

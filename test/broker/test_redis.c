@@ -184,7 +184,7 @@ static void node_open(node *n, const char *name)
     memset(n, 0, sizeof *n);
     n->name = name;
     n->got = calloc(MAX_SEEN, sizeof *n->got);
-    dx_broker_sink sink = { n, on_publication, on_presence, on_link };
+    dx_broker_sink sink = { n, on_publication, on_presence, on_link, NULL, NULL };
     n->b = dx_redis_broker_new(loop, &sink, &cfg, err, sizeof err);
     if (n->b == NULL) {
         fprintf(stderr, "%s\n", err);
