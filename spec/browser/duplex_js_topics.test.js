@@ -7,10 +7,9 @@
 
 const { test, before, after } = require("node:test");
 const assert = require("node:assert/strict");
-const { startServer, openBrowser, openPage, waitFor, withPages } = require("./support");
+const { startServer, openBrowser, openPage, waitFor, withPages, dropOffline } = require("./support");
 
 const APP = "spec/fixtures/duplex_js_topics.lua";
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 let browser;
 before(async () => { browser = await openBrowser(); });
@@ -18,7 +17,6 @@ after(async () => { if (browser) await browser.close(); });
 
 const ticks = (page) => page.evaluate(() => window.ticks.slice());
 const seen = (page, what) => page.evaluate((w) => window[w].slice(), what);
-const state = (page) => page.evaluate(() => window.c.state);
 
 // Every publication once and in order: the numbers follow each other, and
 // so do the positions' offsets, in one epoch.
@@ -38,16 +36,7 @@ test("a page offline for a while gets every publication it missed, once, in orde
       const page = await openPage(browser, srv.http("/"));
       await page.evaluate(() => window.start("/live", { backoff: { min: 100, max: 400 } }));
       await waitFor(async () => (await ticks(page)).length >= 10, "ten ticks");
-      const context = page.context();
-      for (let round = 0; round < 3; round++) {
-        await context.setOffline(true);
-        await waitFor(async () => (await state(page)) === "reconnecting", "reconnecting");
-        const before = (await ticks(page)).length;
-        await sleep(600);                        // about 30 publications missed
-        await context.setOffline(false);
-        await waitFor(async () => (await seen(page, "recovered")).length === round + 1, "recovered");
-        await waitFor(async () => (await ticks(page)).length >= before + 40, "the missed ones, then new ones");
-      }
+      await dropOffline(page, 3);              // about 30 publications missed each time
       const all = await ticks(page);
       assertWhole(all);
       const rec = await seen(page, "recovered");

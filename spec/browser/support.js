@@ -262,6 +262,25 @@ async function openBrowser() {
   return chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
 }
 
+// dropOffline(page, rounds [, o]): takes the page's network away rounds
+// times while a topic streams, o.away ms each (default 600), and after each
+// waits for the client's recovered() and o.after (default 40) more
+// publications. The page keeps what duplex.js hands it as the duplex.js
+// fixtures do: window.c, window.ticks (its publications), window.recovered.
+async function dropOffline(page, rounds, { away = 600, after = 40 } = {}) {
+  const count = (what) => page.evaluate((w) => window[w].length, what);
+  const context = page.context();
+  for (let round = 0; round < rounds; round++) {
+    await context.setOffline(true);
+    await waitFor(async () => (await page.evaluate(() => window.c.state)) === "reconnecting", "reconnecting");
+    const before = await count("ticks");
+    await new Promise((resolve) => setTimeout(resolve, away));
+    await context.setOffline(false);
+    await waitFor(async () => (await count("recovered")) === round + 1, `recovered() (round ${round + 1})`);
+    await waitFor(async () => (await count("ticks")) >= before + after, "the missed ones, then new ones");
+  }
+}
+
 // probeDuplex: an init for openPage that watches what duplex.js hands the
 // page, without the page knowing: window.probe.messages gets the app's
 // messages (as they came), .publications [topic, data, position] of every
@@ -398,5 +417,5 @@ function withPages(prefix, fn) {
 
 module.exports = {
   ROOT, OUTPUT, WAIT_TIMEOUT, startServer, startRedis, openBrowser, openPage, probeDuplex, probed, waitFor, connected,
-  waitConnected, statusOf, text, value, shoot, withPages,
+  waitConnected, statusOf, text, value, shoot, withPages, dropOffline,
 };
