@@ -31,17 +31,11 @@ static int line_safe(const char *s)
     return strpbrk(s, "\r\n") == NULL;
 }
 
-static int tchar(unsigned char c)
-{
-    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-           (c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL);
-}
-
 int dx_client_protocols_valid(const char *s)
 {
     for (;;) {
         const char *t = s;
-        while (tchar((unsigned char)*s))
+        while (dx_http_is_tchar((unsigned char)*s))
             s++;
         if (s == t)
             return 0;

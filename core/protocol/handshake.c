@@ -254,17 +254,11 @@ static void put_uint(buf *b, size_t v)
 /* 1 when s is a non-empty token (RFC 9110), so it is safe in a header. */
 static int is_token(const char *s)
 {
-    static const char extra[] = "!#$%&'*+-.^_`|~";
-
     if (*s == 0)
         return 0;
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-
-        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
-              (c >= 'A' && c <= 'Z') || strchr(extra, c)))
+    for (; *s; s++)
+        if (!dx_http_is_tchar((unsigned char)*s))
             return 0;
-    }
     return 1;
 }
 

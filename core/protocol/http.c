@@ -14,7 +14,7 @@ static const uint32_t tchar_bits[8] = {
     0, 0, 0, 0,
 };
 
-static int is_tchar(unsigned char c)
+int dx_http_is_tchar(unsigned char c)
 {
     return (tchar_bits[c >> 5] >> (c & 31)) & 1;
 }
@@ -70,7 +70,7 @@ static int parse_request_line(line l, dx_http_request *out)
     const char *p = l.start, *end = l.start + l.len;
     const char *m = p, *t;
 
-    while (p < end && is_tchar((unsigned char)*p))
+    while (p < end && dx_http_is_tchar((unsigned char)*p))
         p++;
     if (p == m || p == end || *p != ' ')
         return -1;
@@ -95,7 +95,7 @@ static int parse_header_line(line l, dx_http_header *h)
 {
     const char *p = l.start, *end = l.start + l.len, *v;
 
-    while (p < end && is_tchar((unsigned char)*p))
+    while (p < end && dx_http_is_tchar((unsigned char)*p))
         p++;
     if (p == l.start || p == end || *p != ':')
         return -1;

@@ -57,4 +57,9 @@ const dx_http_header *dx_http_find(const dx_http_request *req, const char *name)
  * (case-insensitive, surrounding whitespace ignored), else 0. */
 int dx_http_has_token(const char *value, size_t len, const char *token);
 
+/* 1 when c is a byte of a token (RFC 9110 tchar: DIGIT, ALPHA and
+ * "!#$%&'*+-.^_`|~"), the one definition the protocol's parsers and
+ * checkers use. */
+int dx_http_is_tchar(unsigned char c);
+
 #endif

@@ -236,8 +236,7 @@ int dx_sse_is_post(const dx_http_request *req)
  * them (comma, space, tab). */
 static int offer_char(unsigned char ch)
 {
-    return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z')
-        || (ch && strchr("!#$%&'*+-.^_`|~, \t", ch) != NULL);
+    return dx_http_is_tchar(ch) || ch == ',' || ch == ' ' || ch == '\t';
 }
 
 /* Decodes the %XX escapes of duplex_protocols (a comma may come as %2C)
