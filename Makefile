@@ -84,17 +84,20 @@ build-asan:
 
 UNIT_SRC := $(wildcard test/unit/test_*.c)
 PROTO_SRC := $(wildcard core/protocol/*.c)
+# The unit tests' code: the protocol, and the output queue (libev's only user here).
+UNIT_LIB_SRC := $(PROTO_SRC) core/transport/queue.c
+UNIT_LIB_DEPS := $(UNIT_LIB_SRC) $(wildcard core/protocol/*.h test/unit/*.h) core/transport/queue.h
 UNIT_CFLAGS := -std=c11 -D_GNU_SOURCE -g -Wall -Wextra -Werror -Wshadow -Icore -Icore/protocol
 
-build/unit/%: test/unit/%.c $(PROTO_SRC) $(wildcard core/protocol/*.h test/unit/*.h)
+build/unit/%: test/unit/%.c $(UNIT_LIB_DEPS)
 	@mkdir -p $(dir $@)
 	@echo "  CC    $@"
-	@$(CC) $(UNIT_CFLAGS) -O2 $< $(PROTO_SRC) -lcrypto -lz -o $@
+	@$(CC) $(UNIT_CFLAGS) -O2 $< $(UNIT_LIB_SRC) -lcrypto -lz -lev -o $@
 
-build/unit-asan/%: test/unit/%.c $(PROTO_SRC) $(wildcard core/protocol/*.h test/unit/*.h)
+build/unit-asan/%: test/unit/%.c $(UNIT_LIB_DEPS)
 	@mkdir -p $(dir $@)
 	@echo "  CC    $@"
-	@$(CC) $(UNIT_CFLAGS) -O1 $(SAN_FLAGS) $< $(PROTO_SRC) -lcrypto -lz -o $@
+	@$(CC) $(UNIT_CFLAGS) -O1 $(SAN_FLAGS) $< $(UNIT_LIB_SRC) -lcrypto -lz -lev -o $@
 
 test-unit: $(patsubst test/unit/%.c,build/unit/%,$(UNIT_SRC))
 	@for t in $^; do $$t || exit 1; done

@@ -12,6 +12,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 #include "client/client.h"
+#include "transport/queue.h"
 #include "transport/tls.h"
 #include "protocol/client_handshake.h"
 #include "protocol/frame.h"
@@ -48,8 +49,7 @@ struct dx_client {
     size_t in_len, in_cap;
     uint8_t *asm_buf;               /* a fragmented message under assembly */
     size_t asm_len, asm_cap;
-    uint8_t *out;                   /* queued output: out[out_off..out_len) */
-    size_t out_off, out_len, out_cap;
+    dx_queue out;                   /* queued output */
     char *request;                  /* the upgrade request, until it is queued */
     char *offered;                  /* the subprotocols offered ("a, b"), or NULL */
     char *protocol;                 /* the one the server chose, once open; NULL: none */
@@ -64,6 +64,7 @@ struct dx_client_ctx {
     size_t count;
     dx_client *dirty;
     ev_prepare flusher;
+    dx_chunks chunks;               /* its clients' output chunks */
     uint8_t *rbuf;
     uint8_t pool[DX_RAND_POOL];
     size_t pool_left;
@@ -112,11 +113,11 @@ static void release(dx_client *c)
 {
     free(c->in);
     free(c->asm_buf);
-    free(c->out);
+    dx_queue_clear(&c->out, &c->x->chunks);
     free(c->request);
     free(c->offered);
     free(c->protocol);
-    c->in = c->asm_buf = c->out = NULL;
+    c->in = c->asm_buf = NULL;
     c->request = c->offered = c->protocol = NULL;
 }
 
@@ -174,28 +175,9 @@ static void mark_dirty(dx_client *c)
 /* Room for n more bytes of output. NULL when out of memory. */
 static uint8_t *out_reserve(dx_client *c, size_t n)
 {
-    if (c->out_off && c->out_off == c->out_len)
-        c->out_off = c->out_len = 0;
-    if (c->out_cap - c->out_len < n) {
-        if (c->out_off) {                       /* slide the unsent bytes down */
-            memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
-            c->out_len -= c->out_off;
-            c->out_off = 0;
-        }
-        if (c->out_cap - c->out_len < n) {
-            size_t cap = c->out_cap ? c->out_cap : 4096;
-            while (cap - c->out_len < n)
-                cap *= 2;
-            uint8_t *b = realloc(c->out, cap);
-            if (b == NULL)
-                return NULL;
-            c->out = b;
-            c->out_cap = cap;
-        }
-    }
-    uint8_t *p = c->out + c->out_len;
-    c->out_len += n;
-    mark_dirty(c);
+    uint8_t *p = dx_queue_reserve(&c->out, &c->x->chunks, n);
+    if (p)
+        mark_dirty(c);
     return p;
 }
 
@@ -232,9 +214,10 @@ static void flush(dx_client *c)
         if (tls_flush(c) != 0)
             return;
     }
-    while (c->out_off < c->out_len) {
-        ssize_t w = send(c->fd, c->out + c->out_off, c->out_len - c->out_off,
-                         MSG_NOSIGNAL | MSG_DONTWAIT);
+    while (c->out.head) {
+        struct iovec iov[DX_IOV_MAX];
+        struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)dx_queue_iov(&c->out, iov) };
+        ssize_t w = sendmsg(c->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (w < 0) {
             if (errno == EINTR)
                 continue;
@@ -248,9 +231,8 @@ static void flush(dx_client *c)
             fail_errno(c, "send", errno);
             return;
         }
-        c->out_off += (size_t)w;
+        dx_queue_consume(&c->out, &c->x->chunks, (size_t)w);
     }
-    c->out_off = c->out_len = 0;
     if (c->writing) {
         c->writing = 0;
         if (!c->tls_read_wants_write)
@@ -321,7 +303,7 @@ static void on_control(dx_client *c, int opcode, const uint8_t *p, size_t len)
         /* A server that pings and never reads must not grow our queue:
          * past DX_PONG_ROOM unsent, pings go unanswered (RFC 6455 5.5.3
          * lets an endpoint answer only the latest one). */
-        if (c->state == C_OPEN && c->out_len - c->out_off < DX_PONG_ROOM)
+        if (c->state == C_OPEN && c->out.bytes < DX_PONG_ROOM)
             out_frame(c, DX_OP_PONG, p, len);
         return;
     }
@@ -575,7 +557,7 @@ static int tls_handshake(dx_client *c)
     int r = SSL_do_handshake(c->ssl);
     if (r == 1) {
         c->tls_handshaking = 0;
-        if (c->out_off < c->out_len)
+        if (c->out.head)
             mark_dirty(c);                   /* the upgrade request can go */
         return 1;
     }
@@ -635,12 +617,17 @@ static int tls_flush(dx_client *c)
 {
     if (c->tls_handshaking && tls_handshake(c) <= 0)
         return c->state == C_DEAD ? -1 : 1;
-    if (c->out_off < c->out_len) {
-        size_t w;
-        int e = dx_tls_write_some(c->ssl, c->out + c->out_off, c->out_len - c->out_off, &w);
-        c->out_off += w;
+    while (c->out.head) {
+        size_t len, w;
+        const uint8_t *p = dx_queue_record(&c->out, &c->x->chunks, &len);
+        if (p == NULL) {
+            finish(c, DX_CLOSE_ABNORMAL, "out of memory");
+            return -1;
+        }
+        int e = dx_tls_write_some(c->ssl, p, len, &w);
+        dx_queue_consume(&c->out, &c->x->chunks, w);
         if (e == SSL_ERROR_NONE)
-            return 0;
+            continue;
         if (e == SSL_ERROR_WANT_WRITE) {
             if (!c->writing) {
                 c->writing = 1;
@@ -921,7 +908,7 @@ void dx_client_close(dx_client *c, unsigned code)
 
 int dx_client_is_open(const dx_client *c) { return c->state == C_OPEN; }
 const char *dx_client_protocol(const dx_client *c) { return c->protocol; }
-size_t dx_client_buffered(const dx_client *c) { return c->out_len - c->out_off; }
+size_t dx_client_buffered(const dx_client *c) { return c->out.bytes; }
 void *dx_client_user(const dx_client *c) { return c->user; }
 void dx_client_set_user(dx_client *c, void *user) { c->user = user; }
 
@@ -945,6 +932,7 @@ dx_client_ctx *dx_client_ctx_new(struct ev_loop *loop, const dx_client_config *c
         dx_client_config_defaults(&x->cfg);
     x->ev = *ev;
     x->ud = ud;
+    dx_chunks_init(&x->chunks, loop, NULL, NULL);      /* nothing held: no unhold */
     ev_prepare_init(&x->flusher, flusher_cb);
     x->flusher.data = x;
     ev_prepare_start(loop, &x->flusher);
@@ -987,6 +975,7 @@ void dx_client_ctx_free(dx_client_ctx *x)
     if (x->bio)
         BIO_meth_free(x->bio);
     ERR_clear_error();
+    dx_chunks_free(&x->chunks);
     free(x->rbuf);
     free(x);
 }

@@ -160,7 +160,7 @@ void dx_conn_linger(dx_conn *c, int drain)
         }
         dx_conn_arm_timer(c);
     }
-    if (c->out_head || c->dirty)
+    if (c->out.head || c->dirty)
         return;                    /* dx_out_flush calls again when empty */
     if (!c->drain) {
         dx_conn_free(c);
@@ -318,7 +318,7 @@ static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 int dx_conn_admit(dx_conn *c)
 {
     dx_server *s = c->srv;
-    if (c->out_bytes <= s->cfg.max_backpressure)
+    if (c->out.bytes <= s->cfg.max_backpressure)
         return 1;
     s->stats.dropped++;
     if (!s->cfg.backpressure_drop && !c->overflow) {
@@ -378,7 +378,7 @@ void dx_conn_close(dx_conn *c, unsigned code, const char *reason, size_t len)
 
 int dx_conn_is_open(const dx_conn *c) { return c->state == DX_OPEN; }
 const dx_pmd_params *dx_conn_deflate(const dx_conn *c) { return c->deflate_on ? &c->pmd : NULL; }
-size_t dx_conn_buffered(const dx_conn *c) { return c->out_bytes; }
+size_t dx_conn_buffered(const dx_conn *c) { return c->out.bytes; }
 uint64_t dx_conn_id(const dx_conn *c) { return c->id; }
 const dx_addr *dx_conn_addr(const dx_conn *c) { return &c->remote; }
 void *dx_conn_user(const dx_conn *c) { return c->user; }

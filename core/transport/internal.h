@@ -8,44 +8,10 @@
 #include "transport/server.h"
 #include "protocol/frame.h"
 #include "protocol/message.h"
+#include "transport/queue.h"
 
 #define DX_MAX_LISTENERS 4
 #define DX_READ_BUFFER (256 * 1024)   /* one per server, shared by its connections */
-#define DX_OUT_CHUNK 2048             /* smallest output chunk; small sends share one */
-#define DX_IOV_MAX 64                 /* chunks handed to one sendmsg */
-#define DX_SPARE_MAX 1024             /* output chunks a server keeps for reuse (2 MiB) */
-#define DX_SPARE_TRIM 2.0             /* seconds: spares none took in that long are freed */
-#define DX_TLS_STAGE (16 * 1024)      /* one TLS record: small queued chunks are gathered into it */
-
-/* A frame queued for many connections at once (a publish): one buffer,
- * freed when the last queue lets go of it. */
-typedef struct dx_shared {
-    size_t refs;
-    size_t len;
-    uint8_t data[];
-} dx_shared;
-
-/* One piece of queued output: bytes of its own (small frames are appended
- * to the tail chunk while it has room, so a burst of sends costs one
- * allocation), a reference to a shared frame, a large payload held by
- * the layer above (not copied; ev.unhold lets go of it), or a file: the
- * bytes [off, len) of the open descriptor in token, sent from the file
- * (sendfile, or a record at a time under TLS), never read into memory. */
-typedef struct dx_out {
-    struct dx_out *next;
-    dx_shared *shared;   /* a shared frame, or NULL */
-    const uint8_t *held; /* a held payload, or NULL; neither: the bytes are in data[] */
-    intptr_t token;      /* the holder's token for held */
-    size_t len;          /* bytes in data[], shared->data or held */
-    size_t off;          /* bytes already sent */
-    size_t cap;          /* room in data[]: 0 for shared and held */
-    uint8_t data[];
-} dx_out;
-
-/* A file chunk is the one kind with neither a buffer nor room of its own. */
-#define DX_OUT_IS_FILE(o) ((o)->cap == 0 && (o)->shared == NULL && (o)->held == NULL)
-/* Where the bytes of o are; not for a file chunk. */
-#define DX_OUT_BYTES(o) ((o)->shared ? (o)->shared->data : (o)->held ? (o)->held : (o)->data)
 
 /* A topic: its subscribers, in no order. Lives while it has any. */
 typedef struct dx_topic {
@@ -172,8 +138,7 @@ struct dx_conn {
     size_t buf_len, buf_cap;
 
     /* Output. */
-    dx_out *out_head, *out_tail;
-    size_t out_bytes;
+    dx_queue out;
 
     dx_memberships *topics;        /* subscriptions; NULL before the first */
 };
@@ -200,11 +165,7 @@ struct dx_server {
     z_stream *shared_inflate;      /* messages whose whole payload is in one read */
     uint8_t *zbuf;                 /* compressed output before it is framed */
     size_t zbuf_cap;
-    dx_out *spare;                 /* freed DX_OUT_CHUNK chunks kept for reuse */
-    int nspare;
-    int spare_low;                 /* the fewest spares since spare_trim last ran */
-    size_t nchunks;                /* DX_OUT_CHUNK chunks alive: spares and queued */
-    ev_timer spare_trim;           /* runs every DX_SPARE_TRIM while nchunks is not 0 */
+    dx_chunks chunks;              /* the connections' output chunks (queue.c) */
     dx_topic **buckets;            /* topics by name */
     size_t nbuckets, ntopics;
     void (*topic_hook)(void *ud, const char *topic, size_t tlen, int on);
@@ -215,7 +176,6 @@ struct dx_server {
     size_t client_js_len;
     char client_js_etag[24];       /* "\"<FNV-1a 64 of the body, hex>\"" */
     struct dx_tls *tls;            /* NULL: plain TCP */
-    uint8_t *tls_stage;            /* DX_TLS_STAGE bytes: small chunks gathered for one SSL_write */
     ev_tstamp tls_logged_at;       /* the last TLS error line */
     uint64_t tls_unlogged;         /* TLS errors since, not logged */
     dx_ip_count **ips;             /* connections by address, while max_connections_per_ip is on */
@@ -434,7 +394,6 @@ uint8_t *dx_out_reserve(dx_conn *c, size_t n);
  * Later sends take a new chunk behind it. */
 uint8_t *dx_out_reserve_fitted(dx_conn *c, size_t n);
 int dx_out_shared(dx_conn *c, dx_shared *f);
-void dx_shared_release(dx_shared *f);
 int dx_out_frame(dx_conn *c, int opcode, const void *data, size_t len);
 /* Queues one unmasked frame with fin set whose payload stays at data until
  * ev.unhold(token). Returns 0, or -1 out of memory (nothing queued). */
@@ -448,13 +407,13 @@ int dx_out_close_frame(dx_conn *c, unsigned code, const char *reason, size_t len
 int dx_out_file(dx_conn *c, int fd, size_t len);
 void dx_out_mark_dirty(dx_conn *c);
 void dx_out_flush(dx_conn *c);
-void dx_out_consume(dx_conn *c, size_t n);
+static inline void dx_out_consume(dx_conn *c, size_t n)
+{
+    dx_queue_consume(&c->out, &c->srv->chunks, n);
+}
 /* The socket is full: c's watcher waits for writable. */
 void dx_out_wait_writable(dx_conn *c);
 void dx_out_free(dx_conn *c);
-void dx_out_free_spares(dx_server *s);
-/* spare_trim's callback: frees the spares that stayed unused (spare_low). */
-void dx_out_trim_spares(struct ev_loop *loop, ev_timer *w, int revents);
 void dx_flusher_cb(struct ev_loop *loop, ev_prepare *w, int revents);
 
 #endif

@@ -179,7 +179,7 @@ static void answer_requests(dx_conn *c, size_t prev)
         size_t head = (size_t)r;
         if (refuse_over_limit(c))
             return;
-        if (c->out_head && cfg->sse && dx_sse_wanted(&req)) {
+        if (c->out.head && cfg->sse && dx_sse_wanted(&req)) {
             /* An event stream asked for behind responses still queued
              * (pipelined): its flush would take those bytes for frames
              * to encode. It is answered once they went. */
@@ -219,7 +219,7 @@ static void answer_requests(dx_conn *c, size_t prev)
             c->accepted_at = ev_now(c->srv->loop);
             dx_conn_arm_timer(c);
             prev = 0;
-            if (c->out_bytes > cfg->max_backpressure) {
+            if (c->out.bytes > cfg->max_backpressure) {
                 c->paused = 1;                   /* dx_out_flush resumes when they went */
                 dx_conn_watch(c);
                 return;

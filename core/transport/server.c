@@ -70,9 +70,7 @@ dx_server *dx_server_new(struct ev_loop *loop, const dx_config *cfg,
     s->ud = ud;
     ev_init(&s->accept_pause, resume_accepting);
     s->accept_pause.data = s;
-    ev_init(&s->spare_trim, dx_out_trim_spares);
-    ev_timer_set(&s->spare_trim, DX_SPARE_TRIM, DX_SPARE_TRIM);
-    s->spare_trim.data = s;
+    dx_chunks_init(&s->chunks, loop, s->ev.unhold, ud);
     ev_prepare_init(&s->flusher, dx_flusher_cb);
     s->flusher.data = s;
     ev_prepare_start(loop, &s->flusher);
@@ -331,7 +329,7 @@ void dx_server_shutdown(dx_server *s, const char *reason)
     for (dx_conn *c = s->conns; c; c = c->next) {
         if (c->state == DX_OPEN)
             dx_conn_close(c, DX_CLOSE_GOING_AWAY, reason, len);
-        else if (c->state == DX_HANDSHAKE && c->out_head)
+        else if (c->state == DX_HANDSHAKE && c->out.head)
             dx_conn_linger(c, 0);        /* a response under way: sent, then closed */
         else
             dx_conn_arm_timer(c);        /* the deadline: now for an idle HTTP connection */
@@ -357,11 +355,10 @@ void dx_server_free(dx_server *s)
     dx_topics_free(s);
     dx_limits_free(s);
     dx_sse_server_free(s);
-    dx_out_free_spares(s);
+    dx_chunks_free(&s->chunks);
     free(s->static_root);
     free(s->client_js);
     dx_tls_free(s->tls);
-    free(s->tls_stage);
     free(s->rbuf);
     free(s);
 }

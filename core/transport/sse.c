@@ -742,7 +742,7 @@ static size_t encode(dx_conn *c, dx_sse *x, uint8_t *out, size_t cap, size_t *sr
 {
     size_t o = 0, taken = 0;
     const size_t slack = 16;                 /* an event's prefix or end always fits */
-    dx_out *piece = c->out_head;
+    dx_out *piece = c->out.head;
     size_t off = piece ? piece->off : 0;
     while (piece && o + slack < cap) {
         const uint8_t *p = DX_OUT_BYTES(piece) + off;
@@ -824,7 +824,7 @@ int dx_sse_flush(dx_conn *c)
             x->pend = NULL;
             dx_out_consume(c, x->pend_src);
         }
-        if (c->out_head == NULL)
+        if (c->out.head == NULL)
             return 0;
         if (s->sse_stage == NULL && (s->sse_stage = malloc(DX_SSE_STAGE)) == NULL) {
             dx_conn_lost(c);

@@ -12,100 +12,27 @@
 #include <unistd.h>
 #include "transport/internal.h"
 
-/* Appends o to c's queue. */
-static void append(dx_conn *c, dx_out *o)
-{
-    o->next = NULL;
-    if (c->out_tail)
-        c->out_tail->next = o;
-    else
-        c->out_head = o;
-    c->out_tail = o;
-}
-
-/* A new chunk of cap bytes from malloc, its fields set. A DX_OUT_CHUNK one
- * is counted (nchunks) and keeps spare_trim running until none is left.
- * Returns NULL when out of memory. */
-static dx_out *alloc_chunk(dx_server *s, size_t cap)
-{
-    dx_out *t = malloc(sizeof *t + cap);
-    if (t == NULL)
-        return NULL;
-    if (cap == DX_OUT_CHUNK) {
-        s->nchunks++;
-        if (!ev_is_active(&s->spare_trim)) {
-            s->spare_low = s->nspare;
-            ev_timer_again(s->loop, &s->spare_trim);
-            ev_unref(s->loop);             /* chunks alone do not keep the loop running */
-        }
-    }
-    t->shared = NULL;
-    t->held = NULL;
-    t->len = t->off = 0;
-    t->cap = cap;
-    return t;
-}
-
-/* Room for n more bytes at the end of the queue: in the tail chunk when it
- * has room, else in a new chunk (a shared or held tail has cap 0: never
- * written into). Returns NULL when out of memory. */
 uint8_t *dx_out_reserve(dx_conn *c, size_t n)
 {
-    dx_out *t = c->out_tail;
-    if (t == NULL || t->cap == 0 || t->cap - t->len < n) {
-        dx_server *s = c->srv;
-        size_t cap = n > DX_OUT_CHUNK ? n : DX_OUT_CHUNK;
-        if (cap == DX_OUT_CHUNK && s->spare) {   /* the common case: no malloc */
-            t = s->spare;
-            s->spare = t->next;
-            if (--s->nspare < s->spare_low)
-                s->spare_low = s->nspare;
-            t->len = t->off = 0;
-        } else if ((t = alloc_chunk(s, cap)) == NULL) {
-            return NULL;
-        }
-        append(c, t);
-    }
-    uint8_t *p = t->data + t->len;
-    t->len += n;
-    c->out_bytes += n;
-    dx_out_mark_dirty(c);
+    uint8_t *p = dx_queue_reserve(&c->out, &c->srv->chunks, n);
+    if (p)
+        dx_out_mark_dirty(c);
     return p;
 }
 
 uint8_t *dx_out_reserve_fitted(dx_conn *c, size_t n)
 {
-    if (c->out_tail)
-        return dx_out_reserve(c, n);
-    dx_out *t = alloc_chunk(c->srv, n);
-    if (t == NULL)
-        return NULL;
-    append(c, t);
-    t->len = n;
-    c->out_bytes += n;
-    dx_out_mark_dirty(c);
-    return t->data;
+    uint8_t *p = dx_queue_reserve_fitted(&c->out, &c->srv->chunks, n);
+    if (p)
+        dx_out_mark_dirty(c);
+    return p;
 }
 
-void dx_shared_release(dx_shared *f)
-{
-    if (--f->refs == 0)
-        free(f);
-}
-
-/* Queues a reference to the shared frame f. Returns 0, or -1 out of memory. */
-/* Queues o, a piece with no bytes of its own (cap 0): a shared frame, a
- * held payload or a file (token: the holder's token or the descriptor). */
+/* Queues o, a piece with no bytes of its own (see dx_queue_piece). */
 static void queue_piece(dx_conn *c, dx_out *o, dx_shared *shared, const uint8_t *held, intptr_t token,
                         size_t len)
 {
-    o->shared = shared;
-    o->held = held;
-    o->token = token;
-    o->len = len;
-    o->off = o->cap = 0;
-    append(c, o);
-    c->out_bytes += len;
+    dx_queue_piece(&c->out, o, shared, held, token, len);
     dx_out_mark_dirty(c);
 }
 
@@ -182,7 +109,7 @@ int dx_out_close_frame(dx_conn *c, unsigned code, const char *reason, size_t len
  * its socket to become writable. */
 void dx_out_mark_dirty(dx_conn *c)
 {
-    if (c->out_bytes > c->srv->cfg.drain_mark)
+    if (c->out.bytes > c->srv->cfg.drain_mark)
         c->over_mark = 1;
     if (c->dirty || c->writing)
         return;
@@ -191,99 +118,11 @@ void dx_out_mark_dirty(dx_conn *c)
     c->srv->dirty = c;
 }
 
-/* Lets go of a chunk: a small own-bytes chunk goes back to the server's
- * spares (while it keeps fewer than DX_SPARE_MAX; spare_trim frees those a
- * burst left unused), anything else is freed. */
-static void chunk_done(dx_server *s, dx_out *o)
-{
-    if (o->cap == DX_OUT_CHUNK) {         /* own bytes: the common case first */
-        if (s->nspare < DX_SPARE_MAX) {
-            o->next = s->spare;
-            s->spare = o;
-            s->nspare++;
-            return;
-        }
-        s->nchunks--;
-    } else if (o->shared) {
-        dx_shared_release(o->shared);
-    } else if (o->held) {
-        s->ev.unhold(s->ud, o->token);
-    } else if (DX_OUT_IS_FILE(o)) {
-        close((int)o->token);
-    }
-    free(o);
-}
-
-static void stop_trimming(dx_server *s)
-{
-    if (ev_is_active(&s->spare_trim)) {
-        ev_ref(s->loop);
-        ev_timer_stop(s->loop, &s->spare_trim);
-    }
-}
-
-void dx_out_trim_spares(struct ev_loop *loop, ev_timer *w, int revents)
-{
-    (void)loop;
-    (void)revents;
-    dx_server *s = w->data;
-    for (int n = s->spare_low; n > 0 && s->spare; n--) {   /* none took them since the last run */
-        dx_out *o = s->spare;
-        s->spare = o->next;
-        s->nspare--;
-        s->nchunks--;
-        free(o);
-    }
-    s->spare_low = s->nspare;
-    if (s->nchunks == 0)                   /* none in queues either: none can come back */
-        stop_trimming(s);
-}
-
-void dx_out_free_spares(dx_server *s)
-{
-    stop_trimming(s);
-    while (s->spare) {
-        dx_out *next = s->spare->next;
-        free(s->spare);
-        s->spare = next;
-    }
-    s->nspare = 0;
-}
-
 void dx_out_free(dx_conn *c)
 {
-    dx_out *o = c->out_head;
-    while (o) {
-        dx_out *next = o->next;
-        chunk_done(c->srv, o);
-        o = next;
-    }
-    c->out_head = c->out_tail = NULL;
-    c->out_bytes = 0;
+    dx_queue_clear(&c->out, &c->srv->chunks);
 }
 
-/* Drops n sent bytes from the head of the queue. */
-void dx_out_consume(dx_conn *c, size_t n)
-{
-    c->out_bytes -= n;
-    while (n) {
-        dx_out *o = c->out_head;
-        size_t left = o->len - o->off;
-        if (n < left) {
-            o->off += n;
-            return;
-        }
-        n -= left;
-        c->out_head = o->next;
-        chunk_done(c->srv, o);
-    }
-    if (c->out_head == NULL)
-        c->out_tail = NULL;
-}
-
-/* Writes as much of the queue as the socket takes. Returns 0 when it is
- * empty, 1 when the socket is full (the watcher waits for writable), -1 when
- * c was lost. */
 /* sendfile of what is left of the file chunk o to the socket fd. Unlike
  * sendmsg it has no MSG_NOSIGNAL, and duplex.core may live in a process
  * that does not ignore SIGPIPE: the signal is blocked around the call, and
@@ -306,20 +145,18 @@ __attribute__((noinline)) static ssize_t send_file(int fd, dx_out *o)
     return w == 0 ? -1 : w;
 }
 
+/* Writes as much of the queue as the socket takes. Returns 0 when it is
+ * empty, 1 when the socket is full (the watcher waits for writable), -1 when
+ * c was lost. */
 static int flush_plain(dx_conn *c)
 {
-    while (c->out_head) {
+    while (c->out.head) {
         ssize_t w;
-        if (DX_OUT_IS_FILE(c->out_head)) {
-            w = send_file(c->io.fd, c->out_head);
+        if (DX_OUT_IS_FILE(c->out.head)) {
+            w = send_file(c->io.fd, c->out.head);
         } else {                            /* the chunks up to a file go in one sendmsg */
             struct iovec iov[DX_IOV_MAX];
-            int n = 0;
-            for (dx_out *o = c->out_head; o && n < DX_IOV_MAX && !DX_OUT_IS_FILE(o); o = o->next, n++) {
-                iov[n].iov_base = (void *)(DX_OUT_BYTES(o) + o->off);   /* only read */
-                iov[n].iov_len = o->len - o->off;
-            }
-            struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)n };
+            struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)dx_queue_iov(&c->out, iov) };
             w = sendmsg(c->io.fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
         }
         if (w < 0) {
@@ -384,21 +221,6 @@ long dx_sink_write(dx_conn *c, const uint8_t *p, size_t len)
     return (long)done;
 }
 
-/* TLS: copies the head of the queue, up to one record or the first file
- * chunk, into the stage. */
-static size_t gather(dx_conn *c, uint8_t *stage)
-{
-    size_t len = 0;
-    for (dx_out *o = c->out_head; o && len < DX_TLS_STAGE && !DX_OUT_IS_FILE(o); o = o->next) {
-        size_t n = o->len - o->off;
-        if (n > DX_TLS_STAGE - len)
-            n = DX_TLS_STAGE - len;
-        memcpy(stage + len, DX_OUT_BYTES(o) + o->off, n);
-        len += n;
-    }
-    return len;
-}
-
 /* TLS: reads the next record's worth of the file chunk o into the stage.
  * Returns the bytes read, 0 when the file ended early or failed. */
 static size_t read_file(const dx_out *o, uint8_t *stage)
@@ -422,22 +244,24 @@ static int flush_tls(dx_conn *c)
     dx_server *s = c->srv;
     if (c->tls_handshaking)                /* the first read finishes it; output waits */
         return 1;
-    while (c->out_head) {
-        dx_out *o = c->out_head;
+    while (c->out.head) {
+        dx_out *o = c->out.head;
         int file = DX_OUT_IS_FILE(o);
         const uint8_t *p = file ? NULL : DX_OUT_BYTES(o) + o->off;
         size_t len = o->len - o->off;
-        if (file || (len < DX_TLS_STAGE && o->next)) {
-            if (s->tls_stage == NULL && (s->tls_stage = malloc(DX_TLS_STAGE)) == NULL) {
+        if (file) {
+            if (s->chunks.stage == NULL && (s->chunks.stage = malloc(DX_TLS_STAGE)) == NULL) {
                 dx_conn_lost(c);
                 return -1;
             }
-            p = s->tls_stage;
-            len = file ? read_file(o, s->tls_stage) : gather(c, s->tls_stage);
-            if (len == 0) {                /* unreadable, or it shrank: the length was promised */
-                dx_conn_lost(c);
-                return -1;
-            }
+            len = read_file(o, s->chunks.stage);
+            p = s->chunks.stage;
+        } else {
+            p = dx_queue_record(&c->out, &s->chunks, &len);
+        }
+        if (p == NULL || len == 0) {       /* out of memory; a file unreadable, or it shrank */
+            dx_conn_lost(c);
+            return -1;
         }
         size_t took;
         int st = dx_tls_write(c, p, len, &took);

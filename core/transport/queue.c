@@ -1,0 +1,222 @@
+/* Queued output and its pool of chunks. See queue.h. */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "transport/queue.h"
+
+static void trim_cb(struct ev_loop *loop, ev_timer *w, int revents);
+
+void dx_chunks_init(dx_chunks *k, struct ev_loop *loop, void (*unhold)(void *ud, intptr_t token), void *ud)
+{
+    memset(k, 0, sizeof *k);
+    k->loop = loop;
+    k->unhold = unhold;
+    k->ud = ud;
+    ev_init(&k->trim, trim_cb);
+    ev_timer_set(&k->trim, DX_SPARE_TRIM, DX_SPARE_TRIM);
+    k->trim.data = k;
+}
+
+static void append(dx_queue *q, dx_out *o)
+{
+    o->next = NULL;
+    if (q->tail)
+        q->tail->next = o;
+    else
+        q->head = o;
+    q->tail = o;
+}
+
+/* A new chunk of cap bytes from malloc, its fields set. A DX_OUT_CHUNK one
+ * is counted (nchunks) and keeps trim running until none is left.
+ * Returns NULL when out of memory. */
+static dx_out *alloc_chunk(dx_chunks *k, size_t cap)
+{
+    dx_out *t = malloc(sizeof *t + cap);
+    if (t == NULL)
+        return NULL;
+    if (cap == DX_OUT_CHUNK) {
+        k->nchunks++;
+        if (!ev_is_active(&k->trim)) {
+            k->spare_low = k->nspare;
+            ev_timer_again(k->loop, &k->trim);
+            ev_unref(k->loop);             /* chunks alone do not keep the loop running */
+        }
+    }
+    t->shared = NULL;
+    t->held = NULL;
+    t->len = t->off = 0;
+    t->cap = cap;
+    return t;
+}
+
+uint8_t *dx_queue_grow(dx_queue *q, dx_chunks *k, size_t n)
+{
+    dx_out *t;
+    size_t cap = n > DX_OUT_CHUNK ? n : DX_OUT_CHUNK;
+    if (cap == DX_OUT_CHUNK && k->spare) {   /* the common case: no malloc */
+        t = k->spare;
+        k->spare = t->next;
+        if (--k->nspare < k->spare_low)
+            k->spare_low = k->nspare;
+        t->len = t->off = 0;
+    } else if ((t = alloc_chunk(k, cap)) == NULL) {
+        return NULL;
+    }
+    append(q, t);
+    t->len = n;
+    q->bytes += n;
+    return t->data;
+}
+
+uint8_t *dx_queue_reserve_fitted(dx_queue *q, dx_chunks *k, size_t n)
+{
+    if (q->tail)
+        return dx_queue_reserve(q, k, n);
+    dx_out *t = alloc_chunk(k, n);
+    if (t == NULL)
+        return NULL;
+    append(q, t);
+    t->len = n;
+    q->bytes += n;
+    return t->data;
+}
+
+void dx_queue_piece(dx_queue *q, dx_out *o, dx_shared *shared, const uint8_t *held, intptr_t token,
+                    size_t len)
+{
+    o->shared = shared;
+    o->held = held;
+    o->token = token;
+    o->len = len;
+    o->off = o->cap = 0;
+    append(q, o);
+    q->bytes += len;
+}
+
+void dx_shared_release(dx_shared *f)
+{
+    if (--f->refs == 0)
+        free(f);
+}
+
+/* Lets go of a chunk: a small own-bytes chunk goes back to the spares
+ * (while there are fewer than DX_SPARE_MAX), anything else is freed. */
+static void chunk_done(dx_chunks *k, dx_out *o)
+{
+    if (o->cap == DX_OUT_CHUNK) {         /* own bytes: the common case first */
+        if (k->nspare < DX_SPARE_MAX) {
+            o->next = k->spare;
+            k->spare = o;
+            k->nspare++;
+            return;
+        }
+        k->nchunks--;
+    } else if (o->shared) {
+        dx_shared_release(o->shared);
+    } else if (o->held) {
+        k->unhold(k->ud, o->token);
+    } else if (DX_OUT_IS_FILE(o)) {
+        close((int)o->token);
+    }
+    free(o);
+}
+
+void dx_queue_consume(dx_queue *q, dx_chunks *k, size_t n)
+{
+    q->bytes -= n;
+    while (n) {
+        dx_out *o = q->head;
+        size_t left = o->len - o->off;
+        if (n < left) {
+            o->off += n;
+            return;
+        }
+        n -= left;
+        q->head = o->next;
+        chunk_done(k, o);
+    }
+    if (q->head == NULL)
+        q->tail = NULL;
+}
+
+void dx_queue_clear(dx_queue *q, dx_chunks *k)
+{
+    dx_out *o = q->head;
+    while (o) {
+        dx_out *next = o->next;
+        chunk_done(k, o);
+        o = next;
+    }
+    q->head = q->tail = NULL;
+    q->bytes = 0;
+}
+
+int dx_queue_iov(const dx_queue *q, struct iovec *iov)
+{
+    int n = 0;
+    for (const dx_out *o = q->head; o && n < DX_IOV_MAX && !DX_OUT_IS_FILE(o); o = o->next, n++) {
+        iov[n].iov_base = (void *)(DX_OUT_BYTES(o) + o->off);   /* only read */
+        iov[n].iov_len = o->len - o->off;
+    }
+    return n;
+}
+
+const uint8_t *dx_queue_record(const dx_queue *q, dx_chunks *k, size_t *len)
+{
+    const dx_out *o = q->head;
+    *len = o->len - o->off;
+    if (*len >= DX_TLS_STAGE || o->next == NULL)
+        return DX_OUT_BYTES(o) + o->off;
+    if (k->stage == NULL && (k->stage = malloc(DX_TLS_STAGE)) == NULL)
+        return NULL;
+    size_t got = 0;
+    for (; o && got < DX_TLS_STAGE && !DX_OUT_IS_FILE(o); o = o->next) {
+        size_t n = o->len - o->off;
+        if (n > DX_TLS_STAGE - got)
+            n = DX_TLS_STAGE - got;
+        memcpy(k->stage + got, DX_OUT_BYTES(o) + o->off, n);
+        got += n;
+    }
+    *len = got;
+    return k->stage;
+}
+
+static void stop_trimming(dx_chunks *k)
+{
+    if (ev_is_active(&k->trim)) {
+        ev_ref(k->loop);
+        ev_timer_stop(k->loop, &k->trim);
+    }
+}
+
+/* Frees the spares that none took since the last run (spare_low of them). */
+static void trim_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    dx_chunks *k = w->data;
+    for (int n = k->spare_low; n > 0 && k->spare; n--) {
+        dx_out *o = k->spare;
+        k->spare = o->next;
+        k->nspare--;
+        k->nchunks--;
+        free(o);
+    }
+    k->spare_low = k->nspare;
+    if (k->nchunks == 0)                   /* none in queues either: none can come back */
+        stop_trimming(k);
+}
+
+void dx_chunks_free(dx_chunks *k)
+{
+    stop_trimming(k);
+    while (k->spare) {
+        dx_out *next = k->spare->next;
+        free(k->spare);
+        k->spare = next;
+    }
+    k->nspare = 0;
+    free(k->stage);
+    k->stage = NULL;
+}

@@ -1,0 +1,114 @@
+/* Queued output: a list of chunks waiting for a socket, and the pool of
+ * small chunks they are taken from. The server's connections and the
+ * client's both queue their frames here; what is above (marking a
+ * connection to flush, backpressure) and below (sendmsg, sendfile, TLS)
+ * stays theirs. */
+#ifndef DX_TRANSPORT_QUEUE_H
+#define DX_TRANSPORT_QUEUE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+#include <ev.h>
+
+#define DX_OUT_CHUNK 2048             /* smallest output chunk; small sends share one */
+#define DX_IOV_MAX 64                 /* chunks handed to one sendmsg */
+#define DX_SPARE_MAX 1024             /* chunks a pool keeps for reuse (2 MiB) */
+#define DX_SPARE_TRIM 2.0             /* seconds: spares none took in that long are freed */
+#define DX_TLS_STAGE (16 * 1024)      /* one TLS record: small queued chunks are gathered into it */
+
+/* A frame queued for many connections at once (a publish): one buffer,
+ * freed when the last queue lets go of it. */
+typedef struct dx_shared {
+    size_t refs;
+    size_t len;
+    uint8_t data[];
+} dx_shared;
+
+/* One piece of queued output: bytes of its own (small frames are appended
+ * to the tail chunk while it has room, so a burst of sends costs one
+ * allocation), a reference to a shared frame, a large payload held by
+ * the layer above (not copied; the pool's unhold lets go of it), or a
+ * file: the bytes [off, len) of the open descriptor in token, sent from
+ * the file (sendfile, or a record at a time under TLS), never read into
+ * memory. */
+typedef struct dx_out {
+    struct dx_out *next;
+    dx_shared *shared;   /* a shared frame, or NULL */
+    const uint8_t *held; /* a held payload, or NULL; neither: the bytes are in data[] */
+    intptr_t token;      /* the holder's token for held */
+    size_t len;          /* bytes in data[], shared->data or held */
+    size_t off;          /* bytes already sent */
+    size_t cap;          /* room in data[]: 0 for shared and held */
+    uint8_t data[];
+} dx_out;
+
+/* A file chunk is the one kind with neither a buffer nor room of its own. */
+#define DX_OUT_IS_FILE(o) ((o)->cap == 0 && (o)->shared == NULL && (o)->held == NULL)
+/* Where the bytes of o are; not for a file chunk. */
+#define DX_OUT_BYTES(o) ((o)->shared ? (o)->shared->data : (o)->held ? (o)->held : (o)->data)
+
+/* One connection's queue: head to tail, and the bytes in it not yet sent. */
+typedef struct dx_queue {
+    dx_out *head, *tail;
+    size_t bytes;
+} dx_queue;
+
+/* The chunks of one loop's queues (a server's, a client context's): the
+ * DX_OUT_CHUNK chunks freed by one queue are taken by the next (while it
+ * keeps fewer than DX_SPARE_MAX; trim frees those a burst left unused),
+ * and the stage where a TLS record is gathered. */
+typedef struct dx_chunks {
+    struct ev_loop *loop;
+    dx_out *spare;
+    int nspare;
+    int spare_low;                 /* the fewest spares since trim last ran */
+    size_t nchunks;                /* DX_OUT_CHUNK chunks alive: spares and queued */
+    ev_timer trim;                 /* runs every DX_SPARE_TRIM while nchunks is not 0 */
+    uint8_t *stage;                /* DX_TLS_STAGE bytes, made on first use */
+    void (*unhold)(void *ud, intptr_t token);   /* a held payload was sent or dropped */
+    void *ud;
+} dx_chunks;
+
+void dx_chunks_init(dx_chunks *k, struct ev_loop *loop, void (*unhold)(void *ud, intptr_t token), void *ud);
+/* Frees the spares and the stage; every queue must be empty or freed. */
+void dx_chunks_free(dx_chunks *k);
+
+/* Room for n more bytes at the end of q: in the tail chunk when it has
+ * room, else in a new chunk (dx_queue_grow). NULL when out of memory. */
+uint8_t *dx_queue_grow(dx_queue *q, dx_chunks *k, size_t n);
+static inline uint8_t *dx_queue_reserve(dx_queue *q, dx_chunks *k, size_t n)
+{
+    dx_out *t = q->tail;
+    /* a shared or held tail has cap 0: never written into */
+    if (t == NULL || t->cap == 0 || t->cap - t->len < n)
+        return dx_queue_grow(q, k, n);
+    uint8_t *p = t->data + t->len;
+    t->len += n;
+    q->bytes += n;
+    return p;
+}
+/* Like dx_queue_reserve, but into an empty queue the n bytes go in a chunk
+ * of their own size (freed once sent, never a spare). */
+uint8_t *dx_queue_reserve_fitted(dx_queue *q, dx_chunks *k, size_t n);
+/* Appends o, a piece with no bytes of its own (cap 0): a shared frame
+ * (its reference taken by the caller), a held payload or a file (token:
+ * the holder's token or the descriptor, which the queue then owns). */
+void dx_queue_piece(dx_queue *q, dx_out *o, dx_shared *shared, const uint8_t *held, intptr_t token,
+                    size_t len);
+void dx_shared_release(dx_shared *f);
+/* Drops n sent bytes from the head of q. */
+void dx_queue_consume(dx_queue *q, dx_chunks *k, size_t n);
+/* Drops everything in q. */
+void dx_queue_clear(dx_queue *q, dx_chunks *k);
+/* The chunks from the head up to the first file (at most DX_IOV_MAX) as
+ * iov[]: one sendmsg's worth. Returns how many; 0 when the head is a file
+ * or q is empty. */
+int dx_queue_iov(const dx_queue *q, struct iovec *iov);
+/* TLS: the head's next record, up to DX_TLS_STAGE bytes or the first file:
+ * the head chunk's own bytes when it is large or alone, else the small
+ * chunks gathered into the stage. Sets *len; NULL out of memory. Not for
+ * a file at the head. */
+const uint8_t *dx_queue_record(const dx_queue *q, dx_chunks *k, size_t *len);
+
+#endif
