@@ -413,7 +413,10 @@ static inline void dx_out_consume(dx_conn *c, size_t n)
 }
 /* The socket is full: c's watcher waits for writable. */
 void dx_out_wait_writable(dx_conn *c);
-void dx_out_free(dx_conn *c);
+static inline void dx_out_free(dx_conn *c)
+{
+    dx_queue_clear(&c->out, &c->srv->chunks);
+}
 void dx_flusher_cb(struct ev_loop *loop, ev_prepare *w, int revents);
 
 #endif

@@ -69,10 +69,8 @@ uint8_t *dx_queue_grow(dx_queue *q, dx_chunks *k, size_t n)
     return t->data;
 }
 
-uint8_t *dx_queue_reserve_fitted(dx_queue *q, dx_chunks *k, size_t n)
+uint8_t *dx_queue_fit(dx_queue *q, dx_chunks *k, size_t n)
 {
-    if (q->tail)
-        return dx_queue_reserve(q, k, n);
     dx_out *t = alloc_chunk(k, n);
     if (t == NULL)
         return NULL;
@@ -150,16 +148,6 @@ void dx_queue_clear(dx_queue *q, dx_chunks *k)
     }
     q->head = q->tail = NULL;
     q->bytes = 0;
-}
-
-int dx_queue_iov(const dx_queue *q, struct iovec *iov)
-{
-    int n = 0;
-    for (const dx_out *o = q->head; o && n < DX_IOV_MAX && !DX_OUT_IS_FILE(o); o = o->next, n++) {
-        iov[n].iov_base = (void *)(DX_OUT_BYTES(o) + o->off);   /* only read */
-        iov[n].iov_len = o->len - o->off;
-    }
-    return n;
 }
 
 const uint8_t *dx_queue_record(const dx_queue *q, dx_chunks *k, size_t *len)

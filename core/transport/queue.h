@@ -89,8 +89,12 @@ static inline uint8_t *dx_queue_reserve(dx_queue *q, dx_chunks *k, size_t n)
     return p;
 }
 /* Like dx_queue_reserve, but into an empty queue the n bytes go in a chunk
- * of their own size (freed once sent, never a spare). */
-uint8_t *dx_queue_reserve_fitted(dx_queue *q, dx_chunks *k, size_t n);
+ * of their own size (dx_queue_fit: freed once sent, never a spare). */
+uint8_t *dx_queue_fit(dx_queue *q, dx_chunks *k, size_t n);
+static inline uint8_t *dx_queue_reserve_fitted(dx_queue *q, dx_chunks *k, size_t n)
+{
+    return q->tail ? dx_queue_reserve(q, k, n) : dx_queue_fit(q, k, n);
+}
 /* Appends o, a piece with no bytes of its own (cap 0): a shared frame
  * (its reference taken by the caller), a held payload or a file (token:
  * the holder's token or the descriptor, which the queue then owns). */
@@ -104,7 +108,15 @@ void dx_queue_clear(dx_queue *q, dx_chunks *k);
 /* The chunks from the head up to the first file (at most DX_IOV_MAX) as
  * iov[]: one sendmsg's worth. Returns how many; 0 when the head is a file
  * or q is empty. */
-int dx_queue_iov(const dx_queue *q, struct iovec *iov);
+static inline int dx_queue_iov(const dx_queue *q, struct iovec *iov)
+{
+    int n = 0;
+    for (const dx_out *o = q->head; o && n < DX_IOV_MAX && !DX_OUT_IS_FILE(o); o = o->next, n++) {
+        iov[n].iov_base = (void *)(DX_OUT_BYTES(o) + o->off);   /* only read */
+        iov[n].iov_len = o->len - o->off;
+    }
+    return n;
+}
 /* TLS: the head's next record, up to DX_TLS_STAGE bytes or the first file:
  * the head chunk's own bytes when it is large or alone, else the small
  * chunks gathered into the stage. Sets *len; NULL out of memory. Not for

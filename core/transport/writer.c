@@ -87,22 +87,30 @@ int dx_out_file(dx_conn *c, int fd, size_t len)
     return 0;
 }
 
-/* Queues a close frame: empty when code is 0, else the code and reason. */
+/* Queues a close frame: empty when code is 0, else the code and reason.
+ * Into an empty queue (the usual case: an idle connection closed) it goes
+ * in a chunk of its own size, so closing many connections at once holds
+ * a few bytes each until the close is sent, not a DX_OUT_CHUNK chunk. */
 int dx_out_close_frame(dx_conn *c, unsigned code, const char *reason, size_t len)
 {
-    uint8_t payload[DX_CONTROL_MAX];
     size_t n = 0;
     if (code) {
         if (len > DX_CONTROL_MAX - 2)
             len = DX_CONTROL_MAX - 2;
-        payload[0] = (uint8_t)(code >> 8);
-        payload[1] = (uint8_t)code;
-        if (len)
-            memcpy(payload + 2, reason, len);
         n = 2 + len;
     }
     c->close_sent = code ? (uint16_t)code : DX_CLOSE_NO_STATUS;
-    return dx_out_frame(c, DX_OP_CLOSE, payload, n);
+    uint8_t *p = dx_out_reserve_fitted(c, 2 + n);   /* n <= 125: a 2-byte header */
+    if (p == NULL)
+        return -1;
+    dx_frame_write_header(p, 1, 0, DX_OP_CLOSE, n, NULL);
+    if (code) {
+        p[2] = (uint8_t)(code >> 8);
+        p[3] = (uint8_t)code;
+        if (len)
+            memcpy(p + 4, reason, len);
+    }
+    return 0;
 }
 
 /* Puts c on its server's flush list, unless it is there already or waits for
@@ -116,11 +124,6 @@ void dx_out_mark_dirty(dx_conn *c)
     c->dirty = 1;
     c->next_dirty = c->srv->dirty;
     c->srv->dirty = c;
-}
-
-void dx_out_free(dx_conn *c)
-{
-    dx_queue_clear(&c->out, &c->srv->chunks);
 }
 
 /* sendfile of what is left of the file chunk o to the socket fd. Unlike
