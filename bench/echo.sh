@@ -9,6 +9,10 @@
 #   nginx-lua                     nginx + lua-nginx-module + lua-resty-websocket
 #                                 (bench/nginx/: ONE worker process)
 #   lws-c                         libwebsockets in C (bench/lws-echo-server.c)
+#   uws-cpp (ask)                 uWebSockets in C++ (bench/uws-echo-server.cpp),
+#                                 built from the source tree UWS_DIR names
+#                                 (bench/lib.sh prepare_uws); not in the
+#                                 default list: no package carries it
 # Every server gets one core (one process or worker, pinned).
 #
 #   bench/echo.sh [SECONDS]        (measured window per run, default 5)
@@ -23,7 +27,8 @@
 #
 # Environment: WARMUP (s, default 2), RUNS (default 3), QUICK=1 (1 run,
 # 1 s warm-up, 2 s window; explicit WARMUP/RUNS/SECONDS still win),
-# SERVERS (default all six but duplex-lua5.4-wss, in the order above), CLIENT_ARGS (extra
+# SERVERS (default all but duplex-lua5.4-wss and uws-cpp, in the order
+# above), UWS_DIR (and UWS_SOCKETS_DIR) for uws-cpp, CLIENT_ARGS (extra
 # lws-echo-load flags, e.g. "-1"), SERVER_CPU (1) and CLIENT_CPU (0) for
 # taskset. Defaults take about 7 minutes (3 scenarios x 5 servers x 3 runs x
 # 7 s, plus smoke tests and start-up).
@@ -71,7 +76,7 @@ source "$ROOT/bench/lib.sh"
 
 read -r -a NAMES <<< "$SERVERS"
 for n in "${NAMES[@]}"; do
-  case $n in duplex-luajit|duplex-lua5.4|duplex-luajit-wss|duplex-lua5.4-wss|node-ws|nginx-lua|lws-c) ;;
+  case $n in duplex-luajit|duplex-lua5.4|duplex-luajit-wss|duplex-lua5.4-wss|node-ws|nginx-lua|lws-c|uws-cpp) ;;
     *) die "unknown server '$n' (SERVERS)" ;; esac
 done
 
@@ -126,6 +131,7 @@ CMD[duplex-luajit-wss]="build/luajit/duplex run scripts/echo.lua --host $HOST --
 CMD[node-ws]="node bench/ws-echo-server.js --host $HOST --port 0"
 CMD[nginx-lua]="bench/nginx/serve.sh --host $HOST --port 0 --rundir $OUT/nginx-run"
 CMD[lws-c]="$OUT/lws-echo-server --host $HOST --port 0"
+CMD[uws-cpp]="$OUT/uws-echo-server --host $HOST --port 0"
 
 trap stop_servers EXIT
 trap 'exit 130' INT TERM

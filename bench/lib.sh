@@ -39,9 +39,52 @@ nginx_ok() {
        -f /usr/share/lua/5.1/resty/websocket/server.lua ]]
 }
 
-# Makes what the named servers need (duplex built, the lws server compiled,
-# `ws` resolvable, nginx + lua installed); a server that cannot be had gets
-# its reason in BROKEN_ALL. Peers missing from the machine are installed
+# uws-cpp: bench/uws-echo-server.cpp on uWebSockets, which no package
+# carries: UWS_DIR names a uWebSockets source tree (relative paths are taken
+# from the repo root), its uSockets in UWS_DIR/uSockets (the submodule) or
+# in UWS_SOCKETS_DIR. Built here into OUT, nothing written into those trees:
+# uSockets' C files the way its Makefile does without TLS (-O3 -flto
+# -DLIBUS_NO_SSL, epoll), the server as uWS's examples are but for
+# -march=native (-O3 -flto, C++20), without zlib (compression is off).
+# Rebuilt when the server's source is newer or the trees named differ.
+prepare_uws() {
+  local us=${UWS_SOCKETS_DIR:-${UWS_DIR:+$UWS_DIR/uSockets}}
+  if [[ -z ${UWS_DIR:-} ]]; then
+    BROKEN_ALL[uws-cpp]="set UWS_DIR to a uWebSockets checkout"; return
+  fi
+  if [[ ! -f $UWS_DIR/src/App.h ]]; then
+    BROKEN_ALL[uws-cpp]="UWS_DIR ($UWS_DIR) has no src/App.h"; return
+  fi
+  if [[ ! -f $us/src/libusockets.h ]]; then
+    BROKEN_ALL[uws-cpp]="no uSockets in $us (its submodule, or set UWS_SOCKETS_DIR)"; return
+  fi
+  local uwsdir usdir srcs
+  uwsdir=$(cd "$UWS_DIR" && pwd) usdir=$(cd "$us" && pwd)
+  UWSSRV=$OUT/uws-echo-server
+  srcs="$uwsdir $usdir $(git -C "$uwsdir" rev-parse HEAD 2>/dev/null || true)"
+  if [[ -x $UWSSRV && ! bench/uws-echo-server.cpp -nt $UWSSRV &&
+        $(cat "$OUT/uws-echo-server.src" 2>/dev/null) == "$srcs" ]]; then
+    return
+  fi
+  note "building uws-cpp (uSockets + bench/uws-echo-server.cpp)"
+  local obj=$OUT/uws-obj
+  rm -rf "$obj" && mkdir -p "$obj"
+  if (cd "$obj" && cc -O3 -flto=auto -DLIBUS_NO_SSL -std=c11 -I"$usdir/src" -c \
+        "$usdir"/src/*.c "$usdir"/src/eventing/*.c "$usdir"/src/crypto/*.c) \
+        > "$OUT/uws-cpp.build" 2>&1 &&
+     g++ -O3 -flto=auto -std=c++20 -DLIBUS_NO_SSL -DUWS_NO_ZLIB \
+        -I"$uwsdir/src" -I"$usdir/src" -o "$UWSSRV" bench/uws-echo-server.cpp \
+        "$obj"/*.o >> "$OUT/uws-cpp.build" 2>&1; then
+    echo "$srcs" > "$OUT/uws-echo-server.src"
+  else
+    rm -f "$UWSSRV"
+    BROKEN_ALL[uws-cpp]="build failed (see $OUT/uws-cpp.build)"
+  fi
+}
+
+# Makes what the named servers need (duplex built, the lws and uWS servers
+# compiled, `ws` resolvable, nginx + lua installed); a server that cannot be
+# had gets its reason in BROKEN_ALL. Peers missing from the machine are installed
 # from Debian / npm when running as root.
 prepare_servers() { # names...
   local want=" $* "
@@ -65,6 +108,9 @@ prepare_servers() { # names...
           BROKEN_ALL[lws-c]="build failed (see $OUT/lws-c.build)"
       fi
     fi
+  fi
+  if [[ $want == *" uws-cpp "* ]]; then
+    prepare_uws
   fi
   if [[ $want == *" node-ws "* ]] && ! node -e "require.resolve('ws')" >/dev/null 2>&1; then
     local wsdir=$OUT/ws-deps

@@ -14,6 +14,10 @@
 #                              ws:publish: framed once for all subscribers)
 #                node-ws       bench/ws-broadcast-server.js (ws: client.send
 #                              for each client but the sender)
+#                uws-cpp (ask) bench/uws-echo-server.cpp's /broadcast (uWS
+#                              pub/sub: ws->publish, framed once; uWS sends
+#                              what is published at the end of the event
+#                              loop's iteration); needs UWS_DIR, see below
 #              Figures: deliveries/s (messages received by subscribers),
 #              p50/p99 latency (publish -> delivery), lost, errors, server
 #              CPU% (process tree, sampled inside the measured window) and
@@ -23,7 +27,8 @@
 #              Servers (CONNECT_SERVERS): duplex-luajit, duplex-lua5.4
 #              (scripts/echo.lua), node-ws (bench/ws-echo-server.js),
 #              nginx-lua (bench/nginx, one worker), lws-c
-#              (bench/lws-echo-server.c): the echo servers of bench/echo.sh,
+#              (bench/lws-echo-server.c), uws-cpp when asked
+#              (bench/uws-echo-server.cpp): the echo servers of bench/echo.sh,
 #              started the same way (bench/lib.sh).
 #              Figures: handshakes/s (opened / time to open all), server RSS
 #              per connection (VmRSS of the server process when all are open
@@ -34,7 +39,9 @@
 #
 # Environment: RUNS (3), WARMUP (2 s), QUICK=1 (1 run, 1 s warm-up, 2 s
 # window; explicit RUNS/WARMUP/SECONDS still win), SERVER_CPU (1),
-# CLIENT_CPU (0), and the variables above. Runs are interleaved (run 1 of
+# CLIENT_CPU (0), and the variables above. uws-cpp, in neither default
+# list, is built from the uWebSockets source tree UWS_DIR names (its
+# uSockets inside it, or in UWS_SOCKETS_DIR: bench/lib.sh prepare_uws). Runs are interleaved (run 1 of
 # each server, then run 2, ...). Before timing broadcast, each server passes
 # a 1 s smoke run (no error, nothing lost) or is marked broken. Every
 # process started here is bounded in time (timeout) and killed on exit;
@@ -82,11 +89,11 @@ done
 read -r -a BNAMES <<< "$BCAST_SERVERS"
 read -r -a CNAMES <<< "$CONNECT_SERVERS"
 for n in "${BNAMES[@]}"; do
-  case $n in duplex-luajit|duplex-lua5.4|node-ws) ;;
-    *) die "unknown broadcast server '$n' (duplex-luajit duplex-lua5.4 node-ws)" ;; esac
+  case $n in duplex-luajit|duplex-lua5.4|node-ws|uws-cpp) ;;
+    *) die "unknown broadcast server '$n' (duplex-luajit duplex-lua5.4 node-ws uws-cpp)" ;; esac
 done
 for n in "${CNAMES[@]}"; do
-  case $n in duplex-luajit|duplex-lua5.4|node-ws|nginx-lua|lws-c) ;;
+  case $n in duplex-luajit|duplex-lua5.4|node-ws|nginx-lua|lws-c|uws-cpp) ;;
     *) die "unknown connect server '$n'" ;; esac
 done
 
@@ -157,6 +164,7 @@ broadcast() { # depth
   CMD[duplex-luajit]="build/luajit/duplex run lua/duplex/bench_app.lua --host $HOST --port 0 $DUPLEX_UNLIMITED"
   CMD[duplex-lua5.4]="build/lua5.4/duplex run lua/duplex/bench_app.lua --host $HOST --port 0 $DUPLEX_UNLIMITED"
   CMD[node-ws]="node bench/ws-broadcast-server.js --host $HOST --port 0"
+  CMD[uws-cpp]="$OUT/uws-echo-server --host $HOST --port 0"   # path /broadcast
   local life=$(( ${#BNAMES[@]} * (30 + RUNS * (WARMUP + SECS + 30)) + 60 ))
   local args=(broadcast --connections "$BCAST_SUBS" --depth "$d" --size "$BCAST_SIZE")
   note "scenario $s: $BCAST_SUBS subscribers, 1 publisher, $d in flight, $BCAST_SIZE B text"
@@ -257,6 +265,7 @@ connect() {
   CMD[node-ws]="node bench/ws-echo-server.js --host $HOST --port 0"
   CMD[nginx-lua]="bench/nginx/serve.sh --host $HOST --port 0 --rundir $OUT/nginx-run"
   CMD[lws-c]="$OUT/lws-echo-server --host $HOST --port 0"
+  CMD[uws-cpp]="$OUT/uws-echo-server --host $HOST --port 0"
   note "scenario connect: $CONNECT_N connections, $CONNECT_CONC at a time, a fresh server per run"
   for r in $(seq "$RUNS"); do
     for n in "${CNAMES[@]}"; do
