@@ -75,6 +75,19 @@ describe("ws", function()
     h.close_cleanly(conn)
   end)
 
+  it("ws.send called on anything but a connection raises a bad argument error", function()
+    local conn = h.open(srv.port)
+    local reply = ask(conn, "wrong-self")
+    local n = 0
+    for line in reply:gmatch("[^\n]+") do
+      n = n + 1
+      assert.truthy(line:find("^ok=false err=.*duplex%.connection expected"), line)
+    end
+    assert.are.equal(3, n, reply)
+    h.echo(conn, "still open")
+    h.close_cleanly(conn)
+  end)
+
   it("ws:send on a connection whose close has run raises 'closed connection'", function()
     local gone = h.open(srv.port)
     local gone_id = ask(gone, "id"):match("^id=(%d+)")

@@ -60,6 +60,7 @@ typedef struct dx_lserver {
 /* The connection userdata: a handle. conn is NULL once the close event has
  * run; the fields stay readable. */
 typedef struct dx_lconn {
+    uintptr_t tag;              /* DX_LCONN_TAG(this handle): see check() in lconn.c */
     dx_conn *conn;
     dx_lserver *ls;
     int self;                   /* registry ref rooting this handle while open */
@@ -71,6 +72,8 @@ typedef struct dx_lconn {
     unsigned char duplex1;      /* speaks duplex.1: its binary messages are tagged */
     unsigned char sse;          /* came over events and POSTs, not a WebSocket (ws.transport) */
 } dx_lconn;
+
+#define DX_LCONN_TAG(w) ((uintptr_t)(w) ^ (uintptr_t)0x9e3779b97f4a7c15u)
 
 /* Calls the function on L's stack below nargs arguments through the
  * traceback handler; L must be the event thread (dx_event_thread). The

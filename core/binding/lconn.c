@@ -7,21 +7,19 @@
 
 static const char *const closed_msg = "attempt to use a closed connection";
 
-/* The handle at 1. Every function of this file is a closure whose first
- * upvalue is the connection metatable: comparing with it is cheaper than
- * luaL_checkudata's registry lookup, on the path of every ws:send. */
+/* The handle at 1. A handle carries a tag, its own address mixed with a
+ * constant: a userdata of exactly a handle's size whose bytes say so can
+ * only have been made here (Lua code cannot write a userdata's bytes, and
+ * no other C code has a reason to store that value there), so the tag
+ * stands for the metatable test on the path of every ws:send, at a
+ * fraction of its cost. Anything else goes through luaL_checkudata, which
+ * raises the usual error. */
 static dx_lconn *check(lua_State *L)
 {
     dx_lconn *w = lua_touserdata(L, 1);
-    if (w && lua_getmetatable(L, 1)) {
-        /* Tables are equal (raw) when they are the same object: comparing
-         * their addresses costs half of lua_rawequal. */
-        int same = lua_topointer(L, -1) == lua_topointer(L, lua_upvalueindex(1));
-        lua_settop(L, -2);
-        if (same)
-            return w;
-    }
-    return luaL_checkudata(L, 1, DX_CONN_MT);   /* raises the usual error */
+    if (w && dx_rawlen(L, 1) == sizeof *w && w->tag == DX_LCONN_TAG(w))
+        return w;
+    return luaL_checkudata(L, 1, DX_CONN_MT);
 }
 
 /* The live connection behind the handle at 1, or a raised error once the
@@ -212,7 +210,7 @@ static void push_data(lua_State *L)
 static int l_index(lua_State *L)
 {
     lua_pushvalue(L, 2);
-    lua_rawget(L, lua_upvalueindex(2));        /* a method: no need to look at ws */
+    lua_rawget(L, lua_upvalueindex(1));        /* a method: no need to look at ws */
     if (!lua_isnil(L, -1) || lua_type(L, 2) != LUA_TSTRING)
         return 1;
     dx_lconn *w = check(L);
@@ -270,34 +268,21 @@ static const luaL_Reg methods[] = {
     { NULL, NULL }
 };
 
-/* Pushes f as a closure over the metatable at mt. */
-static void push_method(lua_State *L, int mt, lua_CFunction f)
-{
-    lua_pushvalue(L, mt);
-    lua_pushcclosure(L, f, 1);
-}
-
 void dx_conn_open_lib(lua_State *L)
 {
     luaL_newmetatable(L, DX_CONN_MT);
-    int mt = lua_gettop(L);
     lua_newtable(L);
-    for (const luaL_Reg *r = methods; r->name; r++) {
-        push_method(L, mt, r->func);
-        lua_setfield(L, -2, r->name);
-    }
-    lua_pushvalue(L, mt);
-    lua_insert(L, -2);
-    lua_pushcclosure(L, l_index, 2);           /* upvalues: the metatable, the methods */
-    lua_setfield(L, mt, "__index");
-    push_method(L, mt, l_newindex);
-    lua_setfield(L, mt, "__newindex");
-    push_method(L, mt, l_tostring);
-    lua_setfield(L, mt, "__tostring");
-    push_method(L, mt, l_gc);
-    lua_setfield(L, mt, "__gc");
+    dx_setfuncs(L, methods);
+    lua_pushcclosure(L, l_index, 1);           /* upvalue: the methods */
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, l_newindex);
+    lua_setfield(L, -2, "__newindex");
+    lua_pushcfunction(L, l_tostring);
+    lua_setfield(L, -2, "__tostring");
+    lua_pushcfunction(L, l_gc);
+    lua_setfield(L, -2, "__gc");
     lua_pushliteral(L, "duplex.connection");
-    lua_setfield(L, mt, "__name");
+    lua_setfield(L, -2, "__name");
     lua_pop(L, 1);
 }
 
@@ -305,6 +290,7 @@ dx_lconn *dx_conn_push_new(lua_State *L, dx_lserver *ls, dx_conn *c, int route)
 {
     dx_lconn *w = dx_newuserdata(L, sizeof *w);
     memset(w, 0, sizeof *w);
+    w->tag = DX_LCONN_TAG(w);
     dx_inituv(L, -1);
     luaL_getmetatable(L, DX_CONN_MT);
     lua_setmetatable(L, -2);
