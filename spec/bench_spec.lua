@@ -38,6 +38,32 @@ describe("duplex bench", function()
     assert.is_truthy(line:find('"scenario":"echo"', 1, true), line)
   end)
 
+  -- The option gc: Lua 5.4's generational collector carries the load
+  -- like the incremental one (every echo checked), in a process whose
+  -- connections come and go.
+  it("echo and connects under --gc generational: every echo right", function()
+    srv = server.start("spec/fixtures/gc_mode.lua", with(server.UNLIMITED, { "--gc", "generational" }))
+    local c = assert(require("spec.support.helpers").open(srv.port))
+    assert(c:send_text("gc?"))
+    local _, mode = c:read_message()
+    assert.are.equal(_VERSION == "Lua 5.1" and "incremental" or "generational", mode)
+    for _, args in ipairs({ { "--size", "32" }, { "--size", "1024", "--binary" }, { "--size", "70000" } }) do
+      local code, line = bench(with(QUICK, with({ "echo", "--url", srv.url }, args)))
+      assert.are.equal(0, code, line)
+      assert.are.equal(0, json_number(line, "errors"), line)
+      assert.is_true(json_number(line, "throughput") > 0, line)
+    end
+    local code, line = bench { "connect", "--url", srv.url, "--connections", "500", "--json" }
+    assert.are.equal(0, code, line)
+    local other = require("spec.support.helpers").open(srv.port)
+    assert(other:send_text("shout"))             -- to every other subscriber of "all"
+    local op, got = c:read_message()
+    assert.are.equal(1, op)
+    assert.are.equal(("x"):rep(100), got)
+    c:close()
+    other:close()
+  end)
+
   it("echo with binary messages of 1000 bytes", function()
     srv = server.start("scripts/echo.lua", server.UNLIMITED)
     local code, line = bench(with(QUICK, { "echo", "--url", srv.url, "--binary", "--size", "1000" }))

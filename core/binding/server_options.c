@@ -14,6 +14,7 @@
 static const char *const deflate_modes[] = { "off", "shared", "dedicated", NULL };
 static const char *const backpressure_policies[] = { "close", "drop", NULL };
 static const char *const log_formats[] = { "text", "json", NULL };
+static const char *const gc_modes[] = { "incremental", "generational", NULL };
 static const char *const rate_policies[] = { "close", "drop", NULL };
 static const char *const tls_flag_keys[] = { "cert", "key", NULL };
 static const char *const any_origin[] = { "*", NULL };
@@ -51,6 +52,10 @@ const dx_option dx_server_options[] = {
     { .name = "log_format", .kind = DX_OPT_ENUM, .words = log_formats,
       .flag = "--log-format", .doc = "the log on stderr: readable `\"text\"` lines, or `\"json\"`, one object a line "
       "(time, level, event, conn, remote, message); the process's, whichever app sets it" },
+    { .name = "gc", .kind = DX_OPT_ENUM, .words = gc_modes,
+      .flag = "--gc", .doc = "Lua 5.4's garbage collector: `\"generational\"` spends less on the short-lived "
+      "strings of messages (see What a message costs); the process's, whichever app sets it; LuaJIT has "
+      "only the incremental one and ignores it" },
     { .name = "origins", .kind = DX_OPT_LIST, CFG(origins), .words = any_origin, .noun = "origin",
       .item = dx_origin_valid, .unset = "the request's own host", .flag = "--origins",
       .doc = "an upgrade whose `Origin` is not its own host is refused with 403 unless listed here "

@@ -50,6 +50,7 @@ local function apply_layer_options(server, opts, level, guarded)
     if not made then error("bad option 'broker' (" .. err .. ")", level + 1) end
   end
   if opts.log_format ~= nil then core.log_format(opts.log_format) end
+  if opts.gc ~= nil and _VERSION ~= "Lua 5.1" then collectgarbage(opts.gc) end   -- LuaJIT: one collector
 end
 
 local recording = nil   -- see record_apps
