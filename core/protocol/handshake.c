@@ -1,10 +1,9 @@
 /* The server side of the WebSocket opening handshake: see handshake.h. */
 #include "handshake.h"
 
-#include <pthread.h>
 #include <stdint.h>
 #include <string.h>
-#include <openssl/evp.h>
+#include "sha1.h"
 
 static const char dx_ws_guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 static const char dx_b64[] =
@@ -172,51 +171,21 @@ static size_t b64_encode(const uint8_t *in, size_t n, char *out)
     return o;
 }
 
-/* SHA-1 fetched once per process: EVP_sha1() makes every digest look the
- * algorithm up again (a locked table search), which cost more than the
- * hash of the key itself. The fetched handle is read-only and shared, like
- * libcrypto's own tables; it lives until the process ends. */
-static EVP_MD *sha1_md;
-static pthread_once_t sha1_once = PTHREAD_ONCE_INIT;
-
-static void sha1_fetch(void)
+static void accept_value(const char *key, size_t key_len, char out[DX_ACCEPT_LEN])
 {
-    sha1_md = EVP_MD_fetch(NULL, "SHA1", NULL);
-}
+    dx_sha1 sha;
+    uint8_t md[DX_SHA1_LEN];
 
-/* SHA-1 of key + GUID into md; 0 on success, -1 when libcrypto fails. */
-static int accept_digest(const char *key, size_t key_len, uint8_t md[20])
-{
-    EVP_MD_CTX *ctx;
-    unsigned int md_len = 0;
-    int ok;
-
-    pthread_once(&sha1_once, sha1_fetch);
-    if (!sha1_md || !(ctx = EVP_MD_CTX_new()))
-        return -1;
-    ok = EVP_DigestInit_ex2(ctx, sha1_md, NULL) == 1 &&
-         EVP_DigestUpdate(ctx, key, key_len) == 1 &&
-         EVP_DigestUpdate(ctx, dx_ws_guid, sizeof dx_ws_guid - 1) == 1 &&
-         EVP_DigestFinal_ex(ctx, md, &md_len) == 1 && md_len == 20;
-    EVP_MD_CTX_free(ctx);
-    return ok ? 0 : -1;
-}
-
-static int accept_value(const char *key, size_t key_len, char out[DX_ACCEPT_LEN])
-{
-    uint8_t md[20];
-
-    if (accept_digest(key, key_len, md) < 0) {
-        memset(out, '=', DX_ACCEPT_LEN);   /* no client accepts this */
-        return -1;
-    }
+    dx_sha1_init(&sha);
+    dx_sha1_update(&sha, key, key_len);
+    dx_sha1_update(&sha, dx_ws_guid, sizeof dx_ws_guid - 1);
+    dx_sha1_final(&sha, md);
     b64_encode(md, sizeof md, out);
-    return 0;
 }
 
 void dx_handshake_accept(const char *key, size_t key_len, char out[DX_ACCEPT_LEN])
 {
-    (void)accept_value(key, key_len, out);
+    accept_value(key, key_len, out);
 }
 
 /* ---- responses --------------------------------------------------------- */
@@ -270,8 +239,7 @@ size_t dx_handshake_response(char *out, size_t cap, const char *key, size_t key_
 
     if (protocol && !is_token(protocol))
         return 0;
-    if (accept_value(key, key_len, accept) < 0)
-        return 0;
+    accept_value(key, key_len, accept);
     puts_(&b, "HTTP/1.1 101 Switching Protocols\r\n"
               "Upgrade: websocket\r\n"
               "Connection: Upgrade\r\n"

@@ -1,7 +1,7 @@
 /* The server side of the WebSocket opening handshake (RFC 6455 section 4.2).
  *
  * Checks an upgrade request parsed by http.h, computes Sec-WebSocket-Accept
- * (base64 of SHA-1 of key + GUID, with OpenSSL's libcrypto) and writes the
+ * (base64 of SHA-1 of key + GUID, sha1.h) and writes the
  * 101 response or an HTTP error response. Pure C: no I/O, no allocation. */
 #ifndef DX_HANDSHAKE_H
 #define DX_HANDSHAKE_H
@@ -42,16 +42,15 @@ typedef struct dx_upgrade {
 int dx_handshake_check(const dx_http_request *req, dx_upgrade *up);
 
 /* Computes Sec-WebSocket-Accept for key[0..key_len) into out (DX_ACCEPT_LEN
- * bytes, not NUL-terminated). Should libcrypto fail (out of memory), out is
- * filled with '=', a value no client accepts. */
+ * bytes, not NUL-terminated). */
 void dx_handshake_accept(const char *key, size_t key_len, char out[DX_ACCEPT_LEN]);
 
 /* Writes the 101 Switching Protocols response for key into out[0..cap),
  * with a Sec-WebSocket-Protocol line when protocol is not NULL, and a
  * Sec-WebSocket-Extensions line when extensions is not NULL (a value the
  * server made itself, e.g. by dx_pmd_negotiate, written as given). Returns
- * its length, or 0 when cap is too small, when protocol is not a token (so no
- * header can be injected), or when libcrypto fails. */
+ * its length, or 0 when cap is too small, or when protocol is not a token (so
+ * no header can be injected). */
 size_t dx_handshake_response(char *out, size_t cap, const char *key, size_t key_len,
                              const char *protocol, const char *extensions);
 
