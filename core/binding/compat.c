@@ -3,14 +3,44 @@
 
 #if LUA_VERSION_NUM >= 502
 
+/* The attached values live in one table, keyed by their userdata, with
+ * weak keys: an ephemeron table, so a value that refers back to its key
+ * (ws.data.self = ws) does not keep it alive. A user value slot in every
+ * userdata would cost 24 bytes each (a 1-value userdata's header is 56
+ * bytes, a plain one's 32), also for the many that never attach one. */
+static const char store_key = 0;  /* its address: the table's registry key */
+
+static void push_store(lua_State *L)
+{
+    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &store_key) != LUA_TNIL)
+        return;
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_createtable(L, 0, 1);
+    lua_pushliteral(L, "k");
+    lua_setfield(L, -2, "__mode");
+    lua_setmetatable(L, -2);
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &store_key);
+}
+
 void dx_getuv(lua_State *L, int idx)
 {
-    lua_getiuservalue(L, idx, 1);
+    idx = lua_absindex(L, idx);
+    push_store(L);
+    lua_pushvalue(L, idx);
+    lua_rawget(L, -2);
+    lua_remove(L, -2);
 }
 
 void dx_setuv(lua_State *L, int idx)
 {
-    lua_setiuservalue(L, idx, 1);
+    idx = lua_absindex(L, idx);
+    push_store(L);
+    lua_pushvalue(L, idx);
+    lua_pushvalue(L, -3);
+    lua_rawset(L, -3);
+    lua_pop(L, 2);
 }
 
 void dx_inituv(lua_State *L, int idx)

@@ -9,7 +9,7 @@
 
 #if LUA_VERSION_NUM >= 502
 #define dx_rawlen lua_rawlen
-#define dx_newuserdata(L, size) lua_newuserdatauv((L), (size), 1)
+#define dx_newuserdata(L, size) lua_newuserdatauv((L), (size), 0)
 #define dx_setfuncs(L, l) luaL_setfuncs((L), (l), 0)
 #define dx_isinteger(L, i) lua_isinteger((L), (i))
 #else

@@ -27,18 +27,35 @@ static void append(dx_queue *q, dx_out *o)
     q->tail = o;
 }
 
-/* A new chunk of cap bytes from malloc, its fields set. A DX_OUT_CHUNK one
- * is counted (nchunks) and keeps trim running until none is left.
- * Returns NULL when out of memory. */
-static dx_out *alloc_chunk(dx_chunks *k, size_t cap)
+/* The pool of chunks of cap bytes, or NULL for a size not pooled. */
+static dx_spares *pool_of(dx_chunks *k, size_t cap)
 {
-    dx_out *t = malloc(sizeof *t + cap);
-    if (t == NULL)
+    return cap == DX_OUT_CHUNK ? &k->spare[0] : cap == DX_OUT_SMALL ? &k->spare[1] : NULL;
+}
+
+/* A chunk of cap bytes, its fields set: a spare when its size is pooled
+ * and one is there, else a new one from malloc (a pooled size is counted,
+ * nchunks, and keeps trim running until none is left). NULL when out of
+ * memory. */
+static dx_out *new_chunk(dx_chunks *k, size_t cap)
+{
+    dx_spares *sp = pool_of(k, cap);
+    dx_out *t;
+    if (sp && sp->list) {                    /* the common case: no malloc */
+        t = sp->list;
+        sp->list = t->next;
+        if (--sp->n < sp->low)
+            sp->low = sp->n;
+        t->len = t->off = 0;
+        return t;
+    }
+    if ((t = malloc(sizeof *t + cap)) == NULL)
         return NULL;
-    if (cap == DX_OUT_CHUNK) {
+    if (sp) {
         k->nchunks++;
         if (!ev_is_active(&k->trim)) {
-            k->spare_low = k->nspare;
+            k->spare[0].low = k->spare[0].n;
+            k->spare[1].low = k->spare[1].n;
             ev_timer_again(k->loop, &k->trim);
             ev_unref(k->loop);             /* chunks alone do not keep the loop running */
         }
@@ -52,17 +69,9 @@ static dx_out *alloc_chunk(dx_chunks *k, size_t cap)
 
 uint8_t *dx_queue_grow(dx_queue *q, dx_chunks *k, size_t n)
 {
-    dx_out *t;
-    size_t cap = n > DX_OUT_CHUNK ? n : DX_OUT_CHUNK;
-    if (cap == DX_OUT_CHUNK && k->spare) {   /* the common case: no malloc */
-        t = k->spare;
-        k->spare = t->next;
-        if (--k->nspare < k->spare_low)
-            k->spare_low = k->nspare;
-        t->len = t->off = 0;
-    } else if ((t = alloc_chunk(k, cap)) == NULL) {
+    dx_out *t = new_chunk(k, n > DX_OUT_CHUNK ? n : DX_OUT_CHUNK);
+    if (t == NULL)
         return NULL;
-    }
     append(q, t);
     t->len = n;
     q->bytes += n;
@@ -71,7 +80,7 @@ uint8_t *dx_queue_grow(dx_queue *q, dx_chunks *k, size_t n)
 
 uint8_t *dx_queue_fit(dx_queue *q, dx_chunks *k, size_t n)
 {
-    dx_out *t = alloc_chunk(k, n);
+    dx_out *t = new_chunk(k, n > DX_OUT_SMALL ? n : DX_OUT_SMALL);
     if (t == NULL)
         return NULL;
     append(q, t);
@@ -98,15 +107,16 @@ void dx_shared_release(dx_shared *f)
         free(f);
 }
 
-/* Lets go of a chunk: a small own-bytes chunk goes back to the spares
- * (while there are fewer than DX_SPARE_MAX), anything else is freed. */
+/* Lets go of a chunk: one of a pooled size goes back to its spares (while
+ * there are fewer than DX_SPARE_MAX), anything else is freed. */
 static void chunk_done(dx_chunks *k, dx_out *o)
 {
-    if (o->cap == DX_OUT_CHUNK) {         /* own bytes: the common case first */
-        if (k->nspare < DX_SPARE_MAX) {
-            o->next = k->spare;
-            k->spare = o;
-            k->nspare++;
+    dx_spares *sp;
+    if (o->cap != 0 && (sp = pool_of(k, o->cap)) != NULL) {   /* own bytes: the common case first */
+        if (sp->n < DX_SPARE_MAX) {
+            o->next = sp->list;
+            sp->list = o;
+            sp->n++;
             return;
         }
         k->nchunks--;
@@ -178,20 +188,23 @@ static void stop_trimming(dx_chunks *k)
     }
 }
 
-/* Frees the spares that none took since the last run (spare_low of them). */
+/* Frees the spares that none took since the last run (low of each size). */
 static void trim_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     (void)loop;
     (void)revents;
     dx_chunks *k = w->data;
-    for (int n = k->spare_low; n > 0 && k->spare; n--) {
-        dx_out *o = k->spare;
-        k->spare = o->next;
-        k->nspare--;
-        k->nchunks--;
-        free(o);
+    for (int i = 0; i < 2; i++) {
+        dx_spares *sp = &k->spare[i];
+        for (int n = sp->low; n > 0 && sp->list; n--) {
+            dx_out *o = sp->list;
+            sp->list = o->next;
+            sp->n--;
+            k->nchunks--;
+            free(o);
+        }
+        sp->low = sp->n;
     }
-    k->spare_low = k->nspare;
     if (k->nchunks == 0)                   /* none in queues either: none can come back */
         stop_trimming(k);
 }
@@ -199,12 +212,15 @@ static void trim_cb(struct ev_loop *loop, ev_timer *w, int revents)
 void dx_chunks_free(dx_chunks *k)
 {
     stop_trimming(k);
-    while (k->spare) {
-        dx_out *next = k->spare->next;
-        free(k->spare);
-        k->spare = next;
+    for (int i = 0; i < 2; i++) {
+        dx_spares *sp = &k->spare[i];
+        while (sp->list) {
+            dx_out *next = sp->list->next;
+            free(sp->list);
+            sp->list = next;
+        }
+        sp->n = 0;
     }
-    k->nspare = 0;
     free(k->stage);
     k->stage = NULL;
 }

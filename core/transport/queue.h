@@ -11,9 +11,10 @@
 #include <sys/uio.h>
 #include <ev.h>
 
-#define DX_OUT_CHUNK 2048             /* smallest output chunk; small sends share one */
+#define DX_OUT_CHUNK 2048             /* output chunk; small sends share one */
+#define DX_OUT_SMALL 320              /* a fitted chunk up to this: a handshake's response, a close */
 #define DX_IOV_MAX 64                 /* chunks handed to one sendmsg */
-#define DX_SPARE_MAX 1024             /* chunks a pool keeps for reuse (2 MiB) */
+#define DX_SPARE_MAX 1024             /* chunks of a size a pool keeps for reuse (2 MiB, 376 KiB) */
 #define DX_SPARE_TRIM 2.0             /* seconds: spares none took in that long are freed */
 #define DX_TLS_STAGE (16 * 1024)      /* one TLS record: small queued chunks are gathered into it */
 
@@ -54,16 +55,26 @@ typedef struct dx_queue {
     size_t bytes;
 } dx_queue;
 
+/* Freed chunks of one size, kept for the next queue that needs one. */
+typedef struct dx_spares {
+    dx_out *list;
+    int n;
+    int low;                       /* the fewest since trim last ran */
+} dx_spares;
+
 /* The chunks of one loop's queues (a server's, a client context's): the
- * DX_OUT_CHUNK chunks freed by one queue are taken by the next (while it
- * keeps fewer than DX_SPARE_MAX; trim frees those a burst left unused),
- * and the stage where a TLS record is gathered. */
+ * chunks of the two pooled sizes freed by one queue are taken by the next
+ * (while fewer than DX_SPARE_MAX of a size are kept; trim frees those a
+ * burst left unused), and the stage where a TLS record is gathered.
+ * DX_OUT_CHUNK chunks carry sends; DX_OUT_SMALL ones what goes into an
+ * empty queue on its own, a handshake's 101 or a close frame: allocated
+ * and freed with every connection, those fragmented the heap between the
+ * connections that stay (30 bytes a connection at 10 000, 256 handshakes
+ * at a time), where a pool hands the same few round. */
 typedef struct dx_chunks {
     struct ev_loop *loop;
-    dx_out *spare;
-    int nspare;
-    int spare_low;                 /* the fewest spares since trim last ran */
-    size_t nchunks;                /* DX_OUT_CHUNK chunks alive: spares and queued */
+    dx_spares spare[2];            /* [0] DX_OUT_CHUNK, [1] DX_OUT_SMALL */
+    size_t nchunks;                /* pooled-size chunks alive: spares and queued */
     ev_timer trim;                 /* runs every DX_SPARE_TRIM while nchunks is not 0 */
     uint8_t *stage;                /* DX_TLS_STAGE bytes, made on first use */
     void (*unhold)(void *ud, intptr_t token);   /* a held payload was sent or dropped */
@@ -89,7 +100,8 @@ static inline uint8_t *dx_queue_reserve(dx_queue *q, dx_chunks *k, size_t n)
     return p;
 }
 /* Like dx_queue_reserve, but into an empty queue the n bytes go in a chunk
- * of their own size (dx_queue_fit: freed once sent, never a spare). */
+ * of their own (dx_queue_fit): a DX_OUT_SMALL one up to that size, else
+ * one of their size, freed once sent. */
 uint8_t *dx_queue_fit(dx_queue *q, dx_chunks *k, size_t n);
 static inline uint8_t *dx_queue_reserve_fitted(dx_queue *q, dx_chunks *k, size_t n)
 {

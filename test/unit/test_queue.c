@@ -46,35 +46,46 @@ static void test_small_sends_share_a_chunk(dx_chunks *k)
     CHECK(iov[0].iov_base == a + 250);
     dx_queue_consume(&q, k, 50 + 10);           /* the head, and into the next */
     CHECK(q.head == q.tail);
-    CHECK_EQ(k->nspare, 1);                     /* the sent chunk waits for the next queue */
+    CHECK_EQ(k->spare[0].n, 1);                     /* the sent chunk waits for the next queue */
     CHECK_EQ(dx_queue_iov(&q, iov), 1);
     CHECK(iov[0].iov_base == c + 10);
     dx_queue_consume(&q, k, q.bytes);
     CHECK(q.head == NULL && q.tail == NULL && q.bytes == 0);
-    CHECK_EQ(k->nspare, 2);
+    CHECK_EQ(k->spare[0].n, 2);
     CHECK_EQ(dx_queue_iov(&q, iov), 0);
     /* The next sends take the spares: no chunk more. */
     dx_queue_reserve(&q, k, 10);
-    CHECK_EQ(k->nspare, 1);
+    CHECK_EQ(k->spare[0].n, 1);
     CHECK_EQ(k->nchunks, 2);
     dx_queue_clear(&q, k);
-    CHECK_EQ(k->nspare, 2);
+    CHECK_EQ(k->spare[0].n, 2);
     CHECK(q.head == NULL && q.bytes == 0);
 }
 
 static void test_large_and_fitted(dx_chunks *k)
 {
     dx_queue q = { 0 };
-    size_t spares = (size_t)k->nspare, chunks = k->nchunks;
-    uint8_t *p = dx_queue_reserve_fitted(&q, k, 129);   /* an empty queue: a chunk of its size */
-    CHECK(p && q.head->cap == 129);
-    uint8_t *r = dx_queue_reserve_fitted(&q, k, 10);    /* not empty: as dx_queue_reserve */
-    CHECK(r && q.tail != q.head && q.tail->cap == DX_OUT_CHUNK);
+    int spares = k->spare[0].n;
+    size_t chunks = k->nchunks;
+    uint8_t *p = dx_queue_reserve_fitted(&q, k, 129);   /* an empty queue: a small chunk */
+    CHECK(p && q.head->cap == DX_OUT_SMALL && q.head->len == 129);
+    CHECK_EQ(k->nchunks, chunks + 1);
+    uint8_t *r = dx_queue_reserve_fitted(&q, k, 10);    /* not empty: as dx_queue_reserve, */
+    CHECK(r == p + 129 && q.tail == q.head);             /* into the small chunk's room */
     uint8_t *big = dx_queue_reserve(&q, k, 3 * DX_OUT_CHUNK);
     CHECK(big && q.tail->cap == 3 * DX_OUT_CHUNK);
     dx_queue_clear(&q, k);
-    CHECK_EQ(k->nchunks, chunks);               /* only small chunks are counted and kept */
-    CHECK_EQ(k->nspare, spares);
+    CHECK_EQ(k->spare[1].n, 1);                 /* the small one waits for the next handshake */
+    CHECK_EQ(k->spare[0].n, spares);            /* the large one was freed */
+    p = dx_queue_reserve_fitted(&q, k, 300);
+    CHECK_EQ(k->spare[1].n, 0);                 /* taken again: no malloc */
+    CHECK_EQ(k->nchunks, chunks + 1);
+    dx_queue_clear(&q, k);
+    p = dx_queue_reserve_fitted(&q, k, DX_OUT_SMALL + 1);   /* larger: a chunk of its size */
+    CHECK(p && q.head->cap == DX_OUT_SMALL + 1);
+    dx_queue_clear(&q, k);
+    CHECK_EQ(k->nchunks, chunks + 1);
+    CHECK_EQ(k->spare[1].n, 1);
 }
 
 static void test_pieces(dx_chunks *k)
@@ -152,16 +163,19 @@ static void test_trim(dx_chunks *k)
     for (int i = 0; i < 5; i++)
         dx_queue_reserve(&q, k, DX_OUT_CHUNK);  /* takes the spares, then new chunks */
     dx_queue_clear(&q, k);
-    int spares = k->nspare;
+    int spares = k->spare[0].n;
     CHECK(spares >= 5);
     CHECK(ev_is_active(&k->trim));
     /* A run frees the spares none took since the last; none was taken
      * below spare_low here, so the next run frees them all. */
-    k->spare_low = 2;
+    k->spare[0].low = 2;
+    k->spare[1].low = 0;
     ev_invoke(k->loop, &k->trim, EV_TIMER);
-    CHECK_EQ(k->nspare, spares - 2);
+    CHECK_EQ(k->spare[0].n, spares - 2);
+    CHECK_EQ(k->spare[1].n, 1);                 /* the small spare: none of it was unused */
     ev_invoke(k->loop, &k->trim, EV_TIMER);
-    CHECK_EQ(k->nspare, 0);
+    CHECK_EQ(k->spare[0].n, 0);
+    CHECK_EQ(k->spare[1].n, 0);
     CHECK_EQ(k->nchunks, 0);
     CHECK(!ev_is_active(&k->trim));             /* nothing left: it stops */
 }
