@@ -334,7 +334,8 @@ int dx_conn_send(dx_conn *c, const void *data, size_t len, int binary)
         return DX_SEND_CLOSED;
     if (!dx_conn_admit(c))
         return DX_SEND_BACKPRESSURE;
-    if (dx_deflate_send(c, binary ? DX_OP_BINARY : DX_OP_TEXT, data, len))
+    int opcode = binary ? DX_OP_BINARY : DX_OP_TEXT;
+    if (c->deflate_on ? dx_deflate_send(c, opcode, data, len) : dx_out_frame(c, opcode, data, len))
         return DX_SEND_NOMEM;
     c->srv->stats.messages_out++;
     return DX_SEND_OK;

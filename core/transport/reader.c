@@ -490,6 +490,38 @@ static long take_header(dx_conn *c, const uint8_t *p, size_t n)
     return r;
 }
 
+/* The common case in one go: a whole small message (one masked TEXT or
+ * BINARY frame with FIN, no RSV bit, 125 bytes at most) entirely in p,
+ * between messages of an open connection. Does what take_header,
+ * take_payload, frame_end and deliver do for it, without the frame and
+ * message state they keep between reads (which stays as it was: between
+ * messages). Returns the bytes used, 0 when p does not start with such a
+ * frame (the general path takes it, nothing was changed), or -1 when
+ * the connection failed. */
+static inline long small_message(dx_conn *c, uint8_t *p, size_t n)
+{
+    if (n < 6 || c->state != DX_OPEN || c->hdr_len || c->msg.in_message)
+        return 0;
+    uint8_t b0 = p[0], b1 = p[1];
+    size_t len = b1 & 0x7F;
+    if ((b0 != (0x80 | DX_OP_TEXT) && b0 != (0x80 | DX_OP_BINARY)) || !(b1 & 0x80) || len > 125 ||
+        n - 6 < len || len > c->srv->cfg.max_message)
+        return 0;
+    uint8_t *payload = p + 6;
+    dx_mask(payload, len, p + 2, 0);
+    int binary = b0 == (0x80 | DX_OP_BINARY);
+    if (!binary && !dx_utf8_valid(payload, len)) {
+        dx_conn_fail(c, DX_CLOSE_INVALID_DATA, "invalid UTF-8");
+        return -1;
+    }
+    dx_server *s = c->srv;
+    if (!s->cfg.max_message_rate || dx_rate_take(c)) {
+        s->stats.messages_in++;
+        s->ev.message(s->ud, c, payload, len, binary);
+    }
+    return (long)(6 + len);
+}
+
 void dx_reader_feed_frames(dx_conn *c, uint8_t *p, size_t n)
 {
     while (c->state == DX_OPEN || c->state == DX_CLOSING) {
@@ -497,6 +529,13 @@ void dx_reader_feed_frames(dx_conn *c, uint8_t *p, size_t n)
         if (c->phase == DX_PH_HEADER) {
             if (n == 0)
                 return;
+            if ((used = small_message(c, p, n)) != 0) {
+                if (used < 0)
+                    return;
+                p += used;
+                n -= (size_t)used;
+                continue;
+            }
             used = take_header(c, p, n);
             if (used <= 0)
                 return;
