@@ -21,6 +21,10 @@ static inline uint32_t be32(const uint8_t *p)
 #define PARITY(b, c, d) ((b) ^ (c) ^ (d))
 #define MAJ(b, c, d) (((b) & (c)) | ((d) & ((b) | (c))))
 
+/* W[t] for t >= 16 from the ring of the last 16 (FIPS's schedule), stored
+ * back into the ring. */
+#define W(t) (w[(t) & 15] = rol(w[((t) - 3) & 15] ^ w[((t) - 8) & 15] ^ w[((t) - 14) & 15] ^ w[(t) & 15], 1))
+
 /* One round, written for five rounds in a row with the words' roles
  * turning instead of the words moving (FIPS's e = d, d = c, ... become the
  * next round's arguments): e takes the sum, b is rotated. */
@@ -29,25 +33,26 @@ static inline uint32_t be32(const uint8_t *p)
         (b) = rol((b), 30); \
     } while (0)
 
+/* Five rounds from t on; the first 16 words are the block's own. */
+#define WT(t) ((t) < 16 ? w[t] : W(t))
 #define FIVE(f, k, t) do { \
-        ROUND(a, b, c, d, e, f, k, w[(t)]); \
-        ROUND(e, a, b, c, d, f, k, w[(t) + 1]); \
-        ROUND(d, e, a, b, c, f, k, w[(t) + 2]); \
-        ROUND(c, d, e, a, b, f, k, w[(t) + 3]); \
-        ROUND(b, c, d, e, a, f, k, w[(t) + 4]); \
+        ROUND(a, b, c, d, e, f, k, WT(t)); \
+        ROUND(e, a, b, c, d, f, k, WT((t) + 1)); \
+        ROUND(d, e, a, b, c, f, k, WT((t) + 2)); \
+        ROUND(c, d, e, a, b, f, k, WT((t) + 3)); \
+        ROUND(b, c, d, e, a, f, k, WT((t) + 4)); \
     } while (0)
 
-/* One 64-byte block into h: the 80-word message schedule, then the 80
- * rounds in their four kinds. */
+/* One 64-byte block into h: 80 rounds in their four kinds, written out
+ * (as loops they cost a third more), the schedule made as they go in a
+ * ring of 16 words. */
 static void compress(uint32_t h[5], const uint8_t *p)
 {
-    uint32_t w[80];
+    uint32_t w[16];
     for (int t = 0; t < 16; t++)
         w[t] = be32(p + 4 * t);
-    for (int t = 16; t < 80; t++)
-        w[t] = rol(w[t - 3] ^ w[t - 8] ^ w[t - 14] ^ w[t - 16], 1);
     uint32_t a = h[0], b = h[1], c = h[2], d = h[3], e = h[4];
-    FIVE(CH, 0x5A827999, 0);               /* written out: the loops cost a third more */
+    FIVE(CH, 0x5A827999, 0);
     FIVE(CH, 0x5A827999, 5);
     FIVE(CH, 0x5A827999, 10);
     FIVE(CH, 0x5A827999, 15);
