@@ -69,9 +69,16 @@ static dx_out *new_chunk(dx_chunks *k, size_t cap)
 
 uint8_t *dx_queue_grow(dx_queue *q, dx_chunks *k, size_t n)
 {
-    dx_out *t = new_chunk(k, n > DX_OUT_CHUNK ? n : DX_OUT_CHUNK);
-    if (t == NULL)
+    dx_spares *sp = &k->spare[0];
+    dx_out *t = sp->list;
+    if (t && n <= DX_OUT_CHUNK) {            /* the common case, spelled out: a spare */
+        sp->list = t->next;
+        if (--sp->n < sp->low)
+            sp->low = sp->n;
+        t->off = 0;
+    } else if ((t = new_chunk(k, n > DX_OUT_CHUNK ? n : DX_OUT_CHUNK)) == NULL) {
         return NULL;
+    }
     append(q, t);
     t->len = n;
     q->bytes += n;
@@ -87,18 +94,6 @@ uint8_t *dx_queue_fit(dx_queue *q, dx_chunks *k, size_t n)
     t->len = n;
     q->bytes += n;
     return t->data;
-}
-
-void dx_queue_piece(dx_queue *q, dx_out *o, dx_shared *shared, const uint8_t *held, intptr_t token,
-                    size_t len)
-{
-    o->shared = shared;
-    o->held = held;
-    o->token = token;
-    o->len = len;
-    o->off = o->cap = 0;
-    append(q, o);
-    q->bytes += len;
 }
 
 void dx_shared_release(dx_shared *f)

@@ -110,8 +110,22 @@ static inline uint8_t *dx_queue_reserve_fitted(dx_queue *q, dx_chunks *k, size_t
 /* Appends o, a piece with no bytes of its own (cap 0): a shared frame
  * (its reference taken by the caller), a held payload or a file (token:
  * the holder's token or the descriptor, which the queue then owns). */
-void dx_queue_piece(dx_queue *q, dx_out *o, dx_shared *shared, const uint8_t *held, intptr_t token,
-                    size_t len);
+static inline void dx_queue_piece(dx_queue *q, dx_out *o, dx_shared *shared, const uint8_t *held,
+                                  intptr_t token, size_t len)
+{
+    o->shared = shared;
+    o->held = held;
+    o->token = token;
+    o->len = len;
+    o->off = o->cap = 0;
+    o->next = NULL;
+    if (q->tail)
+        q->tail->next = o;
+    else
+        q->head = o;
+    q->tail = o;
+    q->bytes += len;
+}
 void dx_shared_release(dx_shared *f);
 /* Drops n sent bytes from the head of q. */
 void dx_queue_consume(dx_queue *q, dx_chunks *k, size_t n);
