@@ -17,16 +17,6 @@ void dx_chunks_init(dx_chunks *k, struct ev_loop *loop, void (*unhold)(void *ud,
     k->trim.data = k;
 }
 
-static void append(dx_queue *q, dx_out *o)
-{
-    o->next = NULL;
-    if (q->tail)
-        q->tail->next = o;
-    else
-        q->head = o;
-    q->tail = o;
-}
-
 /* The pool of chunks of cap bytes, or NULL for a size not pooled. */
 static dx_spares *pool_of(dx_chunks *k, size_t cap)
 {
@@ -79,7 +69,7 @@ uint8_t *dx_queue_grow(dx_queue *q, dx_chunks *k, size_t n)
     } else if ((t = new_chunk(k, n > DX_OUT_CHUNK ? n : DX_OUT_CHUNK)) == NULL) {
         return NULL;
     }
-    append(q, t);
+    dx_queue_append(q, t);
     t->len = n;
     q->bytes += n;
     return t->data;
@@ -90,7 +80,7 @@ uint8_t *dx_queue_fit(dx_queue *q, dx_chunks *k, size_t n)
     dx_out *t = new_chunk(k, n > DX_OUT_SMALL ? n : DX_OUT_SMALL);
     if (t == NULL)
         return NULL;
-    append(q, t);
+    dx_queue_append(q, t);
     t->len = n;
     q->bytes += n;
     return t->data;

@@ -110,6 +110,17 @@ static inline uint8_t *dx_queue_reserve_fitted(dx_queue *q, dx_chunks *k, size_t
 /* Appends o, a piece with no bytes of its own (cap 0): a shared frame
  * (its reference taken by the caller), a held payload or a file (token:
  * the holder's token or the descriptor, which the queue then owns). */
+/* Puts o at the end of q (its bytes are the caller's to count). */
+static inline void dx_queue_append(dx_queue *q, dx_out *o)
+{
+    o->next = NULL;
+    if (q->tail)
+        q->tail->next = o;
+    else
+        q->head = o;
+    q->tail = o;
+}
+
 static inline void dx_queue_piece(dx_queue *q, dx_out *o, dx_shared *shared, const uint8_t *held,
                                   intptr_t token, size_t len)
 {
@@ -118,12 +129,7 @@ static inline void dx_queue_piece(dx_queue *q, dx_out *o, dx_shared *shared, con
     o->token = token;
     o->len = len;
     o->off = o->cap = 0;
-    o->next = NULL;
-    if (q->tail)
-        q->tail->next = o;
-    else
-        q->head = o;
-    q->tail = o;
+    dx_queue_append(q, o);
     q->bytes += len;
 }
 void dx_shared_release(dx_shared *f);
