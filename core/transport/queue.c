@@ -23,6 +23,19 @@ static dx_spares *pool_of(dx_chunks *k, size_t cap)
     return cap == DX_OUT_CHUNK ? &k->spare[0] : cap == DX_OUT_SMALL ? &k->spare[1] : NULL;
 }
 
+/* One of sp's spares, made empty, or NULL when it has none. */
+static inline dx_out *take_spare(dx_spares *sp)
+{
+    dx_out *t = sp->list;
+    if (t) {
+        sp->list = t->next;
+        if (--sp->n < sp->low)
+            sp->low = sp->n;
+        t->len = t->off = 0;
+    }
+    return t;
+}
+
 /* A chunk of cap bytes, its fields set: a spare when its size is pooled
  * and one is there, else a new one from malloc (a pooled size is counted,
  * nchunks, and keeps trim running until none is left). NULL when out of
@@ -31,14 +44,8 @@ static dx_out *new_chunk(dx_chunks *k, size_t cap)
 {
     dx_spares *sp = pool_of(k, cap);
     dx_out *t;
-    if (sp && sp->list) {                    /* the common case: no malloc */
-        t = sp->list;
-        sp->list = t->next;
-        if (--sp->n < sp->low)
-            sp->low = sp->n;
-        t->len = t->off = 0;
+    if (sp && (t = take_spare(sp)) != NULL)  /* the common case: no malloc */
         return t;
-    }
     if ((t = malloc(sizeof *t + cap)) == NULL)
         return NULL;
     if (sp) {
@@ -57,33 +64,35 @@ static dx_out *new_chunk(dx_chunks *k, size_t cap)
     return t;
 }
 
-uint8_t *dx_queue_grow(dx_queue *q, dx_chunks *k, size_t n)
+/* Puts the new chunk t (NULL: out of memory) at the end of q with its
+ * first n bytes queued; returns where they go, or NULL. */
+static uint8_t *push(dx_queue *q, dx_out *t, size_t n)
 {
-    dx_spares *sp = &k->spare[0];
-    dx_out *t = sp->list;
-    if (t && n <= DX_OUT_CHUNK) {            /* the common case, spelled out: a spare */
-        sp->list = t->next;
-        if (--sp->n < sp->low)
-            sp->low = sp->n;
-        t->off = 0;
-    } else if ((t = new_chunk(k, n > DX_OUT_CHUNK ? n : DX_OUT_CHUNK)) == NULL) {
-        return NULL;
-    }
-    dx_queue_append(q, t);
-    t->len = n;
-    q->bytes += n;
-    return t->data;
-}
-
-uint8_t *dx_queue_fit(dx_queue *q, dx_chunks *k, size_t n)
-{
-    dx_out *t = new_chunk(k, n > DX_OUT_SMALL ? n : DX_OUT_SMALL);
     if (t == NULL)
         return NULL;
     dx_queue_append(q, t);
     t->len = n;
     q->bytes += n;
     return t->data;
+}
+
+uint8_t *dx_queue_grow(dx_queue *q, dx_chunks *k, size_t n)
+{
+    /* The common case first, without new_chunk's size test: a spare. */
+    dx_out *t = n <= DX_OUT_CHUNK ? take_spare(&k->spare[0]) : NULL;
+    return push(q, t ? t : new_chunk(k, n > DX_OUT_CHUNK ? n : DX_OUT_CHUNK), n);
+}
+
+uint8_t *dx_queue_fit(dx_queue *q, dx_chunks *k, size_t n)
+{
+    return push(q, new_chunk(k, n > DX_OUT_SMALL ? n : DX_OUT_SMALL), n);
+}
+
+uint8_t *dx_chunks_stage(dx_chunks *k)
+{
+    if (k->stage == NULL)
+        k->stage = malloc(DX_TLS_STAGE);
+    return k->stage;
 }
 
 void dx_shared_release(dx_shared *f)
@@ -151,18 +160,19 @@ const uint8_t *dx_queue_record(const dx_queue *q, dx_chunks *k, size_t *len)
     *len = o->len - o->off;
     if (*len >= DX_TLS_STAGE || o->next == NULL)
         return DX_OUT_BYTES(o) + o->off;
-    if (k->stage == NULL && (k->stage = malloc(DX_TLS_STAGE)) == NULL)
+    uint8_t *stage = dx_chunks_stage(k);
+    if (stage == NULL)
         return NULL;
     size_t got = 0;
     for (; o && got < DX_TLS_STAGE && !DX_OUT_IS_FILE(o); o = o->next) {
         size_t n = o->len - o->off;
         if (n > DX_TLS_STAGE - got)
             n = DX_TLS_STAGE - got;
-        memcpy(k->stage + got, DX_OUT_BYTES(o) + o->off, n);
+        memcpy(stage + got, DX_OUT_BYTES(o) + o->off, n);
         got += n;
     }
     *len = got;
-    return k->stage;
+    return stage;
 }
 
 static void stop_trimming(dx_chunks *k)

@@ -84,6 +84,8 @@ typedef struct dx_chunks {
 void dx_chunks_init(dx_chunks *k, struct ev_loop *loop, void (*unhold)(void *ud, intptr_t token), void *ud);
 /* Frees the spares and the stage; every queue must be empty or freed. */
 void dx_chunks_free(dx_chunks *k);
+/* The stage (DX_TLS_STAGE bytes), made on first use; NULL out of memory. */
+uint8_t *dx_chunks_stage(dx_chunks *k);
 
 /* Room for n more bytes at the end of q: in the tail chunk when it has
  * room, else in a new chunk (dx_queue_grow). NULL when out of memory. */

@@ -332,6 +332,17 @@ static void on_control(dx_conn *c, int opcode, const uint8_t *p, size_t len)
     dx_conn_linger(c, 0);
 }
 
+/* A whole, checked message of an open connection to the app, unless
+ * max_message_rate drops it (or closes c). */
+static inline void hand_over(dx_conn *c, const uint8_t *p, size_t len, int binary)
+{
+    dx_server *s = c->srv;
+    if (s->cfg.max_message_rate && !dx_rate_take(c))
+        return;
+    s->stats.messages_in++;
+    s->ev.message(s->ud, c, p, len, binary);
+}
+
 static void deliver(dx_conn *c, const uint8_t *p, size_t len)
 {
     int binary = c->msg.opcode == DX_OP_BINARY;   /* read before the state resets */
@@ -340,13 +351,8 @@ static void deliver(dx_conn *c, const uint8_t *p, size_t len)
         dx_conn_fail(c, (unsigned)err, "invalid UTF-8");
         return;
     }
-    if (c->state == DX_OPEN) {
-        dx_server *s = c->srv;
-        if (s->cfg.max_message_rate && !dx_rate_take(c))
-            return;
-        s->stats.messages_in++;
-        s->ev.message(s->ud, c, p, len, binary);
-    }
+    if (c->state == DX_OPEN)
+        hand_over(c, p, len, binary);
 }
 
 /* The current frame's payload is complete. */
@@ -514,11 +520,7 @@ static inline long small_message(dx_conn *c, uint8_t *p, size_t n)
         dx_conn_fail(c, DX_CLOSE_INVALID_DATA, "invalid UTF-8");
         return -1;
     }
-    dx_server *s = c->srv;
-    if (!s->cfg.max_message_rate || dx_rate_take(c)) {
-        s->stats.messages_in++;
-        s->ev.message(s->ud, c, payload, len, binary);
-    }
+    hand_over(c, payload, len, binary);
     return (long)(6 + len);
 }
 

@@ -253,12 +253,9 @@ static int flush_tls(dx_conn *c)
         const uint8_t *p = file ? NULL : DX_OUT_BYTES(o) + o->off;
         size_t len = o->len - o->off;
         if (file) {
-            if (s->chunks.stage == NULL && (s->chunks.stage = malloc(DX_TLS_STAGE)) == NULL) {
-                dx_conn_lost(c);
-                return -1;
-            }
-            len = read_file(o, s->chunks.stage);
-            p = s->chunks.stage;
+            uint8_t *stage = dx_chunks_stage(&s->chunks);
+            len = stage ? read_file(o, stage) : 0;
+            p = stage;
         } else {
             p = dx_queue_record(&c->out, &s->chunks, &len);
         }

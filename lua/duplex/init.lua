@@ -50,7 +50,8 @@ local function apply_layer_options(server, opts, level, guarded)
     if not made then error("bad option 'broker' (" .. err .. ")", level + 1) end
   end
   if opts.log_format ~= nil then core.log_format(opts.log_format) end
-  if opts.gc ~= nil and _VERSION ~= "Lua 5.1" then collectgarbage(opts.gc) end   -- LuaJIT: one collector
+  -- Lua 5.4 on has both collectors; LuaJIT (and PUC 5.1 to 5.3) one, kept
+  if opts.gc ~= nil and _VERSION >= "Lua 5.4" then collectgarbage(opts.gc) end
 end
 
 local recording = nil   -- see record_apps
