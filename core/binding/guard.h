@@ -76,6 +76,14 @@ static inline int dx_guard_leave(const dx_guard_saved *s)
     return stopped;
 }
 
+/* The running section starts its clock again: it goes on as the next
+ * of several handlers that one call runs in turn (a batch of messages),
+ * each with its own limit. */
+static inline void dx_guard_restart(void)
+{
+    __atomic_store_n(&dx_guard.seq, dx_guard.seq + 2, __ATOMIC_RELEASE);   /* odd still */
+}
+
 /* Starts the guard's tick in this process, once (again in a child after
  * fork): a POSIX timer signalling the calling thread, which must be the
  * loop's. Called by everything that makes the loop call Lua (servers,

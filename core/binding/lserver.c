@@ -388,6 +388,67 @@ static void ev_message(void *ud, dx_conn *c, const uint8_t *data, size_t len, in
         handler_failed(w);
 }
 
+/* A batch of one connection's messages on its way through run_batch. */
+typedef struct dx_batch_call {
+    dx_conn *c;
+    const dx_message_ref *m;
+    size_t n;
+} dx_batch_call;
+
+/* (batch, handler, ws): the handler for each admitted message of the
+ * batch in turn, unprotected: the first error ends the batch and, through
+ * the one protected call around it, closes the connection 1011 as an
+ * error in a lone message's handler would (the messages after it, of a
+ * connection no longer open, are not delivered then either). Each
+ * message has the whole handler_timeout. */
+static int run_batch(lua_State *T)
+{
+    const dx_batch_call *b = lua_touserdata(T, 1);
+    for (size_t i = 0; i < b->n; i++) {
+        if (!dx_conn_take_message(b->c))
+            continue;
+        const dx_message_ref *m = &b->m[i];
+        lua_pushvalue(T, 2);
+        lua_pushvalue(T, 3);
+        lua_pushlstring(T, m->len ? (const char *)m->data : "", m->len);
+        lua_pushboolean(T, m->binary);
+        if (i)
+            dx_guard_restart();
+        lua_call(T, 3, 0);
+    }
+    return 0;
+}
+
+/* Messages one read brought in for c, from one protected call (run_batch)
+ * rather than one each: the handler and ws pushed once, no guard section
+ * or error handler set up per message. Where a message needs more than
+ * that (a duplex.1 page's tagged messages, a handler timed for the
+ * metrics), each goes its own way. */
+static void ev_messages(void *ud, dx_conn *c, const dx_message_ref *m, size_t n)
+{
+    dx_lserver *ls = ud;
+    dx_lconn *w = dx_conn_user(c);
+    lua_State *T = ls->T;
+    if (w == NULL || w->duplex1 || ls->metrics.path) {
+        for (size_t i = 0; i < n; i++)
+            if (dx_conn_take_message(c))
+                ev_message(ud, c, m[i].data, m[i].len, m[i].binary);
+        return;
+    }
+    dx_batch_call b = { c, m, n };
+    lua_pushcfunction(T, run_batch);
+    lua_pushlightuserdata(T, &b);
+    if (!push_handler(T, ls, w->route, DX_H_MESSAGE)) {
+        lua_pop(T, 2);
+        for (size_t i = 0; i < n; i++)     /* counted, as lone ones are */
+            dx_conn_take_message(c);
+        return;
+    }
+    dx_conn_push(T, w);
+    if (!dx_call(T, 3, 0, "message", w, ls->guard_ms))
+        handler_failed(w);
+}
+
 static void ev_close(void *ud, dx_conn *c, unsigned code, const uint8_t *reason, size_t len)
 {
     dx_lserver *ls = ud;
@@ -551,8 +612,9 @@ static int ev_forward(void *ud, unsigned worker, uint64_t token, const char *id,
 }
 
 static const dx_events events = {
-    ev_upgrade, ev_open, ev_message, ev_close, ev_pong_timeout, ev_drain, ev_http, ev_release,
-    ev_unhold, ev_forward
+    .upgrade = ev_upgrade, .open = ev_open, .message = ev_message, .messages = ev_messages,
+    .close = ev_close, .pong_timeout = ev_pong_timeout, .drain = ev_drain, .http = ev_http,
+    .release = ev_release, .unhold = ev_unhold, .forward = ev_forward,
 };
 
 /* ---- Lua API ---- */

@@ -332,15 +332,27 @@ static void on_control(dx_conn *c, int opcode, const uint8_t *p, size_t len)
     dx_conn_linger(c, 0);
 }
 
-/* A whole, checked message of an open connection to the app, unless
- * max_message_rate drops it (or closes c). */
-static inline void hand_over(dx_conn *c, const uint8_t *p, size_t len, int binary)
+/* 1 when c's next whole, checked message goes to the app: c is open and
+ * max_message_rate does not drop it (or close c). */
+static inline int admit(dx_conn *c)
 {
     dx_server *s = c->srv;
-    if (s->cfg.max_message_rate && !dx_rate_take(c))
-        return;
+    if (c->state != DX_OPEN || (s->cfg.max_message_rate && !dx_rate_take(c)))
+        return 0;
     s->stats.messages_in++;
-    s->ev.message(s->ud, c, p, len, binary);
+    return 1;
+}
+
+int dx_conn_take_message(dx_conn *c)
+{
+    return admit(c);
+}
+
+/* A whole, checked message of c to the app, if admitted. */
+static inline void hand_over(dx_conn *c, const uint8_t *p, size_t len, int binary)
+{
+    if (admit(c))
+        c->srv->ev.message(c->srv->ud, c, p, len, binary);
 }
 
 static void deliver(dx_conn *c, const uint8_t *p, size_t len)
@@ -351,8 +363,7 @@ static void deliver(dx_conn *c, const uint8_t *p, size_t len)
         dx_conn_fail(c, (unsigned)err, "invalid UTF-8");
         return;
     }
-    if (c->state == DX_OPEN)
-        hand_over(c, p, len, binary);
+    hand_over(c, p, len, binary);
 }
 
 /* The current frame's payload is complete. */
@@ -496,15 +507,42 @@ static long take_header(dx_conn *c, const uint8_t *p, size_t n)
     return r;
 }
 
+/* The whole small messages of one read that wait to go to the app
+ * together (dx_events.messages): one protected call into Lua for all of
+ * them, not one each. At most DX_BATCH_MAX wait; anything else of the
+ * connection (another frame, a failure, the read's end) sends them first,
+ * so the app sees everything in the order it came. */
+#define DX_BATCH_MAX 32
+
+typedef struct batch {
+    unsigned n;
+    dx_message_ref m[DX_BATCH_MAX];
+} batch;
+
+static void hand_over_batch(dx_conn *c, batch *b)
+{
+    unsigned n = b->n;
+    if (n == 0)
+        return;
+    b->n = 0;
+    dx_server *s = c->srv;
+    if (n > 1 && s->ev.messages) {
+        s->ev.messages(s->ud, c, b->m, n);
+        return;
+    }
+    for (unsigned i = 0; i < n; i++)
+        hand_over(c, b->m[i].data, b->m[i].len, b->m[i].binary);
+}
+
 /* The common case in one go: a whole small message (one masked TEXT or
  * BINARY frame with FIN, no RSV bit, 125 bytes at most) entirely in p,
  * between messages of an open connection. Does what take_header,
  * take_payload, frame_end and deliver do for it, without the frame and
  * message state they keep between reads (which stays as it was: between
- * messages). Returns the bytes used, 0 when p does not start with such a
- * frame (the general path takes it, nothing was changed), or -1 when
- * the connection failed. */
-static inline long small_message(dx_conn *c, uint8_t *p, size_t n)
+ * messages), and adds it to b. Returns the bytes used, 0 when p does not
+ * start with such a frame (the general path takes it, nothing was
+ * changed), or -1 when the connection failed. */
+static inline long small_message(dx_conn *c, batch *b, uint8_t *p, size_t n)
 {
     if (n < 6 || c->state != DX_OPEN || c->hdr_len || c->msg.in_message)
         return 0;
@@ -517,27 +555,35 @@ static inline long small_message(dx_conn *c, uint8_t *p, size_t n)
     dx_mask(payload, len, p + 2, 0);
     int binary = b0 == (0x80 | DX_OP_BINARY);
     if (!binary && !dx_utf8_valid(payload, len)) {
+        hand_over_batch(c, b);             /* what came before it goes first */
+        if (c->state != DX_OPEN)             /* the app closed c: the frame is dropped, */
+            return (long)(6 + len);          /* as a closing connection's are */
         dx_conn_fail(c, DX_CLOSE_INVALID_DATA, "invalid UTF-8");
         return -1;
     }
-    hand_over(c, payload, len, binary);
+    if (b->n == DX_BATCH_MAX)
+        hand_over_batch(c, b);
+    b->m[b->n++] = (dx_message_ref){ payload, (uint32_t)len, binary };
     return (long)(6 + len);
 }
 
 void dx_reader_feed_frames(dx_conn *c, uint8_t *p, size_t n)
 {
+    batch b;
+    b.n = 0;
     while (c->state == DX_OPEN || c->state == DX_CLOSING) {
         long used;
         if (c->phase == DX_PH_HEADER) {
             if (n == 0)
-                return;
-            if ((used = small_message(c, p, n)) != 0) {
+                break;
+            if ((used = small_message(c, &b, p, n)) != 0) {
                 if (used < 0)
                     return;
                 p += used;
                 n -= (size_t)used;
                 continue;
             }
+            hand_over_batch(c, &b);         /* before anything else of c's */
             used = take_header(c, p, n);
             if (used <= 0)
                 return;
@@ -548,7 +594,7 @@ void dx_reader_feed_frames(dx_conn *c, uint8_t *p, size_t n)
             used = take_payload(c, p, 0);    /* empty payload: the frame ends here */
         } else {
             if (n == 0)
-                return;
+                break;
             used = take_payload(c, p, n);
         }
         if (used < 0)
@@ -556,6 +602,7 @@ void dx_reader_feed_frames(dx_conn *c, uint8_t *p, size_t n)
         p += used;
         n -= (size_t)used;
     }
+    hand_over_batch(c, &b);
 }
 
 void dx_reader_end(dx_conn *c, int eof)

@@ -109,6 +109,14 @@ typedef struct dx_accept {
 /* Fills *cfg with the defaults above. */
 void dx_config_defaults(dx_config *cfg);
 
+/* One whole message of a batch (dx_events.messages): its bytes stay valid
+ * during the call only. */
+typedef struct dx_message_ref {
+    const uint8_t *data;
+    uint32_t len;
+    int binary;
+} dx_message_ref;
+
 /* What the transport tells the layer above. ud is dx_server_new's ud. Every
  * callback may call dx_conn_send/close/ping on any connection; none may free
  * the server. */
@@ -123,6 +131,12 @@ typedef struct dx_events {
     void (*open)(void *ud, dx_conn *c);
     /* A whole message. data is valid only during the call. */
     void (*message)(void *ud, dx_conn *c, const uint8_t *data, size_t len, int binary);
+    /* Optional (NULL: message, for each in turn): n >= 2 whole messages of
+     * c that one read brought in, in order, with nothing else of c's
+     * between them. Each goes to the app only when dx_conn_take_message(c),
+     * called just before it, returns 1 (0: c is no longer open, or
+     * max_message_rate dropped that one). */
+    void (*messages)(void *ud, dx_conn *c, const dx_message_ref *m, size_t n);
     /* The connection left the open state for good, once per open: code is the
      * peer's close code when it sent one, else the one we sent, else 1006. */
     void (*close)(void *ud, dx_conn *c, unsigned code, const uint8_t *reason, size_t len);
@@ -318,6 +332,11 @@ enum { DX_SEND_OK = 0, DX_SEND_CLOSED = -1, DX_SEND_NOMEM = -2, DX_SEND_BACKPRES
  * stats.dropped), and with the "close" policy the connection is closed
  * with 1008 from its timer, not from inside the caller. */
 int dx_conn_send(dx_conn *c, const void *data, size_t len, int binary);
+
+/* For dx_events.messages: 1 when the next message of the batch goes to
+ * the app (counted in messages_in), 0 when it does not: c is no longer
+ * open, or max_message_rate drops it (or closed c). */
+int dx_conn_take_message(dx_conn *c);
 
 /* Payloads at least this large can be queued without a copy. */
 #define DX_SEND_HOLD_MIN (16 * 1024)
