@@ -122,12 +122,21 @@ describe("messages that come in one read", function()
 end)
 
 describe("messages that come in one read, with metrics on", function()
-  -- each message's handler is timed on its own then: they go one by one
   local srv
   setup(function() srv = server.start(FIXTURE, { "--metrics", "/metrics" }) end)
   teardown(function() srv:stop() end)
 
-  it("are answered in order, and an error closes 1011 after those before it", function()
+  -- duplex_handler_duration_seconds_count from /metrics
+  local function handler_runs()
+    local conn = assert(wsclient.tcp(srv.port))
+    assert(conn:send("GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"))
+    local resp = assert(conn:read_http_response(5))
+    conn:close()
+    return tonumber(resp.body:match("\nduplex_handler_duration_seconds_count (%d+)"))
+  end
+
+  it("each handler is timed on its own, the one that raised too", function()
+    local before = handler_runs()
     local conn = h.open(srv.port)
     local frames = {}
     for i = 1, 40 do frames[i] = text("m" .. i) end
@@ -136,5 +145,6 @@ describe("messages that come in one read, with metrics on", function()
     assert(conn:send(table.concat(frames)))
     for i = 1, 40 do h.expect_message(conn, 1, "m" .. i) end
     h.expect_close(conn, 1011)
+    assert.are.equal(before + 41, handler_runs())   -- 40 echoes and the one that raised
   end)
 end)

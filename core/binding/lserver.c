@@ -393,6 +393,8 @@ typedef struct dx_batch_call {
     dx_conn *c;
     const dx_message_ref *m;
     size_t n;
+    dx_metrics *timed;          /* each handler's time goes here; NULL: untimed */
+    double started;             /* when the handler running (or the last one) started */
 } dx_batch_call;
 
 /* (batch, handler, ws): the handler for each admitted message of the
@@ -400,10 +402,11 @@ typedef struct dx_batch_call {
  * the one protected call around it, closes the connection 1011 as an
  * error in a lone message's handler would (the messages after it, of a
  * connection no longer open, are not delivered then either). Each
- * message has the whole handler_timeout. */
+ * message has the whole handler_timeout, and its own entry in the
+ * metrics' histogram. */
 static int run_batch(lua_State *T)
 {
-    const dx_batch_call *b = lua_touserdata(T, 1);
+    dx_batch_call *b = lua_touserdata(T, 1);
     for (size_t i = 0; i < b->n; i++) {
         if (!dx_conn_take_message(b->c))
             continue;
@@ -414,28 +417,34 @@ static int run_batch(lua_State *T)
         lua_pushboolean(T, m->binary);
         if (i)
             dx_guard_restart();
-        lua_call(T, 3, 0);
+        if (b->timed) {
+            b->started = dx_metrics_clock();
+            lua_call(T, 3, 0);
+            dx_metrics_observe(b->timed, dx_metrics_clock() - b->started);
+            b->started = 0;
+        } else {
+            lua_call(T, 3, 0);
+        }
     }
     return 0;
 }
 
 /* Messages one read brought in for c, from one protected call (run_batch)
  * rather than one each: the handler and ws pushed once, no guard section
- * or error handler set up per message. Where a message needs more than
- * that (a duplex.1 page's tagged messages, a handler timed for the
- * metrics), each goes its own way. */
+ * or error handler set up per message. A duplex.1 page's messages, which
+ * carry a tag saying which handler they are for, go one by one. */
 static void ev_messages(void *ud, dx_conn *c, const dx_message_ref *m, size_t n)
 {
     dx_lserver *ls = ud;
     dx_lconn *w = dx_conn_user(c);
     lua_State *T = ls->T;
-    if (w == NULL || w->duplex1 || ls->metrics.path) {
+    if (w == NULL || w->duplex1) {
         for (size_t i = 0; i < n; i++)
             if (dx_conn_take_message(c))
                 ev_message(ud, c, m[i].data, m[i].len, m[i].binary);
         return;
     }
-    dx_batch_call b = { c, m, n };
+    dx_batch_call b = { c, m, n, ls->metrics.path ? &ls->metrics : NULL, 0 };
     lua_pushcfunction(T, run_batch);
     lua_pushlightuserdata(T, &b);
     if (!push_handler(T, ls, w->route, DX_H_MESSAGE)) {
@@ -445,8 +454,11 @@ static void ev_messages(void *ud, dx_conn *c, const dx_message_ref *m, size_t n)
         return;
     }
     dx_conn_push(T, w);
-    if (!dx_call(T, 3, 0, "message", w, ls->guard_ms))
-        handler_failed(w);
+    if (dx_call(T, 3, 0, "message", w, ls->guard_ms))
+        return;
+    if (b.timed && b.started)              /* the one that raised, timed to its end */
+        dx_metrics_observe(b.timed, dx_metrics_clock() - b.started);
+    handler_failed(w);
 }
 
 static void ev_close(void *ud, dx_conn *c, unsigned code, const uint8_t *reason, size_t len)
