@@ -1,5 +1,5 @@
--- Whole small messages that one read brings in go to their handler from
--- one call into Lua (a batch), not one call each. Each one still counts
+-- Whole messages (up to 64 KiB) that one read brings in go to their
+-- handler from one call into Lua (a batch), not one call each. Each counts
 -- as a message of its own: the same order against everything else of the
 -- connection (pongs, closes), an error or a stop closes only that
 -- connection with 1011 after the ones before it were answered, and each
@@ -56,6 +56,30 @@ describe("messages that come in one read", function()
     for i, w in ipairs(want) do
       local f = next_frame(conn)
       assert.are.same({ w.opcode, w.payload }, { f.opcode, f.payload }, "frame " .. i)
+    end
+    h.close_cleanly(conn)
+  end)
+
+  it("of every size a 16-bit length can give, each answered whole and in order", function()
+    local conn = h.open(srv.port)
+    local sizes = { 125, 126, 1000, 65535, 3, 40000 }
+    local frames, want = {}, {}
+    for i, n in ipairs(sizes) do
+      local payload = (string.char(96 + i)):rep(n)
+      local bin = i % 2 == 0
+      frames[#frames + 1] = bin and binary(payload) or text(payload)
+      want[#want + 1] = { opcode = bin and 2 or 1, payload = payload }
+    end
+    -- a short one with a 16-bit length all the same (not the shortest form)
+    frames[#frames + 1] = wsclient.frame { opcode = 1, payload = "short", len_form = 16 }
+    want[#want + 1] = { opcode = 1, payload = "short" }
+    frames[#frames + 1] = text("count")
+    want[#want + 1] = { opcode = 1, payload = tostring(#sizes + 2) }
+    assert(conn:send(table.concat(frames)))
+    for i, w in ipairs(want) do
+      local f = next_frame(conn)
+      assert.are.equal(w.opcode, f.opcode, "frame " .. i)
+      assert(w.payload == f.payload, ("frame %d: %d bytes back for %d sent"):format(i, #f.payload, #w.payload))
     end
     h.close_cleanly(conn)
   end)

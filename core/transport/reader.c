@@ -507,7 +507,7 @@ static long take_header(dx_conn *c, const uint8_t *p, size_t n)
     return r;
 }
 
-/* The whole small messages of one read that wait to go to the app
+/* The whole messages of one read that wait to go to the app
  * together (dx_events.messages): one protected call into Lua for all of
  * them, not one each. At most DX_BATCH_MAX wait; anything else of the
  * connection (another frame, a failure, the read's end) sends them first,
@@ -534,37 +534,46 @@ static void hand_over_batch(dx_conn *c, batch *b)
         hand_over(c, b->m[i].data, b->m[i].len, b->m[i].binary);
 }
 
-/* The common case in one go: a whole small message (one masked TEXT or
- * BINARY frame with FIN, no RSV bit, 125 bytes at most) entirely in p,
- * between messages of an open connection. Does what take_header,
- * take_payload, frame_end and deliver do for it, without the frame and
- * message state they keep between reads (which stays as it was: between
- * messages), and adds it to b. Returns the bytes used, 0 when p does not
- * start with such a frame (the general path takes it, nothing was
- * changed), or -1 when the connection failed. */
+/* The common case in one go: a whole message in one masked TEXT or
+ * BINARY frame with FIN and no RSV bit, of at most 65 535 bytes (a 7- or
+ * 16-bit length), entirely in p, between messages of an open connection.
+ * Does what take_header, take_payload, frame_end and deliver do for it,
+ * without the frame and message state they keep between reads (which
+ * stays as it was: between messages), and adds it to b. Returns the bytes
+ * used, 0 when p does not start with such a frame (the general path
+ * takes it, nothing was changed), or -1 when the connection failed. */
 static inline long small_message(dx_conn *c, batch *b, uint8_t *p, size_t n)
 {
     if (n < 6 || c->state != DX_OPEN || c->hdr_len || c->msg.in_message)
         return 0;
     uint8_t b0 = p[0], b1 = p[1];
-    size_t len = b1 & 0x7F;
-    if ((b0 != (0x80 | DX_OP_TEXT) && b0 != (0x80 | DX_OP_BINARY)) || !(b1 & 0x80) || len > 125 ||
-        n - 6 < len || len > c->srv->cfg.max_message)
+    if ((b0 != (0x80 | DX_OP_TEXT) && b0 != (0x80 | DX_OP_BINARY)) || !(b1 & 0x80))
         return 0;
-    uint8_t *payload = p + 6;
-    dx_mask(payload, len, p + 2, 0);
+    size_t len = b1 & 0x7F, head = 6;
+    if (len == 126) {
+        if (n < 8)
+            return 0;
+        len = (size_t)p[2] << 8 | p[3];
+        head = 8;
+    } else if (len == 127) {
+        return 0;
+    }
+    if (n - head < len || len > c->srv->cfg.max_message)
+        return 0;
+    uint8_t *payload = p + head;
+    dx_mask(payload, len, payload - 4, 0);
     int binary = b0 == (0x80 | DX_OP_BINARY);
     if (!binary && !dx_utf8_valid(payload, len)) {
         hand_over_batch(c, b);             /* what came before it goes first */
-        if (c->state != DX_OPEN)             /* the app closed c: the frame is dropped, */
-            return (long)(6 + len);          /* as a closing connection's are */
+        if (c->state != DX_OPEN)           /* the app closed c: the frame is dropped, */
+            return (long)(head + len);     /* as a closing connection's are */
         dx_conn_fail(c, DX_CLOSE_INVALID_DATA, "invalid UTF-8");
         return -1;
     }
     if (b->n == DX_BATCH_MAX)
         hand_over_batch(c, b);
     b->m[b->n++] = (dx_message_ref){ payload, (uint32_t)len, binary };
-    return (long)(6 + len);
+    return (long)(head + len);
 }
 
 void dx_reader_feed_frames(dx_conn *c, uint8_t *p, size_t n)
