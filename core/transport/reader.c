@@ -507,11 +507,11 @@ static long take_header(dx_conn *c, const uint8_t *p, size_t n)
     return r;
 }
 
-/* The whole messages of one read that wait to go to the app
- * together (dx_events.messages): one protected call into Lua for all of
- * them, not one each. At most DX_BATCH_MAX wait; anything else of the
- * connection (another frame, a failure, the read's end) sends them first,
- * so the app sees everything in the order it came. */
+/* The whole messages of one read that wait to go to the app together:
+ * one dx_events.messages for all of them (the layer above enters Lua
+ * once), not a message event each. At most DX_BATCH_MAX wait; anything
+ * else of the connection (another frame, a failure, the read's end) hands
+ * them over first, so the app sees everything in the order it came. */
 #define DX_BATCH_MAX 32
 
 typedef struct batch {
