@@ -6,18 +6,13 @@
 #include <string.h>
 
 /* RFC 9110 tchar: "!#$%&'*+-.^_`|~", DIGIT, ALPHA; one bit per byte. */
-static const uint32_t tchar_bits[8] = {
+const uint32_t dx_http_tchar_bits[8] = {
     0x00000000,                        /* 0x00-0x1F: controls */
     0x03FF6CFA,                        /* 0x20-0x3F: ! # $ % & ' * + - . 0-9 */
     0xC7FFFFFE,                        /* 0x40-0x5F: A-Z ^ _ */
     0x57FFFFFF,                        /* 0x60-0x7F: ` a-z | ~ */
     0, 0, 0, 0,
 };
-
-int dx_http_is_tchar(unsigned char c)
-{
-    return (tchar_bits[c >> 5] >> (c & 31)) & 1;
-}
 
 /* A byte allowed in a field value: HTAB, visible ASCII, SP, obs-text. */
 static int is_value_char(unsigned char c)

@@ -1,6 +1,7 @@
 /* permessage-deflate (RFC 7692): see pmd.h. */
 #define ZLIB_CONST              /* next_in is const: no casts on our inputs */
 #include "pmd.h"
+#include "http.h"
 
 #include <limits.h>
 #include <stdio.h>
@@ -19,14 +20,6 @@
 static const uint8_t dx_pmd_tail[4] = { 0x00, 0x00, 0xff, 0xff };
 
 /* ---- negotiation: RFC 6455 9.1 extension lists -------------------------- */
-
-/* RFC 9110 tchar. */
-static int is_tchar(unsigned char c)
-{
-    if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
-        return 1;
-    return c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL;
-}
 
 static int lower(int c)
 {
@@ -57,7 +50,7 @@ static void skip_ows(cur *c)
 static size_t take_token(cur *c, const char **start)
 {
     *start = c->p;
-    while (c->p < c->end && is_tchar((unsigned char)*c->p))
+    while (c->p < c->end && dx_http_is_tchar((unsigned char)*c->p))
         c->p++;
     return (size_t)(c->p - *start);
 }
@@ -94,13 +87,13 @@ static int take_value(cur *c, val *v)
                     return -1;
                 ch = (unsigned char)*c->p++;
             }
-            if (!is_tchar(ch))
+            if (!dx_http_is_tchar(ch))
                 return -1;                      /* not a token once unquoted */
             val_add(v, (char)ch);
         }
         return v->len ? 0 : -1;
     }
-    while (c->p < c->end && is_tchar((unsigned char)*c->p))
+    while (c->p < c->end && dx_http_is_tchar((unsigned char)*c->p))
         val_add(v, *c->p++);
     return v->len ? 0 : -1;
 }
