@@ -11,11 +11,13 @@
 # counts (libev, Lua VM, libc, the core), none of the kernel's. The split
 # by object (the duplex binary, the Lua library, libc, ...) follows.
 #
-# Scenarios (SCENARIOS, default "A B C D"; H and P on request):
+# Scenarios (SCENARIOS, default "A B C D"; E, H and P on request):
 #   A  100 connections x 16 in flight x 32 B text
 #   B  1000 connections x 1 in flight x 1 KiB text
 #   C  4 connections x 1 in flight x 64 KiB binary
 #   D  4 connections x 1 in flight x 1 MiB binary (spread over reads)
+#   E  100 connections x 16 in flight x 1 KiB text (many messages a read:
+#      what B costs when they come in batches)
 #   H  handshakes: `duplex bench connect` opens and closes connections
 #      (bench/count_connect.lua counts closes): instructions per connection
 #   P  publish: `duplex bench broadcast`, 100 subscribers x 8 in flight x
@@ -39,6 +41,7 @@ flags() {
     B) echo "--connections 1000 --depth 1 --size 1024" ;;
     C) echo "--connections 4 --depth 1 --size 65536 --binary" ;;
     D) echo "--connections 4 --depth 1 --size 1048576 --binary" ;;
+    E) echo "--connections 100 --depth 16 --size 1024" ;;
     H) echo "" ;;
     P) echo "--connections 100 --depth 8 --size 32" ;;
   esac
@@ -49,6 +52,7 @@ counts() {     # LOW HIGH
     B) echo "10000 50000" ;;
     C) echo "500 2500" ;;
     D) echo "40 200" ;;
+    E) echo "10000 50000" ;;
     H) echo "1000 6000" ;;   # Lua 5.4's collector runs whole cycles: fewer connections
                              # made a cycle more or less between the two runs a +-300 swing
     P) echo "2000 10000" ;;
