@@ -11,7 +11,7 @@ local wsclient = require "spec.support.wsclient"
 local h = require "spec.support.helpers"
 
 local FIXTURE = "spec/fixtures/batch.lua"
-local LIMIT = 0.4
+local LIMIT = 0.5
 
 local function text(s) return wsclient.frame { opcode = 1, payload = s } end
 local function binary(s) return wsclient.frame { opcode = 2, payload = s } end
@@ -121,9 +121,10 @@ describe("messages that come in one read", function()
   it("each has the whole handler_timeout", function()
     local conn = h.open(srv.port)
     local _, timeouts_before = stats(srv.port)
-    -- three of 0.25 s each: 0.75 s in all, past the 0.4 s a single one may take
-    assert(conn:send(text("nap") .. text("nap") .. text("nap") .. text("x")))
-    for _ = 1, 3 do h.expect_message(conn, 1, "napped", 5) end
+    -- four of 0.2 s each: 0.8 s in all, well past the 0.5 s a single one may
+    -- take, while each stays well within it
+    assert(conn:send(text("nap"):rep(4) .. text("x")))
+    for _ = 1, 4 do h.expect_message(conn, 1, "napped", 5) end
     h.expect_message(conn, 1, "x")
     local _, timeouts = stats(srv.port)
     assert.are.equal(timeouts_before, timeouts)
