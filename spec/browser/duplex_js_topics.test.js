@@ -40,7 +40,10 @@ test("a page offline for a while gets every publication it missed, once, in orde
       const all = await ticks(page);
       assertWhole(all);
       const rec = await seen(page, "recovered");
-      assert.ok(rec.every((r) => r.ok && r.missed >= 20), JSON.stringify(rec));
+      // Each recovery replayed what the page missed: about 30 when the page
+      // stays away the whole 600 ms and the 20 ms timer keeps time, fewer
+      // on a machine that stalls (seen once in CI: 12, then 32 and 31).
+      assert.ok(rec.length === 3 && rec.every((r) => r.ok && r.missed >= 5), JSON.stringify(rec));
       assert.deepEqual(await seen(page, "lost"), []);
       assert.deepEqual(page.errors, []);
     } finally {
