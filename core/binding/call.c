@@ -3,6 +3,7 @@
  * traceback". */
 #include <stdio.h>
 #include "binding/binding.h"
+#include "binding/gc_pace.h"
 #include "transport/log.h"
 
 static int last_stopped;   /* the last failed call was stopped by the guard */
@@ -35,6 +36,7 @@ int dx_call(lua_State *L, int nargs, int nresults, const char *what, const dx_lc
         dx_guard_enter(&s, L, timeout_ms, what);
     int rc = lua_pcall(L, nargs, nresults, 1);
     int stopped = outer ? dx_guard_leave(&s) : 0;
+    dx_gc_pace_after_call(L);
     if (rc == 0)
         return 1;
     if (!outer && dx_guard.fired) {      /* the section around is being stopped: it reports */

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "binding/compat.h"
+#include "binding/gc_pace.h"
 #include "cli/alloc.h"
 
 int luaopen_duplex_core(lua_State *L);
@@ -180,6 +181,7 @@ int main(int argc, char **argv)
         return 1;
     }
     luaL_openlibs(L);
+    dx_gc_pace_start(L);
     set_lua_path(L);
     lua_pushcfunction(L, traceback);
     lua_pushcfunction(L, run);

@@ -1,0 +1,91 @@
+/* The collector's pace in the `duplex` command: a small heap is collected
+ * once per 2 MiB allocated, not each time it doubles.
+ *
+ * Both VMs start a cycle when the heap reaches `pause` % of what the last
+ * one left (200 %). A server whose live heap is 300 KiB then runs a whole
+ * cycle, marking every module and table it holds, every 300 KiB of
+ * messages: a cycle every five 64 KiB echoes, a sixth of Lua 5.4's
+ * instructions per echo. Here the pause is set after each cycle from the
+ * heap at that moment (which the VM's own estimate of the live heap does
+ * not exceed), so the next cycle starts by the time the heap has grown
+ * DX_GC_HEADROOM_KIB beyond it, at most 1 000 % (Lua 5.4's limit is
+ * 1 020 %). From a heap of 2 MiB up that is Lua's own 200 %: the heap
+ * never holds more than 2 MiB of garbage beyond what Lua would let it.
+ *
+ * The end of a cycle is seen by a sentinel: an unreachable userdata whose
+ * __gc notes that it ran. dx_call sets the pause after its call, out of
+ * the collector (Lua 5.4 refuses lua_gc in a finalizer), and makes the
+ * next sentinel. An app that sets a pause of its own (collectgarbage
+ * "setpause" or "incremental") keeps it: the pause found is not the one
+ * set last, so it is put back and the pacing ends. */
+#include "binding/binding.h"
+#include "binding/gc_pace.h"
+
+#define DX_GC_HEADROOM_KIB 2048
+#define DX_GC_PAUSE_LUA 200       /* both VMs' default */
+#define DX_GC_PAUSE_MAX 1000
+
+int dx_gc_cycle_ended;
+static int pace_on;
+static int pause_set;             /* the pause set last (a multiple of 4: Lua 5.4 keeps pause / 4) */
+static const char sentinel_key;   /* its address keys the sentinel's metatable in the registry */
+
+static int sentinel_gc(lua_State *L)
+{
+    (void)L;
+    dx_gc_cycle_ended = 1;
+    return 0;
+}
+
+static void new_sentinel(lua_State *L)
+{
+    dx_newuserdata(L, 1);
+    lua_pushlightuserdata(L, (void *)&sentinel_key);
+    lua_rawget(L, LUA_REGISTRYINDEX);
+    lua_setmetatable(L, -2);
+    lua_pop(L, 1);                /* unreachable: collected by the next cycle that ends */
+}
+
+/* The pause that starts the next cycle at the heap plus the headroom. */
+static int pause_for(int kib)
+{
+    long p = kib > 0 ? 100L * (kib + DX_GC_HEADROOM_KIB) / kib : DX_GC_PAUSE_MAX;
+    if (p > DX_GC_PAUSE_MAX)
+        p = DX_GC_PAUSE_MAX;
+    if (p < DX_GC_PAUSE_LUA)
+        p = DX_GC_PAUSE_LUA;
+    return (int)(p - p % 4);
+}
+
+void dx_gc_pace_start(lua_State *L)
+{
+    lua_pushlightuserdata(L, (void *)&sentinel_key);
+    lua_createtable(L, 0, 1);
+    lua_pushcfunction(L, sentinel_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_rawset(L, LUA_REGISTRYINDEX);
+    pause_set = DX_GC_PAUSE_LUA;
+    pace_on = 1;
+    dx_gc_pace(L);
+}
+
+void dx_gc_pace(lua_State *L)
+{
+    if (!pace_on) {
+        dx_gc_cycle_ended = 0;
+        return;
+    }
+    int kib = lua_gc(L, LUA_GCCOUNT, 0);
+    if (kib < 0)                  /* Lua 5.4 within a finalizer (a call made by a __gc): later */
+        return;
+    dx_gc_cycle_ended = 0;
+    int p = pause_for(kib);
+    int found = lua_gc(L, LUA_GCSETPAUSE, p);
+    if (found != pause_set) {     /* the app's own */
+        lua_gc(L, LUA_GCSETPAUSE, found);
+        pace_on = 0;
+        return;
+    }
+    pause_set = p;
+    new_sentinel(L);
+}
