@@ -54,8 +54,9 @@ const dx_option dx_server_options[] = {
       "(time, level, event, conn, remote, message); the process's, whichever app sets it" },
     { .name = "gc", .kind = DX_OPT_ENUM, .words = gc_modes,
       .flag = "--gc", .doc = "Lua 5.4's garbage collector: `\"generational\"` spends less on the short-lived "
-      "strings of messages (see What a message costs); the process's, whichever app sets it; LuaJIT has "
-      "only the incremental one and ignores it" },
+      "strings of messages; the incremental one runs at the `duplex` command's pace (both: see What a "
+      "message costs); the process's, whichever app sets it; LuaJIT has only the incremental one and "
+      "ignores it" },
     { .name = "origins", .kind = DX_OPT_LIST, CFG(origins), .words = any_origin, .noun = "origin",
       .item = dx_origin_valid, .unset = "the request's own host", .flag = "--origins",
       .doc = "an upgrade whose `Origin` is not its own host is refused with 403 unless listed here "
