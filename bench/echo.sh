@@ -253,6 +253,7 @@ for s in "${SCN[@]}"; do
     MED[$n]=$(median "${vals[@]}")
   done
   ref=${MED[$REF]:-0}
+  refruns=""; for r in $(seq "$RUNS"); do refruns+="${RATE[$REF,$r]:-0} "; done
   tbl=$(
     echo
     echo "scenario $s: $C conns x $D in flight x $Z B $TY, ${SECS}s window after ${WARMUP}s warm-up, $RUNS run(s); client lws-echo-load${CLIENT_ARGS:+ $CLIENT_ARGS}"
@@ -274,7 +275,7 @@ for s in "${SCN[@]}"; do
         sc+=("${SCPU[$n,$r]:-0}"); ks+=("${SSYS[$n,$r]:-0}"); cc+=("${CCPU[$n,$r]:-0}"); mb+=("${MB[$n,$r]:-0}")
         k1+=("${CORE1[$n,$r]:-0}"); o1+=("${OTH1[$n,$r]:-0}")
       done
-      ratio=$(awk -v a="${MED[$n]}" -v b="$ref" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else printf "n/a" }')
+      ratio=$(paired_ratio "${runs//\*/}" "$refruns")
       scm=$(median "${sc[@]}")
       usm=$(awk -v c="$scm" -v m="${MED[$n]}" 'BEGIN { if (m > 0) printf "%.2f", c * 1e4 / m; else printf "n/a" }')
       col_mb=""; (( SHOW_MB )) && col_mb=$(printf ' | %7.1f' "$(median "${mb[@]}")")
@@ -302,7 +303,8 @@ for s in "${SCN[@]}"; do
       (( ${OTH0[$n,$r]:-0} > 10 || ${OTH1[$n,$r]:-0} > 10 )) && dist=$(( dist + 1 ))
     done
     ratio=$(awk -v a="${MED[$n]}" -v b="$ref" 'BEGIN { if (b > 0) printf "%.3f", a / b; else printf "null" }')
-    json+="$(json_str "$n"):{\"msg_per_s\":[$(IFS=,; echo "${rr[*]}")],\"median_msg_per_s\":${MED[$n]},\"median_mb_per_s\":$(median "${mm[@]}"),\"ratio_vs_ref\":$ratio,\"server_cpu_pct\":$(median "${sc[@]}"),\"server_kernel_pct\":$(median "${ks[@]}"),\"client_cpu_pct\":$(median "${cc[@]}"),\"errors\":$errs,\"disturbed_runs\":$dist}"
+    paired=$(paired_ratio "${rr[*]}" "$refruns" %.3f | sed 's|n/a|null|')
+    json+="$(json_str "$n"):{\"msg_per_s\":[$(IFS=,; echo "${rr[*]}")],\"median_msg_per_s\":${MED[$n]},\"median_mb_per_s\":$(median "${mm[@]}"),\"ratio_vs_ref\":$ratio,\"paired_ratio_vs_ref\":$paired,\"server_cpu_pct\":$(median "${sc[@]}"),\"server_kernel_pct\":$(median "${ks[@]}"),\"client_cpu_pct\":$(median "${cc[@]}"),\"errors\":$errs,\"disturbed_runs\":$dist}"
   done
   json+="}}"
   echo "$json" >> "$RESULTS"
@@ -315,7 +317,8 @@ echo "==== echo throughput (load average now $(cut -d' ' -f1-3 /proc/loadavg)) =
 for t in "${REPORT[@]}"; do echo "$t"; done
 echo
 echo "(runs: msg/s per run, a * marks a disturbed run: more than 10% of a core's time went to processes other than"
-echo " this server and client. vs luajit: ratio of medians to $REF's. srv cpu: the server's process tree (nginx: master + its one"
+echo " this server and client. vs luajit: the median of the run-by-run ratios to $REF's (run r of every server is one round:"
+echo " the machine's drift between rounds cancels; the JSON has the ratio of medians too). srv cpu: the server's process tree (nginx: master + its one"
 echo " worker), median % of one core over the window; kernel: the part of srv cpu spent in the kernel (system calls and the"
 echo " loopback TCP work they do), what no change to a server's own code removes; srv us/msg: that CPU per echoed message, the fairer figure when"
 echo " the client is the bottleneck (cli cpu near 100%). MB/s: payload echoed per second, one direction, 10^6 B."

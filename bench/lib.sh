@@ -207,6 +207,19 @@ now() { date +%s.%N; }
 median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 }
   END { if (NR == 0) print 0; else if (NR % 2) print a[(NR + 1) / 2];
         else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+# paired_ratio "A1 A2 ..." "B1 B2 ..." [FORMAT]: the median of the run-by-run
+# ratios A[r] / B[r] (runs where both ran). Run r of every server is one
+# round, close in time, so the machine's drift from round to round (which
+# moved whole rounds by a third on the VMs this was built on) cancels;
+# the ratio of the medians does not cancel it. "n/a" when no run pairs.
+paired_ratio() {
+  awk -v a="$1" -v b="$2" -v f="${3:-%.2fx}" 'BEGIN {
+    n = split(a, x, " "); split(b, y, " "); k = 0
+    for (i = 1; i <= n; i++) if (x[i] + 0 > 0 && y[i] + 0 > 0) r[++k] = x[i] / y[i]
+    if (k == 0) { printf "n/a"; exit }
+    for (i = 2; i <= k; i++) { v = r[i]; for (j = i - 1; j >= 1 && r[j] > v; j--) r[j + 1] = r[j]; r[j + 1] = v }
+    printf f, (k % 2) ? r[(k + 1) / 2] : (r[k / 2] + r[k / 2 + 1]) / 2 }'
+}
 minmax() { printf '%s\n' "$@" | sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 }
   END { printf "%s-%s", lo, hi }'; }
 json_str() { local s=${1//\\/\\\\}; s=${s//\"/\\\"}; printf '"%s"' "${s//$'\t'/ }"; }

@@ -215,7 +215,8 @@ broadcast() { # depth
     vals=(); for r in $(seq "$RUNS"); do vals+=("${RATE[$n,$r]}"); done
     MED[$n]=$(median "${vals[@]}")
   done
-  local ref=${MED[$REF]:-0}
+  local ref=${MED[$REF]:-0} refruns="" r
+  for r in $(seq "$RUNS"); do refruns+="${RATE[$REF,$r]:-0} "; done
   tbl=$(
     echo
     echo "broadcast, $d in flight: $BCAST_SUBS subscribers + 1 publisher, $BCAST_SIZE B text, ${SECS}s window after ${WARMUP}s warm-up, $RUNS run(s); client duplex bench"
@@ -231,7 +232,7 @@ broadcast() { # depth
         lost=$(( lost + ${LOST[$n,$r]} )); errs=$(( errs + ${ERRS[$n,$r]} ))
       done
       printf '%-14s | %-26s | %8.0f | %-15s | %9s | %6.0f us | %6.0f us | %6d | %6d | %6.0f%% | %6.0f%% | %6.0f%%\n' \
-        "$n" "$runs" "${MED[$n]}" "$(minmax "${rr[@]}")" "$(ratio "${MED[$n]}" "$ref")" \
+        "$n" "$runs" "${MED[$n]}" "$(minmax "${rr[@]}")" "$(paired_ratio "${rr[*]}" "$refruns")" \
         "$(median "${p5[@]}")" "$(median "${p9[@]}")" "$lost" "$errs" \
         "$(median "${sc[@]}")" "$(median "${ks[@]}")" "$(median "${cc[@]}")"
     done
@@ -250,7 +251,7 @@ broadcast() { # depth
       sc+=("${SCPU[$n,$r]}"); ks+=("${SSYS[$n,$r]}"); cc+=("${CCPU[$n,$r]}")
       lost=$(( lost + ${LOST[$n,$r]} )); errs=$(( errs + ${ERRS[$n,$r]} ))
     done
-    json+="$(json_str "$n"):{\"deliveries_per_s\":[$(IFS=,; echo "${rr[*]}")],\"median_deliveries_per_s\":${MED[$n]},\"ratio_vs_ref\":$(ratio "${MED[$n]}" "$ref" %.3f | sed 's|n/a|null|'),\"p50_us\":$(median "${p5[@]}"),\"p99_us\":$(median "${p9[@]}"),\"lost\":$lost,\"errors\":$errs,\"server_cpu_pct\":$(median "${sc[@]}"),\"server_kernel_pct\":$(median "${ks[@]}"),\"client_cpu_pct\":$(median "${cc[@]}")}"
+    json+="$(json_str "$n"):{\"deliveries_per_s\":[$(IFS=,; echo "${rr[*]}")],\"median_deliveries_per_s\":${MED[$n]},\"ratio_vs_ref\":$(ratio "${MED[$n]}" "$ref" %.3f | sed 's|n/a|null|'),\"paired_ratio_vs_ref\":$(paired_ratio "${rr[*]}" "$refruns" %.3f | sed 's|n/a|null|'),\"p50_us\":$(median "${p5[@]}"),\"p99_us\":$(median "${p9[@]}"),\"lost\":$lost,\"errors\":$errs,\"server_cpu_pct\":$(median "${sc[@]}"),\"server_kernel_pct\":$(median "${ks[@]}"),\"client_cpu_pct\":$(median "${cc[@]}")}"
   done
   json+="}}"
   echo "$json" >> "$RESULTS"
@@ -316,7 +317,8 @@ connect() {
     vals=(); for r in $(seq "$RUNS"); do vals+=("${RATE[$n,$r]:-0}"); done
     MED[$n]=$(median "${vals[@]}")
   done
-  local ref=${MED[$REF]:-0}
+  local ref=${MED[$REF]:-0} refruns="" r
+  for r in $(seq "$RUNS"); do refruns+="${RATE[$REF,$r]:-0} "; done
   tbl=$(
     echo
     echo "connect: $CONNECT_N connections, $CONNECT_CONC at a time, fresh server per run, $RUNS run(s); client duplex bench"
@@ -332,7 +334,7 @@ connect() {
         errs=$(( errs + ${ERRS[$n,$r]:-0} ))
       done
       printf '%-14s | %-22s | %7.0f | %-13s | %9s | %-20s | %7s | %-8s | %12s | %6d\n' \
-        "$n" "$runs" "${MED[$n]}" "$(minmax "${rr[@]}")" "$(ratio "${MED[$n]}" "$ref")" \
+        "$n" "$runs" "${MED[$n]}" "$(minmax "${rr[@]}")" "$(paired_ratio "${rr[*]}" "$refruns")" \
         "$(printf '%.0f' "$(median "${rc[@]}")") ($(minmax "${rc[@]}"))" "$(median "${ra[@]}")" \
         "${RPID[$n]}" "$(median "${sm[@]}")" "$errs"
     done
@@ -350,7 +352,7 @@ connect() {
       rr+=("${RATE[$n,$r]:-0}"); rc+=("${RSSC[$n,$r]:-0}"); sm+=("${SMS[$n,$r]:-0}")
       errs=$(( errs + ${ERRS[$n,$r]:-0} ))
     done
-    json+="$(json_str "$n"):{\"handshakes_per_s\":[$(IFS=,; echo "${rr[*]}")],\"median_handshakes_per_s\":${MED[$n]},\"ratio_vs_ref\":$(ratio "${MED[$n]}" "$ref" %.3f | sed 's|n/a|null|'),\"rss_per_conn_bytes\":[$(IFS=,; echo "${rc[*]}")],\"median_rss_per_conn_bytes\":$(median "${rc[@]}"),\"rss_process\":\"${RPID[$n]}\",\"server_cpu_ms_per_1k_conns\":$(median "${sm[@]}"),\"errors\":$errs}"
+    json+="$(json_str "$n"):{\"handshakes_per_s\":[$(IFS=,; echo "${rr[*]}")],\"median_handshakes_per_s\":${MED[$n]},\"ratio_vs_ref\":$(ratio "${MED[$n]}" "$ref" %.3f | sed 's|n/a|null|'),\"paired_ratio_vs_ref\":$(paired_ratio "${rr[*]}" "$refruns" %.3f | sed 's|n/a|null|'),\"rss_per_conn_bytes\":[$(IFS=,; echo "${rc[*]}")],\"median_rss_per_conn_bytes\":$(median "${rc[@]}"),\"rss_process\":\"${RPID[$n]}\",\"server_cpu_ms_per_1k_conns\":$(median "${sm[@]}"),\"errors\":$errs}"
   done
   json+="}}"
   echo "$json" >> "$RESULTS"
@@ -367,7 +369,8 @@ echo
 echo "==== broadcast / connect (load average now $(cut -d' ' -f1-3 /proc/loadavg)) ===="
 for t in "${REPORT[@]}"; do echo "$t"; done
 echo
-echo "(vs luajit: ratio of medians to $REF's; min-max: spread over the runs. broadcast: deliveries/s = messages"
+echo "(vs luajit: the median of the run-by-run ratios to $REF's (run r of every server is one round: the machine's"
+echo " drift between rounds cancels; the JSON has the ratio of medians too); min-max: spread over the runs. broadcast: deliveries/s = messages"
 echo " received by subscribers per second; p50/p99 publish->delivery latency, median over runs; lost and errors summed"
 echo " over the timed runs; srv cpu: the server's process tree, cli cpu: duplex bench, % of one core sampled inside the"
 echo " window; kernel: the part of srv cpu spent in the kernel (a send per subscriber, and the loopback TCP work it does). connect: handshakes/s = opened / time to open all; rss B/conn = (VmRSS when all are open - before) / N"
