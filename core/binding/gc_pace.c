@@ -21,9 +21,12 @@
  * The end of a cycle is seen by a sentinel: an unreachable userdata whose
  * __gc notes that it ran. dx_call sets the pause after its call, out of
  * the collector (Lua 5.4 refuses lua_gc in a finalizer), and makes the
- * next sentinel. An app that sets a pause of its own (collectgarbage
+ * next sentinel. By then Lua has set the next cycle's start from the pause
+ * before; when the heap grew (a pause set for 300 KiB, up to 10 x, meeting
+ * 8 MiB of new tables) that start is pulled down to the new pause's. An app that sets a pause of its own (collectgarbage
  * "setpause" or "incremental") keeps it: the pause found is not the one
  * set last, so it is put back and the pacing ends. */
+#include <limits.h>
 #include "binding/binding.h"
 #include "binding/gc_pace.h"
 
@@ -95,6 +98,15 @@ void dx_gc_pace(lua_State *L)
         lua_gc(L, LUA_GCSETPAUSE, found);
         pace_on = 0;
         return;
+    }
+    /* The cycle now due got its start at the end of the last one, from
+     * the pause before: for a heap that grew meanwhile (the pause falls),
+     * pull that start down by the difference, so the garbage let in stays
+     * within the headroom (lua_gc's "step" with a size moves it down by
+     * that many KiB, or starts the cycle if it is passed). */
+    if (p < pause_set) {
+        long pull = (long)kib * (pause_set - p) / 100;
+        lua_gc(L, LUA_GCSTEP, pull < INT_MAX ? (int)pull : INT_MAX);
     }
     pause_set = p;
     new_sentinel(L);
