@@ -35,6 +35,11 @@
 #
 # Load client: bench/lws-echo-load.c on libwebsockets (independent of every
 # server), closed loop, every echo checked for type, length and content.
+# It is at 95-100 % of its core in A, B and C while no server is, so every
+# server shows about its rate; LOAD_CLIENT=duplex loads with `duplex bench
+# echo` instead (bench/duplex-echo-load.py: duplex's own C client, cheaper
+# per echo, the same checks, no fragmented smoke run, no wss), under which
+# the server's core is the limit.
 # Before timing, each server passes two 1 s smoke runs per scenario with the
 # scenario's parameters, whole messages and fragmented ones (-F); any error
 # marks it broken for that scenario, with the reason, and it is not timed.
@@ -54,6 +59,8 @@ else
   SECS=${1:-5}; WARMUP=${WARMUP:-2}; RUNS=${RUNS:-3}
 fi
 CLIENT_ARGS=${CLIENT_ARGS:-}
+LOAD_CLIENT=${LOAD_CLIENT:-lws}
+[[ $LOAD_CLIENT == lws || $LOAD_CLIENT == duplex ]] || { echo "echo.sh: LOAD_CLIENT is lws or duplex" >&2; exit 2; }
 SERVER_CPU=${SERVER_CPU:-1}
 CLIENT_CPU=${CLIENT_CPU:-0}
 SERVERS=${SERVERS:-duplex-luajit duplex-luajit-wss duplex-lua5.4 node-ws nginx-lua lws-c}
@@ -112,6 +119,11 @@ if [[ ! -x $CLIENT || bench/lws-echo-load.c -nt $CLIENT ]]; then
   cc -O2 -Wall -Wextra -o "$CLIENT" bench/lws-echo-load.c $LWSFLAGS ||
     die "client build failed"
 fi
+CLIENT_CMD=("$CLIENT") CLIENT_NAME=lws-echo-load SMOKE_FRAGMENTED=1
+if [[ $LOAD_CLIENT == duplex ]]; then      # duplex's own client: see bench/duplex-echo-load.py
+  [[ -x build/luajit/duplex ]] || die "LOAD_CLIENT=duplex needs build/luajit/duplex (make build)"
+  CLIENT_CMD=(bench/duplex-echo-load.py build/luajit/duplex) CLIENT_NAME="duplex bench" SMOKE_FRAGMENTED=0
+fi
 
 # ---- servers -------------------------------------------------------------------
 # wss: a self-signed certificate for the bench (the client accepts it with -S)
@@ -164,7 +176,7 @@ client_run() {
         ;;
     esac
   done < <(timeout -s KILL $(( ${w%.*} + ${t%.*} + 25 )) taskset -c "$CLIENT_CPU" \
-             "$CLIENT" "${args[@]}" $extra $CLIENT_ARGS 2>> "$errlog")
+             "${CLIENT_CMD[@]}" "${args[@]}" $extra $CLIENT_ARGS 2>> "$errlog")
 }
 get() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<< " $R_LINE"; }
 client_reason() { # why a client run failed, from its stderr
@@ -194,7 +206,9 @@ for s in "${SCN[@]}"; do
   # smoke: whole messages, then fragmented ones, 1 s each, no error allowed
   for n in "${NAMES[@]}"; do
     [[ -n ${BROKEN[$n]:-} ]] && continue
-    for extra in "" "-F $FRAG"; do
+    smokes=("")
+    (( SMOKE_FRAGMENTED )) && smokes+=("-F $FRAG")
+    for extra in "${smokes[@]}"; do
       client_run "$s" "$n" 0 1 "$extra"
       if [[ -z $R_LINE ]]; then
         BROKEN[$n]="smoke${extra:+ $extra}: no result: $(client_reason "$n" "$s")"
@@ -256,7 +270,7 @@ for s in "${SCN[@]}"; do
   refruns=""; for r in $(seq "$RUNS"); do refruns+="${RATE[$REF,$r]:-0} "; done
   tbl=$(
     echo
-    echo "scenario $s: $C conns x $D in flight x $Z B $TY, ${SECS}s window after ${WARMUP}s warm-up, $RUNS run(s); client lws-echo-load${CLIENT_ARGS:+ $CLIENT_ARGS}"
+    echo "scenario $s: $C conns x $D in flight x $Z B $TY, ${SECS}s window after ${WARMUP}s warm-up, $RUNS run(s); client $CLIENT_NAME${CLIENT_ARGS:+ $CLIENT_ARGS}"
     hdr_mb=""; (( SHOW_MB )) && hdr_mb=$(printf ' | %7s' "MB/s")
     printf '%-17s | %-28s | %8s%s | %8s | %7s | %7s | %10s | %7s | %6s | %-11s\n' \
       server "runs msg/s" "median" "$hdr_mb" "vs luajit" "srv cpu" "kernel" "srv us/msg" "cli cpu" errors "core$SERVER_CPU busy/oth"
