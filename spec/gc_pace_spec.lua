@@ -85,3 +85,17 @@ describe("the collector of a heap over 2 MiB", function()
     h.close_cleanly(conn)
   end)
 end)
+
+describe("the collector under gc = \"generational\"", function()
+  local srv
+  setup(function() srv = server.start(FIXTURE, { "--gc", "generational" }) end)
+  teardown(function() srv:stop() end)
+
+  it("is not paced: the pause, of no use to it, is Lua's own", function()
+    local conn = h.open(srv.port)
+    churn(conn)
+    churn(conn)
+    assert.are.equal("200", ask(conn, "pause"))
+    h.close_cleanly(conn)
+  end)
+end)

@@ -111,3 +111,16 @@ void dx_gc_pace(lua_State *L)
     pause_set = p;
     new_sentinel(L);
 }
+
+/* core.gc_pace(false): the pacing ends and the pause is Lua's own again
+ * (option gc = "generational", whose collector has no use for a pause). */
+int dx_gc_pace_l(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TBOOLEAN);
+    luaL_argcheck(L, !lua_toboolean(L, 1), 1, "only false: the command starts the pacing");
+    if (pace_on)
+        lua_gc(L, LUA_GCSETPAUSE, DX_GC_PAUSE_LUA);
+    pace_on = 0;
+    dx_gc_cycle_ended = 0;
+    return 0;
+}

@@ -18,6 +18,9 @@ void dx_gc_pace_start(lua_State *L);
  * pacing if the app set a pause of its own. Out of the collector only. */
 void dx_gc_pace(lua_State *L);
 
+/* core.gc_pace(false): ends the pacing, Lua's own pause again. */
+int dx_gc_pace_l(lua_State *L);
+
 /* After each call into Lua: cheap unless a cycle has ended. */
 static inline void dx_gc_pace_after_call(lua_State *L)
 {

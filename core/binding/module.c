@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "binding/binding.h"
+#include "binding/gc_pace.h"
 
 #ifndef DX_VERSION
 #define DX_VERSION "0.1.0"
@@ -118,6 +119,7 @@ static void open_signal_lib(lua_State *L)
 
 static const luaL_Reg functions[] = {
     { "run", l_run }, { "stop", l_stop }, { "now", l_now }, { "signal", l_signal },
+    { "gc_pace", dx_gc_pace_l },
     { NULL, NULL }
 };
 

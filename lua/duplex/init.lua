@@ -51,7 +51,10 @@ local function apply_layer_options(server, opts, level, guarded)
   end
   if opts.log_format ~= nil then core.log_format(opts.log_format) end
   -- Lua 5.4 on has both collectors; LuaJIT (and PUC 5.1 to 5.3) one, kept
-  if opts.gc ~= nil and _VERSION >= "Lua 5.4" then collectgarbage(opts.gc) end
+  if opts.gc ~= nil and _VERSION >= "Lua 5.4" then
+    collectgarbage(opts.gc)
+    if opts.gc == "generational" then core.gc_pace(false) end   -- it has no use for a pause
+  end
 end
 
 local recording = nil   -- see record_apps
