@@ -4,8 +4,8 @@
  * Lua starts a cycle when the heap reaches `pause` % of what the last one
  * left (200 %). A server whose live heap is 300 KiB then runs a whole
  * cycle, marking every module and table it holds, every 300 KiB of
- * messages: a cycle every five 64 KiB echoes, a fifth of the instructions
- * per echo. Here the pause is set after each cycle from the heap at that
+ * messages: a cycle every five 64 KiB echoes, a quarter of the
+ * instructions per echo. Here the pause is set after each cycle from the heap at that
  * moment (which Lua's own estimate of the live heap does not exceed), so
  * the next cycle starts by the time the heap has grown DX_GC_HEADROOM_KIB
  * beyond it, at most 1 000 % (Lua 5.4's limit is 1 020 %). From a heap of
@@ -16,16 +16,19 @@
  * of its bytes, so messages of one length that differ elsewhere share a
  * chain that each new one is compared along; garbage left longer between
  * cycles lengthens those chains (the 1 KiB echo took 40 % more
- * instructions, the 32 B one 7 % fewer).
+ * instructions in two runs of three, the 32 B one 7 % fewer).
  *
  * The end of a cycle is seen by a sentinel: an unreachable userdata whose
  * __gc notes that it ran. dx_call sets the pause after its call, out of
  * the collector (Lua 5.4 refuses lua_gc in a finalizer), and makes the
  * next sentinel. By then Lua has set the next cycle's start from the pause
  * before; when the heap grew (a pause set for 300 KiB, up to 10 x, meeting
- * 8 MiB of new tables) that start is pulled down to the new pause's. An app that sets a pause of its own (collectgarbage
- * "setpause" or "incremental") keeps it: the pause found is not the one
- * set last, so it is put back and the pacing ends. */
+ * 8 MiB of new tables) that start is pulled down to the new pause's.
+ *
+ * An app that sets a pause of its own (collectgarbage "setpause" or
+ * "incremental") keeps it: the pause found is not the one set last, so it
+ * is put back and the pacing ends. So does option gc = "generational"
+ * (core.gc_pace(false)): that collector has no use for a pause. */
 #include <limits.h>
 #include "binding/binding.h"
 #include "binding/gc_pace.h"
@@ -114,7 +117,7 @@ void dx_gc_pace(lua_State *L)
 
 /* core.gc_pace(false): the pacing ends and the pause is Lua's own again
  * (option gc = "generational", whose collector has no use for a pause). */
-int dx_gc_pace_l(lua_State *L)
+int dx_gc_pace_set(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TBOOLEAN);
     luaL_argcheck(L, !lua_toboolean(L, 1), 1, "only false: the command starts the pacing");

@@ -19,7 +19,7 @@ void dx_gc_pace_start(lua_State *L);
 void dx_gc_pace(lua_State *L);
 
 /* core.gc_pace(false): ends the pacing, Lua's own pause again. */
-int dx_gc_pace_l(lua_State *L);
+int dx_gc_pace_set(lua_State *L);
 
 /* After each call into Lua: cheap unless a cycle has ended. */
 static inline void dx_gc_pace_after_call(lua_State *L)

@@ -119,7 +119,7 @@ static void open_signal_lib(lua_State *L)
 
 static const luaL_Reg functions[] = {
     { "run", l_run }, { "stop", l_stop }, { "now", l_now }, { "signal", l_signal },
-    { "gc_pace", dx_gc_pace_l },
+    { "gc_pace", dx_gc_pace_set },
     { NULL, NULL }
 };
 
