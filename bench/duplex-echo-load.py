@@ -12,8 +12,8 @@ the other; it is duplex's, so the independent client stays the default.
   duplex-echo-load.py DUPLEX -h HOST -p PORT -c CONNS -d DEPTH -s SIZE
                       -w WARMUP -t SECONDS [-b] [-F FRAG] [-S]
 
-Prints WINDOW_START when the window opens (WARMUP after the client's
-connections are up: `duplex bench` opens them before its warm-up) and
+Prints WINDOW_START WARMUP seconds after starting `duplex bench` (its
+window opens a little later: it opens the connections first) and
 RESULT msgs=... secs=... msg_per_s=... errors=... conns=... client_cpu=...
 mb_per_s=... when it closes. -F (fragmented messages) and -S (wss://) are
 not offered by `duplex bench`: it exits with an error for them.
