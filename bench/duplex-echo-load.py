@@ -31,7 +31,16 @@ def cpu_ticks(pid):
     return int(fields[11]) + int(fields[12])     # utime + stime
 
 
+def usage(why):
+    print(f"duplex-echo-load: {why}\nusage: duplex-echo-load.py DUPLEX -h HOST -p PORT -c CONNS "
+          "-d DEPTH -s SIZE [-w WARMUP] [-t SECONDS] [-b]", file=sys.stderr)
+    print("RESULT msgs=0 secs=0 msg_per_s=0 errors=1 conns=0 client_cpu=0")
+    return 2
+
+
 def main(argv):
+    if not argv:
+        return usage("no duplex binary given")
     duplex, args = argv[0], argv[1:]
     opt, binary, i = {}, False, 0
     while i < len(args):
@@ -43,9 +52,14 @@ def main(argv):
             print(f"duplex-echo-load: {a} is not offered by duplex bench", file=sys.stderr)
             print("RESULT msgs=0 secs=0 msg_per_s=0 errors=1 conns=0 client_cpu=0")
             return 1
-        else:
+        elif a in ("-h", "-p", "-c", "-d", "-s", "-w", "-t") and i + 1 < len(args):
             opt[a] = args[i + 1]
             i += 2
+        else:
+            return usage(f"unknown or incomplete option {a}")
+    missing = [o for o in ("-h", "-p", "-c", "-d", "-s") if o not in opt]
+    if missing:
+        return usage("missing " + " ".join(missing))
     warmup, secs = float(opt.get("-w", "0")), float(opt.get("-t", "5"))
     cmd = [duplex, "bench", "echo", "--url", f"ws://{opt['-h']}:{opt['-p']}/",
            "--connections", opt["-c"], "--depth", opt["-d"], "--size", opt["-s"],
@@ -58,9 +72,9 @@ def main(argv):
     c0 = cpu_ticks(proc.pid) / hz
     print("WINDOW_START", flush=True)
     out = proc.stdout.read()
-    _, _, usage = os.wait4(proc.pid, 0)      # its CPU to the end (closing adds little)
-    proc.returncode = 0
-    cpu = 100 * (usage.ru_utime + usage.ru_stime - c0) / secs
+    _, _, ru = os.wait4(proc.pid, 0)         # its CPU to the end (closing adds little)
+    proc.returncode = 0                      # reaped here: Popen must not wait for it again
+    cpu = 100 * (ru.ru_utime + ru.ru_stime - c0) / secs
     try:
         r = json.loads(out.strip().splitlines()[-1])
     except (ValueError, IndexError):
