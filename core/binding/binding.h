@@ -100,6 +100,15 @@ void dx_new_class(lua_State *L, const char *name, const luaL_Reg *methods, lua_C
 /* Registers the connection metatable. [-0, +0, e] */
 void dx_conn_open_lib(lua_State *L);
 
+#if LUA_VERSION_NUM == 501
+/* With the connection metatable and its methods on top of L's stack: on
+ * a LuaJIT with its FFI, makes ws:send and the handle's __index Lua
+ * functions the JIT compiles, send going through fast; else leaves them
+ * (lconn_ffi.c). [-0, +0, -] */
+void dx_conn_open_ffi(lua_State *L, lua_CFunction send, lua_CFunction failed,
+                      int (*fast)(void *, const char *, size_t, int));
+#endif
+
 /* Creates the handle of c on route and roots it; leaves it on the stack.
  * [-0, +1, m] */
 dx_lconn *dx_conn_push_new(lua_State *L, dx_lserver *ls, dx_conn *c, int route);
