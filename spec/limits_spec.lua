@@ -25,6 +25,8 @@ describe("the send queue limit (max_backpressure)", function()
     assert(line, srv:log())
     local sent, failed = line:match("sent=(%d+) failed=(%S+)")
     assert.are.equal("backpressure", failed)
+    assert.truthy(line:find("message=send queue full (max_backpressure): the connection is being closed", 1, true),
+      line)
     -- 16 frames of 16 KiB + 4 bytes pass 256 KiB: the 17th send is refused
     assert.are.equal(16, tonumber(sent))
     assert(srv:wait_log("event: close id=%d+ code=1008 reason=send queue full", 5), srv:log())

@@ -42,8 +42,10 @@ static int check_binary(lua_State *L, int idx)
     return 0;
 }
 
-/* A send that found the connection closing: a failure of the world. */
-static int push_result(lua_State *L, int r)
+/* A send that found the connection closing or its queue full: a failure
+ * of the world. The queue's message says what happens next, by the
+ * server's backpressure policy. */
+static int push_result(lua_State *L, const dx_lconn *w, int r)
 {
     if (r == DX_SEND_OK) {
         lua_pushboolean(L, 1);
@@ -53,6 +55,8 @@ static int push_result(lua_State *L, int r)
     case DX_SEND_CLOSED:
         return dx_fail(L, "closed", "connection is closing");
     case DX_SEND_BACKPRESSURE:
+        if (w->ls->srv && dx_server_config(w->ls->srv)->backpressure_drop)
+            return dx_fail(L, "backpressure", "send queue full (max_backpressure): the message was dropped");
         return dx_fail(L, "backpressure", "send queue full (max_backpressure): the connection is being closed");
     default:
         return dx_fail(L, "ENOMEM", "out of memory");
@@ -76,14 +80,14 @@ static inline __attribute__((always_inline)) int send_as(lua_State *L, int raw)
         data = lua_tolstring(L, 2, &len);
     }
     if (len < DX_SEND_HOLD_MIN)
-        return push_result(L, dx_conn_send(c, data, len, binary));
+        return push_result(L, lua_touserdata(L, 1), dx_conn_send(c, data, len, binary));
     lua_pushvalue(L, 2);
     int ref = luaL_ref(L, LUA_REGISTRYINDEX);
     int held;
     int r = dx_conn_send_held(c, data, len, binary, ref, &held);
     if (!held)
         luaL_unref(L, LUA_REGISTRYINDEX, ref);
-    return push_result(L, r);
+    return push_result(L, lua_touserdata(L, 1), r);
 }
 
 static int l_send(lua_State *L)
@@ -92,10 +96,11 @@ static int l_send(lua_State *L)
 }
 
 #if LUA_VERSION_NUM == 501
-/* failed(r): the result l_send gives for dx_conn_send's r (lconn_ffi.c). */
+/* failed(ws, r): the result l_send gives for dx_conn_send's r
+ * (lconn_ffi.c). */
 static int l_send_failed(lua_State *L)
 {
-    return push_result(L, (int)luaL_checkinteger(L, 1));
+    return push_result(L, check(L), (int)luaL_checkinteger(L, 2));
 }
 
 /* ws:send's message path from LuaJIT's compiled code, through the FFI
@@ -126,7 +131,7 @@ static int l_ping(lua_State *L)
     size_t len = 0;
     const char *data = luaL_optlstring(L, 2, "", &len);
     luaL_argcheck(L, len <= DX_CONTROL_MAX, 2, "ping payload longer than 125 bytes");
-    return push_result(L, dx_conn_ping(c, data, len));
+    return push_result(L, lua_touserdata(L, 1), dx_conn_ping(c, data, len));
 }
 
 /* ws:close([code [, reason]]) -> true. Closing a closed connection does

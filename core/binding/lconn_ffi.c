@@ -34,7 +34,7 @@ static const char chunk[] =
     "    end\n"
     "    local r = fast(ws, data, #data, b)\n"
     "    if r == 0 then return true end\n"
-    "    if r < 0 then return failed(r) end\n"
+    "    if r < 0 then return failed(ws, r) end\n"
     "  end\n"
     "  return send_c(ws, data, binary)\n"
     "end\n"
