@@ -106,12 +106,13 @@ static int l_send_failed(lua_State *L)
 /* ws:send's message path from LuaJIT's compiled code, through the FFI
  * with the handle's payload (lconn_ffi.c): what dx_conn_send returns, or
  * 1 for what only l_send does (a closed handle, a payload to hold, a
- * tagged duplex.1 message). ud is a connection handle: the caller
- * checked its metatable. */
+ * tagged duplex.1 message, and anything without a handle's tag: the
+ * caller checked the metatable, which debug.setmetatable can give to
+ * another userdata). */
 static int fast_send(void *ud, const char *data, size_t len, int binary)
 {
     dx_lconn *w = ud;
-    if (w->conn == NULL || len >= DX_SEND_HOLD_MIN || (binary && w->duplex1))
+    if (w->tag != DX_LCONN_TAG(w) || w->conn == NULL || len >= DX_SEND_HOLD_MIN || (binary && w->duplex1))
         return 1;
     return dx_conn_send(w->conn, data, len, binary);
 }

@@ -8,7 +8,7 @@
  * they stay compiled; they hold no loop, so the guard still reaches the
  * handler at its next instruction): the method is found in the methods
  * table, and the message goes to the connection's queue through an FFI
- * call of dx_conn_fast_send with the handle's payload. What that call
+ * call of lconn.c's fast_send with the handle's payload. What that call
  * does not do (a closed handle, a payload to hold, a tagged duplex.1
  * message, an argument of another type) goes to the C send, which
  * raises or answers as before; a refused send gets its usual
