@@ -8,7 +8,7 @@
  * loop, so the guard still reaches the handler at its next instruction):
  * a method is found in the methods table, and only a field (ws.id,
  * ws.data, ...) goes on to the C __index. Measured with
- * bench/instructions.sh, LuaJIT, A: 1 806-1 820 -> 1 756-1 776.
+ * bench/instructions.sh, LuaJIT, A: 1 806-1 820 -> 1 756-1 786.
  *
  * Lua 5.4 keeps the C function: a Lua __index costs it more (A: 2 200
  * against 2 080-2 160), and so it would PUC Lua 5.1, which has no JIT.
