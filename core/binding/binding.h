@@ -102,10 +102,11 @@ void dx_conn_open_lib(lua_State *L);
 
 #if LUA_VERSION_NUM == 501
 /* With the connection metatable and its methods on top of L's stack: on
- * LuaJIT, makes the handle's __index a Lua function the JIT compiles,
- * which looks in the methods first and asks the C __index for fields;
- * else leaves it (lconn_jit.c). [-0, +0, -] */
-void dx_conn_open_jit(lua_State *L);
+ * a LuaJIT with its FFI, makes ws:send and the handle's __index Lua
+ * functions the JIT compiles, send going through fast; else leaves them
+ * (lconn_ffi.c). [-0, +0, -] */
+void dx_conn_open_ffi(lua_State *L, lua_CFunction send, lua_CFunction failed,
+                      int (*fast)(void *, const char *, size_t, int));
 #endif
 
 /* Creates the handle of c on route and roots it; leaves it on the stack.

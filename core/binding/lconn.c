@@ -95,6 +95,29 @@ static int l_send(lua_State *L)
     return send_as(L, 0);
 }
 
+#if LUA_VERSION_NUM == 501
+/* failed(ws, r): the result l_send gives for dx_conn_send's r
+ * (lconn_ffi.c). */
+static int l_send_failed(lua_State *L)
+{
+    return push_result(L, check(L), (int)luaL_checkinteger(L, 2));
+}
+
+/* ws:send's message path from LuaJIT's compiled code, through the FFI
+ * with the handle's payload (lconn_ffi.c): what dx_conn_send returns, or
+ * 1 for what only l_send does (a closed handle, a payload to hold, a
+ * tagged duplex.1 message, and anything without a handle's tag: the
+ * caller checked the metatable, which debug.setmetatable can give to
+ * another userdata). */
+static int fast_send(void *ud, const char *data, size_t len, int binary)
+{
+    dx_lconn *w = ud;
+    if (w->tag != DX_LCONN_TAG(w) || w->conn == NULL || len >= DX_SEND_HOLD_MIN || (binary && w->duplex1))
+        return 1;
+    return dx_conn_send(w->conn, data, len, binary);
+}
+#endif
+
 /* ws:_send_raw(data [, binary]): ws:send without the duplex.1 tag (the
  * Lua layer's controls). */
 static int l_send_raw(lua_State *L)
@@ -281,7 +304,7 @@ void dx_conn_open_lib(lua_State *L)
     lua_pushcclosure(L, l_index, 1);           /* upvalue: the methods */
     lua_setfield(L, -3, "__index");
 #if LUA_VERSION_NUM == 501
-    dx_conn_open_jit(L);                       /* LuaJIT: a __index it compiles */
+    dx_conn_open_ffi(L, l_send, l_send_failed, fast_send);
 #endif
     lua_pop(L, 1);
     lua_pushcfunction(L, l_newindex);
