@@ -1,5 +1,6 @@
-/* The Lua 5.4 allocator of the `duplex` command: small blocks recycled
- * through per-size free lists. */
+/* The Lua allocator of the `duplex` command (both VMs; see main.c): small
+ * blocks recycled through per-size free lists, larger ones from the
+ * process heap, whose pages are kept. */
 #ifndef DX_CLI_ALLOC_H
 #define DX_CLI_ALLOC_H
 

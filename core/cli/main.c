@@ -17,9 +17,10 @@
 
 int luaopen_duplex_core(lua_State *L);
 
-/* Lua 5.4 takes our allocator (LuaJIT's 64-bit VM keeps its own); not under
- * AddressSanitizer, which must see every Lua block freed. */
-#if LUA_VERSION_NUM >= 504 && !defined(__SANITIZE_ADDRESS__)
+/* The VM takes our allocator (cli/alloc.c), Lua 5.4 always, LuaJIT when
+ * it can; not under AddressSanitizer, which must see every Lua block
+ * freed. */
+#if !defined(__SANITIZE_ADDRESS__)
 #define DX_OWN_ALLOC 1
 
 static int panic(lua_State *L)
@@ -29,6 +30,7 @@ static int panic(lua_State *L)
     return 0;                      /* abort() follows */
 }
 
+#if LUA_VERSION_NUM >= 504
 /* Warnings as luaL_newstate sets them up: off until "@on". */
 static void warn_off(void *ud, const char *msg, int tocont);
 static void warn_cont(void *ud, const char *msg, int tocont);
@@ -72,13 +74,47 @@ static void warn_on_cont(void *ud, const char *msg, int tocont)
     }
 }
 
+#endif
+
+#if LUA_VERSION_NUM < 504
+/* Given its own allocator, LuaJIT mapped every block of 128 KiB or more
+ * for itself and unmapped it when collected: the kernel zeroed 64 fresh
+ * pages for each 256 KiB message (65 minor faults a message), and that
+ * echo ran at a tenth of its speed (650 against 7 200 a second). Small
+ * strings cost about 90 instructions more to allocate and free (echo A,
+ * bench/instructions.sh: 1 594 against 1 505). But a 64-bit LuaJIT takes
+ * an allocator only when built with 64-bit GC references (GC64, as
+ * Debian's is on amd64 and arm64); without, its lua_newstate prints "Must
+ * use luaL_newstate() for 64 bit target" and fails. A throwaway state's
+ * ffi.abi says which it is (no FFI: it keeps its own). */
+static int takes_allocator(void)
+{
+    static const char ask[] = "local ok, ffi = pcall(require, 'ffi')\n"
+                              "return ok and (ffi.abi('gc64') or not ffi.abi('64bit'))";
+    lua_State *P = luaL_newstate();
+    if (P == NULL)
+        return 0;
+    luaL_openlibs(P);
+    int yes = luaL_loadstring(P, ask) == 0 && lua_pcall(P, 0, 1, 0) == 0 && lua_toboolean(P, -1);
+    lua_close(P);
+    return yes;
+}
+#else
+static int takes_allocator(void) { return 1; }
+#endif
+
 static lua_State *new_state(dx_alloc_cache **cache)
 {
+    *cache = NULL;
+    if (!takes_allocator())
+        return luaL_newstate();
     *cache = dx_alloc_cache_new();
     lua_State *L = *cache ? lua_newstate(dx_alloc, *cache) : NULL;
     if (L) {
         lua_atpanic(L, panic);
+#if LUA_VERSION_NUM >= 504
         lua_setwarnf(L, warn_off, L);
+#endif
     }
     return L;
 }
