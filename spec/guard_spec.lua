@@ -113,6 +113,46 @@ describe("handler_timeout", function()
     h.assert_alive(srv.port)
   end)
 
+  -- On LuaJIT a function with no loop and no tail call is compiled under
+  -- the guard (lua/duplex/jit_guard.lua); one with either is interpreted,
+  -- where the hook reaches it, even when a compiled one calls it.
+  describe("a handler with no loop of its own", function()
+    local function hot_conn(path)
+      local conn = h.open(srv.port, path or "/loop-free")
+      for i = 1, 300 do
+        assert(conn:send_text("m" .. i))
+      end
+      for i = 1, 300 do
+        h.expect_message(conn, 1, "m" .. i)
+      end
+      return conn
+    end
+
+    it("is compiled on LuaJIT once hot", function()
+      local conn = hot_conn()
+      local traces = ask(conn, "traces")
+      if LUAJIT then
+        assert.is_true(tonumber(traces) >= 1, "no trace compiled in the handler: " .. traces)
+      else
+        assert.are.equal("none", traces)
+      end
+      h.close_cleanly(conn)
+    end)
+
+    for _, case in ipairs {
+      { "spin-helper", "a loop in a function it calls" },
+      { "spin-tail", "a function that tail-calls itself for good" },
+      { "spin-goto", "a loop made by a backward goto" },
+      { "spin-on-path", "the loop of a function it calls for every message", "/calls-loop" },
+    } do
+      it("is stopped, hot, in " .. case[2], function()
+        local conn = hot_conn(case[3])
+        expect_stopped(srv, conn, case[1])
+        h.assert_alive(srv.port)
+      end)
+    end
+  end)
+
   -- Lua 5.4: the hook is set on the event thread; a coroutine is a thread
   -- of its own. LuaJIT: hooks are the whole state's, and the script's own
   -- functions run in the interpreter.

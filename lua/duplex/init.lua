@@ -17,15 +17,16 @@ App.__index = App
 local server_options = require "duplex.options"
 local reconnect = require "duplex.reconnect"
 local json = require "duplex.json"
+local jit_guard = require "duplex.jit_guard"
 local DEFAULT_PORT = server_options.by_name.port.default
 
 -- History rules' frame functions run on every publication, so under the
--- guard (see interpreted below) they run in LuaJIT's interpreter too.
+-- guard (see interpreted below) their loops run in LuaJIT's interpreter too.
 local function interpret_frames(history)
   if not jit or type(history) ~= "table" then return end
   for _, rule in pairs(history) do
-    if type(rule) == "function" then jit.off(rule, true)                          -- history.frame
-    elseif type(rule) == "table" and type(rule.frame) == "function" then jit.off(rule.frame, true) end
+    if type(rule) == "function" then jit_guard.interpret_loops(rule)                 -- history.frame
+    elseif type(rule) == "table" then jit_guard.interpret_loops(rule.frame) end
   end
 end
 
@@ -116,11 +117,11 @@ end
 -- The guard (handler_timeout) stops a running handler with a hook, and
 -- LuaJIT's compiled code checks no hooks (Debian's LuaJIT is built
 -- without LUAJIT_ENABLE_CHECKHOOK). So on LuaJIT, while the app's
--- handler_timeout is not 0, the functions it gives duplex (handlers,
--- timers, routes, hooks: jit.off(fn, true), which takes the functions
--- defined inside them too) run in LuaJIT's interpreter, where the hook
--- reaches them; code they call from modules stays compiled (see README.md,
--- "Handlers that never return").
+-- handler_timeout is not 0, those of the functions it gives duplex
+-- (handlers, timers, routes, hooks, and the functions defined inside
+-- them) that have a loop or a tail call run in LuaJIT's interpreter,
+-- where the hook reaches them (duplex.jit_guard); code they call from
+-- modules stays compiled (see README.md, "Handlers that never return").
 local function guard_on(app)
   local t = app.options.handler_timeout
   if t == nil then t = server_options.by_name.handler_timeout.default end
@@ -128,9 +129,7 @@ local function guard_on(app)
 end
 
 local function interpreted(app, fn)
-  if jit and type(fn) == "function" and guard_on(app) and debug.getinfo(fn, "S").what ~= "C" then
-    jit.off(fn, true)
-  end
+  if guard_on(app) then jit_guard.interpret_loops(fn) end
   return fn
 end
 

@@ -1,6 +1,7 @@
 --- An app script made into an app: what `duplex run APP.lua` serves and
 -- what duplex.test starts, loaded by one function so the two agree.
 local duplex = require "duplex"
+local jit_guard = require "duplex.jit_guard"
 
 local M = {}
 
@@ -81,7 +82,7 @@ function M.load_app(path, opts, tables, reloading)
   if not chunk then
     return nil, "cannot load " .. path .. ": " .. first_line(err:gsub("^" .. path:gsub("%p", "%%%0") .. ":", ""))
   end
-  if jit then jit.off(chunk, true) end
+  jit_guard.interpret_loops(chunk)
   local ok, result = (reloading and duplex.core.guarded or pcall)(chunk)
   if not ok then return nil, "error in " .. path .. ": " .. first_line(result) end
   opts = opts or {}
