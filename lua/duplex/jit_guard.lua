@@ -8,9 +8,12 @@
 -- with none of them may stay compiled: it runs to its end or calls
 -- something else, and what it calls is either compiled and loop-free too,
 -- interpreted (where the hook reaches it), or C. A recursion through
--- plain calls grows the stack until it overflows, and leaves compiled
--- code at every frame it cannot link. The functions with a loop or a tail
--- call run in LuaJIT's interpreter.
+-- plain calls grows the stack until it overflows. The functions with a
+-- loop or a tail call run in LuaJIT's interpreter; a tail call is any
+-- `return f(x)`, of a C function too, since the bytecode does not say
+-- what f is. LuaJIT never records into such a function, nor returns into
+-- one, within a trace: it gives up the trace (JIT compilation disabled
+-- for function), so none of its code is ever compiled.
 --
 --   local jit_guard = require "duplex.jit_guard"
 --   jit_guard.interpret_loops(fn)   -- fn and every function defined in it
@@ -33,7 +36,8 @@ local loadstring = loadstring or load
 local MODE_C = 15 * 128     -- operand C's mode in the mode word (lj_bc.h: mode C << 7)
 local JUMP = 13 * 128       -- BCMjump, as jit/bc.lua reads it
 
--- The instructions of a probe's main function: { op, mode, d } each.
+-- The instructions of a probe's main function: { op, jump, back } each
+-- (back: a jump to itself or backward).
 local function code(src)
   local f = assert(loadstring(src, "=probe"))
   local ins = {}
@@ -114,12 +118,6 @@ function M.interpret_loops(fn)
   if type(fn) ~= "function" or debug.getinfo(fn, "S").what == "C" then return fn end
   if ops then mark(fn) else jit.off(fn, true) end
   return fn
-end
-
---- True when the probes read as expected (false: interpret_loops turns the
--- JIT off for the whole of each function).
-function M.calibrated()
-  return ops ~= nil
 end
 
 return M
