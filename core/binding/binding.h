@@ -34,6 +34,9 @@ typedef struct dx_route {
     int own_deflate;            /* ... when set; else the server's */
     int gone;                   /* unrouted by a reload: no new upgrades; open
                                  * connections keep its handlers */
+    int batch_loop;             /* LuaJIT: registry ref of its batch loop (batch_ffi.c), */
+    int batch_state;            /* 0 on trial, 1 compiled, -1 run_batch for good, */
+    unsigned batch_calls;       /* and the batches it ran */
 } dx_route;
 
 /* An HTTP route of app:get. */
@@ -115,6 +118,14 @@ dx_lconn *dx_conn_push_new(lua_State *L, dx_lserver *ls, dx_conn *c, int route);
 
 /* Pushes the handle of c (its user pointer). [-0, +1, -] */
 void dx_conn_push(lua_State *L, dx_lconn *w);
+
+#if LUA_VERSION_NUM == 501
+/* LuaJIT: hands the messages m[0..n) of c (handle w) to the message
+ * handler of w's route from a compiled Lua loop, in one dx_call (*ok its
+ * result), and returns 1; returns 0, having done nothing, when that route
+ * goes through lserver.c's run_batch instead (batch_ffi.c). */
+int dx_batch_ffi(dx_lserver *ls, dx_lconn *w, dx_conn *c, const dx_message_ref *m, size_t n, int *ok);
+#endif
 
 /* The close event ran: the handle lets go of c and stops rooting itself. */
 void dx_conn_release(lua_State *L, dx_lconn *w);

@@ -99,6 +99,10 @@ static void route_release(lua_State *L, dx_route *r)
         luaL_unref(L, LUA_REGISTRYINDEX, r->fn[h]);
         r->fn[h] = LUA_NOREF;
     }
+    luaL_unref(L, LUA_REGISTRYINDEX, r->batch_loop);
+    r->batch_loop = LUA_NOREF;
+    r->batch_state = 0;
+    r->batch_calls = 0;
     for (char **p = r->protocols; p && *p; p++)
         free(*p);
     free(r->protocols);
@@ -431,8 +435,10 @@ static int run_batch(lua_State *T)
 
 /* Messages one read brought in for c, from one protected call (run_batch)
  * rather than one each: the handler and ws pushed once, no guard section
- * or error handler set up per message. A duplex.1 page's messages, which
- * carry a tag saying which handler they are for, go one by one. */
+ * or error handler set up per message. On LuaJIT, unless each handler's
+ * run is timed for the metrics, a compiled Lua loop calls the handler
+ * instead, where it can be (batch_ffi.c). A duplex.1 page's messages,
+ * which carry a tag saying which handler they are for, go one by one. */
 static void ev_messages(void *ud, dx_conn *c, const dx_message_ref *m, size_t n)
 {
     dx_lserver *ls = ud;
@@ -444,6 +450,14 @@ static void ev_messages(void *ud, dx_conn *c, const dx_message_ref *m, size_t n)
                 ev_message(ud, c, m[i].data, m[i].len, m[i].binary);
         return;
     }
+#if LUA_VERSION_NUM == 501
+    int ok;
+    if (!ls->metrics.path && dx_batch_ffi(ls, w, c, m, n, &ok)) {
+        if (!ok)
+            handler_failed(w);
+        return;
+    }
+#endif
     dx_batch_call b = { c, m, n, ls->metrics.path ? &ls->metrics : NULL, 0 };
     lua_pushcfunction(T, run_batch);
     lua_pushlightuserdata(T, &b);
@@ -727,6 +741,7 @@ static int l_route(lua_State *L)
         ls->routes = routes;
         r = &routes[ls->nroutes];
         memset(r, 0, sizeof *r);
+        r->batch_loop = LUA_NOREF;
         r->path = strdup(path);
         if (r->path == NULL)
             return luaL_error(L, "out of memory");
