@@ -182,6 +182,28 @@ describe("framing", function()
       expect_frame(conn, 2, data, 10)
       h.close_cleanly(conn)
     end)
+
+    -- After a message past 128 KiB the server reserves a frame up to that
+    -- size whole from its header: the messages after it, smaller, larger
+    -- or in fragments, each in pieces, are still whole and in order.
+    it("messages of every size after a large one, in pieces", function()
+      local conn = h.open(srv.port)
+      local sizes = { 300000, 200000, 262144, 1100000, 70000, 5 }
+      for i, n in ipairs(sizes) do
+        local data = payload(n, true):reverse() .. string.char(i)
+        local bytes = frame { opcode = 2, payload = data }
+        local points = {}
+        for _, p in ipairs { 14, 17, 65550, math.floor(#bytes * 3 / 4) } do
+          if p > (points[#points] or 0) and p < #bytes then points[#points + 1] = p end
+        end
+        send_paused(conn, bytes, points)
+        expect_frame(conn, 2, data, 10)
+      end
+      local frames = wsclient.fragments(1, euros, { 100000, 150000 })   -- 300 000 bytes in three
+      send_paused(conn, table.concat(frames), { 9, 50000, #frames[1] + 6, #frames[1] + #frames[2] + 3 })
+      h.expect_message(conn, 1, euros, 10)
+      h.close_cleanly(conn)
+    end)
   end)
 
   describe("control frames", function()
@@ -278,6 +300,13 @@ describe("max_message", function()
       -- only the header (and mask key) is sent
       h.protocol_error(get_port(), frame { opcode = 2, len = 1025, payload = "" }, 1009)
       h.protocol_error(get_port(), frame { opcode = 1, len = 65536, payload = "" }, 1009)
+    end)
+
+    it("closes with 1009 when a header announces one byte more, after a message of the limit", function()
+      local conn = h.open(get_port())
+      h.echo(conn, payload(1024, true), true)
+      assert(conn:send(frame { opcode = 2, len = 1025, payload = "" }))
+      h.expect_close(conn, 1009)
     end)
 
     it("closes with 1009 when a fragment takes the message over the limit", function()

@@ -9,6 +9,7 @@ void dx_message_init(dx_message *m)
     m->utf8 = DX_UTF8_ACCEPT;
     m->size = 0;
     m->compressed = 0;
+    m->largest = 0;
 }
 
 /* 1 when length more bytes keep a message of size bytes within max_size. */
@@ -54,8 +55,14 @@ int dx_message_payload(dx_message *m, const uint8_t *p, size_t len)
 int dx_message_end(dx_message *m)
 {
     int bad = m->opcode == DX_OP_TEXT && m->utf8 != DX_UTF8_ACCEPT;
-
+    uint8_t largest = m->largest;
+    if (!bad && m->size >> largest) {        /* more bits than any before */
+        largest = 0;
+        for (uint64_t n = m->size; n; n >>= 1)
+            largest++;
+    }
     dx_message_init(m);
+    m->largest = largest;
     return bad ? DX_CLOSE_INVALID_DATA : 0;
 }
 

@@ -25,11 +25,13 @@ typedef struct dx_message {
     uint8_t in_message;   /* 1 between a non-final first frame and its final continuation */
     uint8_t opcode;       /* DX_OP_TEXT or DX_OP_BINARY of the message in progress */
     uint8_t compressed;   /* RSV1 on the first frame: permessage-deflate (RFC 7692) */
+    uint8_t largest;      /* bits of the size of the largest message that ended well (0: none):
+                           * the peer has sent at least 1 << (largest - 1) bytes in one go */
     uint32_t utf8;        /* dx_utf8_feed state for a text message */
     uint64_t size;        /* payload bytes announced so far (frame headers seen) */
 } dx_message;             /* 16 bytes: one is in every connection */
 
-/* Starts a connection's message state. */
+/* Starts a connection's message state (largest too). */
 void dx_message_init(dx_message *m);
 
 /* Checks a data frame header (opcode TEXT, BINARY or CONT) against the
@@ -52,7 +54,8 @@ int dx_message_payload(dx_message *m, const uint8_t *p, size_t len);
 
 /* Called once the final frame's payload has been fed in full. Returns
  * DX_CLOSE_INVALID_DATA when a text message ends inside a UTF-8 sequence,
- * else 0; resets the state for the next message either way. */
+ * else 0 and largest takes the message's size into account; resets the
+ * state for the next message either way (largest stays). */
 int dx_message_end(dx_message *m);
 
 /* 1 when code may appear in a close frame on the wire: 1000-1003,

@@ -24,12 +24,21 @@
 #define DX_AHEAD_FREE (64 * 1024)
 
 /* Room to reserve in c->buf for a data frame with `left` bytes to come of
- * which `take` are here: the whole rest when that is within DX_AHEAD_FREE or
- * within what the message holds already, else only that much. */
+ * which `take` are here: the whole rest when that is within DX_AHEAD_FREE,
+ * within what the message holds already, or within a message's size this
+ * peer has sent before; else only that much. A frame header alone makes
+ * the server reserve no more than the peer has shown it sends in one go
+ * (never past max_message), and a peer that sends large messages gets its
+ * buffer in one piece, not grown by doubling, each step a copy. */
 static size_t reserve_ahead(const dx_conn *c, uint64_t left, size_t take)
 {
     size_t had = c->buf_len + take;
     size_t cap = had > DX_AHEAD_FREE ? had : DX_AHEAD_FREE;
+    if (c->msg.largest > 17) {               /* shown 128 KiB or more: less is within DX_AHEAD_FREE */
+        size_t shown = (size_t)1 << (c->msg.largest - 1);
+        if (shown > c->buf_len && shown - c->buf_len > cap)   /* room from buf_len on */
+            cap = shown - c->buf_len;
+    }
     return left < cap ? (size_t)left : cap;
 }
 

@@ -31,7 +31,7 @@ static void test_init(void)
 
     memset(&m, 0xAB, sizeof m);
     dx_message_init(&m);
-    CHECK(m.in_message == 0 && m.size == 0 && m.utf8 == 0);
+    CHECK(m.in_message == 0 && m.size == 0 && m.utf8 == 0 && m.largest == 0);
 }
 
 static void test_single_frames(void)
@@ -265,6 +265,43 @@ static void test_compressed_flag(void)
     CHECK_EQ(m.compressed, 0);                     /* no RSV1: not compressed */
 }
 
+/* largest: the bits of the largest size that ended well, kept across
+ * messages; a smaller message or one that failed its UTF-8 check leaves it. */
+static void test_largest(void)
+{
+    dx_message m;
+
+    dx_message_init(&m);
+    CHECK_EQ(frame(&m, 1, DX_OP_BINARY, 0, 1 << 24), 0);
+    CHECK_EQ(dx_message_end(&m), 0);
+    CHECK_EQ(m.largest, 0);                        /* an empty message shows nothing */
+    CHECK_EQ(frame(&m, 1, DX_OP_BINARY, 1, 1 << 24), 0);
+    CHECK_EQ(dx_message_end(&m), 0);
+    CHECK_EQ(m.largest, 1);
+    CHECK_EQ(frame(&m, 0, DX_OP_BINARY, 1 << 19, 1 << 24), 0);   /* 1 MiB in two frames */
+    CHECK_EQ(frame(&m, 1, DX_OP_CONT, 1 << 19, 1 << 24), 0);
+    CHECK_EQ(dx_message_end(&m), 0);
+    CHECK_EQ(m.largest, 21);                       /* 2^20 has 21 bits */
+    CHECK_EQ(frame(&m, 1, DX_OP_BINARY, 1000, 1 << 24), 0);
+    CHECK_EQ(dx_message_end(&m), 0);
+    CHECK_EQ(m.largest, 21);                       /* a smaller one keeps it */
+    CHECK_EQ(frame(&m, 1, DX_OP_BINARY, (1 << 21) - 1, 1 << 24), 0);
+    CHECK_EQ(dx_message_end(&m), 0);
+    CHECK_EQ(m.largest, 21);                       /* as many bits */
+    CHECK_EQ(frame(&m, 1, DX_OP_TEXT, 1 << 22, 1 << 24), 0);
+    CHECK_EQ(dx_message_payload(&m, (const uint8_t *)"\xe2\x82", 2), 0);
+    CHECK_EQ(dx_message_end(&m), DX_CLOSE_INVALID_DATA);
+    CHECK_EQ(m.largest, 21);                       /* a message that failed shows nothing */
+    CHECK_EQ(frame(&m, 1, DX_OP_BINARY, 1 << 22, 1 << 24), 0);
+    CHECK_EQ(dx_message_end(&m), 0);
+    CHECK(m.largest == 23 && m.size == 0 && m.in_message == 0);
+    CHECK_EQ(frame(&m, 1, DX_OP_BINARY, 1ull << 62, 1ull << 63), 0);
+    CHECK_EQ(dx_message_end(&m), 0);
+    CHECK_EQ(m.largest, 63);
+    dx_message_init(&m);
+    CHECK_EQ(m.largest, 0);                        /* a new connection starts anew */
+}
+
 int main(void)
 {
     test_init();
@@ -275,5 +312,6 @@ int main(void)
     test_close_codes();
     test_close_parse();
     test_compressed_flag();
+    test_largest();
     return unit_report("test_message");
 }
