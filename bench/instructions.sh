@@ -24,7 +24,9 @@
 #      32 B text (bench/count_broadcast.lua counts publications):
 #      instructions per publication, i.e. for 100 deliveries
 # Environment: KEEP=1 keeps the profiles (bench/out/callgrind.*); BUILD
-# (default build) the directory holding <vm>/duplex; APP the app run.
+# (default build) the directory holding <vm>/duplex; APP the app run;
+# COUNTS_<scenario>="LOW HIGH" other counts (a longer window spans more
+# collector cycles: COUNTS_A="100000 500000").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v valgrind >/dev/null || { echo "instructions.sh: valgrind is needed (apt-get install valgrind)" >&2; exit 2; }
@@ -47,6 +49,8 @@ flags() {
   esac
 }
 counts() {     # LOW HIGH
+  local own=COUNTS_$1
+  if [[ -n ${!own:-} ]]; then echo "${!own}"; return; fi
   case $1 in
     A) echo "20000 100000" ;;
     B) echo "10000 50000" ;;

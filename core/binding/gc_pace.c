@@ -1,5 +1,6 @@
-/* The collector's pace in the `duplex` command on Lua 5.4: a small heap
- * is collected once per 2 MiB allocated, not each time it doubles.
+/* The collector's pace in the `duplex` command: a small heap is collected
+ * once per 2 MiB allocated on Lua 5.4 (1 MiB on LuaJIT), not each time it
+ * doubles.
  *
  * Lua starts a cycle when the heap reaches `pause` % of what the last one
  * left (200 %). A server whose live heap is 300 KiB then runs a whole
@@ -8,15 +9,17 @@
  * instructions per echo. Here the pause is set after each cycle from the heap at that
  * moment (which Lua's own estimate of the live heap does not exceed), so
  * the next cycle starts by the time the heap has grown DX_GC_HEADROOM_KIB
- * beyond it, at most 1 000 % (Lua 5.4's limit is 1 020 %). From a heap of
- * 2 MiB up that is Lua's own 200 %: the heap never holds more than 2 MiB
- * of garbage beyond what Lua would let it.
+ * beyond it, at most 1 000 % (Lua 5.4's limit is 1 020 %). From a heap as
+ * large as the headroom up that is Lua's own 200 %: the heap never holds
+ * more than the headroom of garbage beyond what Lua would let it.
  *
- * Not on LuaJIT: it interns every string in one table, hashed from a few
- * of its bytes, so messages of one length that differ elsewhere share a
- * chain that each new one is compared along; garbage left longer between
- * cycles lengthens those chains (the 1 KiB echo took 40 % more
- * instructions in two runs of three, the 32 B one 7 % fewer).
+ * LuaJIT's headroom is half Lua 5.4's. LuaJIT interns every string in one
+ * table, which grows as garbage strings wait for their cycle and shrinks
+ * at its end: the more of them a cycle lets in, the more it rehashes
+ * and sweeps. With 2 MiB the 1 KiB echoes gained less (bench/instructions.sh
+ * B 3 126 -> 2 686, E 2 830 -> 2 139) than with 1 MiB (2 538-2 547,
+ * 1 950-1 953), and the 32 B echo A lost a little either way (951-962 ->
+ * 973-988). 512 KiB gained less again (B 2 864, E 2 254).
  *
  * The end of a cycle is seen by a sentinel: an unreachable userdata whose
  * __gc notes that it ran. dx_call sets the pause after its call, out of
@@ -33,7 +36,11 @@
 #include "binding/binding.h"
 #include "binding/gc_pace.h"
 
+#if LUA_VERSION_NUM == 501
+#define DX_GC_HEADROOM_KIB 1024   /* LuaJIT: see above */
+#else
 #define DX_GC_HEADROOM_KIB 2048
+#endif
 #define DX_GC_PAUSE_LUA 200       /* both VMs' default */
 #define DX_GC_PAUSE_MAX 1000
 
@@ -71,10 +78,6 @@ static int pause_for(int kib)
 
 void dx_gc_pace_start(lua_State *L)
 {
-#if LUA_VERSION_NUM < 504
-    (void)L;                      /* LuaJIT keeps its own pace (see above) */
-    return;
-#endif
     lua_pushlightuserdata(L, (void *)&sentinel_key);
     lua_createtable(L, 0, 1);
     lua_pushcfunction(L, sentinel_gc);
@@ -106,11 +109,18 @@ void dx_gc_pace(lua_State *L)
      * the pause before: for a heap that grew meanwhile (the pause falls),
      * pull that start down by the difference, so the garbage let in stays
      * within the headroom (lua_gc's "step" with a size moves it down by
-     * that many KiB, or starts the cycle if it is passed). */
+     * that many KiB, or starts the cycle if it is passed). LuaJIT's
+     * "restart" with -1 sets the start from the heap now and the pause
+     * (lj_api.c), which is the headroom beyond it whichever way the heap
+     * went; its "step" with a size would run the collector instead. */
+#if LUA_VERSION_NUM == 501
+    lua_gc(L, LUA_GCRESTART, -1);
+#else
     if (p < pause_set) {
         long pull = (long)kib * (pause_set - p) / 100;
         lua_gc(L, LUA_GCSTEP, pull < INT_MAX ? (int)pull : INT_MAX);
     }
+#endif
     pause_set = p;
     new_sentinel(L);
 }

@@ -1,6 +1,6 @@
-/* The collector's pace in the `duplex` command on Lua 5.4 (gc_pace.c):
- * after each cycle the pause is set so the next one starts once the heap
- * has grown 2 MiB, or at Lua's 200 % when that is more. */
+/* The collector's pace in the `duplex` command (gc_pace.c): after each
+ * cycle the pause is set so the next one starts once the heap has grown
+ * 2 MiB (LuaJIT: 1 MiB), or at Lua's 200 % when that is more. */
 #ifndef DX_GC_PACE_H
 #define DX_GC_PACE_H
 
@@ -9,9 +9,8 @@
 /* Set by the sentinel's finalizer when a cycle has ended. */
 extern int dx_gc_cycle_ended;
 
-/* Starts pacing L's collector on Lua 5.4 (the command does, before the
- * app loads; a module in another program leaves the host's collector
- * alone); nothing on LuaJIT. */
+/* Starts pacing L's collector (the command does, before the app loads;
+ * a module in another program leaves the host's collector alone). */
 void dx_gc_pace_start(lua_State *L);
 
 /* Sets the pause from the heap now and makes the next sentinel; ends the
