@@ -166,6 +166,34 @@ describe("max_message_rate", function()
     end)
   end)
 
+  describe("with policy close, crossed by many peers at full speed", function()
+    local srv
+    setup(function()
+      srv = server.start(FIXTURE, { "--max-message-rate", "1", "--message-burst", "1000",
+        "--max-connections-per-ip", "0" })
+    end)
+    teardown(function() srv:stop() end)
+
+    -- On LuaJIT a read's messages go to the handler from a loop the JIT
+    -- compiles: the close event (the app has a close handler) of a
+    -- message past the burst must not run from inside it. It did, and
+    -- LuaJIT's trace exits then crashed the server (100 peers, 16 in
+    -- flight each, 32 B messages: `duplex bench echo`).
+    it("closes them with 1008 and serves on", function()
+      for round = 1, 8 do                         -- the crash came in a third to two thirds of rounds
+        local code, line, out, err = server.bench({ "echo", "--url", srv.url .. "/", "--connections", "100",
+          "--depth", "16", "--size", "32", "--warmup", "0", "--seconds", "1", "--timeout", "10", "--json" })
+        assert.truthy(line, "round " .. round .. ", no result: exit " .. tostring(code) .. "\n" .. out .. err)
+        assert.truthy(line:find("1008: message rate exceeded", 1, true), line)
+        assert.is_nil(srv:exited(), "the server died in round " .. round .. ": " .. srv:log())
+      end
+      h.assert_alive(srv.port)
+      local st = stats(srv.port)
+      assert.are.equal(800, st.rate_closes)
+      assert.is_true(st.closes >= 800, st.closes .. " close events")
+    end)
+  end)
+
   describe("with policy drop", function()
     local srv
     setup(function()

@@ -55,10 +55,16 @@ typedef struct dx_batch_now {
 static dx_batch_now now;
 
 /* The FFI's take: 1 and the next admitted message in out, or 0 at the
- * end. It never calls into Lua. */
+ * end. It never calls into Lua: a C function that a compiled trace
+ * calls through the FFI must not (LuaJIT's state is the trace's then;
+ * the process crashed). So it stops before a message whose admission
+ * would close the connection (max_message_rate's policy close runs the
+ * close event), and dx_batch_ffi's caller takes that one from C. */
 static int take(dx_batch_out *out)
 {
     while (now.next < now.n) {
+        if (dx_conn_take_closes(now.c))
+            return 0;
         const dx_message_ref *m = &now.m[now.next++];
         if (!dx_conn_take_message(now.c))     /* closed by a handler before: counted, not handed */
             continue;
@@ -154,7 +160,8 @@ static void give_up(lua_State *T, dx_route *r)
     r->batch_state = -1;
 }
 
-int dx_batch_ffi(dx_lserver *ls, dx_lconn *w, dx_conn *c, const dx_message_ref *m, size_t n, int *ok)
+int dx_batch_ffi(dx_lserver *ls, dx_lconn *w, dx_conn *c, const dx_message_ref *m, size_t n,
+                 int *ok, size_t *done)
 {
     lua_State *T = ls->T;
     int route = w->route;
@@ -179,6 +186,7 @@ int dx_batch_ffi(dx_lserver *ls, dx_lconn *w, dx_conn *c, const dx_message_ref *
     dx_batch_now outer = now;
     now = (dx_batch_now){ c, m, n, 0, 0 };
     *ok = dx_call(T, 2, 0, "message", w, ls->guard_ms);
+    *done = now.next;
     now = outer;
     if (route >= ls->nroutes)                  /* the server was closed by the handler */
         return 1;

@@ -122,9 +122,13 @@ void dx_conn_push(lua_State *L, dx_lconn *w);
 #if LUA_VERSION_NUM == 501
 /* LuaJIT: hands the messages m[0..n) of c (handle w) to the message
  * handler of w's route from a compiled Lua loop, in one dx_call (*ok its
- * result), and returns 1; returns 0, having done nothing, when that route
- * goes through lserver.c's run_batch instead (batch_ffi.c). */
-int dx_batch_ffi(dx_lserver *ls, dx_lconn *w, dx_conn *c, const dx_message_ref *m, size_t n, int *ok);
+ * result), and returns 1 with *done the messages it went through: fewer
+ * than n only when c is still open and the next one would close it
+ * (max_message_rate), whose close event must run from C: the caller takes
+ * m[*done..n) the other way. Returns 0, having done nothing, when that
+ * route goes through lserver.c's run_batch instead (batch_ffi.c). */
+int dx_batch_ffi(dx_lserver *ls, dx_lconn *w, dx_conn *c, const dx_message_ref *m, size_t n,
+                 int *ok, size_t *done);
 #endif
 
 /* The close event ran: the handle lets go of c and stops rooting itself. */

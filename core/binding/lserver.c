@@ -452,10 +452,14 @@ static void ev_messages(void *ud, dx_conn *c, const dx_message_ref *m, size_t n)
     }
 #if LUA_VERSION_NUM == 501
     int ok;
-    if (!ls->metrics.path && dx_batch_ffi(ls, w, c, m, n, &ok)) {
+    size_t done;
+    if (!ls->metrics.path && dx_batch_ffi(ls, w, c, m, n, &ok, &done)) {
         if (!ok)
             handler_failed(w);
-        return;
+        if (!ok || done == n)
+            return;
+        m += done;                         /* the next would close c: from here, as C calls */
+        n -= done;
     }
 #endif
     dx_batch_call b = { c, m, n, ls->metrics.path ? &ls->metrics : NULL, 0 };

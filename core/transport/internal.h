@@ -276,6 +276,9 @@ void dx_rate_refill(dx_conn *c, ev_tstamp now);
  * message for it; else 0 with the policy applied (counted in rate_limited;
  * "close": c is failed with 1008, counted in rate_closes). */
 int dx_rate_take(dx_conn *c);
+/* 1 when dx_rate_take would refuse c's next message and close c (policy
+ * close), running the close event: nothing is taken or changed. */
+int dx_rate_closes(const dx_conn *c);
 /* Frees the address table. */
 void dx_limits_free(dx_server *s);
 

@@ -233,6 +233,13 @@ void dx_rate_refill(dx_conn *c, ev_tstamp now)
     c->rate_debt = debt > 0 ? (float)debt : 0;
 }
 
+int dx_rate_closes(const dx_conn *c)
+{
+    const dx_server *s = c->srv;
+    return s->cfg.max_message_rate && !s->cfg.message_rate_drop &&
+           c->rate_debt + 1 > (float)s->cfg.message_burst;
+}
+
 int dx_rate_take(dx_conn *c)
 {
     dx_server *s = c->srv;

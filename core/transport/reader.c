@@ -357,6 +357,11 @@ int dx_conn_take_message(dx_conn *c)
     return admit(c);
 }
 
+int dx_conn_take_closes(const dx_conn *c)
+{
+    return c->state == DX_OPEN && dx_rate_closes(c);
+}
+
 /* A whole, checked message of c to the app, if admitted. */
 static inline void hand_over(dx_conn *c, const uint8_t *p, size_t len, int binary)
 {
