@@ -7,9 +7,10 @@
  * loop is Lua: `while true do if take(out) == 0 then break end
  * handler(ws, ffi.string(...), out.binary ~= 0) end`, one trace with a
  * compiled handler inlined. take is an FFI call of this file's take():
- * it admits the next message (dx_conn_take_message), gives it the whole
- * handler_timeout (dx_guard_restart) and fills out. The first error ends
- * the batch through the one protected call around it, as in run_batch.
+ * it admits the next message (dx_conn_take_message_quiet), gives it the
+ * whole handler_timeout (dx_guard_restart) and fills out. The first error
+ * ends the batch through the one protected call around it, as in
+ * run_batch.
  *
  * The take is inside the loop, after its LOOP instruction: in `while
  * take(out) ~= 0 do` the condition comes before it, so each batch's
@@ -63,10 +64,11 @@ static dx_batch_now now;
 static int take(dx_batch_out *out)
 {
     while (now.next < now.n) {
-        if (dx_conn_take_closes(now.c))
+        int taken = dx_conn_take_message_quiet(now.c);
+        if (taken < 0)
             return 0;
         const dx_message_ref *m = &now.m[now.next++];
-        if (!dx_conn_take_message(now.c))     /* closed by a handler before: counted, not handed */
+        if (!taken)                            /* closed by a handler before: counted, not handed */
             continue;
         if (now.any)
             dx_guard_restart();

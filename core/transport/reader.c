@@ -357,9 +357,11 @@ int dx_conn_take_message(dx_conn *c)
     return admit(c);
 }
 
-int dx_conn_take_closes(const dx_conn *c)
+int dx_conn_take_message_quiet(dx_conn *c)
 {
-    return c->state == DX_OPEN && dx_rate_closes(c);
+    if (c->state == DX_OPEN && c->srv->cfg.max_message_rate && dx_rate_closes(c))
+        return -1;
+    return admit(c);
 }
 
 /* A whole, checked message of c to the app, if admitted. */

@@ -338,10 +338,10 @@ int dx_conn_send(dx_conn *c, const void *data, size_t len, int binary);
  * open, or max_message_rate drops it (or closed c). */
 int dx_conn_take_message(dx_conn *c);
 
-/* 1 when dx_conn_take_message(c) would close c (max_message_rate with the
- * policy close), and so run the close event, before it returns; 0 when it
- * would return without calling the app. Changes nothing. */
-int dx_conn_take_closes(const dx_conn *c);
+/* dx_conn_take_message without calling the app: -1, having taken and
+ * changed nothing, when taking the message would close c (max_message_rate
+ * with the policy close) and so run the close event; else its 1 or 0. */
+int dx_conn_take_message_quiet(dx_conn *c);
 
 /* Payloads at least this large can be queued without a copy. */
 #define DX_SEND_HOLD_MIN (16 * 1024)
