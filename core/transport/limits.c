@@ -233,17 +233,22 @@ void dx_rate_refill(dx_conn *c, ev_tstamp now)
     c->rate_debt = debt > 0 ? (float)debt : 0;
 }
 
+/* 1 when c's bucket has a message for the next one. */
+static int bucket_has_one(const dx_conn *c)
+{
+    return c->rate_debt + 1 <= (float)c->srv->cfg.message_burst;
+}
+
 int dx_rate_closes(const dx_conn *c)
 {
     const dx_server *s = c->srv;
-    return s->cfg.max_message_rate && !s->cfg.message_rate_drop &&
-           c->rate_debt + 1 > (float)s->cfg.message_burst;
+    return s->cfg.max_message_rate && !s->cfg.message_rate_drop && !bucket_has_one(c);
 }
 
 int dx_rate_take(dx_conn *c)
 {
     dx_server *s = c->srv;
-    if (c->rate_debt + 1 <= (float)s->cfg.message_burst) {
+    if (bucket_has_one(c)) {
         c->rate_debt += 1;
         return 1;
     }
