@@ -13,6 +13,7 @@
 #include <openssl/x509v3.h>
 #include "client/client.h"
 #include "transport/queue.h"
+#include "transport/sock.h"
 #include "transport/tls.h"
 #include "protocol/client_handshake.h"
 #include "protocol/frame.h"
@@ -216,8 +217,7 @@ static void flush(dx_client *c)
     }
     while (c->out.head) {
         struct iovec iov[DX_IOV_MAX];
-        struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)dx_queue_iov(&c->out, iov) };
-        ssize_t w = sendmsg(c->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+        ssize_t w = dx_sendv(c->fd, iov, dx_queue_iov(&c->out, iov));
         if (w < 0) {
             if (errno == EINTR)
                 continue;
@@ -493,7 +493,7 @@ static void reader_cb(struct ev_loop *loop, ev_io *w, int revents)
         dst = c->x->rbuf;
         want = DX_CLIENT_RBUF;
     }
-    ssize_t n = c->ssl ? tls_read(c, dst, want) : read(c->fd, dst, want);
+    ssize_t n = c->ssl ? tls_read(c, dst, want) : recv(c->fd, dst, want, 0);
     if (n == -2)
         return;                              /* tls_read finished c */
     if (n < 0) {

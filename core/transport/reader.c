@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/socket.h>
 #include "transport/internal.h"
 #include "protocol/origin.h"
 #include "protocol/utf8.h"
@@ -702,7 +703,7 @@ static void on_readable(dx_conn *c)
     uint8_t *direct = direct_target(c, &want);
     if (direct)
         rbuf = direct;
-    ssize_t n = read(c->io.fd, rbuf, want);
+    ssize_t n = recv(c->io.fd, rbuf, want, 0);   /* not read(2): the socket's own call costs the kernel less */
     if (n <= 0) {
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
             return;

@@ -1,5 +1,6 @@
 /* The write path: a per-connection queue of output chunks, flushed with one
- * sendmsg per connection per loop iteration (the "cork"), and the wait
+ * send per connection per loop iteration (the "cork"; sendmsg for more
+ * than one piece), and the wait
  * for writable (the connection's watcher) when the socket is full. */
 #include <errno.h>
 #include <signal.h>
@@ -11,6 +12,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 #include "transport/internal.h"
+#include "transport/sock.h"
 
 uint8_t *dx_out_reserve(dx_conn *c, size_t n)
 {
@@ -127,7 +129,7 @@ void dx_out_mark_dirty(dx_conn *c)
 }
 
 /* sendfile of what is left of the file chunk o to the socket fd. Unlike
- * sendmsg it has no MSG_NOSIGNAL, and duplex.core may live in a process
+ * send it has no MSG_NOSIGNAL, and duplex.core may live in a process
  * that does not ignore SIGPIPE: the signal is blocked around the call, and
  * one it raised is taken before it is unblocked. */
 __attribute__((noinline)) static ssize_t send_file(int fd, dx_out *o)
@@ -157,10 +159,9 @@ static int flush_plain(dx_conn *c)
         ssize_t w;
         if (DX_OUT_IS_FILE(c->out.head)) {
             w = send_file(c->io.fd, c->out.head);
-        } else {                            /* the chunks up to a file go in one sendmsg */
+        } else {                            /* the chunks up to a file go in one call */
             struct iovec iov[DX_IOV_MAX];
-            struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)dx_queue_iov(&c->out, iov) };
-            w = sendmsg(c->io.fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+            w = dx_sendv(c->io.fd, iov, dx_queue_iov(&c->out, iov));
         }
         if (w < 0) {
             if (errno == EINTR)
@@ -320,7 +321,7 @@ void dx_out_flush(dx_conn *c)
 }
 
 /* Once per loop iteration, before the loop waits: every connection that was
- * sent something since goes out in one sendmsg. Events run while flushing
+ * sent something since goes out in one send. Events run while flushing
  * (a close handler sending to others) add to a fresh list, flushed too. */
 void dx_flusher_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 {
