@@ -77,8 +77,8 @@ build-luajit:
 	@$(FLAVOUR) OUT=build/luajit LUA_PKG=luajit LUA_DIR=$(PREFIX)/share/lua/5.1
 
 build-asan:
-	@$(FLAVOUR) OUT=build/asan-lua5.4 LUA_PKG=lua5.4 OPT=-O1 SAN="$(SAN_FLAGS)"
-	@$(FLAVOUR) OUT=build/asan-luajit LUA_PKG=luajit OPT=-O1 SAN="$(SAN_FLAGS)"
+	@$(FLAVOUR) OUT=build/asan-lua5.4 LUA_PKG=lua5.4 OPT=-O1 LTO= SAN="$(SAN_FLAGS)"
+	@$(FLAVOUR) OUT=build/asan-luajit LUA_PKG=luajit OPT=-O1 LTO= SAN="$(SAN_FLAGS)"
 
 # ---- tests ----
 
@@ -252,7 +252,7 @@ ROCK_OUT = build/rock/$(notdir $(patsubst %/,%,$(LUA_INCDIR)))
 
 rock:
 	@test -n "$(LUA_INCDIR)" || { echo "make rock: LUA_INCDIR (the Lua headers) is not set; run luarocks make"; exit 2; }
-	@$(FLAVOUR) OUT=$(ROCK_OUT) LUA_CFLAGS=-I$(LUA_INCDIR) LUA_LIBS= WERROR= OPT= \
+	@$(FLAVOUR) OUT=$(ROCK_OUT) LUA_CFLAGS=-I$(LUA_INCDIR) LUA_LIBS= WERROR= OPT= LTO= \
 		CFLAGS="$(CFLAGS) $(DEP_CFLAGS)" LDFLAGS="$(LDFLAGS) $(DEP_LDFLAGS)" \
 		$(ROCK_OUT)/lib/duplex/core.so
 
