@@ -1,7 +1,7 @@
 /* The write path: a per-connection queue of output chunks, flushed with one
- * send per connection per loop iteration (the "cork"; sendmsg for more
- * than one piece), and the wait
- * for writable (the connection's watcher) when the socket is full. */
+ * send (sendmsg for several chunks) per connection per loop iteration (the
+ * "cork"), and the wait for writable (the connection's watcher) when the
+ * socket is full. */
 #include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -321,7 +321,7 @@ void dx_out_flush(dx_conn *c)
 }
 
 /* Once per loop iteration, before the loop waits: every connection that was
- * sent something since goes out in one send. Events run while flushing
+ * sent something since goes out in one call. Events run while flushing
  * (a close handler sending to others) add to a fresh list, flushed too. */
 void dx_flusher_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 {
