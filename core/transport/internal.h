@@ -277,7 +277,8 @@ void dx_rate_refill(dx_conn *c, ev_tstamp now);
  * "close": c is failed with 1008, counted in rate_closes). */
 int dx_rate_take(dx_conn *c);
 /* 1 when dx_rate_take would refuse c's next message and close c (policy
- * close), running the close event: nothing is taken or changed. */
+ * close), running the close event: nothing is taken or changed. Like
+ * dx_rate_take, only while max_message_rate is on. */
 int dx_rate_closes(const dx_conn *c);
 /* Frees the address table. */
 void dx_limits_free(dx_server *s);

@@ -241,8 +241,7 @@ static int bucket_has_one(const dx_conn *c)
 
 int dx_rate_closes(const dx_conn *c)
 {
-    const dx_server *s = c->srv;
-    return s->cfg.max_message_rate && !s->cfg.message_rate_drop && !bucket_has_one(c);
+    return !c->srv->cfg.message_rate_drop && !bucket_has_one(c);
 }
 
 int dx_rate_take(dx_conn *c)
